@@ -1,0 +1,4 @@
+//! Handshake messages, their reassembly from fragments.
+
+pub mod msg;
+pub(crate) mod reassembly;

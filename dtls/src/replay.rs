@@ -6,18 +6,24 @@
 /// Smallest window RFC 6347 §4.1.2.6 allows.
 pub const MIN_WINDOW: usize = 64;
 
-/// A bitmap of recently seen sequence numbers below the highest one seen.
+/// A ring of bits over the most recent sequence numbers: bit `seq % bits`
+/// says whether `seq` was seen. Advancing the top clears only the words it
+/// passes, so the common case (next sequence number) touches one word.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReplayWindow {
-    /// Highest sequence number committed, plus one (0 = nothing seen).
+    /// Highest sequence number committed (meaningful once `seen_any`).
     top: u64,
-    /// Bit `i` of the window (word i/64, bit i%64) is sequence `top - 1 - i`.
+    seen_any: bool,
+    /// Window size in sequence numbers (a multiple of 64).
+    size: u64,
+    /// `size / 64 + 1` words rounded up to a power of two, so that every
+    /// sequence number in `(top - size, top]` has its own bit.
     bits: Box<[u64]>,
 }
 
 impl core::fmt::Debug for ReplayWindow {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReplayWindow").field("top", &self.top).field("size", &self.size()).finish()
+        f.debug_struct("ReplayWindow").field("top", &self.highest()).field("size", &self.size).finish()
     }
 }
 
@@ -26,76 +32,67 @@ impl ReplayWindow {
     /// of 64, and never below [`MIN_WINDOW`]).
     pub fn new(size: usize) -> Self {
         let words = size.max(MIN_WINDOW).div_ceil(64);
-        Self { top: 0, bits: vec![0; words].into_boxed_slice() }
+        let ring = (words + 1).next_power_of_two();
+        Self { top: 0, seen_any: false, size: words as u64 * 64, bits: vec![0; ring].into_boxed_slice() }
     }
 
     /// Number of sequence numbers the window tracks.
     pub fn size(&self) -> usize {
-        self.bits.len() * 64
+        usize::try_from(self.size).unwrap_or(usize::MAX)
     }
 
     /// The highest sequence number committed, if any.
     pub fn highest(&self) -> Option<u64> {
-        self.top.checked_sub(1)
+        self.seen_any.then_some(self.top)
+    }
+
+    fn slot(&self, seq: u64) -> (usize, u64) {
+        let mask = self.bits.len() - 1;
+        (usize::try_from(seq / 64).unwrap_or(0) & mask, 1 << (seq % 64))
     }
 
     /// Whether `seq` may be new: above the window's top, or inside it and
     /// not seen. Too old (left of the window) or already seen → `false`.
+    #[inline]
     pub fn check(&self, seq: u64) -> bool {
-        if seq >= self.top {
+        if !self.seen_any || seq > self.top {
             return true;
         }
-        let back = self.top - 1 - seq;
-        match usize::try_from(back) {
-            Ok(back) if back < self.size() => !self.bit(back),
-            _ => false,
+        if self.top - seq >= self.size {
+            return false;
         }
+        let (w, b) = self.slot(seq);
+        self.bits.get(w).is_some_and(|word| word & b == 0)
     }
 
     /// Marks `seq` seen. Call only after the record authenticated.
+    #[inline]
     pub fn commit(&mut self, seq: u64) {
-        if seq >= self.top {
-            let shift = seq - self.top + 1;
-            self.shift_left(shift);
-            self.top = seq + 1;
-            self.set_bit(0);
-        } else if let Ok(back) = usize::try_from(self.top - 1 - seq) {
-            if back < self.size() {
-                self.set_bit(back);
+        if !self.seen_any || seq > self.top {
+            let (from, to) = if self.seen_any { (self.top / 64, seq / 64) } else { (seq / 64, seq / 64) };
+            let words = self.bits.len() as u64;
+            // Clear the words of every block the top moves into.
+            let advance = (to - from).min(words);
+            for block in (to + 1 - advance)..=to {
+                let (w, _) = self.slot(block * 64);
+                if let Some(word) = self.bits.get_mut(w) {
+                    *word = 0;
+                }
             }
+            if !self.seen_any {
+                let (w, _) = self.slot(seq);
+                if let Some(word) = self.bits.get_mut(w) {
+                    *word = 0;
+                }
+            }
+            self.top = seq;
+            self.seen_any = true;
+        } else if self.top - seq >= self.size {
+            return;
         }
-    }
-
-    fn bit(&self, i: usize) -> bool {
-        self.bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1)
-    }
-
-    fn set_bit(&mut self, i: usize) {
-        if let Some(w) = self.bits.get_mut(i / 64) {
-            *w |= 1 << (i % 64);
-        }
-    }
-
-    /// Moves every bit `n` positions towards older sequence numbers.
-    fn shift_left(&mut self, n: u64) {
-        let size = self.size();
-        let n = match usize::try_from(n) {
-            Ok(n) if n < size => n,
-            _ => {
-                self.bits.iter_mut().for_each(|w| *w = 0);
-                return;
-            }
-        };
-        let (words, bits) = (n / 64, n % 64);
-        let len = self.bits.len();
-        for i in (0..len).rev() {
-            let src = i.checked_sub(words);
-            let hi = src.and_then(|s| self.bits.get(s)).copied().unwrap_or(0);
-            let lo = src.and_then(|s| s.checked_sub(1)).and_then(|s| self.bits.get(s)).copied().unwrap_or(0);
-            let v = if bits == 0 { hi } else { (hi << bits) | (lo >> (64 - bits)) };
-            if let Some(w) = self.bits.get_mut(i) {
-                *w = v;
-            }
+        let (w, b) = self.slot(seq);
+        if let Some(word) = self.bits.get_mut(w) {
+            *word |= b;
         }
     }
 }

@@ -100,6 +100,8 @@ pub struct Stats {
     pub retransmits: u64,
     /// Renegotiation attempts we refused.
     pub renegotiations_refused: u64,
+    /// Handshake fragments that carried only part of a message.
+    pub partial_fragments: u64,
 }
 
 /// Why [`Connection::send`] refused.
@@ -319,6 +321,9 @@ impl Connection {
                 self.core.stats.renegotiations_refused += 1;
                 self.core.send_alert(AlertLevel::WARNING, AlertDescription::NO_RENEGOTIATION);
                 continue;
+            }
+            if !f.is_complete() {
+                self.core.stats.partial_fragments += 1;
             }
             match self.core.reasm.insert(epoch, &f) {
                 Inserted::Accepted => {}

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# corridor test runner: installs the interop peers, then runs fmt, clippy,
+# build and the whole test suite (the tests inside a private network namespace).
+#
+# Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
+# reads stdin. Every step prints a banner; any failure exits non-zero.
+#
+#   bash scripts/test.sh
+#
+# Environment:
+#   CORRIDOR_PEERS_VENV  exported by this script (default $REPO/target/peers-venv):
+#                        the Python venv holding python-mbedtls for the DTLS peers.
+set -euo pipefail
+set -o errtrace # the ERR trap below also fires inside functions
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+
+export DEBIAN_FRONTEND=noninteractive
+if [ "${CI:-}" = "true" ]; then
+    # No progress bars in CI logs.
+    export CARGO_TERM_PROGRESS_WHEN=never
+    export PIP_PROGRESS_BAR=off
+fi
+
+APT_PACKAGES=(openssl gnutls-bin libgnutls28-dev pkg-config gcc iproute2 util-linux python3 python3-venv)
+MBEDTLS_PIP_SPEC="python-mbedtls==2.10.1"
+export CORRIDOR_PEERS_VENV="${CORRIDOR_PEERS_VENV:-$REPO/target/peers-venv}"
+
+CURRENT_STEP="(setup)"
+banner() {
+    CURRENT_STEP="$*"
+    printf '\n==================== %s ====================\n' "$*"
+}
+on_error() {
+    local rc=$?
+    printf '\n!!!!!!!!!!!!!!!!!!!! FAILED (exit %s): %s !!!!!!!!!!!!!!!!!!!!\n' "$rc" "$CURRENT_STEP" >&2
+    exit "$rc"
+}
+trap on_error ERR
+
+# Run a command as root: directly when we are root, through non-interactive sudo otherwise.
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo -n "$@"
+    else
+        echo "need root (or passwordless sudo) to run: $*" >&2
+        return 1
+    fi
+}
+
+pkg_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+# python3 -m venv only creates working venvs when ensurepip is there: Debian's
+# python3 has the venv module but ships ensurepip in python3-venv.
+python_venv_works() {
+    command -v python3 >/dev/null 2>&1 &&
+        python3 -m venv --help >/dev/null 2>&1 &&
+        python3 -c 'import ensurepip' >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------------------
+banner "system packages"
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    if [ "$p" = python3-venv ] && python_venv_works; then
+        continue
+    fi
+    pkg_installed "$p" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    as_root apt-get update
+    as_root apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "all present: ${APT_PACKAGES[*]}"
+fi
+for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "still missing after install: $tool" >&2; false; }
+done
+echo "openssl: $(openssl version)"
+echo "gnutls:  $(gnutls-cli --version 2>/dev/null | sed -n 1p || true)"
+
+# ---------------------------------------------------------------------------
+banner "rust toolchain components"
+if command -v rustup >/dev/null 2>&1; then
+    installed_components="$(rustup component list --installed 2>/dev/null || true)"
+    for c in rustfmt clippy; do
+        if ! grep -q "^$c" <<<"$installed_components"; then
+            rustup component add "$c"
+        fi
+    done
+else
+    echo "rustup not found; using the cargo/rustfmt/clippy on PATH"
+fi
+cargo --version
+rustc --version
+
+# ---------------------------------------------------------------------------
+banner "python peers venv ($CORRIDOR_PEERS_VENV)"
+venv_py="$CORRIDOR_PEERS_VENV/bin/python"
+if [ ! -x "$venv_py" ] || ! "$venv_py" -c 'import sys' >/dev/null 2>&1; then
+    echo "creating venv"
+    rm -rf "$CORRIDOR_PEERS_VENV"
+    mkdir -p "$(dirname "$CORRIDOR_PEERS_VENV")"
+    python3 -m venv "$CORRIDOR_PEERS_VENV"
+fi
+if ! "$venv_py" -c 'import mbedtls' >/dev/null 2>&1; then
+    echo "installing $MBEDTLS_PIP_SPEC"
+    "$venv_py" -m pip install --quiet --disable-pip-version-check --no-input "$MBEDTLS_PIP_SPEC"
+fi
+"$venv_py" -c 'import mbedtls, mbedtls.version; print("python-mbedtls", mbedtls.__version__, "/", mbedtls.version.version)'
+
+# ---------------------------------------------------------------------------
+banner "cargo fmt --check"
+cargo fmt --all -- --check
+
+banner "cargo clippy (-D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+banner "cargo build (all targets)"
+cargo build --workspace --all-targets
+
+banner "cargo test --no-run"
+cargo test --workspace --no-run
+
+# ---------------------------------------------------------------------------
+# Private network namespace: its only interface is lo, so every peer (gnutls-serv
+# binds 0.0.0.0 and ::) is reachable from nothing outside, and ports are private.
+banner "cargo test (private network namespace)"
+if [ "$(id -u)" -eq 0 ]; then
+    unshare_args=(--net)
+else
+    unshare_args=(--net --map-root-user)
+fi
+unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --workspace --offline' </dev/null
+
+banner "all checks passed"

@@ -34,6 +34,8 @@ pub mod connection;
 mod cookie;
 pub mod crypto;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod handshake;
 pub mod keys;
 pub mod protection;

@@ -67,18 +67,17 @@ fn every_datagram_duplicated() {
 
 #[test]
 fn reordered_flights_and_early_epoch1_records() {
-    let mut p = Pair::new(client_config(), server_config());
-    // Tiny datagrams put every record in its own datagram; reversing each
-    // batch makes Finished arrive before ChangeCipherSpec and ServerHelloDone
-    // before ServerHello.
-    p.client = {
-        let mut c = client_config();
-        c.common.max_datagram_size = 128;
-        dtls::Connection::client(std::sync::Arc::new(c), p.now).expect("client")
-    };
+    let mut s = server_config();
+    s.identity_hint = Some(b"hint".to_vec());
+    let mut p = Pair::new(client_config(), s);
+    // One record per datagram, each batch reversed: ServerHelloDone arrives
+    // before ServerHello, and Finished (epoch 1) before ChangeCipherSpec.
+    p.faults.split_records = true;
     p.faults.reverse_batches = true;
     p.drive(Duration::from_secs(10));
     connected(&p);
+    assert!(p.client.stats().early_epoch1 >= 1, "{:?}", p.client.stats());
+    assert!(p.server.as_ref().expect("server").stats().early_epoch1 >= 1);
     exchange(&mut p);
 }
 
@@ -89,13 +88,14 @@ fn pmtu_small_enough_to_fragment_every_flight() {
     c.session_id = vec![7; 32];
     let mut s = server_config();
     s.common.max_datagram_size = 128;
-    s.identity_hint = Some(vec![b'h'; 100]);
+    s.identity_hint = Some(vec![b'h'; 120]);
     let mut p = Pair::new(c, s);
     p.drive(Duration::from_secs(10));
     connected(&p);
     assert!(p.sent[0] >= 4 && p.sent[1] >= 4, "flights were split: {:?}", p.sent);
+    assert!(p.client.stats().partial_fragments >= 2, "the hint's ServerKeyExchange came in fragments");
     let info = p.client.handshake_info().expect("info");
-    assert_eq!(info.psk_identity_hint.as_deref(), Some(&[b'h'; 100][..]));
+    assert_eq!(info.psk_identity_hint.as_deref(), Some(&[b'h'; 120][..]));
     exchange(&mut p);
 }
 
@@ -246,4 +246,32 @@ fn lost_server_finished_is_resent_after_hand_off_without_reusing_sequence_number
     assert!(server.send(b"x").is_err(), "a handed-off connection never seals again");
     p.drive(Duration::from_secs(5));
     assert!(p.client.is_established(), "the frozen final flight was resent: {}", p.log.join("\n"));
+}
+
+#[test]
+fn renegotiation_is_refused_with_a_warning_alert() {
+    use dtls::handshake::msg::put_header;
+    use dtls::{AlertDescription, AlertLevel, ContentType, HandshakeType, RecordProtection};
+    let mut p = Pair::default_pair();
+    p.drive(Duration::from_secs(5));
+    connected(&p);
+    // The client side's own keys seal an epoch-1 ClientHello: a renegotiation.
+    let mut keys = RecordProtection::<dtls::crypto::AwsLc>::new(p.client.export_session().expect("keys")).expect("rp");
+    let mut hs = Vec::new();
+    put_header(&mut hs, HandshakeType::CLIENT_HELLO, 4, 9, 0, 4);
+    hs.extend_from_slice(&[0xfe, 0xfd, 0, 0]);
+    let mut buf = vec![0u8; keys.headroom() + hs.len() + keys.tailroom()];
+    buf[keys.headroom()..keys.headroom() + hs.len()].copy_from_slice(&hs);
+    let n = keys.seal_in_place(ContentType::HANDSHAKE, &mut buf, hs.len()).expect("seal");
+    let server = p.server.as_mut().expect("server");
+    server.handle_datagram(p.now, &buf[..n]);
+    assert_eq!(server.stats().renegotiations_refused, 1);
+    assert!(server.is_established(), "refusal is not fatal");
+    let mut alert = Vec::new();
+    assert!(server.poll_transmit(&mut alert));
+    p.client.handle_datagram(p.now, &alert);
+    assert_eq!(
+        p.client.poll_event(),
+        Some(Event::Alert { level: AlertLevel::WARNING, description: AlertDescription::NO_RENEGOTIATION })
+    );
 }

@@ -102,6 +102,8 @@ pub struct Stats {
     pub renegotiations_refused: u64,
     /// Handshake fragments that carried only part of a message.
     pub partial_fragments: u64,
+    /// Epoch-1 records held until the peer's ChangeCipherSpec arrived.
+    pub early_epoch1: u64,
 }
 
 /// Why [`Connection::send`] refused.
@@ -264,6 +266,7 @@ impl Connection {
             (1, _) if self.core.read_active => self.open_epoch1(now, rec.into_inner(), peer_retransmitted),
             (1, _) if self.core.keys.is_some() || self.core.status == Status::Handshaking => {
                 if self.core.early.len() < engine::MAX_EARLY_RECORDS {
+                    self.core.stats.early_epoch1 += 1;
                     self.core.early.push(rec.into_inner().get(..rec.total_len()).unwrap_or_default().to_vec());
                 } else {
                     self.core.stats.unexpected += 1;

@@ -34,6 +34,8 @@ pub struct Faults {
     pub duplicate_all: bool,
     /// Reverse the order of every batch of datagrams sent in one step.
     pub reverse_batches: bool,
+    /// Send every record in a datagram of its own.
+    pub split_records: bool,
 }
 
 pub struct Pair {
@@ -122,11 +124,19 @@ impl Pair {
     }
 
     /// Moves every queued datagram from both endpoints onto the wire.
+    fn split(&self, d: &[u8], batch: &mut Vec<Vec<u8>>) {
+        if self.faults.split_records {
+            batch.extend(dtls::record::Records::new(d).map(|r| r.into_inner().to_vec()));
+        } else {
+            batch.push(d.to_vec());
+        }
+    }
+
     fn flush(&mut self) {
         let mut buf = Vec::new();
         let mut batch = Vec::new();
         while self.client.poll_transmit(&mut buf) {
-            batch.push(buf.clone());
+            self.split(&buf, &mut batch);
         }
         if self.faults.reverse_batches {
             batch.reverse();
@@ -134,10 +144,14 @@ impl Pair {
         for d in batch.drain(..) {
             self.route(Dir::ClientToServer, d);
         }
+        let mut from_server = Vec::new();
         if let Some(s) = self.server.as_mut() {
             while s.poll_transmit(&mut buf) {
-                batch.push(buf.clone());
+                from_server.push(buf.clone());
             }
+        }
+        for d in from_server {
+            self.split(&d, &mut batch);
         }
         if self.faults.reverse_batches {
             batch.reverse();

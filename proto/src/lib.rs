@@ -1,0 +1,10 @@
+//! OpenConnect wire formats and the values that cross corridor's threads.
+//!
+//! Pure functions over bytes: no I/O, no clock, no unsafe. The exact bytes
+//! and traps are in `shared/reference/openconnect-protocol.md`; each module
+//! cites the section it implements.
+
+#![forbid(unsafe_code)]
+
+pub mod grant;
+pub mod ip;

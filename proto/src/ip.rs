@@ -41,7 +41,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         if ihl < 20 {
             return Err(IpError::BadHeaderLength);
         }
-        let total = b.get(2..4).map(|t| usize::from(u16::from_be_bytes([t[0], t[1]]))).ok_or(IpError::Truncated)?;
+        let total = b
+            .get(2..4)
+            .and_then(|t| <[u8; 2]>::try_from(t).ok())
+            .map(|t| usize::from(u16::from_be_bytes(t)))
+            .ok_or(IpError::Truncated)?;
         if total < ihl {
             return Err(IpError::BadHeaderLength);
         }
@@ -69,7 +73,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Total length from the header (≤ the buffer length).
     pub fn total_len(&self) -> usize {
-        self.b().get(2..4).map_or(0, |t| usize::from(u16::from_be_bytes([t[0], t[1]])))
+        self.b().get(2..4).and_then(|t| <[u8; 2]>::try_from(t).ok()).map_or(0, |t| usize::from(u16::from_be_bytes(t)))
     }
 
     pub fn protocol(&self) -> IpProtocol {
@@ -93,8 +97,8 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 /// Reads the destination of an IPv4 packet without a full check: the TUN
 /// read path's cheapest possible classification.
 pub fn ipv4_dst(packet: &[u8]) -> Option<Ipv4Addr> {
-    let s = packet.get(16..20)?;
-    (packet.first()? >> 4 == 4).then(|| Ipv4Addr::new(s[0], s[1], s[2], s[3]))
+    let s: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+    (packet.first()? >> 4 == 4).then(|| Ipv4Addr::from(s))
 }
 
 /// An IPv4 network: address and prefix length.

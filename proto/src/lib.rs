@@ -6,5 +6,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod connect;
+pub mod cstp;
 pub mod grant;
+pub mod http;
 pub mod ip;
+pub mod mtu;
+mod xml;

@@ -1,0 +1,800 @@
+//! The XML auth documents (protocol reference §2.3–§2.6): reading the
+//! client's `init` and `auth-reply` POST bodies, writing the `auth-request`
+//! form, the success document and the final failure document.
+//!
+//! What goes on the wire follows what openconnect's `auth.c` looks for, not
+//! a schema: an `<auth>` element with an `id` (`success` or a form), a
+//! `<form>` with `method="post"` and an `action`, `<input>`s with a `type`
+//! and a `name`, an optional `group_list` select (§2.4).
+
+use core::fmt;
+
+use zeroize::Zeroizing;
+
+pub use crate::xml::XmlError;
+use crate::xml::{self, Event, Reader};
+
+/// Largest document parsed, equal to the HTTP layer's default body limit;
+/// observed documents are under 400 bytes (Appendix A.1).
+pub const MAX_DOCUMENT: usize = 64 * 1024;
+
+/// Longest text value kept (user name, password, device id …).
+pub const MAX_VALUE: usize = 4 * 1024;
+
+/// Longest `<opaque>` content kept.
+pub const MAX_OPAQUE: usize = 16 * 1024;
+
+/// Most answers accepted under `<auth>`.
+pub const MAX_ANSWERS: usize = 32;
+
+/// The `type` attribute of the client's `<config-auth>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthDocType {
+    /// First POST of a login (§2.3).
+    Init,
+    /// Answers to a form (§2.5).
+    AuthReply,
+    Logout,
+    /// Missing or anything else.
+    Other,
+}
+
+/// Why a client document was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthXmlError {
+    /// Over [`MAX_DOCUMENT`] bytes.
+    TooLarge,
+    /// Not an XML document this crate reads.
+    Xml(XmlError),
+    /// The root element is not `<config-auth>`.
+    NotConfigAuth,
+    /// A value over [`MAX_VALUE`] (or an opaque over [`MAX_OPAQUE`]).
+    ValueTooLong,
+    /// A field we read appears twice; refusing beats guessing which copy
+    /// another component will look at.
+    DuplicateField,
+    /// An element inside a field that should hold only text.
+    NestedField,
+    /// More than [`MAX_ANSWERS`] answers under `<auth>`.
+    TooManyAnswers,
+}
+
+impl fmt::Display for AuthXmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge => f.write_str("auth document too large"),
+            Self::Xml(e) => write!(f, "auth document: {e}"),
+            Self::NotConfigAuth => f.write_str("auth document root is not <config-auth>"),
+            Self::ValueTooLong => f.write_str("auth document value too long"),
+            Self::DuplicateField => f.write_str("auth document repeats a field"),
+            Self::NestedField => f.write_str("auth document has markup inside a text field"),
+            Self::TooManyAnswers => f.write_str("auth document has too many answers"),
+        }
+    }
+}
+
+impl std::error::Error for AuthXmlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Xml(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<XmlError> for AuthXmlError {
+    fn from(e: XmlError) -> Self {
+        Self::Xml(e)
+    }
+}
+
+/// What the gateway needs from a client document (§2.3, §2.5). Text is
+/// unescaped; absent elements are `None`, empty ones `Some("")`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientAuth {
+    pub doc_type: AuthDocType,
+    /// `<auth><username>`.
+    pub username: Option<String>,
+    /// `<auth><password>` (openconnect also sends `answer`, `whichpin` and
+    /// `new_password` inputs under this name). Wiped on drop.
+    pub password: Option<Zeroizing<String>>,
+    /// `<group-select>`: the chosen `group_list` option, or `--authgroup`.
+    pub group_select: Option<String>,
+    /// `<group-access>`: the URL the user typed (`init` only).
+    pub group_access: Option<String>,
+    /// `<device-id>`: the platform (`linux-64`, `win`, `apple-ios` …).
+    pub device_id: Option<String>,
+    /// `<version who="vpn">`, e.g. `v9.01-3`.
+    pub client_version: Option<String>,
+    /// The content of `<opaque>`, verbatim and still escaped: the client
+    /// copies the element back unchanged from our previous response (§2.4).
+    pub opaque: Option<String>,
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientAuth")
+            .field("doc_type", &self.doc_type)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("group_select", &self.group_select)
+            .field("group_access", &self.group_access)
+            .field("device_id", &self.device_id)
+            .field("client_version", &self.client_version)
+            .field("opaque", &self.opaque)
+            .finish()
+    }
+}
+
+/// One `<NAME>value</NAME>` under the client's `<auth>`: every input of
+/// the form we sent comes back this way, hidden ones included (§2.5).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthAnswer {
+    pub name: String,
+    /// Wiped on drop: it may be a password or a one-time code.
+    pub value: Zeroizing<String>,
+}
+
+impl fmt::Debug for AuthAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthAnswer").field("name", &self.name).field("value", &"<redacted>").finish()
+    }
+}
+
+/// Reads a client `config-auth` document (§2.3, §2.5).
+///
+/// Tolerates the XML declaration, a byte-order mark, whitespace, comments
+/// and elements it does not know (`capabilities`, `host-scan-token` …).
+/// Refuses DOCTYPE and entity declarations, unknown entities, documents
+/// over [`MAX_DOCUMENT`] and values over [`MAX_VALUE`].
+pub fn parse_client_auth(body: &[u8]) -> Result<ClientAuth, AuthXmlError> {
+    read(body).map(|(auth, _)| auth)
+}
+
+/// Every answer under the client's `<auth>`, in document order, for forms
+/// with more than a user name and password (hidden fields, second factors).
+/// Same acceptance rules as [`parse_client_auth`]; an answer name repeated
+/// is [`AuthXmlError::DuplicateField`].
+pub fn parse_auth_answers(body: &[u8]) -> Result<Vec<AuthAnswer>, AuthXmlError> {
+    read(body).map(|(_, answers)| answers)
+}
+
+/// Where a text element's content goes. `username` and `password` are
+/// answers like any other and copied out when stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    GroupSelect,
+    GroupAccess,
+    DeviceId,
+    Version,
+    /// Index into the answers.
+    Answer(usize),
+}
+
+/// A text element being read: its slot, depth and content so far.
+struct Capture {
+    slot: Slot,
+    depth: usize,
+    text: Zeroizing<String>,
+}
+
+fn read(body: &[u8]) -> Result<(ClientAuth, Vec<AuthAnswer>), AuthXmlError> {
+    if body.len() > MAX_DOCUMENT {
+        return Err(AuthXmlError::TooLarge);
+    }
+    let doc = core::str::from_utf8(body).map_err(|_| XmlError::NotUtf8)?;
+    let mut reader = Reader::new(doc);
+    let mut auth = ClientAuth {
+        doc_type: AuthDocType::Other,
+        username: None,
+        password: None,
+        group_select: None,
+        group_access: None,
+        device_id: None,
+        client_version: None,
+        opaque: None,
+    };
+    let mut answers: Vec<AuthAnswer> = Vec::new();
+    let mut capture: Option<Capture> = None;
+    // Depth and content offset of an open <opaque>.
+    let mut opaque: Option<(usize, usize)> = None;
+
+    while let Some(event) = reader.next_event()? {
+        match event {
+            Event::Start { name, attributes } => {
+                if capture.is_some() {
+                    return Err(AuthXmlError::NestedField);
+                }
+                let depth = reader.depth();
+                if opaque.is_some() {
+                    continue;
+                }
+                let slot = match (reader.path(), name) {
+                    ([_], "config-auth") => {
+                        let kind = attributes.iter().find(|a| a.name == "type").map(|a| a.raw_value);
+                        auth.doc_type = match kind {
+                            Some("init") => AuthDocType::Init,
+                            Some("auth-reply") => AuthDocType::AuthReply,
+                            Some("logout") => AuthDocType::Logout,
+                            _ => AuthDocType::Other,
+                        };
+                        None
+                    }
+                    ([_], _) => return Err(AuthXmlError::NotConfigAuth),
+                    ([_, _], "version") => Some(Slot::Version),
+                    ([_, _], "device-id") => Some(Slot::DeviceId),
+                    ([_, _], "group-select") => Some(Slot::GroupSelect),
+                    ([_, _], "group-access") => Some(Slot::GroupAccess),
+                    ([_, _], "opaque") => {
+                        if auth.opaque.is_some() {
+                            return Err(AuthXmlError::DuplicateField);
+                        }
+                        opaque = Some((depth, reader.position()));
+                        None
+                    }
+                    ([_, "auth", _], answer) => {
+                        if answers.iter().any(|a| a.name == answer) {
+                            return Err(AuthXmlError::DuplicateField);
+                        }
+                        if answers.len() == MAX_ANSWERS {
+                            return Err(AuthXmlError::TooManyAnswers);
+                        }
+                        answers.push(AuthAnswer { name: answer.to_owned(), value: Zeroizing::new(String::new()) });
+                        Some(Slot::Answer(answers.len() - 1))
+                    }
+                    _ => None,
+                };
+                if let Some(slot) = slot {
+                    capture = Some(Capture { slot, depth, text: Zeroizing::new(String::new()) });
+                }
+            }
+            Event::Text(raw) => {
+                if let Some(c) = capture.as_mut() {
+                    append(&mut c.text, raw, true)?;
+                }
+            }
+            Event::CData(literal) => {
+                if let Some(c) = capture.as_mut() {
+                    append(&mut c.text, literal, false)?;
+                }
+            }
+            Event::End { .. } => {
+                let depth = reader.depth() + 1;
+                if let Some((opaque_depth, from)) = opaque {
+                    if depth == opaque_depth {
+                        let content = reader.slice(from, reader.token_start());
+                        if content.len() > MAX_OPAQUE {
+                            return Err(AuthXmlError::ValueTooLong);
+                        }
+                        auth.opaque = Some(content.to_owned());
+                        opaque = None;
+                    }
+                    continue;
+                }
+                if let Some(c) = capture.take_if(|c| c.depth == depth) {
+                    store(&mut auth, &mut answers, c)?;
+                }
+            }
+        }
+    }
+    Ok((auth, answers))
+}
+
+/// Adds `raw` (escaped when `escaped`) to a field, bounded by [`MAX_VALUE`].
+/// A field that must grow moves to a new buffer and the old one is wiped
+/// on drop, so a password never sits in freed memory unwiped.
+fn append(text: &mut Zeroizing<String>, raw: &str, escaped: bool) -> Result<(), AuthXmlError> {
+    // Unescaping never lengthens text, so this buffer never reallocates.
+    let mut expanded = Zeroizing::new(String::with_capacity(raw.len()));
+    if escaped {
+        xml::unescape_into(raw, &mut expanded)?;
+    } else {
+        expanded.push_str(raw);
+    }
+    let needed = text.len().saturating_add(expanded.len());
+    if needed > MAX_VALUE {
+        return Err(AuthXmlError::ValueTooLong);
+    }
+    if needed > text.capacity() {
+        let mut grown = Zeroizing::new(String::with_capacity(needed));
+        grown.push_str(text);
+        grown.push_str(&expanded);
+        *text = grown;
+    } else {
+        text.push_str(&expanded);
+    }
+    Ok(())
+}
+
+/// Moves a finished text field into its place.
+fn store(auth: &mut ClientAuth, answers: &mut [AuthAnswer], c: Capture) -> Result<(), AuthXmlError> {
+    fn set(field: &mut Option<String>, text: &str) -> Result<(), AuthXmlError> {
+        if field.is_some() {
+            return Err(AuthXmlError::DuplicateField);
+        }
+        *field = Some(text.to_owned());
+        Ok(())
+    }
+    match c.slot {
+        Slot::Version => set(&mut auth.client_version, &c.text),
+        Slot::DeviceId => set(&mut auth.device_id, &c.text),
+        Slot::GroupSelect => set(&mut auth.group_select, &c.text),
+        Slot::GroupAccess => set(&mut auth.group_access, &c.text),
+        Slot::Answer(i) => {
+            // `i` was the index of the answer pushed with this capture.
+            let answer = answers.get_mut(i).ok_or(AuthXmlError::DuplicateField)?;
+            match answer.name.as_str() {
+                "username" => auth.username = Some(c.text.as_str().to_owned()),
+                "password" => auth.password = Some(c.text.clone()),
+                _ => {}
+            }
+            answer.value = c.text;
+            Ok(())
+        }
+    }
+}
+
+/// The kind of a form input (§2.4). openconnect also knows `sso`, which
+/// this gateway does not offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldKind {
+    Text,
+    /// Not echoed by the client.
+    Password,
+    /// Not shown; the client sends `value` back unchanged.
+    Hidden,
+}
+
+impl FieldKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Text => "text",
+            Self::Password => "password",
+            Self::Hidden => "hidden",
+        }
+    }
+}
+
+/// One `<input>` of a form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormField {
+    pub kind: FieldKind,
+    /// Becomes the element name of the answer (§2.5), so it must be an XML
+    /// name such as `username`; `answer`, `whichpin` and `new_password`
+    /// come back as `password`.
+    pub name: String,
+    /// The prompt, e.g. `Username:`.
+    pub label: String,
+    /// The value a hidden field carries; a default for the others.
+    pub value: Option<String>,
+}
+
+/// An `auth-request` form (§2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthForm {
+    /// Shown above the form; empty for none.
+    pub message: String,
+    /// Shown as an error before the form is presented again
+    /// (e.g. `Login failed.`, as ocserv does after a wrong password).
+    pub error: Option<String>,
+    /// Path the answers are POSTed to (the client's default is `/`).
+    pub action: String,
+    pub fields: Vec<FormField>,
+    /// Auth groups offered in a `group_list` select when non-empty; the
+    /// choice comes back as `<group-select>`.
+    pub groups: Vec<String>,
+}
+
+const XML_DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// ocserv's server version element; the client does not check it (§2.4).
+const SERVER_VERSION: &str = "<version who=\"sg\">0.1(1)</version>\n";
+
+/// The `auth-request` document asking for `form`'s fields (§2.4), laid out
+/// byte for byte as ocserv does (Appendix A.1). All text and attribute
+/// values are escaped.
+///
+/// ```text
+/// <config-auth client="vpn" type="auth-request">
+/// <version who="sg">0.1(1)</version>
+/// <auth id="main">
+/// <message>…</message><error>…</error>
+/// <form method="post" action="/auth">
+/// <select name="group_list" label="Group:"><option value="g">g</option></select>
+/// <input type="text" name="username" label="Username:" />
+/// </form></auth>
+/// </config-auth>
+/// ```
+pub fn auth_request_xml(form: &AuthForm) -> String {
+    let mut x = String::with_capacity(512);
+    x.push_str(XML_DECLARATION);
+    x.push_str("<config-auth client=\"vpn\" type=\"auth-request\">\n");
+    x.push_str(SERVER_VERSION);
+    x.push_str("<auth id=\"main\">\n");
+    if !form.message.is_empty() {
+        element(&mut x, "message", &form.message);
+    }
+    if let Some(error) = &form.error {
+        element(&mut x, "error", error);
+    }
+    x.push_str("<form method=\"post\" action=\"");
+    // An empty action would make the client refuse the form (auth.c).
+    xml::escape_into(if form.action.is_empty() { "/" } else { &form.action }, &mut x);
+    x.push_str("\">\n");
+    if !form.groups.is_empty() {
+        x.push_str("<select name=\"group_list\" label=\"Group:\">\n");
+        for group in &form.groups {
+            x.push_str("<option value=\"");
+            xml::escape_into(group, &mut x);
+            x.push_str("\">");
+            xml::escape_into(group, &mut x);
+            x.push_str("</option>\n");
+        }
+        x.push_str("</select>\n");
+    }
+    for field in &form.fields {
+        x.push_str("<input type=\"");
+        x.push_str(field.kind.as_str());
+        x.push_str("\" name=\"");
+        xml::escape_into(&field.name, &mut x);
+        x.push_str("\" label=\"");
+        xml::escape_into(&field.label, &mut x);
+        if let Some(value) = &field.value {
+            x.push_str("\" value=\"");
+            xml::escape_into(value, &mut x);
+        }
+        x.push_str("\" />\n");
+    }
+    // ocserv ends the document without a line break (Content-Length 306
+    // for the A.1 user-name form).
+    x.push_str("</form></auth>\n</config-auth>");
+    x
+}
+
+/// The login-complete document (§2.6): `type="complete"` and
+/// `<auth id="success">`, with `banner` shown to the user when given;
+/// byte for byte ocserv's (Appendix A.1).
+///
+/// The session cookie is not in here: the caller sends it as
+/// `Set-Cookie: webvpn=…` on the same response (§2.6).
+pub fn auth_success_xml(banner: Option<&str>) -> String {
+    let mut x = String::with_capacity(256);
+    x.push_str(XML_DECLARATION);
+    x.push_str("<config-auth client=\"vpn\" type=\"complete\">\n");
+    x.push_str(SERVER_VERSION);
+    x.push_str("<auth id=\"success\">\n<title>SSL VPN Service</title>");
+    if let Some(banner) = banner {
+        x.push_str("<banner>");
+        xml::escape_into(banner, &mut x);
+        x.push_str("</banner>");
+    }
+    x.push_str("</auth></config-auth>\n");
+    x
+}
+
+/// The document ending a login for good: `<auth id="failure">` with
+/// `message` as `<error>` and no form.
+///
+/// Chosen because openconnect prints the error of a non-success `<auth>`
+/// without inputs and stops the login (`handle_auth_form` in auth.c returns
+/// `-EPERM`), rather than prompting again. Send it with a 401 and
+/// `Connection: close`, as ocserv does after its retry limit (§2.1). To let
+/// the user retry instead, send [`auth_request_xml`] with
+/// [`AuthForm::error`] set.
+pub fn auth_failure_xml(message: &str) -> String {
+    let mut x = String::with_capacity(256);
+    x.push_str(XML_DECLARATION);
+    x.push_str("<config-auth client=\"vpn\" type=\"auth-request\">\n");
+    x.push_str(SERVER_VERSION);
+    x.push_str("<auth id=\"failure\">\n");
+    element(&mut x, "error", message);
+    x.push_str("</auth>\n</config-auth>\n");
+    x
+}
+
+/// `<name>escaped text</name>` and a line break.
+fn element(x: &mut String, name: &str, text: &str) {
+    x.push('<');
+    x.push_str(name);
+    x.push('>');
+    xml::escape_into(text, x);
+    x.push_str("</");
+    x.push_str(name);
+    x.push_str(">\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A server document read back the way openconnect's parser walks it.
+    #[derive(Debug, Default)]
+    struct ServerView {
+        root_type: Option<String>,
+        auth_id: Option<String>,
+        message: Option<String>,
+        error: Option<String>,
+        banner: Option<String>,
+        form: Option<(String, String)>,
+        inputs: Vec<Vec<(String, String)>>,
+        select: Option<(String, Vec<(String, String)>)>,
+    }
+
+    fn attrs(attributes: &[xml::Attribute<'_>]) -> Vec<(String, String)> {
+        attributes
+            .iter()
+            .map(|a| {
+                let mut v = String::new();
+                xml::unescape_into(a.raw_value, &mut v).unwrap();
+                (a.name.to_owned(), v)
+            })
+            .collect()
+    }
+
+    fn get<'v>(a: &'v [(String, String)], name: &str) -> Option<&'v str> {
+        a.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    fn view(doc: &str) -> ServerView {
+        let mut r = Reader::new(doc);
+        let mut v = ServerView::default();
+        let mut text = String::new();
+        while let Some(e) = r.next_event().unwrap() {
+            match e {
+                Event::Start { name, attributes } => {
+                    text.clear();
+                    let a = attrs(&attributes);
+                    match name {
+                        "config-auth" => v.root_type = get(&a, "type").map(str::to_owned),
+                        "auth" => v.auth_id = get(&a, "id").map(str::to_owned),
+                        "form" => v.form = Some((get(&a, "method").unwrap().into(), get(&a, "action").unwrap().into())),
+                        "input" => v.inputs.push(a),
+                        "select" => v.select = Some((get(&a, "name").unwrap().into(), Vec::new())),
+                        "option" => {
+                            v.select.as_mut().unwrap().1.push((get(&a, "value").unwrap().into(), String::new()))
+                        }
+                        _ => {}
+                    }
+                }
+                Event::Text(raw) => xml::unescape_into(raw, &mut text).unwrap(),
+                Event::CData(s) => text.push_str(s),
+                Event::End { name } => match name {
+                    "message" => v.message = Some(text.clone()),
+                    "error" => v.error = Some(text.clone()),
+                    "banner" => v.banner = Some(text.clone()),
+                    "option" => v.select.as_mut().unwrap().1.last_mut().unwrap().1 = text.clone(),
+                    _ => {}
+                },
+            }
+        }
+        v
+    }
+
+    fn login_form() -> AuthForm {
+        AuthForm {
+            message: "Please enter your username and password.".into(),
+            error: None,
+            action: "/auth".into(),
+            fields: vec![
+                FormField { kind: FieldKind::Text, name: "username".into(), label: "Username:".into(), value: None },
+                FormField {
+                    kind: FieldKind::Password,
+                    name: "password".into(),
+                    label: "Password:".into(),
+                    value: None,
+                },
+            ],
+            groups: vec![],
+        }
+    }
+
+    #[test]
+    fn auth_request_has_what_the_client_needs() {
+        let doc = auth_request_xml(&login_form());
+        assert!(doc.starts_with(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"auth-request\">"
+        ));
+        let v = view(&doc);
+        assert_eq!(v.root_type.as_deref(), Some("auth-request"));
+        assert_eq!(v.auth_id.as_deref(), Some("main"));
+        assert_eq!(v.form, Some(("post".into(), "/auth".into())));
+        assert_eq!(v.message.as_deref(), Some("Please enter your username and password."));
+        assert_eq!(v.error, None);
+        let kinds: Vec<_> = v.inputs.iter().map(|a| (get(a, "type").unwrap(), get(a, "name").unwrap())).collect();
+        assert_eq!(kinds, [("text", "username"), ("password", "password")]);
+        assert_eq!(get(&v.inputs[0], "label"), Some("Username:"));
+        assert!(v.select.is_none());
+        assert!(doc.contains("<input type=\"text\" name=\"username\" label=\"Username:\" />"));
+    }
+
+    #[test]
+    fn auth_request_with_error_groups_hidden_and_escaping() {
+        let form = AuthForm {
+            message: "Hi <b>&</b>".into(),
+            error: Some("Login failed.".into()),
+            action: "/auth?x=1&y=\"2\"".into(),
+            fields: vec![FormField {
+                kind: FieldKind::Hidden,
+                name: "state".into(),
+                label: String::new(),
+                value: Some("a\"b<c>&'d\ne".into()),
+            }],
+            groups: vec!["staff".into(), "R&D \"lab\"".into()],
+        };
+        let doc = auth_request_xml(&form);
+        let v = view(&doc);
+        assert_eq!(v.message.as_deref(), Some("Hi <b>&</b>"));
+        assert_eq!(v.error.as_deref(), Some("Login failed."));
+        assert_eq!(v.form.unwrap().1, "/auth?x=1&y=\"2\"");
+        assert_eq!(get(&v.inputs[0], "type"), Some("hidden"));
+        assert_eq!(get(&v.inputs[0], "value"), Some("a\"b<c>&'d\ne"));
+        let (select, options) = v.select.unwrap();
+        assert_eq!(select, "group_list");
+        assert_eq!(
+            options,
+            [("staff".to_owned(), "staff".to_owned()), ("R&D \"lab\"".to_owned(), "R&D \"lab\"".to_owned())]
+        );
+    }
+
+    #[test]
+    fn empty_action_becomes_root() {
+        let form = AuthForm { action: String::new(), ..login_form() };
+        assert_eq!(view(&auth_request_xml(&form)).form.unwrap().1, "/");
+    }
+
+    #[test]
+    fn success_document() {
+        let doc = auth_success_xml(Some("Welcome to the test gateway"));
+        let v = view(&doc);
+        assert_eq!(v.root_type.as_deref(), Some("complete"));
+        assert_eq!(v.auth_id.as_deref(), Some("success"));
+        assert_eq!(v.banner.as_deref(), Some("Welcome to the test gateway"));
+        assert!(v.form.is_none());
+        assert!(doc.contains("<auth id=\"success\">"));
+        let plain = view(&auth_success_xml(None));
+        assert_eq!((plain.auth_id.as_deref(), plain.banner), (Some("success"), None));
+    }
+
+    #[test]
+    fn failure_document_has_error_and_no_inputs() {
+        let v = view(&auth_failure_xml("Too many attempts & locked"));
+        assert_eq!(v.auth_id.as_deref(), Some("failure"));
+        assert_eq!(v.error.as_deref(), Some("Too many attempts & locked"));
+        assert!(v.form.is_none() && v.inputs.is_empty());
+    }
+
+    #[test]
+    fn reply_with_everything() {
+        let doc = br#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="auth-reply" aggregate-auth-version="2">
+  <version who="vpn">v9.01-3</version>
+  <device-id platform-version="14" device-type="Pixel" unique-id="ABC">android</device-id>
+  <opaque is-for="sg"><tunnel-group>x&amp;y</tunnel-group><!-- keep --></opaque>
+  <auth><username>us&lt;er</username><password><![CDATA[p&ss]]>&#x21;</password><state>s1</state></auth>
+  <group-select>staff</group-select>
+  <host-scan-token>tok</host-scan-token>
+</config-auth>
+"#;
+        let a = parse_client_auth(doc).unwrap();
+        assert_eq!(a.doc_type, AuthDocType::AuthReply);
+        assert_eq!(a.client_version.as_deref(), Some("v9.01-3"));
+        assert_eq!(a.device_id.as_deref(), Some("android"));
+        assert_eq!(a.opaque.as_deref(), Some("<tunnel-group>x&amp;y</tunnel-group><!-- keep -->"));
+        assert_eq!(a.username.as_deref(), Some("us<er"));
+        assert_eq!(a.password.as_deref().map(String::as_str), Some("p&ss!"));
+        assert_eq!(a.group_select.as_deref(), Some("staff"));
+        assert_eq!(a.group_access, None);
+        let answers = parse_auth_answers(doc).unwrap();
+        let names: Vec<_> = answers.iter().map(|a| (a.name.as_str(), a.value.as_str())).collect();
+        assert_eq!(names, [("username", "us<er"), ("password", "p&ss!"), ("state", "s1")]);
+    }
+
+    #[test]
+    fn empty_and_self_closing_fields() {
+        let a = parse_client_auth(
+            b"<config-auth type=\"auth-reply\"><auth><username></username><password/></auth><opaque/></config-auth>",
+        )
+        .unwrap();
+        assert_eq!(a.username.as_deref(), Some(""));
+        assert_eq!(a.password.as_deref().map(String::as_str), Some(""));
+        assert_eq!(a.opaque.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn doc_types() {
+        for (t, want) in [
+            ("init", AuthDocType::Init),
+            ("auth-reply", AuthDocType::AuthReply),
+            ("logout", AuthDocType::Logout),
+            ("whatever", AuthDocType::Other),
+        ] {
+            let doc = format!("<config-auth client=\"vpn\" type=\"{t}\"/>");
+            assert_eq!(parse_client_auth(doc.as_bytes()).unwrap().doc_type, want);
+        }
+        assert_eq!(parse_client_auth(b"<config-auth/>").unwrap().doc_type, AuthDocType::Other);
+    }
+
+    #[test]
+    fn refusals() {
+        use AuthXmlError::*;
+        let cases: [(&[u8], AuthXmlError); 10] = [
+            (b"<auth><username>x</username></auth>", NotConfigAuth),
+            (
+                b"<!DOCTYPE config-auth [<!ENTITY xxe SYSTEM \"file:///etc/shadow\">]><config-auth/>",
+                Xml(XmlError::Declaration),
+            ),
+            (b"<config-auth><auth><username>&xxe;</username></auth></config-auth>", Xml(XmlError::BadReference)),
+            (b"<config-auth><auth><username>a</username><username>b</username></auth></config-auth>", DuplicateField),
+            (b"<config-auth><device-id>a</device-id><device-id>b</device-id></config-auth>", DuplicateField),
+            (b"<config-auth><opaque/><opaque/></config-auth>", DuplicateField),
+            (b"<config-auth><auth><username>a<b/></username></auth></config-auth>", NestedField),
+            (b"<config-auth><auth><username>a</username></auth>", Xml(XmlError::Truncated)),
+            (b"<config-auth>\xff</config-auth>", Xml(XmlError::NotUtf8)),
+            (b"", Xml(XmlError::Truncated)),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(parse_client_auth(doc), Err(want), "{}", String::from_utf8_lossy(doc));
+        }
+    }
+
+    #[test]
+    fn size_bounds() {
+        let big = vec![b' '; MAX_DOCUMENT + 1];
+        assert_eq!(parse_client_auth(&big), Err(AuthXmlError::TooLarge));
+        let long =
+            format!("<config-auth><auth><password>{}</password></auth></config-auth>", "p".repeat(MAX_VALUE + 1));
+        assert_eq!(parse_client_auth(long.as_bytes()), Err(AuthXmlError::ValueTooLong));
+        let exact = format!("<config-auth><auth><password>{}</password></auth></config-auth>", "p".repeat(MAX_VALUE));
+        assert_eq!(parse_client_auth(exact.as_bytes()).unwrap().password.unwrap().len(), MAX_VALUE);
+        // Escapes count after expansion.
+        let escaped =
+            format!("<config-auth><auth><password>{}</password></auth></config-auth>", "&amp;".repeat(MAX_VALUE));
+        assert_eq!(parse_client_auth(escaped.as_bytes()).unwrap().password.unwrap().len(), MAX_VALUE);
+        let answers: String = (0..=MAX_ANSWERS).map(|i| format!("<a{i}/>")).collect();
+        let many = format!("<config-auth><auth>{answers}</auth></config-auth>");
+        assert_eq!(parse_client_auth(many.as_bytes()), Err(AuthXmlError::TooManyAnswers));
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let a = parse_client_auth(b"<config-auth><auth><password>hunter2</password></auth></config-auth>").unwrap();
+        assert!(!format!("{a:?}").contains("hunter2"));
+        let answers = parse_auth_answers(b"<config-auth><auth><otp>123456</otp></auth></config-auth>").unwrap();
+        assert!(!format!("{answers:?}").contains("123456"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_through_a_form(
+            message in "\\PC{0,40}|[<>&\"'\\t\\n\\r\\x00-\\x1f]{0,10}",
+            label in "\\PC{0,20}",
+            value in ".{0,20}",
+            group in "[ -~]{1,20}",
+        ) {
+            let form = AuthForm {
+                message: message.clone(),
+                error: Some(value.clone()),
+                action: "/auth".into(),
+                fields: vec![FormField { kind: FieldKind::Hidden, name: "h".into(), label: label.clone(), value: Some(value.clone()) }],
+                groups: vec![group.clone()],
+            };
+            let v = view(&auth_request_xml(&form));
+            let carried = |s: &str| s.chars().filter(|&c| xml_can_carry(c)).collect::<String>();
+            proptest::prop_assert_eq!(v.message.unwrap_or_default(), carried(&message));
+            proptest::prop_assert_eq!(v.error, Some(carried(&value)));
+            proptest::prop_assert_eq!(get(&v.inputs[0], "label").map(str::to_owned), Some(carried(&label)));
+            proptest::prop_assert_eq!(get(&v.inputs[0], "value").map(str::to_owned), Some(carried(&value)));
+            proptest::prop_assert_eq!(&v.select.unwrap().1[0].0, &group);
+        }
+    }
+
+    fn xml_can_carry(c: char) -> bool {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{fffe}' && c != '\u{ffff}')
+    }
+
+    #[test]
+    fn error_messages() {
+        assert!(AuthXmlError::Xml(XmlError::Declaration).to_string().contains("DOCTYPE"));
+        assert!(std::error::Error::source(&AuthXmlError::Xml(XmlError::Malformed)).is_some());
+    }
+}

@@ -1,0 +1,233 @@
+//! Property tests that double as fuzz targets: the parsers of untrusted
+//! bytes never panic, and the CSTP deframer is indifferent to how the TLS
+//! stream is cut into reads.
+
+// Test helpers: a panic is how they report a failed expectation.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use proptest::prelude::*;
+
+use proto::auth;
+use proto::connect;
+use proto::cstp::{self, Deframer, Frame, PacketType};
+use proto::http::{self, Limits, Parsed};
+
+const TYPES: [PacketType; 7] = [
+    PacketType::DATA,
+    PacketType::DPD_REQ,
+    PacketType::DPD_RESP,
+    PacketType::DISCONNECT,
+    PacketType::KEEPALIVE,
+    PacketType::COMPRESSED,
+    PacketType::TERMINATE,
+];
+
+fn frame() -> impl Strategy<Value = Frame> {
+    (0..TYPES.len(), prop::collection::vec(any::<u8>(), 0..1500))
+        .prop_map(|(t, payload)| Frame { packet_type: TYPES[t], payload })
+}
+
+/// Splits `bytes` into chunks whose sizes cycle through `cuts`.
+fn chunks<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = bytes;
+    for &cut in cuts.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (head, tail) = rest.split_at(cut.min(rest.len()));
+        out.push(head);
+        rest = tail;
+    }
+    out
+}
+
+/// Bytes that look like the auth XML often enough to get deep.
+fn xmlish() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop::sample::select(vec![
+        "<config-auth type=\"auth-reply\">",
+        "</config-auth>",
+        "<auth>",
+        "</auth>",
+        "<username>",
+        "</username>",
+        "<password>",
+        "</password>",
+        "<opaque>",
+        "</opaque>",
+        "<x/>",
+        "<![CDATA[",
+        "]]>",
+        "<!--",
+        "-->",
+        "<?xml version=\"1.0\"?>",
+        "<!DOCTYPE",
+        "&amp;",
+        "&#x41;",
+        "&#",
+        "&",
+        ";",
+        "\"",
+        "'",
+        "=",
+        " ",
+        "a",
+        "\u{e9}",
+        "<",
+        ">",
+        "/",
+    ]);
+    prop::collection::vec(pieces, 0..60).prop_map(|v| v.concat().into_bytes())
+}
+
+/// Bytes that look like an HTTP head often enough to get deep.
+fn httpish() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop::sample::select(vec![
+        "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n",
+        "POST /auth HTTP/1.1\r\n",
+        "GET / HTTP/1.0\r\n",
+        "Content-Length: 3\r\n",
+        "Content-Length: 99999999999999999999\r\n",
+        "Transfer-Encoding: chunked\r\n",
+        "Cookie: webvpn=a; b=c\r\n",
+        "X-CSTP-Address: 10.0.0.1\r\n",
+        "X-CSTP-Base-MTU: 1500\r\n",
+        "X-DTLS-CipherSuite: PSK-NEGOTIATE\r\n",
+        "Connection: close\r\n",
+        "\r\n",
+        "\r",
+        "\n",
+        ":",
+        " ",
+        "abc",
+        "\u{0}",
+        "\u{ff}",
+    ]);
+    prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat().into_bytes())
+}
+
+fn small_limits() -> impl Strategy<Value = Limits> {
+    (0usize..300, 0usize..100, 0usize..10).prop_map(|(max_head, max_body, max_headers)| Limits {
+        max_head,
+        max_body,
+        max_headers,
+    })
+}
+
+/// Everything a server does with a request buffer: parse, then CONNECT.
+fn exercise_http(bytes: &[u8], limits: &Limits) {
+    let mut at = 0;
+    while let Ok(Parsed::Complete { request, consumed }) = http::parse_request(&bytes[at..], limits) {
+        assert!(consumed > 0 && consumed <= bytes.len() - at);
+        assert!(request.body.len() <= limits.max_body);
+        let _ = request.keep_alive();
+        let _ = request.cookie("webvpn");
+        let _ = connect::parse_connect(&request);
+        let _ = auth::parse_client_auth(request.body);
+        at += consumed;
+    }
+}
+
+fn exercise_deframer(bytes: &[u8], cuts: &[usize]) {
+    let mut d = Deframer::new();
+    for chunk in chunks(bytes, cuts) {
+        d.push(chunk);
+        while let Some(frame) = d.next_frame() {
+            match frame {
+                Ok(f) => assert!(f.payload.len() <= cstp::MAX_PAYLOAD),
+                Err(_) => return,
+            }
+        }
+        assert!(d.buffered() < cstp::HEADER_LEN + cstp::MAX_PAYLOAD + chunk.len());
+    }
+}
+
+proptest! {
+    #[test]
+    fn deframing_ignores_split_points(
+        frames in prop::collection::vec(frame(), 0..8),
+        cuts in prop::collection::vec(1usize..2000, 1..8),
+    ) {
+        let mut stream = Vec::new();
+        for f in &frames {
+            cstp::write_frame(&mut stream, f.packet_type, &f.payload).unwrap();
+        }
+        let mut d = Deframer::new();
+        let mut got = Vec::new();
+        for chunk in chunks(&stream, &cuts) {
+            d.push(chunk);
+            while let Some(f) = d.next_frame() {
+                got.push(f.unwrap());
+            }
+        }
+        prop_assert_eq!(got, frames);
+        prop_assert_eq!(d.buffered(), 0);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_deframer(
+        bytes in prop::collection::vec(any::<u8>(), 0..4096),
+        cuts in prop::collection::vec(1usize..512, 1..4),
+    ) {
+        exercise_deframer(&bytes, &cuts);
+        // Mostly-valid streams: a good header in front of noise.
+        let mut stream = cstp::header(PacketType::DATA, bytes.len().min(cstp::MAX_PAYLOAD)).to_vec();
+        stream.extend_from_slice(&bytes);
+        exercise_deframer(&stream, &cuts);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_http_parser(bytes in prop::collection::vec(any::<u8>(), 0..2048), limits in small_limits()) {
+        exercise_http(&bytes, &Limits::default());
+        exercise_http(&bytes, &limits);
+    }
+
+    #[test]
+    fn http_looking_bytes_never_panic(bytes in httpish(), limits in small_limits()) {
+        exercise_http(&bytes, &Limits::default());
+        exercise_http(&bytes, &limits);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_auth_parser(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = auth::parse_client_auth(&bytes);
+        let _ = auth::parse_auth_answers(&bytes);
+    }
+
+    #[test]
+    fn xml_looking_bytes_never_panic(bytes in xmlish()) {
+        let _ = auth::parse_client_auth(&bytes);
+        let _ = auth::parse_auth_answers(&bytes);
+    }
+
+    #[test]
+    fn dtls_framing_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+        match cstp::dtls_type(&bytes) {
+            Some((t, payload)) => {
+                prop_assert_eq!(Some(&t.0), bytes.first());
+                prop_assert_eq!(payload.len() + 1, bytes.len());
+            }
+            None => prop_assert!(bytes.is_empty()),
+        }
+        let _ = cstp::classify_disconnect(&bytes);
+        let _ = cstp::disconnect_reason(&bytes);
+    }
+
+}
+
+/// Every cut of a pipelined pair: partial until the first request is whole,
+/// then exactly that request.
+#[test]
+fn requests_survive_any_split() {
+    let first: &[u8] = b"POST /auth HTTP/1.1\r\nHost: vpn.test\r\nContent-Length: 5\r\n\r\nhello";
+    let raw = [first, b"GET / HTTP/1.1\r\n\r\n"].concat();
+    for cut in 0..=raw.len() {
+        match http::parse_request(&raw[..cut], &Limits::default()).unwrap() {
+            Parsed::Partial => assert!(cut < first.len(), "cut {cut}"),
+            Parsed::Complete { request, consumed } => {
+                assert!(cut >= first.len(), "cut {cut}");
+                assert_eq!((consumed, request.body), (first.len(), &b"hello"[..]));
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Per-shard counters: plain integers on the shard, published once per loop
+//! turn as relaxed atomics on their own cache lines, read by control.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! shard_counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// What one shard has seen since it started. A snapshot: fields are
+        /// each current, not mutually consistent to the packet.
+        #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
+        pub struct ShardCounters {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        const COUNTER_COUNT: usize = [$(stringify!($name)),*].len();
+
+        impl ShardCounters {
+            /// Every counter with its name, for metrics endpoints.
+            pub fn named(&self) -> [(&'static str, u64); COUNTER_COUNT] {
+                [$((stringify!($name), self.$name)),*]
+            }
+
+            fn values(&self) -> [u64; COUNTER_COUNT] {
+                [$(self.$name),*]
+            }
+
+            fn from_values(values: [u64; COUNTER_COUNT]) -> Self {
+                let mut it = values.into_iter();
+                Self { $($name: it.next().unwrap_or(0),)* }
+            }
+
+            /// Field-wise sum, for a gateway-wide total.
+            pub fn merged(&self, other: &Self) -> Self {
+                Self { $($name: self.$name.saturating_add(other.$name),)* }
+            }
+        }
+    };
+}
+
+shard_counters! {
+    /// UDP datagrams received.
+    rx_datagrams,
+    /// DTLS records opened (authenticated) from granted peers.
+    rx_records,
+    /// UDP datagrams sent (completed sends).
+    tx_datagrams,
+    /// Packets read from the TUN.
+    tun_reads,
+    /// Packets written to the TUN (completed writes).
+    tun_writes,
+    /// Not a DTLS record, not IPv4, unknown OpenConnect type, or not application data.
+    drop_malformed,
+    /// Record authentication failed.
+    drop_bad_mac,
+    /// Record already seen or left of the replay window.
+    drop_replay,
+    /// Record from an epoch other than the session's (and not 0).
+    drop_wrong_epoch,
+    /// Inner source address is not the session's assigned address.
+    drop_spoofed_source,
+    /// Destination not allowed by the session's policy.
+    drop_policy,
+    /// TUN packet outside the pool, or a packet for a session this shard lacks.
+    drop_no_session,
+    /// Datagram truncated by the receive buffer, or a packet too big to seal.
+    drop_oversize,
+    /// DPD requests answered.
+    dpd_answered,
+    /// Keepalives absorbed.
+    keepalives,
+    /// TUN packets handed to the shard owning their session.
+    cross_shard,
+    /// Datagrams forwarded to control as handshake traffic.
+    handshakes_forwarded,
+    /// Events or packets dropped because a bounded queue or the op table was full.
+    queue_full,
+    /// Sends, TUN writes or receives that the kernel failed.
+    io_errors,
+    /// Records that could not be sealed (sequence space exhausted, crypto refusal).
+    seal_errors,
+    /// Grants accepted.
+    grants,
+    /// Grants refused: session id outside the pool, address not the pool's
+    /// address for that id, or keys the record layer rejects.
+    grants_rejected,
+    /// Sessions removed by revoke.
+    revokes,
+}
+
+/// The shard's counters as control reads them.
+#[derive(Debug)]
+#[repr(align(128))]
+pub(crate) struct PublishedCounters {
+    values: [AtomicU64; COUNTER_COUNT],
+}
+
+impl Default for PublishedCounters {
+    fn default() -> Self {
+        Self { values: core::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}
+
+impl PublishedCounters {
+    /// Single writer (the shard); relaxed stores suffice for monotone counters.
+    pub(crate) fn publish(&self, c: &ShardCounters) {
+        for (slot, v) in self.values.iter().zip(c.values()) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> ShardCounters {
+        ShardCounters::from_values(core::array::from_fn(|i| {
+            self.values.get(i).map_or(0, |v| v.load(Ordering::Relaxed))
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_round_trips() {
+        let c = ShardCounters { rx_datagrams: 3, revokes: 9, drop_policy: 1, ..Default::default() };
+        let p = PublishedCounters::default();
+        p.publish(&c);
+        assert_eq!(p.snapshot(), c);
+        assert_eq!(c.named().first(), Some(&("rx_datagrams", 3)));
+        assert_eq!(c.merged(&c).revokes, 18);
+    }
+}

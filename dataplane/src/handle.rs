@@ -1,0 +1,272 @@
+//! Control's handle on the running data plane: start-up (TUN, sockets,
+//! shard threads), the queues in both directions, counters, shutdown.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use proto::grant::SessionId;
+
+use crate::config::DataplaneConfig;
+use crate::counters::ShardCounters;
+use crate::messages::{FromShard, ShardId, ToShard};
+use crate::shard::{self, ShardContext, PACKET_AT, TAILROOM};
+use crate::shared::{Doorbell, ShardShared};
+use crate::sys;
+
+/// Slots per provided-buffer group and shard, at most (per direction).
+const MAX_BUFFERS: u32 = 4096;
+/// Smallest UDP payload a receive slot holds whole (a handshake flight or
+/// an Ethernet-sized record always fits).
+const MIN_UDP_PAYLOAD: usize = 2048;
+
+/// How a shard's io_uring was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RingSetup {
+    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`.
+    SingleIssuerDeferTaskrun,
+    /// No setup flags: the kernel refused the above with EINVAL.
+    Plain,
+}
+
+/// How a shard reads its TUN queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunReadStyle {
+    /// One multishot read (`IORING_OP_READ_MULTISHOT`) over a provided-buffer ring.
+    Multishot,
+    /// This many one-shot reads in flight, each picking a buffer from the
+    /// same ring (multishot read unsupported or refused by the device).
+    ReadPool(u16),
+}
+
+/// What one shard started with.
+#[derive(Debug, Clone)]
+pub struct ShardInfo {
+    pub shard: ShardId,
+    /// Core the thread is pinned to, if pinning was asked for and worked.
+    pub core: Option<usize>,
+    pub ring_setup: RingSetup,
+    /// As chosen at start-up; a device refusing multishot reads switches to
+    /// a read pool on first use.
+    pub tun_reads: TunReadStyle,
+    /// Provided buffers per direction.
+    pub buffers: u16,
+}
+
+/// What started, for control to log (the data plane logs nothing itself).
+#[derive(Debug, Clone)]
+pub struct DataplaneInfo {
+    pub tun_name: String,
+    /// The address every shard's socket is bound to.
+    pub udp_local: SocketAddr,
+    pub shards: Vec<ShardInfo>,
+}
+
+/// The running data plane. Dropping it stops and joins the shards.
+#[derive(Debug)]
+pub struct Dataplane {
+    shards: Arc<[Arc<ShardShared>]>,
+    threads: Vec<JoinHandle<()>>,
+    owners: Arc<[AtomicU16]>,
+    control_bell: Arc<Doorbell>,
+    stop: Arc<AtomicBool>,
+    udp_sender: UdpSocket,
+    info: DataplaneInfo,
+}
+
+impl Dataplane {
+    /// Creates the multi-queue TUN (one queue per shard), sets its address,
+    /// prefix and MTU and brings it up; binds one UDP socket per shard in a
+    /// `SO_REUSEPORT` group; starts the shard threads and waits until each
+    /// has its io_uring running (or one failed, which stops the rest).
+    pub fn start(config: DataplaneConfig) -> io::Result<Dataplane> {
+        let pool = config.validate()?;
+        if config.tun_name.contains('%') {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "tun_name must be a fixed name, not a pattern"));
+        }
+        let count = match config.shards {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let shard_count = u16::try_from(count).map_err(|_| io::Error::other("too many shards"))?;
+
+        let mut tun_queues = Vec::with_capacity(count);
+        for _ in 0..count {
+            tun_queues.push(sys::open_tun_queue(&config.tun_name)?);
+        }
+        sys::configure_interface(&config.tun_name, config.tun_address.addr, config.tun_address.prefix, config.tun_mtu)?;
+
+        let first = sys::bind_reuseport(config.udp_listen)?;
+        let udp_local = first.local_addr()?;
+        let udp_sender = first.try_clone()?;
+        let mut sockets = vec![first];
+        for _ in 1..count {
+            sockets.push(sys::bind_reuseport(udp_local)?);
+        }
+
+        let shards: Arc<[Arc<ShardShared>]> =
+            (0..count).map(|_| ShardShared::new().map(Arc::new)).collect::<io::Result<Vec<_>>>()?.into();
+        let owners: Arc<[AtomicU16]> = (0..pool.len()).map(|_| AtomicU16::new(0)).collect();
+        let control_bell = Arc::new(Doorbell::new()?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let cores = if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+
+        let mut dataplane = Dataplane {
+            shards,
+            threads: Vec::with_capacity(count),
+            owners,
+            control_bell,
+            stop,
+            udp_sender,
+            info: DataplaneInfo { tun_name: config.tun_name.clone(), udp_local, shards: Vec::with_capacity(count) },
+        };
+
+        let (started_tx, started_rx) = mpsc::channel();
+        let sizes = BufferSizes::for_config(&config);
+        for (index, (udp, tun)) in (0..shard_count).zip(sockets.into_iter().zip(tun_queues)) {
+            let ctx = ShardContext {
+                index,
+                all: dataplane.shards.clone(),
+                owners: dataplane.owners.clone(),
+                pool,
+                control_bell: dataplane.control_bell.clone(),
+                stop: dataplane.stop.clone(),
+                udp,
+                tun,
+                core: (!cores.is_empty()).then(|| cores.get(usize::from(index) % cores.len()).copied()).flatten(),
+                ring_entries: config.ring_entries,
+                buffers: sizes.buffers,
+                udp_payload: sizes.udp_payload,
+                tun_packet: sizes.tun_packet,
+            };
+            let started = started_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("corridor-shard{index}"))
+                .spawn(move || shard::run(ctx, &started))?;
+            dataplane.threads.push(thread);
+        }
+        drop(started_tx);
+
+        let mut infos: Vec<Option<ShardInfo>> = vec![None; count];
+        for _ in 0..count {
+            let (index, result) = started_rx.recv().map_err(|_| io::Error::other("a shard thread died starting"))?;
+            // On error `dataplane` is dropped here, which stops and joins the others.
+            let info = result?;
+            if let Some(slot) = infos.get_mut(usize::from(index)) {
+                *slot = Some(info);
+            }
+        }
+        dataplane.info.shards = infos.into_iter().flatten().collect();
+        Ok(dataplane)
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn info(&self) -> &DataplaneInfo {
+        &self.info
+    }
+
+    /// The UDP address the shards listen on (useful with port 0).
+    pub fn udp_local_addr(&self) -> SocketAddr {
+        self.info.udp_local
+    }
+
+    /// Queues `msg` for `shard` and wakes it. Gives the message back if the
+    /// shard does not exist or its queue is full; never blocks.
+    pub fn send(&self, shard: ShardId, msg: ToShard) -> Result<(), ToShard> {
+        let Some(s) = self.shards.get(usize::from(shard.0)) else { return Err(msg) };
+        s.inbox.push(msg)?;
+        s.doorbell.ring();
+        Ok(())
+    }
+
+    /// Appends every queued shard event to `out`; never blocks.
+    pub fn drain_events(&self, out: &mut Vec<FromShard>) {
+        for s in self.shards.iter() {
+            while let Some(e) = s.events.pop() {
+                out.push(e);
+            }
+        }
+    }
+
+    /// Readable when a shard queued events since the last [`ack_events`](Self::ack_events).
+    /// Register it with mio via `SourceFd` (edge- or level-triggered both work).
+    pub fn event_fd(&self) -> RawFd {
+        self.control_bell.raw_fd()
+    }
+
+    /// Resets [`event_fd`](Self::event_fd). Call it when the fd is readable,
+    /// before or after [`drain_events`](Self::drain_events): if events are
+    /// still queued after the reset, the fd is made readable again, so no
+    /// event is left without a wake-up whichever order is used.
+    pub fn ack_events(&self) {
+        self.control_bell.clear();
+        self.control_bell.reset_fd();
+        if self.shards.iter().any(|s| !s.events.is_empty()) {
+            self.control_bell.ring();
+        }
+    }
+
+    /// A clone of shard 0's socket, for control's handshake replies: same
+    /// address and port as the data path. It is non-blocking. Send only:
+    /// receiving on it would take datagrams from shard 0.
+    pub fn udp_sender(&self) -> &UdpSocket {
+        &self.udp_sender
+    }
+
+    /// The shard that holds `session`'s grant, if any.
+    pub fn owner_of(&self, session: SessionId) -> Option<ShardId> {
+        let tag = self.owners.get(session.0 as usize)?.load(Ordering::Acquire);
+        tag.checked_sub(1).map(ShardId)
+    }
+
+    /// The latest published counters of each shard, in shard order.
+    pub fn counters(&self) -> Vec<ShardCounters> {
+        self.shards.iter().map(|s| s.counters.snapshot()).collect()
+    }
+
+    /// Stops the shards (in-flight operations are cancelled) and joins them.
+    pub fn shutdown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Dataplane {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        for s in self.shards.iter() {
+            s.doorbell.ring();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Buffer sizes derived from the configuration.
+struct BufferSizes {
+    buffers: u16,
+    udp_payload: usize,
+    tun_packet: usize,
+}
+
+impl BufferSizes {
+    fn for_config(config: &DataplaneConfig) -> Self {
+        let buffers = (config.ring_entries * 2).next_power_of_two().clamp(64, MAX_BUFFERS);
+        let tun_packet = usize::from(config.tun_mtu);
+        // A full-MTU DATA record: header, nonce, type byte, packet, tag.
+        let record = PACKET_AT + tun_packet + TAILROOM;
+        Self { buffers: u16::try_from(buffers).unwrap_or(4096), udp_payload: record.max(MIN_UDP_PAYLOAD), tun_packet }
+    }
+}
+
+// Control keeps the handle in its own thread and may share it.
+const _: () = {
+    const fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<Dataplane>();
+};

@@ -1,0 +1,63 @@
+//! The owned values that cross between control and the shards.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use proto::grant::{SessionGrant, SessionId};
+
+/// A shard's index, `0..shard_count()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShardId(pub u16);
+
+impl core::fmt::Display for ShardId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "shard{}", self.0)
+    }
+}
+
+/// Control → shard.
+#[derive(Debug)]
+pub enum ToShard {
+    /// Hand a session to this shard. A grant for a session id the shard
+    /// already holds replaces it; a grant whose peer address another local
+    /// session uses replaces that session.
+    Grant(Box<SessionGrant>),
+    /// Forget the session (its keys are wiped on drop).
+    Revoke(SessionId),
+    /// A device packet that arrived over CSTP, to be written to the TUN.
+    /// If the session is granted on this shard (see
+    /// [`owner_of`](crate::Dataplane::owner_of)) it passes the same checks
+    /// as a DTLS DATA record: inner source is the session's address, the
+    /// destination is allowed by its policy. Any other shard can check only
+    /// the source (the pool address of `session`); the destination policy of
+    /// a session without a DTLS grant is control's to enforce.
+    TunWrite { session: SessionId, packet: Vec<u8> },
+}
+
+/// Shard → control.
+#[derive(Debug)]
+pub enum FromShard {
+    /// A datagram from a peer with no session on `shard`, or the rest of a
+    /// datagram from a known peer starting at an epoch-0 record (a client
+    /// retransmitting its final flight). Grant the resulting session to
+    /// `shard`: that is where the peer's datagrams arrive.
+    Handshake { shard: ShardId, peer: SocketAddr, datagram: Vec<u8> },
+    /// A TUN packet for a pool address with no DTLS session: send it over CSTP.
+    CstpPacket { session: SessionId, packet: Vec<u8> },
+    /// The device sent DISCONNECT over DTLS.
+    Disconnect { session: SessionId },
+    /// At most once per second per session that moved packets since the
+    /// last report. Counts are totals since the grant.
+    Activity { session: SessionId, last_rx: Instant, rx_packets: u64, tx_packets: u64 },
+}
+
+/// A network → device packet that reached a shard not owning its session.
+/// `frame` already has the record headroom in front and tailroom behind, so
+/// the owner seals it in place.
+#[derive(Debug)]
+pub(crate) struct CrossPacket {
+    pub(crate) offset: u32,
+    pub(crate) frame: Vec<u8>,
+    /// Bytes of IP packet at `frame[FRAME_PACKET_AT..]`.
+    pub(crate) len: usize,
+}

@@ -1,0 +1,224 @@
+//! Device → network: a UDP datagram becomes TUN writes, a DPD reply, or an
+//! event for control. Records are opened in the receive slot and the inner
+//! packet is written to the TUN from that same slot.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Instant;
+
+use dtls::record::Record;
+use dtls::{ContentType, OpenError};
+use proto::cstp::PacketType;
+use proto::grant::SessionId;
+use proto::ip::Ipv4Packet;
+
+use super::sessions::Session;
+use super::Shard;
+use crate::counters::ShardCounters;
+use crate::messages::FromShard;
+use crate::uring::TxBuf;
+
+/// What one record asks for; ranges are relative to the record's start.
+enum RecordAction {
+    /// Nothing to send (absorbed or dropped); go on with the next record.
+    Done,
+    /// Write this inner IP packet to the TUN.
+    WriteTun(Range<usize>),
+    /// Send this sealed record back to the peer.
+    Reply(Range<usize>),
+    Disconnect(SessionId),
+}
+
+/// The policy every device packet passes, whether it came over DTLS or
+/// CSTP: a well-formed IPv4 packet, sourced from the session's assigned
+/// address, to a destination the session may reach. Returns the packet's
+/// length by its header.
+pub(super) fn admit(packet: &[u8], session: &Session, counters: &mut ShardCounters) -> Option<usize> {
+    let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+        counters.drop_malformed += 1;
+        return None;
+    };
+    if ip.src() != session.address {
+        counters.drop_spoofed_source += 1;
+        return None;
+    }
+    if !session.policy.allows(ip.dst()) {
+        counters.drop_policy += 1;
+        return None;
+    }
+    Some(ip.total_len())
+}
+
+/// Opens the record at the start of `rec` and decides what it asks for.
+fn open_record(rec: &mut [u8], session: &mut Session, counters: &mut ShardCounters, now: Instant) -> RecordAction {
+    let opened = match session.record.open_in_place(rec) {
+        Ok(o) => o,
+        Err(e) => {
+            // RFC 6347 §4.1.2.7: invalid records are silently discarded.
+            match e {
+                OpenError::Malformed => counters.drop_malformed += 1,
+                OpenError::WrongEpoch => counters.drop_wrong_epoch += 1,
+                OpenError::Replayed => counters.drop_replay += 1,
+                OpenError::BadRecordMac => counters.drop_bad_mac += 1,
+            }
+            return RecordAction::Done;
+        }
+    };
+    counters.rx_records += 1;
+    session.rx_packets += 1;
+    session.last_rx = now;
+    if opened.content_type != ContentType::APPLICATION_DATA {
+        // Alerts and post-handshake messages are not handled on the fast path.
+        counters.drop_malformed += 1;
+        return RecordAction::Done;
+    }
+    let plain = opened.payload_range();
+    let kind = opened.payload().first().copied().map(PacketType);
+    match kind {
+        Some(PacketType::DATA) => {
+            let inner = plain.start + 1..plain.end;
+            match rec.get(inner.clone()).and_then(|p| admit(p, session, counters)) {
+                Some(len) => RecordAction::WriteTun(inner.start..inner.start + len),
+                None => RecordAction::Done,
+            }
+        }
+        Some(PacketType::DPD_REQ) => {
+            // Echo the payload as DPD-RESP (openconnect-protocol.md §4.2: the
+            // client sizes its MTU probes with it), sealed where the request
+            // was: its header, nonce and tag occupy exactly the same bytes.
+            if let Some(t) = rec.get_mut(plain.start) {
+                *t = PacketType::DPD_RESP.0;
+            }
+            match session.record.seal_in_place(ContentType::APPLICATION_DATA, rec, plain.len()) {
+                Ok(n) => {
+                    counters.dpd_answered += 1;
+                    RecordAction::Reply(0..n)
+                }
+                Err(_) => {
+                    counters.seal_errors += 1;
+                    RecordAction::Done
+                }
+            }
+        }
+        Some(PacketType::KEEPALIVE) => {
+            counters.keepalives += 1;
+            RecordAction::Done
+        }
+        Some(PacketType::DPD_RESP) => RecordAction::Done,
+        Some(PacketType::DISCONNECT) => RecordAction::Disconnect(session.id),
+        _ => {
+            counters.drop_malformed += 1;
+            RecordAction::Done
+        }
+    }
+}
+
+impl Shard {
+    pub(super) fn on_datagram(
+        &mut self,
+        bid: u16,
+        peer: Option<SocketAddr>,
+        payload: Range<usize>,
+        truncated: bool,
+        now: Instant,
+    ) {
+        self.counters.rx_datagrams += 1;
+        let Some(peer) = peer else {
+            self.counters.drop_malformed += 1;
+            return;
+        };
+        if truncated {
+            self.counters.drop_oversize += 1;
+            return;
+        }
+        let Some(slot) = self.sessions.slot_by_peer(&peer) else {
+            self.forward_handshake(bid, peer, payload);
+            return;
+        };
+        // Only authenticated records count as activity: a forger must not
+        // keep an idle session alive.
+        let opened_before = self.counters.rx_records;
+        self.open_records(bid, slot, peer, payload, now);
+        if self.counters.rx_records != opened_before {
+            self.sessions.touch(slot);
+        }
+    }
+
+    /// Walks the records of a granted peer's datagram (RFC 6347 §4.1.1: a
+    /// datagram may carry several), acting on each in the receive slot.
+    fn open_records(&mut self, bid: u16, slot: u32, peer: SocketAddr, payload: Range<usize>, now: Instant) {
+        let mut at = payload.start;
+        while at < payload.end {
+            let Some(buf) = self.engine.udp_slot(bid) else { return };
+            let Some(rec) = buf.get_mut(at..payload.end) else { return };
+            let (epoch, record_len) = match Record::new_checked(&*rec) {
+                Ok(r) => (r.epoch(), r.total_len()),
+                Err(_) => {
+                    self.counters.drop_malformed += 1;
+                    return;
+                }
+            };
+            if epoch == 0 {
+                // The client is retransmitting its final flight: control's
+                // handshake state answers it.
+                self.forward_handshake(bid, peer, at..payload.end);
+                return;
+            }
+            let Some(session) = self.sessions.get_mut(slot) else { return };
+            let action = open_record(rec, session, &mut self.counters, now);
+            let peer_raw = session.peer_raw;
+            match action {
+                RecordAction::Done => {}
+                RecordAction::WriteTun(r) => {
+                    let submitted = self.engine.write_tun(TxBuf::Udp(bid), at + r.start..at + r.end);
+                    self.count_refused(submitted);
+                }
+                RecordAction::Reply(r) => {
+                    let submitted = self.engine.send_to(TxBuf::Udp(bid), at + r.start..at + r.end, &peer_raw);
+                    self.count_refused(submitted);
+                }
+                RecordAction::Disconnect(session) => self.emit(FromShard::Disconnect { session }),
+            }
+            at += record_len;
+        }
+    }
+
+    /// Hands `range` of the datagram in `bid` to control's DTLS handshake driver.
+    fn forward_handshake(&mut self, bid: u16, peer: SocketAddr, range: Range<usize>) {
+        let Some(datagram) = self.engine.udp_slot(bid).and_then(|b| b.get(range)).map(<[u8]>::to_vec) else {
+            return;
+        };
+        self.counters.handshakes_forwarded += 1;
+        self.emit(FromShard::Handshake { shard: self.id, peer, datagram });
+    }
+
+    /// A device packet that arrived over CSTP, sent by control.
+    pub(super) fn on_cstp_packet(&mut self, id: SessionId, packet: Vec<u8>) {
+        let len = match self.sessions.slot_by_offset(id.0).and_then(|s| self.sessions.get_mut(s)) {
+            Some(session) => admit(&packet, session, &mut self.counters),
+            None => self.admit_ungranted(id, &packet),
+        };
+        let Some(len) = len else { return };
+        let submitted = self.engine.write_tun(TxBuf::Owned(packet), 0..len);
+        self.count_refused(submitted);
+    }
+
+    /// The check a shard can make for a session it holds no grant for: the
+    /// inner source must be the pool address of `id` (control, which holds
+    /// that session's policy, has checked the destination).
+    fn admit_ungranted(&mut self, id: SessionId, packet: &[u8]) -> Option<usize> {
+        let Some(address) = self.pool.address_of(id) else {
+            self.counters.drop_no_session += 1;
+            return None;
+        };
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+            self.counters.drop_malformed += 1;
+            return None;
+        };
+        if ip.src() != address {
+            self.counters.drop_spoofed_source += 1;
+            return None;
+        }
+        Some(ip.total_len())
+    }
+}

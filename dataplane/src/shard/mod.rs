@@ -1,0 +1,305 @@
+//! One shard: a thread that owns an io_uring, a UDP socket of the reuseport
+//! group, a TUN queue and the sessions granted to it. It never takes a lock
+//! and never blocks on control; it sleeps only inside `io_uring_enter`.
+//!
+//! One loop turn: wait for completions (at most until the next activity
+//! report is due) → handle them (each direction of the fast path in its own
+//! module) → drain the control and cross-shard queues → report activity →
+//! ring control's doorbell if events were queued → publish counters.
+
+mod from_device;
+mod sessions;
+mod to_device;
+
+use std::io;
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use dtls::RecordProtection;
+use proto::grant::{SessionGrant, SessionId};
+
+use crate::config::PoolIndex;
+use crate::counters::ShardCounters;
+use crate::handle::ShardInfo;
+use crate::messages::{FromShard, ShardId, ToShard};
+use crate::shared::{Doorbell, ShardShared};
+use crate::sys::RawSockAddr;
+use crate::uring::{Completion, Engine, EngineConfig, SubmitError};
+
+use sessions::{Session, SessionTable};
+pub(crate) use to_device::{PACKET_AT, TAILROOM};
+
+/// How often per-session activity is reported.
+const ACTIVITY_PERIOD: Duration = Duration::from_secs(1);
+/// Control messages and cross-shard packets handled per loop turn, so that
+/// neither starves the sockets.
+const QUEUE_BATCH: usize = 1024;
+/// Consecutive failed waits after which the shard gives up.
+const MAX_WAIT_FAILURES: u32 = 100;
+
+/// Everything a shard thread starts with.
+#[derive(Debug)]
+pub(crate) struct ShardContext {
+    pub(crate) index: u16,
+    pub(crate) all: Arc<[Arc<ShardShared>]>,
+    pub(crate) owners: Arc<[AtomicU16]>,
+    pub(crate) pool: PoolIndex,
+    pub(crate) control_bell: Arc<Doorbell>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) udp: UdpSocket,
+    pub(crate) tun: OwnedFd,
+    pub(crate) core: Option<core_affinity::CoreId>,
+    pub(crate) ring_entries: u32,
+    pub(crate) buffers: u16,
+    pub(crate) udp_payload: usize,
+    pub(crate) tun_packet: usize,
+}
+
+/// Thread body: pin, build the ring, report how that went, then loop.
+pub(crate) fn run(ctx: ShardContext, started: &mpsc::Sender<(u16, io::Result<ShardInfo>)>) {
+    let index = ctx.index;
+    match Shard::new(ctx) {
+        Ok((mut shard, info)) => {
+            if started.send((index, Ok(info))).is_ok() {
+                shard.run();
+            }
+        }
+        Err(e) => {
+            let _ = started.send((index, Err(e)));
+        }
+    }
+}
+
+struct Shard {
+    /// First field: dropped (quiesced) before the sockets it reads.
+    engine: Engine,
+    id: ShardId,
+    /// This shard's value in the owner table (index + 1).
+    owner_tag: u16,
+    sessions: SessionTable,
+    me: Arc<ShardShared>,
+    all: Arc<[Arc<ShardShared>]>,
+    owners: Arc<[AtomicU16]>,
+    pool: PoolIndex,
+    control_bell: Arc<Doorbell>,
+    stop: Arc<AtomicBool>,
+    counters: ShardCounters,
+    events_queued: bool,
+    next_report: Instant,
+    _udp: UdpSocket,
+    _tun: OwnedFd,
+}
+
+impl Shard {
+    fn new(ctx: ShardContext) -> io::Result<(Self, ShardInfo)> {
+        let pinned = ctx.core.filter(|c| core_affinity::set_for_current(*c)).map(|c| c.id);
+        let engine = Engine::new(&EngineConfig {
+            entries: ctx.ring_entries,
+            udp_fd: ctx.udp.as_raw_fd(),
+            tun_fd: ctx.tun.as_raw_fd(),
+            wake_fd: ctx.all.get(usize::from(ctx.index)).map_or(-1, |s| s.doorbell.raw_fd()),
+            buffers: ctx.buffers,
+            udp_payload: ctx.udp_payload,
+            tun_headroom: PACKET_AT,
+            tun_packet: ctx.tun_packet,
+            tun_tailroom: TAILROOM,
+        })?;
+        let me = ctx.all.get(usize::from(ctx.index)).cloned().ok_or_else(|| io::Error::other("shard index"))?;
+        let info = ShardInfo {
+            shard: ShardId(ctx.index),
+            core: pinned,
+            ring_setup: engine.setup(),
+            tun_reads: engine.tun_style(),
+            buffers: ctx.buffers,
+        };
+        let shard = Self {
+            engine,
+            id: ShardId(ctx.index),
+            owner_tag: ctx.index + 1,
+            sessions: SessionTable::new(ctx.pool.len()),
+            me,
+            all: ctx.all,
+            owners: ctx.owners,
+            pool: ctx.pool,
+            control_bell: ctx.control_bell,
+            stop: ctx.stop,
+            counters: ShardCounters::default(),
+            events_queued: false,
+            next_report: Instant::now() + ACTIVITY_PERIOD,
+            _udp: ctx.udp,
+            _tun: ctx.tun,
+        };
+        Ok((shard, info))
+    }
+
+    fn run(&mut self) {
+        let mut completions = Vec::with_capacity(1024);
+        let mut failures = 0u32;
+        while !self.stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            let timeout = if self.me.inbox.is_empty() && self.me.cross.is_empty() {
+                self.next_report.saturating_duration_since(now)
+            } else {
+                Duration::ZERO
+            };
+            if self.engine.wait(timeout, &mut completions).is_err() {
+                self.counters.io_errors += 1;
+                failures += 1;
+                if failures >= MAX_WAIT_FAILURES {
+                    break;
+                }
+            } else {
+                failures = 0;
+            }
+            let now = Instant::now();
+            for c in completions.drain(..) {
+                self.on_completion(c, now);
+            }
+            self.drain_inbox(now);
+            self.drain_cross();
+            if now >= self.next_report {
+                self.report_activity();
+                self.next_report = now + ACTIVITY_PERIOD;
+            }
+            if self.events_queued {
+                self.events_queued = false;
+                self.control_bell.ring();
+            }
+            self.me.counters.publish(&self.counters);
+        }
+        self.me.counters.publish(&self.counters);
+    }
+
+    fn on_completion(&mut self, c: Completion, now: Instant) {
+        match c {
+            Completion::Datagram { bid, peer, payload, truncated } => {
+                self.on_datagram(bid, peer, payload, truncated, now);
+            }
+            Completion::TunPacket { bid, len } => self.on_tun_packet(bid, len),
+            // Clear before draining (see `shared`): later messages ring again.
+            Completion::Wake => self.me.doorbell.clear(),
+            Completion::Sent { ok: true } => self.counters.tx_datagrams += 1,
+            Completion::TunWritten { ok: true } => self.counters.tun_writes += 1,
+            Completion::Sent { ok: false } | Completion::TunWritten { ok: false } | Completion::ReceiveFailed => {
+                self.counters.io_errors += 1;
+            }
+        }
+    }
+
+    /// Counts a transmit the engine refused (the packet is dropped).
+    fn count_refused(&mut self, submitted: Result<(), SubmitError>) {
+        match submitted {
+            Ok(()) => {}
+            Err(SubmitError::OpTableFull) => self.counters.queue_full += 1,
+            // A buffer or range the engine does not recognise: a bug, not load.
+            Err(SubmitError::BadBuffer) => self.counters.io_errors += 1,
+        }
+    }
+
+    /// Queues an event for control; counted and dropped if its queue is full.
+    fn emit(&mut self, event: FromShard) {
+        if self.me.events.push(event).is_err() {
+            self.counters.queue_full += 1;
+        } else {
+            self.events_queued = true;
+        }
+    }
+
+    fn drain_inbox(&mut self, now: Instant) {
+        for _ in 0..QUEUE_BATCH {
+            let Some(msg) = self.me.inbox.pop() else { break };
+            match msg {
+                ToShard::Grant(grant) => self.on_grant(*grant, now),
+                ToShard::Revoke(id) => self.on_revoke(id),
+                ToShard::TunWrite { session, packet } => self.on_cstp_packet(session, packet),
+            }
+        }
+    }
+
+    fn drain_cross(&mut self) {
+        for _ in 0..QUEUE_BATCH {
+            let Some(p) = self.me.cross.pop() else { break };
+            self.on_cross_packet(p);
+        }
+    }
+
+    fn set_owner(&self, id: SessionId) {
+        if let Some(o) = self.owners.get(id.0 as usize) {
+            o.store(self.owner_tag, Ordering::Release);
+        }
+    }
+
+    /// Clears the owner entry unless another shard took the session since.
+    fn clear_owner(&self, id: SessionId) {
+        if let Some(o) = self.owners.get(id.0 as usize) {
+            let _ = o.compare_exchange(self.owner_tag, 0, Ordering::AcqRel, Ordering::Relaxed);
+        }
+    }
+
+    fn on_grant(&mut self, grant: SessionGrant, now: Instant) {
+        // `grant.mtu` is not needed until GSO segmentation sizes by it.
+        let (session, peer, address) = (grant.session, grant.peer, grant.address);
+        if self.pool.address_of(session) != Some(address) {
+            self.counters.grants_rejected += 1;
+            return;
+        }
+        let policy = grant.policy;
+        let Ok(record) = RecordProtection::new(grant.keys) else {
+            self.counters.grants_rejected += 1;
+            return;
+        };
+        let displaced = self.sessions.insert(Session {
+            id: session,
+            peer,
+            peer_raw: RawSockAddr::new(peer),
+            address,
+            policy,
+            record,
+            rx_packets: 0,
+            tx_packets: 0,
+            last_rx: now,
+            active: false,
+        });
+        for id in displaced.into_iter().filter(|d| *d != session) {
+            self.clear_owner(id);
+        }
+        self.set_owner(session);
+        self.counters.grants += 1;
+    }
+
+    fn on_revoke(&mut self, id: SessionId) {
+        if self.sessions.remove(id).is_some() {
+            self.clear_owner(id);
+            self.counters.revokes += 1;
+        }
+    }
+
+    fn report_activity(&mut self) {
+        let mut slots = core::mem::take(&mut self.sessions.newly_active);
+        let mut retry = Vec::new();
+        for slot in slots.drain(..) {
+            let Some(s) = self.sessions.get_mut(slot) else { continue };
+            if !s.active {
+                continue;
+            }
+            let event = FromShard::Activity {
+                session: s.id,
+                last_rx: s.last_rx,
+                rx_packets: s.rx_packets,
+                tx_packets: s.tx_packets,
+            };
+            if self.me.events.push(event).is_ok() {
+                s.active = false;
+                self.events_queued = true;
+            } else {
+                self.counters.queue_full += 1;
+                retry.push(slot);
+            }
+        }
+        slots.extend(retry);
+        self.sessions.newly_active = slots;
+    }
+}

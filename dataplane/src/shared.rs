@@ -1,0 +1,83 @@
+//! What shards and control share: bounded lock-free queues and the
+//! eventfd doorbells that wake a sleeping side. Nothing here is locked.
+//!
+//! A doorbell is an eventfd plus a "rung" flag, so a burst of messages costs
+//! one `write(2)`: the sender rings only when it flips the flag from clear to
+//! set, and the receiver clears the flag (with a read-modify-write, so it
+//! synchronises with the last ringer) *before* draining the queue. A message
+//! pushed before a ring that was skipped is then always seen by that drain.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::counters::PublishedCounters;
+use crate::messages::{CrossPacket, FromShard, ToShard};
+use crate::sys::EventFd;
+
+/// Control → shard messages queued per shard.
+const INBOX_CAPACITY: usize = 4096;
+/// Shard → control events queued per shard.
+const EVENTS_CAPACITY: usize = 8192;
+/// Packets other shards may queue for one shard.
+const CROSS_CAPACITY: usize = 4096;
+
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    fd: EventFd,
+    rung: AtomicBool,
+}
+
+impl Doorbell {
+    pub(crate) fn new() -> std::io::Result<Self> {
+        Ok(Self { fd: EventFd::new()?, rung: AtomicBool::new(false) })
+    }
+
+    /// Wakes the owner unless a wake-up is already pending.
+    pub(crate) fn ring(&self) {
+        if !self.rung.swap(true, Ordering::AcqRel) {
+            self.fd.notify();
+        }
+    }
+
+    /// The owner is about to drain: later messages need a new ring.
+    pub(crate) fn clear(&self) {
+        self.rung.swap(false, Ordering::AcqRel);
+    }
+
+    /// Resets the eventfd counter (for owners that read it by syscall).
+    pub(crate) fn reset_fd(&self) {
+        self.fd.reset();
+    }
+
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// One shard's end of everything that crosses threads.
+#[derive(Debug)]
+pub(crate) struct ShardShared {
+    /// Control → shard.
+    pub(crate) inbox: ArrayQueue<ToShard>,
+    /// Other shards → this shard.
+    pub(crate) cross: ArrayQueue<CrossPacket>,
+    /// Rung by control and by other shards; read by this shard's ring.
+    pub(crate) doorbell: Doorbell,
+    /// This shard → control.
+    pub(crate) events: ArrayQueue<FromShard>,
+    pub(crate) counters: PublishedCounters,
+}
+
+impl ShardShared {
+    pub(crate) fn new() -> std::io::Result<Self> {
+        Ok(Self {
+            inbox: ArrayQueue::new(INBOX_CAPACITY),
+            cross: ArrayQueue::new(CROSS_CAPACITY),
+            doorbell: Doorbell::new()?,
+            events: ArrayQueue::new(EVENTS_CAPACITY),
+            counters: PublishedCounters::default(),
+        })
+    }
+}

@@ -1,0 +1,287 @@
+//! End-to-end tests of the data plane with no control plane: the test is the
+//! device (a UDP socket with the mirrored record keys), control (grants,
+//! events) and the organisation's server (a socket on the TUN address).
+//!
+//! Needs root; run inside a private network namespace:
+//! `unshare --net -- bash -c 'ip link set lo up && cargo test -p corridor-dataplane'`.
+
+#![allow(clippy::indexing_slicing)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use dataplane::{Dataplane, DataplaneConfig, FromShard, ToShard};
+use dtls::{CipherSuite, ContentType};
+use proto::grant::SessionId;
+use support::*;
+
+/// Device → server through the TUN, and the server's reply back to the
+/// device as a DATA record; then a DPD request echoed, and a CSTP packet
+/// from control written to the TUN.
+fn round_trip(tun: &str, net: u8, shards: usize, suite: CipherSuite) {
+    let mut h = Harness::start(tun, net, shards);
+    h.grant_device(suite);
+    let server_addr = h.server.local_addr().expect("addr");
+    let device_inner = SocketAddr::from((h.addr.device(), 5555));
+
+    // Device → network.
+    let packet = ipv4_udp(device_inner, server_addr, b"hello from the device");
+    h.device_send(TYPE_DATA, &packet);
+    let (from, payload) = h.server_recv();
+    assert_eq!(from, device_inner);
+    assert_eq!(payload, b"hello from the device");
+
+    // Network → device.
+    h.server.send_to(b"hello back", device_inner).expect("send into the TUN");
+    let (kind, inner) = h.device_recv();
+    assert_eq!(kind, TYPE_DATA);
+    let (src, dst, payload) = parse_ipv4_udp(&inner);
+    assert_eq!((src, dst), (server_addr, device_inner));
+    assert_eq!(payload, b"hello back");
+
+    // Many packets each way, so that with several shards some TUN reads
+    // land on the shard that does not own the session.
+    for i in 0..32u8 {
+        let flow = SocketAddr::from((h.addr.device(), 6000 + u16::from(i)));
+        h.server.send_to(&[i; 100], flow).expect("send");
+        let (kind, inner) = h.device_recv();
+        assert_eq!(kind, TYPE_DATA);
+        let (_, dst, payload) = parse_ipv4_udp(&inner);
+        assert_eq!((dst, payload), (flow, vec![i; 100]));
+    }
+
+    // DPD: answered with the same bytes.
+    let probe: Vec<u8> = (0..600u16).map(|i| i as u8).collect();
+    h.device_send(TYPE_DPD_REQ, &probe);
+    let (kind, echoed) = h.device_recv();
+    assert_eq!(kind, TYPE_DPD_RESP);
+    assert_eq!(echoed, probe);
+
+    // A device packet that came over CSTP.
+    let shard = h.dp.owner_of(h.addr.device_session()).expect("owned");
+    let packet = ipv4_udp(device_inner, server_addr, b"over cstp");
+    h.dp.send(shard, ToShard::TunWrite { session: h.addr.device_session(), packet }).expect("queue");
+    let (from, payload) = h.server_recv();
+    assert_eq!((from, payload.as_slice()), (device_inner, &b"over cstp"[..]));
+
+    // One reply, 32 flows, one DPD answer; two packets into the TUN.
+    let c = h.expect_counters("final counters", |c| c.tx_datagrams == 34 && c.tun_writes == 2);
+    assert_eq!((c.rx_records, c.dpd_answered, c.tun_reads), (2, 1, 33), "{c:?}");
+    let drops = c.drop_malformed + c.drop_bad_mac + c.drop_replay + c.drop_spoofed_source + c.drop_policy;
+    assert_eq!(drops + c.drop_no_session + c.io_errors + c.queue_full, 0, "{c:?}");
+    // 33 flows hashed over the TUN queues: with two shards some land on the
+    // shard that does not own the session (all on one: odds 2^-32).
+    assert_eq!(c.cross_shard > 0, shards > 1, "{c:?}");
+    assert_eq!(h.dp.info().shards.len(), shards);
+    h.dp.shutdown();
+}
+
+#[test]
+fn round_trip_one_shard() {
+    round_trip("cdp-rt1", 1, 1, CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384);
+}
+
+#[test]
+fn round_trip_two_shards() {
+    round_trip("cdp-rt2", 2, 2, CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+}
+
+#[test]
+fn round_trip_chacha_without_explicit_nonce() {
+    round_trip("cdp-rt3", 3, 1, CipherSuite::TLS_PSK_WITH_CHACHA20_POLY1305_SHA256);
+}
+
+/// Every kind of bad input is dropped and counted, and good traffic still flows.
+#[test]
+fn bad_input_is_dropped_and_counted() {
+    let mut h = Harness::start("cdp-bad", 4, 1);
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384);
+    let server_addr = h.server.local_addr().expect("addr");
+    let device_inner = SocketAddr::from((h.addr.device(), 5555));
+
+    // Inner source is not the session's address.
+    let spoofed = ipv4_udp(SocketAddr::from((h.addr.host(99), 5555)), server_addr, b"spoofed");
+    h.device_send(TYPE_DATA, &spoofed);
+    h.expect_counters("a spoofed source drop", |c| c.drop_spoofed_source == 1);
+
+    // Destination outside the policy.
+    let outside = ipv4_udp(device_inner, "10.99.0.1:53".parse().expect("addr"), b"outside");
+    h.device_send(TYPE_DATA, &outside);
+    h.expect_counters("a policy drop", |c| c.drop_policy == 1);
+
+    // Not a DTLS record at all.
+    h.device.send_to(&[0xffu8; 40], h.gateway_udp).expect("send");
+    h.expect_counters("a malformed drop", |c| c.drop_malformed == 1);
+
+    // A replayed record.
+    let good = ipv4_udp(device_inner, server_addr, b"once");
+    let record = h.device_send(TYPE_DATA, &good);
+    assert_eq!(h.server_recv().1, b"once");
+    h.device.send_to(&record, h.gateway_udp).expect("send");
+    h.expect_counters("a replay drop", |c| c.drop_replay == 1);
+
+    // A forged record: right header, wrong tag.
+    let mut forged = seal_message(h.client(), TYPE_DATA, &good);
+    let last = forged.len() - 1;
+    forged[last] ^= 0x01;
+    h.device.send_to(&forged, h.gateway_udp).expect("send");
+    h.expect_counters("a bad MAC drop", |c| c.drop_bad_mac == 1);
+
+    // A record from an epoch the session is not in.
+    let mut other_epoch = seal_message(h.client(), TYPE_DATA, &good);
+    other_epoch[3..5].copy_from_slice(&2u16.to_be_bytes());
+    h.device.send_to(&other_epoch, h.gateway_udp).expect("send");
+    h.expect_counters("a wrong epoch drop", |c| c.drop_wrong_epoch == 1);
+
+    // Not IPv4 inside a DATA record, and an unknown message type.
+    h.device_send(TYPE_DATA, &[0x60; 40]);
+    h.device_send(0x42, b"?");
+    h.expect_counters("two more malformed drops", |c| c.drop_malformed == 3);
+
+    // Keepalives are absorbed.
+    h.device_send(TYPE_KEEPALIVE, &[]);
+    h.expect_counters("a keepalive", |c| c.keepalives == 1);
+
+    // Two records in one datagram are both handled.
+    let mut two = seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"first"));
+    two.extend(seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"second")));
+    h.device.send_to(&two, h.gateway_udp).expect("send");
+    let mut got = vec![h.server_recv().1, h.server_recv().1];
+    got.sort();
+    assert_eq!(got, vec![b"first".to_vec(), b"second".to_vec()]);
+
+    // Only the good packets reached the TUN (completions are counted a
+    // moment after the kernel delivered them).
+    let c = h.expect_counters("three TUN writes", |c| c.tun_writes == 3);
+    assert_eq!(c.io_errors, 0, "{c:?}");
+}
+
+/// What the data plane tells control: handshakes from unknown peers and
+/// epoch-0 records from known ones, packets for sessions without DTLS,
+/// disconnects, activity; and revoking a session.
+#[test]
+fn events_for_control() {
+    let mut h = Harness::start("cdp-ev", 5, 1);
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    let session = h.addr.device_session();
+
+    // A TUN packet for a pool address nobody holds goes to control for CSTP.
+    let other = SocketAddr::from((h.addr.host(20), 7777));
+    h.server.send_to(b"for a cstp-only session", other).expect("send");
+    let packet = h.expect_event("a CSTP packet", |e| match e {
+        FromShard::CstpPacket { session, packet } if *session == SessionId(20) => Some(packet.clone()),
+        _ => None,
+    });
+    let (_, dst, payload) = parse_ipv4_udp(&packet);
+    assert_eq!((dst, payload.as_slice()), (other, &b"for a cstp-only session"[..]));
+
+    // An epoch-0 record from the granted device (a retransmitted final flight).
+    let mut flight = vec![22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 3, 1, 2, 3];
+    flight.extend(seal_record(h.client(), ContentType::HANDSHAKE, b"finished"));
+    h.device.send_to(&flight, h.gateway_udp).expect("send");
+    let device_addr = h.device.local_addr().expect("addr");
+    let forwarded = h.expect_event("the final flight", |e| match e {
+        FromShard::Handshake { peer, datagram, .. } if *peer == device_addr => Some(datagram.clone()),
+        _ => None,
+    });
+    assert_eq!(forwarded, flight);
+
+    // Traffic shows up as activity.
+    let server_addr = h.server.local_addr().expect("addr");
+    let inner = ipv4_udp(SocketAddr::from((h.addr.device(), 5555)), server_addr, b"x");
+    h.device_send(TYPE_DATA, &inner);
+    h.server_recv();
+    let (rx, _) = h.expect_event("activity", |e| match e {
+        FromShard::Activity { session: s, rx_packets, tx_packets, .. } if *s == session => {
+            Some((*rx_packets, *tx_packets))
+        }
+        _ => None,
+    });
+    assert_eq!(rx, 1);
+
+    // DISCONNECT over DTLS.
+    h.device_send(TYPE_DISCONNECT, b"\xb0Aborted by caller");
+    h.expect_event("a disconnect", |e| {
+        matches!(e, FromShard::Disconnect { session: s } if *s == session).then_some(())
+    });
+
+    // Revoke: the session is gone, its packets go to control again.
+    let shard = h.shard.expect("granted");
+    h.dp.send(shard, ToShard::Revoke(session)).expect("queue");
+    wait_for("the revoke", || h.dp.owner_of(session).is_none().then_some(()));
+    h.server.send_to(b"after revoke", SocketAddr::from((h.addr.device(), 5555))).expect("send");
+    h.expect_event("a CSTP packet after revoke", |e| {
+        matches!(e, FromShard::CstpPacket { session: s, .. } if *s == session).then_some(())
+    });
+    // And the device's records now count as a stranger's datagrams.
+    h.device_send(TYPE_DATA, &inner);
+    h.expect_event("a handshake after revoke", |e| {
+        matches!(e, FromShard::Handshake { peer, .. } if *peer == device_addr).then_some(())
+    });
+    h.expect_counters("one grant and one revoke", |c| (c.grants, c.revokes) == (1, 1));
+}
+
+/// CSTP packets of a session without a DTLS grant: any shard writes them if
+/// the inner source is the session's pool address (control checked the
+/// destination), and drops them otherwise.
+#[test]
+fn cstp_packets_of_a_session_without_dtls() {
+    let h = Harness::start("cdp-cstp", 10, 2);
+    let server_addr = h.server.local_addr().expect("addr");
+    let cstp_only = SocketAddr::from((h.addr.host(20), 4000));
+    for shard in [dataplane::ShardId(0), dataplane::ShardId(1)] {
+        let packet = ipv4_udp(cstp_only, server_addr, format!("via {shard}").as_bytes());
+        h.dp.send(shard, ToShard::TunWrite { session: SessionId(20), packet }).expect("queue");
+        let (from, payload) = h.server_recv();
+        assert_eq!((from, payload), (cstp_only, format!("via {shard}").into_bytes()));
+    }
+    let spoofed = ipv4_udp(SocketAddr::from((h.addr.host(21), 4000)), server_addr, b"spoofed");
+    h.dp.send(dataplane::ShardId(0), ToShard::TunWrite { session: SessionId(20), packet: spoofed }).expect("queue");
+    let outside = ipv4_udp(cstp_only, server_addr, b"no such session");
+    h.dp.send(dataplane::ShardId(1), ToShard::TunWrite { session: SessionId(4096), packet: outside }).expect("queue");
+    h.expect_counters("two drops", |c| c.drop_spoofed_source == 1 && c.drop_no_session == 1 && c.tun_writes == 2);
+}
+
+/// A grant whose address is not the pool address of its session id is refused.
+#[test]
+fn inconsistent_grant_is_rejected() {
+    let h = Harness::start("cdp-gr", 6, 1);
+    let (keys, _) = mirrored_keys(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    let grant = proto::grant::SessionGrant {
+        session: SessionId(10),
+        peer: "127.0.0.1:9".parse().expect("addr"),
+        address: h.addr.host(11),
+        policy: proto::grant::Policy { allowed: vec![h.addr.pool()] },
+        keys,
+        mtu: 1400,
+    };
+    h.dp.send(dataplane::ShardId(0), ToShard::Grant(Box::new(grant))).expect("queue");
+    h.expect_counters("a rejected grant", |c| c.grants_rejected == 1);
+    assert_eq!(h.dp.owner_of(SessionId(10)), None);
+    assert!(h.dp.send(dataplane::ShardId(7), ToShard::Revoke(SessionId(1))).is_err(), "no such shard");
+}
+
+#[test]
+fn bad_configuration_is_refused_before_touching_the_system() {
+    let base = DataplaneConfig {
+        shards: 1,
+        udp_listen: "127.0.0.1:0".parse().expect("addr"),
+        tun_name: "cdp-cfg".into(),
+        tun_address: "10.77.7.1/24".parse().expect("net"),
+        tun_mtu: 1400,
+        pool: "10.77.7.0/24".parse().expect("net"),
+        pin_cores: false,
+        ring_entries: 64,
+    };
+    for bad in [
+        DataplaneConfig { tun_name: "a-name-far-too-long".into(), ..base.clone() },
+        DataplaneConfig { tun_name: "tun%d".into(), ..base.clone() },
+        DataplaneConfig { tun_mtu: 100, ..base.clone() },
+        DataplaneConfig { pool: "10.0.0.0/8".parse().expect("net"), ..base.clone() },
+        DataplaneConfig { ring_entries: 1 << 20, ..base.clone() },
+    ] {
+        let err = Dataplane::start(bad).expect_err("refused");
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    }
+}

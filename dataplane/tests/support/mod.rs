@@ -1,0 +1,269 @@
+//! A test harness that plays the device and the organisation's server
+//! around a real data plane: a UDP socket on 127.0.0.1 holding the mirror
+//! of the session's record keys, and a UDP socket on the TUN address.
+//!
+//! Needs root (TUN creation) and is meant for a private network namespace:
+//! `unshare --net -- bash -c 'ip link set lo up && cargo test -p corridor-dataplane'`.
+
+// Each test binary uses only part of the helpers, and `pub` items of a
+// private test module are unreachable by construction. Test packets are
+// built by the test itself, so indexing them is checked by the test.
+#![allow(dead_code, unreachable_pub, clippy::indexing_slicing)]
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use dataplane::{Dataplane, DataplaneConfig, FromShard, ShardCounters, ShardId, ToShard};
+use dtls::keys::DirectionKeys;
+use dtls::replay::ReplayWindow;
+use dtls::{CipherSuite, ContentType, RecordProtection, Role, SessionKeys};
+use proto::grant::{Policy, SessionGrant, SessionId};
+use proto::ip::Ipv4Net;
+
+pub const TYPE_DATA: u8 = 0x00;
+pub const TYPE_DPD_REQ: u8 = 0x03;
+pub const TYPE_DPD_RESP: u8 = 0x04;
+pub const TYPE_DISCONNECT: u8 = 0x05;
+pub const TYPE_KEEPALIVE: u8 = 0x07;
+
+/// Upper bound for every wait in these tests.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+
+/// Polls `f` until it yields a value, failing the test after [`PATIENCE`].
+pub fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// One session's record keys, as the gateway and as the device.
+pub fn mirrored_keys(suite: CipherSuite) -> (SessionKeys, SessionKeys) {
+    let key_len = if suite == CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256 { 16 } else { 32 };
+    let iv_len = if suite == CipherSuite::TLS_PSK_WITH_CHACHA20_POLY1305_SHA256 { 12 } else { 4 };
+    let c2s = DirectionKeys::new(&vec![0x11; key_len], &vec![0x22; iv_len]).expect("keys");
+    let s2c = DirectionKeys::new(&vec![0x33; key_len], &vec![0x44; iv_len]).expect("keys");
+    let keys = |role, write: &DirectionKeys, read: &DirectionKeys| SessionKeys {
+        suite,
+        role,
+        epoch: 1,
+        write: write.clone(),
+        read: read.clone(),
+        next_send_seq: 1,
+        replay: ReplayWindow::new(64),
+    };
+    (keys(Role::Server, &s2c, &c2s), keys(Role::Client, &c2s, &s2c))
+}
+
+/// RFC 1071 one's-complement sum over an IPv4 header.
+fn ip_checksum(header: &[u8]) -> u16 {
+    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An IPv4/UDP packet (UDP checksum 0: none, allowed over IPv4).
+pub fn ipv4_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
+    let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else { panic!("IPv4 only") };
+    let total = 20 + 8 + payload.len();
+    let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p.extend_from_slice(&src.ip().octets());
+    p.extend_from_slice(&dst.ip().octets());
+    let csum = ip_checksum(&p);
+    p[10..12].copy_from_slice(&csum.to_be_bytes());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Splits an IPv4/UDP packet into (source, destination, payload).
+pub fn parse_ipv4_udp(p: &[u8]) -> (SocketAddr, SocketAddr, Vec<u8>) {
+    assert_eq!(p[0] >> 4, 4, "IPv4");
+    assert_eq!(p[9], 17, "UDP");
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([p[2], p[3]]));
+    let ip = |at: usize| Ipv4Addr::new(p[at], p[at + 1], p[at + 2], p[at + 3]);
+    let port = |at: usize| u16::from_be_bytes([p[at], p[at + 1]]);
+    let src = SocketAddr::from((ip(12), port(ihl)));
+    let dst = SocketAddr::from((ip(16), port(ihl + 2)));
+    (src, dst, p[ihl + 8..total].to_vec())
+}
+
+/// A record of `content_type` carrying `payload`, sealed with `keys`.
+pub fn seal_record(keys: &mut RecordProtection, content_type: ContentType, payload: &[u8]) -> Vec<u8> {
+    let head = keys.headroom();
+    let mut buf = vec![0u8; head + payload.len() + keys.tailroom()];
+    buf[head..head + payload.len()].copy_from_slice(payload);
+    let n = keys.seal_in_place(content_type, &mut buf, payload.len()).expect("seal");
+    buf.truncate(n);
+    buf
+}
+
+/// One OpenConnect DTLS message: type byte then payload.
+pub fn seal_message(keys: &mut RecordProtection, kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind];
+    m.extend_from_slice(payload);
+    seal_record(keys, ContentType::APPLICATION_DATA, &m)
+}
+
+/// A pool subnet 10.77.`net`.0/24 with the gateway on .1 and a device on .10.
+#[derive(Debug, Clone, Copy)]
+pub struct Addressing {
+    pub net: u8,
+}
+
+impl Addressing {
+    pub fn host(self, h: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 77, self.net, h)
+    }
+    pub fn pool(self) -> Ipv4Net {
+        Ipv4Net::new(self.host(0), 24).expect("net")
+    }
+    pub fn gateway(self) -> Ipv4Addr {
+        self.host(1)
+    }
+    pub fn device(self) -> Ipv4Addr {
+        self.host(10)
+    }
+    pub fn device_session(self) -> SessionId {
+        SessionId(10)
+    }
+}
+
+pub struct Harness {
+    pub dp: Dataplane,
+    pub addr: Addressing,
+    /// The device's UDP socket (the DTLS peer).
+    pub device: UdpSocket,
+    /// The gateway's UDP address.
+    pub gateway_udp: SocketAddr,
+    /// A server in the organisation's network, bound on the TUN address.
+    pub server: UdpSocket,
+    /// The device's half of the session's record keys (after `grant_device`).
+    pub client: Option<RecordProtection>,
+    pub shard: Option<ShardId>,
+    events: Vec<FromShard>,
+}
+
+impl Harness {
+    pub fn start(tun_name: &str, net: u8, shards: usize) -> Harness {
+        let addr = Addressing { net };
+        let dp = Dataplane::start(DataplaneConfig {
+            shards,
+            udp_listen: "127.0.0.1:0".parse().expect("addr"),
+            tun_name: tun_name.to_owned(),
+            tun_address: Ipv4Net::new(addr.gateway(), 24).expect("net"),
+            tun_mtu: 1400,
+            pool: addr.pool(),
+            pin_cores: shards > 1,
+            ring_entries: 64,
+        })
+        .expect("start the data plane (needs root, in a private network namespace)");
+        assert_eq!(dp.shard_count(), shards);
+        let gateway_udp = dp.udp_local_addr();
+        let device = UdpSocket::bind("127.0.0.1:0").expect("device socket");
+        device.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let server = UdpSocket::bind((addr.gateway(), 0)).expect("server socket on the TUN address");
+        server.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        Harness { dp, addr, device, gateway_udp, server, client: None, shard: None, events: Vec::new() }
+    }
+
+    /// Waits for the first queued event `pick` accepts and returns what it extracted.
+    pub fn expect_event<T>(&mut self, what: &str, mut pick: impl FnMut(&FromShard) -> Option<T>) -> T {
+        let mut fresh = Vec::new();
+        wait_for(what, || {
+            self.dp.ack_events();
+            self.dp.drain_events(&mut fresh);
+            self.events.append(&mut fresh);
+            let at = self.events.iter().position(|e| pick(e).is_some())?;
+            pick(&self.events.remove(at))
+        })
+    }
+
+    /// Counters summed over shards, polled until `ok` holds.
+    pub fn expect_counters(&self, what: &str, ok: impl Fn(&ShardCounters) -> bool) -> ShardCounters {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let total = self.totals();
+            if ok(&total) {
+                return total;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; counters: {total:#?}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    pub fn totals(&self) -> ShardCounters {
+        self.dp.counters().iter().fold(ShardCounters::default(), |a, c| a.merged(c))
+    }
+
+    /// Sends a stray datagram from the device, learns which shard receives
+    /// it (as a handshake), and grants the device's session there.
+    pub fn grant_device(&mut self, suite: CipherSuite) {
+        self.device.send_to(b"\x16\xfe\xfd stand-in for a ClientHello", self.gateway_udp).expect("send");
+        let device_addr = self.device.local_addr().expect("addr");
+        let shard = self.expect_event("the handshake datagram", |e| match e {
+            FromShard::Handshake { shard, peer, datagram } if *peer == device_addr => {
+                assert!(datagram.starts_with(b"\x16\xfe\xfd stand-in"));
+                Some(*shard)
+            }
+            _ => None,
+        });
+        let (gateway_keys, device_keys) = mirrored_keys(suite);
+        let grant = SessionGrant {
+            session: self.addr.device_session(),
+            peer: device_addr,
+            address: self.addr.device(),
+            policy: Policy { allowed: vec![self.addr.pool()] },
+            keys: gateway_keys,
+            mtu: 1400,
+        };
+        self.dp.send(shard, ToShard::Grant(Box::new(grant))).expect("queue the grant");
+        let session = self.addr.device_session();
+        wait_for("the grant to take effect", || (self.dp.owner_of(session) == Some(shard)).then_some(()));
+        self.client = Some(RecordProtection::new(device_keys).expect("device keys"));
+        self.shard = Some(shard);
+    }
+
+    pub fn client(&mut self) -> &mut RecordProtection {
+        self.client.as_mut().expect("grant_device first")
+    }
+
+    /// Seals one OpenConnect message as the device and sends it.
+    pub fn device_send(&mut self, kind: u8, payload: &[u8]) -> Vec<u8> {
+        let record = seal_message(self.client(), kind, payload);
+        self.device.send_to(&record, self.gateway_udp).expect("send");
+        record
+    }
+
+    /// Receives one datagram on the device and opens its (single) record.
+    pub fn device_recv(&mut self) -> (u8, Vec<u8>) {
+        let mut buf = vec![0u8; 4096];
+        let (n, from) = self.device.recv_from(&mut buf).expect("a datagram for the device");
+        assert_eq!(from, self.gateway_udp, "records come from the gateway's port");
+        buf.truncate(n);
+        let opened = self.client().open_in_place(&mut buf).expect("the record opens with the device keys");
+        assert_eq!(opened.content_type, ContentType::APPLICATION_DATA);
+        assert_eq!(opened.record_len, n, "one record per datagram");
+        let p = opened.payload();
+        (p[0], p[1..].to_vec())
+    }
+
+    /// Receives one datagram on the server.
+    pub fn server_recv(&self) -> (SocketAddr, Vec<u8>) {
+        let mut buf = vec![0u8; 4096];
+        let (n, from) = self.server.recv_from(&mut buf).expect("a datagram for the server");
+        buf.truncate(n);
+        (from, buf)
+    }
+}

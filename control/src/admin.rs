@@ -1,0 +1,107 @@
+//! The admin endpoint: plain HTTP on a local address (keep it on loopback
+//! or a management network). `GET /metrics` gives counters in the
+//! Prometheus text format, `GET /sessions` one line per session, and
+//! `POST /sessions/ID/kill` ends a session.
+//!
+//! Requests are tiny and local, so each is served synchronously with a
+//! short read timeout rather than through the event loop.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// What the admin asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminRequest {
+    Metrics,
+    Sessions,
+    Kill(u32),
+    NotFound,
+    BadRequest,
+}
+
+/// Reads one request (up to 4 KiB, 200 ms).
+pub fn read_request(stream: &mut TcpStream) -> AdminRequest {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    while n < buf.len() {
+        match stream.read(buf.get_mut(n..).unwrap_or_default()) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if buf.get(..n).is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n")) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+    let mut first = text.lines().next().unwrap_or("").split_whitespace();
+    match (first.next(), first.next()) {
+        (Some("GET"), Some("/metrics")) => AdminRequest::Metrics,
+        (Some("GET"), Some("/sessions")) => AdminRequest::Sessions,
+        (Some("POST"), Some(p)) => p
+            .strip_prefix("/sessions/")
+            .and_then(|r| r.strip_suffix("/kill"))
+            .and_then(|id| id.trim_start_matches('s').parse().ok())
+            .map_or(AdminRequest::NotFound, AdminRequest::Kill),
+        (Some(_), Some(_)) => AdminRequest::NotFound,
+        _ => AdminRequest::BadRequest,
+    }
+}
+
+pub fn respond(stream: &mut TcpStream, status: &str, body: &str) {
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+}
+
+/// Prometheus text exposition of named counters.
+#[derive(Debug, Default)]
+pub struct Metrics(String);
+
+impl Metrics {
+    pub fn counter(&mut self, name: &str, help: &str, labels: &str, value: u64) {
+        if !self.0.contains(&format!("# TYPE {name} ")) {
+            let _ = writeln!(self.0, "# HELP {name} {help}");
+            let _ = writeln!(self.0, "# TYPE {name} counter");
+        }
+        if labels.is_empty() {
+            let _ = writeln!(self.0, "{name} {value}");
+        } else {
+            let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    pub fn gauge(&mut self, name: &str, help: &str, value: u64) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} gauge");
+        let _ = writeln!(self.0, "{name} {value}");
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_once_per_name() {
+        let mut m = Metrics::default();
+        m.counter("corridor_x_total", "x", "shard=\"0\"", 1);
+        m.counter("corridor_x_total", "x", "shard=\"1\"", 2);
+        let s = m.into_string();
+        assert_eq!(s.matches("# TYPE corridor_x_total counter").count(), 1);
+        assert!(s.contains("corridor_x_total{shard=\"1\"} 2"));
+    }
+}

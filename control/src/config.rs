@@ -1,0 +1,474 @@
+//! The gateway's TOML configuration: parsed, checked, and turned into the
+//! values the rest of the control plane uses. Every mistake names the field
+//! and says how to fix it; `corridor gateway` exits with status 2 on one.
+//! `config/gateway.example.toml` documents every field.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use proto::ip::Ipv4Net;
+use serde::Deserialize;
+
+/// A configuration mistake: which field, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "config field `{}`: {}; fix: {}", self.field, self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.to_string(), problem: problem.into(), fix: fix.into() }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server: RawServer,
+    #[serde(default)]
+    auth: RawAuth,
+    network: RawNetwork,
+    #[serde(default)]
+    timers: RawTimers,
+    #[serde(default)]
+    dataplane: RawDataplane,
+    #[serde(default, rename = "group")]
+    groups: Vec<RawGroup>,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default)]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    #[serde(default = "default_name")]
+    name: String,
+    listen: String,
+    #[serde(default = "default_dtls_port")]
+    dtls_port: u16,
+    cert: PathBuf,
+    key: PathBuf,
+    #[serde(default)]
+    banner: Option<String>,
+}
+
+fn default_name() -> String {
+    "corridor".into()
+}
+
+fn default_dtls_port() -> u16 {
+    443
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    #[serde(default)]
+    password_file: Option<PathBuf>,
+    #[serde(default)]
+    client_ca: Option<PathBuf>,
+    #[serde(default)]
+    max_login_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    pool: String,
+    #[serde(default)]
+    dns: Vec<String>,
+    #[serde(default)]
+    default_domain: Option<String>,
+    #[serde(default = "default_tun")]
+    tun_name: String,
+    #[serde(default = "default_link_mtu")]
+    link_mtu: u16,
+}
+
+fn default_tun() -> String {
+    "corridor0".into()
+}
+
+fn default_link_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimers {
+    #[serde(default = "d_dpd")]
+    dpd: u32,
+    #[serde(default = "d_keepalive")]
+    keepalive: u32,
+    #[serde(default = "d_idle")]
+    idle_timeout: u32,
+    #[serde(default = "d_session")]
+    session_timeout: u32,
+    #[serde(default = "d_grace")]
+    cookie_grace: u32,
+}
+
+fn d_dpd() -> u32 {
+    90
+}
+fn d_keepalive() -> u32 {
+    32400
+}
+fn d_idle() -> u32 {
+    1200
+}
+fn d_session() -> u32 {
+    86400
+}
+fn d_grace() -> u32 {
+    300
+}
+
+impl Default for RawTimers {
+    fn default() -> Self {
+        Self {
+            dpd: d_dpd(),
+            keepalive: d_keepalive(),
+            idle_timeout: d_idle(),
+            session_timeout: d_session(),
+            cookie_grace: d_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDataplane {
+    #[serde(default)]
+    shards: usize,
+    #[serde(default = "d_true")]
+    pin_cores: bool,
+    #[serde(default = "d_ring")]
+    ring_entries: u32,
+}
+
+fn d_true() -> bool {
+    true
+}
+fn d_ring() -> u32 {
+    1024
+}
+
+impl Default for RawDataplane {
+    fn default() -> Self {
+        Self { shards: 0, pin_cores: true, ring_entries: d_ring() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    name: String,
+    #[serde(default)]
+    allowed: Vec<String>,
+    #[serde(default)]
+    split_include: Vec<String>,
+    #[serde(default)]
+    split_exclude: Vec<String>,
+}
+
+/// A group: what its devices may reach and which routes they are given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    pub allowed: Vec<Ipv4Net>,
+    pub split_include: Vec<Ipv4Net>,
+    pub split_exclude: Vec<Ipv4Net>,
+}
+
+/// Session timers (seconds on the wire, `Duration` here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub dpd: Duration,
+    pub keepalive: Duration,
+    /// `None`: no idle timeout.
+    pub idle_timeout: Option<Duration>,
+    pub session_timeout: Option<Duration>,
+    /// How long a session (and its address) survives without a TLS
+    /// connection, for openconnect's reconnect with the same cookie.
+    pub cookie_grace: Duration,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server_name: String,
+    pub listen: SocketAddr,
+    /// `None`: DTLS off, CSTP only.
+    pub dtls_port: Option<u16>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub banner: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+    pub max_login_attempts: u32,
+    pub pool: Ipv4Net,
+    /// The gateway's own address on the TUN: the pool's first host.
+    pub gateway_address: Ipv4Addr,
+    pub dns: Vec<Ipv4Addr>,
+    pub default_domain: Option<String>,
+    pub tun_name: String,
+    pub link_mtu: u16,
+    pub timers: Timers,
+    pub shards: usize,
+    pub pin_cores: bool,
+    pub ring_entries: u32,
+    pub groups: Vec<Group>,
+    /// The first group, used when a user names none.
+    pub default_group: Group,
+    /// The admin/metrics endpoint, if enabled.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
+    v.iter()
+        .map(|s| {
+            s.parse::<Ipv4Net>().map_err(|e| err(field, format!("`{s}`: {e}"), "write networks as \"10.99.0.0/16\""))
+        })
+        .collect()
+}
+
+fn secs(v: u32) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_secs(u64::from(v)))
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            err("(file)", format!("cannot read {}: {e}", path.display()), "pass an existing file with --config")
+        })?;
+        let mut c = Self::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in
+            [Some(&mut c.cert), Some(&mut c.key), c.password_file.as_mut(), c.client_ca.as_mut()].into_iter().flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        c.check_files()?;
+        Ok(c)
+    }
+
+    /// Parses and checks configuration text (paths are not checked here).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
+            err(
+                if field.is_empty() { "(syntax)" } else { &field },
+                e.message().to_string(),
+                "see config/gateway.example.toml for every field",
+            )
+        })?;
+        let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
+            err("server.listen", format!("`{}` is not an address:port", raw.server.listen), "use e.g. \"0.0.0.0:443\"")
+        })?;
+        let pool: Ipv4Net =
+            raw.network.pool.parse().map_err(|e| {
+                err("network.pool", format!("`{}`: {e}", raw.network.pool), "use e.g. \"192.168.99.0/24\"")
+            })?;
+        if !(8..=30).contains(&pool.prefix) {
+            return Err(err(
+                "network.pool",
+                format!("prefix /{} is unusable", pool.prefix),
+                "use a prefix between /8 and /30",
+            ));
+        }
+        if pool.addr != pool.network() {
+            return Err(err(
+                "network.pool",
+                format!("{} has host bits set", raw.network.pool),
+                format!("use {}", pool),
+            ));
+        }
+        let gateway_address = Ipv4Addr::from(u32::from(pool.network()) + 1);
+        let dns = raw
+            .network
+            .dns
+            .iter()
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    err("network.dns", format!("`{s}` is not an IPv4 address"), "list addresses like \"192.168.99.1\"")
+                })
+            })
+            .collect::<Result<Vec<Ipv4Addr>, _>>()?;
+        if !(1280..=9000).contains(&raw.network.link_mtu) {
+            return Err(err(
+                "network.link_mtu",
+                format!("{} is out of range", raw.network.link_mtu),
+                "use 1280..=9000 (1500 for Ethernet)",
+            ));
+        }
+        let t = &raw.timers;
+        if t.dpd == 0 || t.dpd > 3600 {
+            return Err(err("timers.dpd", format!("{} s", t.dpd), "use 1..=3600 seconds (90 is ocserv's default)"));
+        }
+        if t.keepalive == 0 {
+            return Err(err("timers.keepalive", "0", "use a positive number of seconds (32400 by default)"));
+        }
+        let tun = &raw.network.tun_name;
+        if tun.is_empty() || tun.len() > 15 || !tun.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(err("network.tun_name", format!("`{tun}`"), "use 1-15 characters of [A-Za-z0-9_-]"));
+        }
+        if raw.auth.password_file.is_none() && raw.auth.client_ca.is_none() {
+            return Err(err("auth", "no login method", "set auth.password_file, auth.client_ca, or both"));
+        }
+        let mut groups = Vec::new();
+        for (i, g) in raw.groups.iter().enumerate() {
+            let f = |k: &str| format!("group[{i}].{k}");
+            if g.name.is_empty() || groups.iter().any(|x: &Group| x.name == g.name) {
+                return Err(err(
+                    &f("name"),
+                    format!("`{}` is empty or repeated", g.name),
+                    "give every group a unique name",
+                ));
+            }
+            let allowed = nets(&f("allowed"), &g.allowed)?;
+            if allowed.is_empty() {
+                return Err(err(
+                    &f("allowed"),
+                    "empty: the group could reach nothing",
+                    "list the networks its devices may reach, e.g. [\"10.99.0.0/16\"]",
+                ));
+            }
+            groups.push(Group {
+                name: g.name.clone(),
+                allowed,
+                split_include: nets(&f("split_include"), &g.split_include)?,
+                split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
+            });
+        }
+        let admin_listen = match &raw.admin.listen {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "admin.listen",
+                    format!("`{a}` is not an address:port"),
+                    "use e.g. \"127.0.0.1:9443\" (keep it off public addresses)",
+                )
+            })?),
+            None => None,
+        };
+        let Some(default_group) = groups.first().cloned() else {
+            return Err(err("group", "no [[group]]", "add at least one [[group]] with a name and allowed networks"));
+        };
+        Ok(Self {
+            server_name: raw.server.name,
+            listen,
+            dtls_port: (raw.server.dtls_port != 0).then_some(raw.server.dtls_port),
+            cert: raw.server.cert,
+            key: raw.server.key,
+            banner: raw.server.banner,
+            password_file: raw.auth.password_file,
+            client_ca: raw.auth.client_ca,
+            max_login_attempts: raw.auth.max_login_attempts.unwrap_or(3).max(1),
+            pool,
+            gateway_address,
+            dns,
+            default_domain: raw.network.default_domain,
+            tun_name: raw.network.tun_name,
+            link_mtu: raw.network.link_mtu,
+            timers: Timers {
+                dpd: Duration::from_secs(u64::from(t.dpd)),
+                keepalive: Duration::from_secs(u64::from(t.keepalive)),
+                idle_timeout: secs(t.idle_timeout),
+                session_timeout: secs(t.session_timeout),
+                cookie_grace: Duration::from_secs(u64::from(t.cookie_grace)),
+            },
+            shards: raw.dataplane.shards,
+            pin_cores: raw.dataplane.pin_cores,
+            ring_entries: raw.dataplane.ring_entries,
+            groups,
+            default_group,
+            admin_listen,
+        })
+    }
+
+    fn check_files(&self) -> Result<(), ConfigError> {
+        let must = |field: &str, p: &Path, what: &str| {
+            if p.is_file() {
+                Ok(())
+            } else {
+                Err(err(field, format!("{} does not exist", p.display()), format!("point it at the {what}")))
+            }
+        };
+        must("server.cert", &self.cert, "server certificate chain (PEM)")?;
+        must("server.key", &self.key, "server private key (PEM)")?;
+        if let Some(p) = &self.password_file {
+            must("auth.password_file", p, "password file made with `corridor passwd`")?;
+        }
+        if let Some(p) = &self.client_ca {
+            must("auth.client_ca", p, "CA certificate (PEM) that signs client certificates")?;
+        }
+        Ok(())
+    }
+
+    /// The group by name, or the first one (the default).
+    pub fn group(&self, name: Option<&str>) -> &Group {
+        name.and_then(|n| self.groups.iter().find(|g| g.name == n)).unwrap_or(&self.default_group)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+listen = "0.0.0.0:443"
+cert = "server.crt"
+key = "server.key"
+[auth]
+password_file = "passwd"
+[network]
+pool = "192.168.99.0/24"
+dns = ["192.168.99.1"]
+[[group]]
+name = "staff"
+allowed = ["10.99.0.0/16"]
+split_include = ["10.99.0.0/16"]
+"#;
+
+    #[test]
+    fn a_good_config_gets_defaults() {
+        let c = Config::parse(GOOD).expect("valid");
+        assert_eq!(c.gateway_address, Ipv4Addr::new(192, 168, 99, 1));
+        assert_eq!(c.dtls_port, Some(443));
+        assert_eq!(c.timers.dpd, Duration::from_secs(90));
+        assert_eq!(c.group(Some("nope")).name, "staff");
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let bad = GOOD.replace("192.168.99.0/24", "192.168.99.7/24");
+        assert_eq!(Config::parse(&bad).err().map(|e| e.field), Some("network.pool".into()));
+        let bad = GOOD.replace("listen = \"0.0.0.0:443\"", "listen = \"localhost\"");
+        assert_eq!(Config::parse(&bad).err().map(|e| e.field), Some("server.listen".into()));
+        let bad = GOOD.replace("[[group]]", "[[group]]\nbogus = 1");
+        let e = Config::parse(&bad).expect_err("unknown field");
+        assert!(e.problem.contains("bogus"), "{e}");
+        let bad = GOOD.replace("allowed = [\"10.99.0.0/16\"]", "allowed = [\"10.99.0.0/40\"]");
+        assert_eq!(Config::parse(&bad).err().map(|e| e.field), Some("group[0].allowed".into()));
+    }
+}

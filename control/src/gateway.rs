@@ -1,0 +1,909 @@
+//! The control thread: one mio loop over the TLS listener, the device
+//! connections, and the data plane's event queue. It authenticates, answers
+//! CONNECT, carries CSTP, runs DTLS handshakes, hands established sessions
+//! to shards, and ends sessions when they are no longer wanted.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::{Dataplane, DataplaneConfig, FromShard, ShardId, ToShard};
+use mio::net::TcpListener;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use proto::auth::{self, AuthDocType, AuthForm, FieldKind, FormField};
+use proto::connect::{self, DtlsParams, TunnelParams};
+use proto::cstp::{self, Deframer, PacketType};
+use proto::grant::{Policy, SessionGrant, SessionId};
+use proto::http::{self, Limits, Parsed, Request};
+use proto::ip::{Ipv4Net, Ipv4Packet};
+
+use crate::config::Config;
+use crate::conn::{Phase, ReadOutcome, TlsConn};
+use crate::handshakes::{Established, Handshakes};
+use crate::passwd::PasswordFile;
+use crate::pool::AddressPool;
+use crate::session::{random_bytes, random_hex, DtlsState, EndReason, Session, Sessions};
+
+const LISTENER: Token = Token(0);
+const DATAPLANE: Token = Token(1);
+const ADMIN: Token = Token(2);
+const FIRST_CONN: usize = 16;
+
+/// How long a connection may take to log in and CONNECT.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often timers are checked.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Config(crate::config::ConfigError),
+    Io(&'static str, io::Error),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Counters for the whole control plane.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ControlCounters {
+    pub tls_accepted: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    pub bad_requests: u64,
+    pub connects: u64,
+    pub connect_rejected: u64,
+    pub cstp_frames_in: u64,
+    pub cstp_frames_out: u64,
+    pub cstp_dropped_blocked: u64,
+    pub cstp_protocol_errors: u64,
+    pub drop_spoofed_source: u64,
+    pub drop_policy: u64,
+    pub sessions_ended: u64,
+}
+
+pub struct Gateway {
+    config: Arc<Config>,
+    tls: Arc<rustls::ServerConfig>,
+    poll: Poll,
+    listener: TcpListener,
+    conns: HashMap<Token, TlsConn>,
+    next_token: usize,
+    sessions: Sessions,
+    pool: AddressPool,
+    passwords: Option<PasswordFile>,
+    dataplane: Dataplane,
+    handshakes: Handshakes,
+    pub counters: ControlCounters,
+    limits: Limits,
+    admin: Option<std::net::TcpListener>,
+}
+
+impl core::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gateway").field("sessions", &self.sessions.len()).field("conns", &self.conns.len()).finish()
+    }
+}
+
+impl Gateway {
+    /// Binds the listener, creates the TUN and starts the shards.
+    pub fn start(config: Config) -> Result<Self, StartError> {
+        let tls = crate::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref())
+            .map_err(StartError::Config)?;
+        let passwords = match &config.password_file {
+            Some(p) => Some(PasswordFile::load(p).map_err(|e| {
+                StartError::Config(crate::config::ConfigError {
+                    field: "auth.password_file".into(),
+                    problem: e.to_string(),
+                    fix: "create or repair it with `corridor passwd`".into(),
+                })
+            })?),
+            None => None,
+        };
+        let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
+        let mut listener = TcpListener::bind(config.listen).map_err(|e| StartError::Io("binding server.listen", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| StartError::Io("registering the listener", e))?;
+        let udp_listen = SocketAddr::new(config.listen.ip(), config.dtls_port.unwrap_or(0));
+        let dataplane = Dataplane::start(DataplaneConfig {
+            shards: config.shards,
+            udp_listen,
+            tun_name: config.tun_name.clone(),
+            tun_address: Ipv4Net { addr: config.gateway_address, prefix: config.pool.prefix },
+            tun_mtu: crate::mtu_for(&config),
+            pool: config.pool,
+            pin_cores: config.pin_cores,
+            ring_entries: config.ring_entries,
+        })
+        .map_err(|e| StartError::Io("starting the data plane (TUN, UDP, io_uring)", e))?;
+        let efd = dataplane.event_fd();
+        poll.registry()
+            .register(&mut SourceFd(&efd), DATAPLANE, Interest::READABLE)
+            .map_err(|e| StartError::Io("registering the data plane", e))?;
+        let handshakes = Handshakes::new(Instant::now())
+            .map_err(|e| StartError::Io("DTLS configuration", io::Error::other(e.to_string())))?;
+        tracing::info!(
+            listen = %config.listen,
+            dtls_port = ?config.dtls_port,
+            tun = %config.tun_name,
+            pool = %config.pool,
+            shards = dataplane.shard_count(),
+            fips = aws_lc_rs::try_fips_mode().is_ok(),
+            "gateway started"
+        );
+        let admin = match config.admin_listen {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a).map_err(|e| StartError::Io("binding admin.listen", e))?;
+                l.set_nonblocking(true).map_err(|e| StartError::Io("admin listener", e))?;
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
+                poll.registry()
+                    .register(&mut SourceFd(&fd), ADMIN, Interest::READABLE)
+                    .map_err(|e| StartError::Io("registering the admin listener", e))?;
+                Some(l)
+            }
+            None => None,
+        };
+        let pool = AddressPool::new(config.pool);
+        Ok(Self {
+            config: Arc::new(config),
+            tls,
+            poll,
+            listener,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            sessions: Sessions::default(),
+            pool,
+            passwords,
+            dataplane,
+            handshakes,
+            counters: ControlCounters::default(),
+            limits: Limits::default(),
+            admin,
+        })
+    }
+
+    pub fn dataplane(&self) -> &Dataplane {
+        &self.dataplane
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Runs until `stop` is set; then ends every session and stops the shards.
+    pub fn run(mut self, stop: &AtomicBool) -> io::Result<ControlCounters> {
+        let mut events = Events::with_capacity(256);
+        let mut last_tick = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    DATAPLANE => self.on_dataplane(now),
+                    ADMIN => self.on_admin(),
+                    t => self.on_conn(t, now, ev.is_readable()),
+                }
+            }
+            if now.saturating_duration_since(last_tick) >= TICK {
+                last_tick = now;
+                self.on_tick(now);
+            }
+        }
+        for id in self.sessions.ids() {
+            self.end_session(id, EndReason::Shutdown);
+        }
+        let counters = self.counters;
+        for (i, c) in self.dataplane.counters().iter().enumerate() {
+            let line: Vec<String> = c.named().iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+            tracing::info!(shard = i, "shard counters {}", line.join(" "));
+        }
+        tracing::info!(?counters, "gateway stopped");
+        self.dataplane.shutdown();
+        Ok(counters)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    let _ = stream.set_nodelay(true);
+                    if let Err(e) =
+                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
+                        tracing::warn!(%peer, error = %e, "could not register connection");
+                        continue;
+                    }
+                    match TlsConn::new(token, stream, peer, self.tls.clone(), now) {
+                        Ok(c) => {
+                            self.counters.tls_accepted += 1;
+                            self.conns.insert(token, c);
+                        }
+                        Err(e) => tracing::warn!(%peer, error = %e, "TLS setup failed"),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, token: Token, now: Instant, readable: bool) {
+        let Some(mut c) = self.conns.remove(&token) else { return };
+        let mut closed: Option<&'static str> = None;
+        if readable {
+            if let ReadOutcome::Closed(why) = c.read(now) {
+                closed = Some(why);
+            }
+            // Handle what arrived even if the peer closed right after it.
+            self.process(&mut c, now);
+        }
+        if c.flush().is_err() {
+            closed = Some("write failed");
+        }
+        if closed.is_none() && c.closing && c.drained() {
+            closed = Some("closed by gateway");
+        }
+        match closed {
+            Some(why) => self.drop_conn(c, why, now),
+            None => {
+                self.conns.insert(token, c);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, mut c: TlsConn, why: &str, now: Instant) {
+        let _ = self.poll.registry().deregister(c.stream_mut());
+        if let Some(id) = c.session() {
+            if let Some(s) = self.sessions.get_mut(id) {
+                if s.conn == Some(c.token) {
+                    s.conn = None;
+                    s.detached_at = Some(now);
+                    tracing::info!(session = %id, user = %s.user, reason = %why, "CSTP connection lost; waiting for reconnect");
+                }
+            }
+        }
+    }
+
+    /// Consumes the connection's plaintext: HTTP requests, then CSTP frames.
+    fn process(&mut self, c: &mut TlsConn, now: Instant) {
+        loop {
+            match &mut c.phase {
+                Phase::Http => {
+                    if c.closing {
+                        return;
+                    }
+                    let buf = std::mem::take(&mut c.plaintext);
+                    let consumed = match http::parse_request(&buf, &self.limits) {
+                        Ok(Parsed::Complete { request, consumed }) => {
+                            self.on_request(c, &request, now);
+                            consumed
+                        }
+                        Ok(Parsed::Partial) => {
+                            c.plaintext = buf;
+                            return;
+                        }
+                        Err(e) => {
+                            self.counters.bad_requests += 1;
+                            tracing::info!(peer = %c.peer, error = %e, "bad HTTP request; closing");
+                            let mut out = Vec::new();
+                            http::write_response(&mut out, e.status(), "Bad Request", &[("Connection", "close")], b"");
+                            let _ = c.send(&out);
+                            c.closing = true;
+                            return;
+                        }
+                    };
+                    c.plaintext = buf.get(consumed..).unwrap_or_default().to_vec();
+                    if c.plaintext.is_empty() && matches!(c.phase, Phase::Http) {
+                        return;
+                    }
+                }
+                Phase::Tunnel { session, deframer } => {
+                    let session = *session;
+                    deframer.push(&c.plaintext);
+                    c.plaintext.clear();
+                    let mut frames = Vec::new();
+                    let mut broken = false;
+                    while let Some(f) = deframer.next_frame() {
+                        match f {
+                            Ok(f) => frames.push(f),
+                            Err(e) => {
+                                tracing::info!(session = %session, error = ?e, "CSTP framing error; closing the connection");
+                                broken = true;
+                                break;
+                            }
+                        }
+                    }
+                    for f in frames {
+                        self.on_frame(c, session, f.packet_type, &f.payload, now);
+                    }
+                    if broken {
+                        self.counters.cstp_protocol_errors += 1;
+                        c.closing = true;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn respond(&mut self, c: &mut TlsConn, status: u16, reason: &str, extra: &[(&str, &str)], body: &[u8]) {
+        let mut headers: Vec<(&str, &str)> = vec![("Content-Type", "text/xml"), ("X-Transcend-Version", "1")];
+        headers.extend_from_slice(extra);
+        let mut out = Vec::new();
+        http::write_response(&mut out, status, reason, &headers, body);
+        let _ = c.send(&out);
+    }
+
+    fn login_form(&self, error: Option<&str>) -> String {
+        auth::auth_request_xml(&AuthForm {
+            message: "Please enter your username and password.".into(),
+            error: error.map(str::to_string),
+            action: "/auth".into(),
+            fields: vec![
+                FormField { kind: FieldKind::Text, name: "username".into(), label: "Username:".into(), value: None },
+                FormField {
+                    kind: FieldKind::Password,
+                    name: "password".into(),
+                    label: "Password:".into(),
+                    value: None,
+                },
+            ],
+            groups: Vec::new(),
+        })
+    }
+
+    fn on_request(&mut self, c: &mut TlsConn, req: &Request<'_>, now: Instant) {
+        if req.method == "CONNECT" {
+            self.on_connect(c, req, now);
+            return;
+        }
+        if req.method != "POST" && req.method != "GET" {
+            self.counters.bad_requests += 1;
+            self.respond(c, 405, "Method Not Allowed", &[("Connection", "close")], b"");
+            c.closing = true;
+            return;
+        }
+        // A verified client certificate logs in at once (ocserv's
+        // `auth = certificate` behaviour, openconnect-protocol.md §2.7).
+        if self.config.client_ca.is_some() {
+            if let Some(user) =
+                c.tls.peer_certificates().and_then(|chain| chain.first()).and_then(crate::tls::certificate_user)
+            {
+                self.login_ok(c, &user, None, now, "certificate");
+                return;
+            }
+        }
+        let doc = if req.method == "POST" && !req.body.is_empty() {
+            match auth::parse_client_auth(req.body) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.counters.bad_requests += 1;
+                    tracing::info!(peer = %c.peer, error = ?e, "malformed auth document");
+                    self.respond(c, 400, "Bad Request", &[("Connection", "close")], b"");
+                    c.closing = true;
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let creds = doc
+            .as_ref()
+            .filter(|d| d.doc_type == AuthDocType::AuthReply)
+            .and_then(|d| Some((d.username.clone()?, d.password.clone()?)));
+        let Some((user, password)) = creds else {
+            let form = self.login_form(None);
+            self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
+            return;
+        };
+        let entry = self.passwords.as_ref().and_then(|p| p.check(&user, &password)).map(|e| e.group.clone());
+        match entry {
+            Some(group) => self.login_ok(c, &user, group.as_deref(), now, "password"),
+            None => {
+                self.counters.logins_failed += 1;
+                c.login_failures += 1;
+                tracing::info!(peer = %c.peer, user = %user, failures = c.login_failures, "login failed");
+                if c.login_failures >= self.config.max_login_attempts {
+                    self.respond(c, 401, "Unauthorized", &[("Connection", "close")], b"");
+                    c.closing = true;
+                } else {
+                    let form = self.login_form(Some("Login failed."));
+                    self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
+                }
+            }
+        }
+    }
+
+    fn login_ok(&mut self, c: &mut TlsConn, user: &str, group: Option<&str>, now: Instant, method: &str) {
+        let Some(id) = self.pool.allocate() else {
+            tracing::warn!(user = %user, "address pool exhausted; login refused");
+            let form = self.login_form(Some("No addresses left; try again later."));
+            self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
+            return;
+        };
+        let group = self.config.group(group).name.clone();
+        let cookie = random_hex::<32>();
+        let s = Session {
+            id,
+            user: user.to_string(),
+            group: group.clone(),
+            cookie: cookie.clone(),
+            address: self.pool.address(id),
+            app_id: random_bytes::<32>(),
+            created: now,
+            last_data: now,
+            conn: None,
+            detached_at: Some(now),
+            dtls: DtlsState::None,
+            mtu: 0,
+            cstp_rx_packets: 0,
+            cstp_tx_packets: 0,
+            dtls_rx_packets: 0,
+            dtls_tx_packets: 0,
+            drops_spoofed: 0,
+            drops_policy: 0,
+        };
+        tracing::info!(session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = %c.peer, "login");
+        self.sessions.insert(s);
+        self.counters.logins_ok += 1;
+        let body = auth::auth_success_xml(self.config.banner.as_deref());
+        let set_cookie = format!("webvpn={cookie}; Secure; HttpOnly");
+        self.respond(c, 200, "OK", &[("Connection", "keep-alive"), ("Set-Cookie", &set_cookie)], body.as_bytes());
+    }
+
+    fn on_connect(&mut self, c: &mut TlsConn, req: &Request<'_>, now: Instant) {
+        let reject = |g: &mut Self, c: &mut TlsConn, status: u16, reason: &str| {
+            g.counters.connect_rejected += 1;
+            let _ = c.send(&connect::connect_error(status, reason));
+            c.closing = true;
+        };
+        let cr = match connect::parse_connect(req) {
+            Ok(cr) => cr,
+            Err(e) => {
+                tracing::info!(peer = %c.peer, error = ?e, "bad CONNECT");
+                return reject(self, c, 400, "Bad CONNECT request");
+            }
+        };
+        let Some(id) = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k)) else {
+            tracing::info!(peer = %c.peer, "CONNECT with an unknown cookie");
+            return reject(self, c, 401, "Cookie is not acceptable");
+        };
+        let Some(psk) = crate::tls::dtls_psk(&c.tls) else {
+            return reject(self, c, 503, "Cannot derive the DTLS key");
+        };
+        // A reconnect takes the session over from any older connection.
+        let old_conn = self.sessions.get(id).and_then(|s| s.conn);
+        if let Some(old) = old_conn.filter(|t| *t != c.token) {
+            if let Some(mut oc) = self.conns.remove(&old) {
+                oc.phase = Phase::Http;
+                oc.closing = true;
+                let _ = oc.flush();
+                self.drop_conn(oc, "replaced by a reconnect", now);
+            }
+        }
+        let config = self.config.clone();
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        if let Some(prev) = cr.previous_ipv4 {
+            if prev != s.address {
+                tracing::info!(session = %id, requested = %prev, assigned = %s.address, "reconnect asked for another address");
+            }
+        }
+        let dtls_on = config.dtls_port.is_some() && cr.psk_negotiate;
+        let (base_mtu, mtu) = if dtls_on {
+            proto::mtu::tunnel_mtu(config.link_mtu, cr.base_mtu, proto::mtu::DTLS_AES_GCM_OVERHEAD)
+        } else {
+            proto::mtu::cstp_only(config.link_mtu, cr.base_mtu)
+        };
+        s.mtu = mtu;
+        s.conn = Some(c.token);
+        s.detached_at = None;
+        let group = config.group(Some(&s.group));
+        let elapsed = now.saturating_duration_since(s.created).as_secs();
+        let params = TunnelParams {
+            server_name: config.server_name.clone(),
+            hostname: cr.hostname.clone(),
+            address: s.address,
+            netmask: config.pool.mask(),
+            dns: config.dns.clone(),
+            default_domain: config.default_domain.clone(),
+            split_include: group.split_include.clone(),
+            split_exclude: group.split_exclude.clone(),
+            base_mtu,
+            mtu,
+            dpd_secs: secs(config.timers.dpd),
+            keepalive_secs: secs(config.timers.keepalive),
+            idle_timeout_secs: config.timers.idle_timeout.map(secs),
+            session_timeout_secs: config
+                .timers
+                .session_timeout
+                .map(|t| secs(t).saturating_sub(u32::try_from(elapsed).unwrap_or(u32::MAX))),
+            rekey: None,
+            banner: config.banner.clone(),
+            dtls: dtls_on.then(|| DtlsParams {
+                port: config.dtls_port.unwrap_or(0),
+                app_id: s.app_id.to_vec(),
+                dpd_secs: secs(config.timers.dpd),
+                keepalive_secs: secs(config.timers.keepalive),
+            }),
+        };
+        if dtls_on {
+            self.handshakes.keys().set(&s.app_id, psk);
+        }
+        tracing::info!(session = %id, user = %s.user, address = %s.address, mtu, dtls = dtls_on, peer = %c.peer, "tunnel up (CSTP)");
+        // The header block is its own record; frames follow in records of their own.
+        let _ = c.send(&connect::connect_response(&params));
+        c.phase = Phase::Tunnel { session: id, deframer: Deframer::new() };
+        self.counters.connects += 1;
+    }
+
+    fn send_frame(&mut self, c: &mut TlsConn, t: PacketType, payload: &[u8]) {
+        let mut f = Vec::with_capacity(cstp::HEADER_LEN + payload.len());
+        if cstp::write_frame(&mut f, t, payload).is_ok() && c.send(&f).is_ok() {
+            self.counters.cstp_frames_out += 1;
+        }
+    }
+
+    fn on_frame(&mut self, c: &mut TlsConn, id: SessionId, t: PacketType, payload: &[u8], now: Instant) {
+        self.counters.cstp_frames_in += 1;
+        match t {
+            PacketType::DATA => self.device_packet(id, payload, now),
+            // Echo the payload: openconnect probes MTU with DPD (§7.3).
+            PacketType::DPD_REQ => self.send_frame(c, PacketType::DPD_RESP, payload),
+            PacketType::DPD_RESP | PacketType::KEEPALIVE => {}
+            PacketType::DISCONNECT => {
+                if payload.first() == Some(&cstp::DISCONNECT_LOGOUT) {
+                    c.phase = Phase::Http;
+                    c.closing = true;
+                    self.end_session(id, EndReason::Logout);
+                } else {
+                    tracing::info!(session = %id, "client disconnected temporarily");
+                    c.closing = true;
+                }
+            }
+            other => {
+                self.counters.cstp_protocol_errors += 1;
+                tracing::debug!(session = %id, packet_type = ?other, "unexpected CSTP packet type dropped");
+            }
+        }
+    }
+
+    /// A packet from a device over CSTP: same checks as the shards apply to DTLS.
+    fn device_packet(&mut self, id: SessionId, packet: &[u8], now: Instant) {
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
+            self.counters.cstp_protocol_errors += 1;
+            return;
+        };
+        if ip.src() != s.address {
+            s.drops_spoofed += 1;
+            self.counters.drop_spoofed_source += 1;
+            return;
+        }
+        let policy = Policy { allowed: self.config.group(Some(&s.group)).allowed.clone() };
+        if !policy.allows(ip.dst()) {
+            s.drops_policy += 1;
+            self.counters.drop_policy += 1;
+            return;
+        }
+        s.cstp_rx_packets += 1;
+        s.last_data = now;
+        let shard = match s.dtls {
+            DtlsState::Granted { shard, .. } => shard,
+            DtlsState::None => ShardId(u16::try_from(id.0 as usize % self.dataplane.shard_count().max(1)).unwrap_or(0)),
+        };
+        let total = ip.total_len();
+        let packet = packet.get(..total).unwrap_or(packet).to_vec();
+        if self.dataplane.send(shard, ToShard::TunWrite { session: id, packet }).is_err() {
+            tracing::debug!(session = %id, "shard queue full; CSTP packet dropped");
+        }
+    }
+
+    fn on_dataplane(&mut self, now: Instant) {
+        self.dataplane.ack_events();
+        let mut events = Vec::new();
+        self.dataplane.drain_events(&mut events);
+        let mut done = Vec::new();
+        for e in events {
+            match e {
+                FromShard::Handshake { shard, peer, datagram } => {
+                    let sender = self.dataplane.udp_sender();
+                    let mut send = |to: SocketAddr, d: &[u8]| {
+                        let _ = sender.send_to(d, to);
+                    };
+                    self.handshakes.on_datagram(now, shard, peer, &datagram, &mut send, &mut done);
+                }
+                FromShard::CstpPacket { session, packet } => self.send_over_cstp(session, &packet, now),
+                FromShard::Disconnect { session } => {
+                    tracing::info!(session = %session, "DTLS DISCONNECT from client");
+                }
+                FromShard::Activity { session, last_rx: _, rx_packets, tx_packets } => {
+                    if let Some(s) = self.sessions.get_mut(session) {
+                        if rx_packets > s.dtls_rx_packets || tx_packets > s.dtls_tx_packets {
+                            s.last_data = now;
+                        }
+                        s.dtls_rx_packets = rx_packets;
+                        s.dtls_tx_packets = tx_packets;
+                    }
+                }
+            }
+        }
+        self.grant(done, now);
+    }
+
+    fn send_over_cstp(&mut self, id: SessionId, packet: &[u8], now: Instant) {
+        let Some(token) = self.sessions.get(id).and_then(|s| s.conn) else { return };
+        let Some(mut c) = self.conns.remove(&token) else { return };
+        if c.blocked {
+            self.counters.cstp_dropped_blocked += 1;
+        } else {
+            self.send_frame(&mut c, PacketType::DATA, packet);
+            if let Some(s) = self.sessions.get_mut(id) {
+                s.cstp_tx_packets += 1;
+                s.last_data = now;
+            }
+            if c.flush().is_err() {
+                c.closing = true;
+            }
+        }
+        self.conns.insert(token, c);
+    }
+
+    /// Finished DTLS handshakes become session grants on the shard that
+    /// received the client's datagrams.
+    fn grant(&mut self, done: Vec<Established>, _now: Instant) {
+        for e in done {
+            let Some(id) = self.sessions.by_app_id(&e.info.app_id) else { continue };
+            let config = self.config.clone();
+            let Some(s) = self.sessions.get_mut(id) else { continue };
+            if let DtlsState::Granted { shard, .. } = s.dtls {
+                let _ = self.dataplane.send(shard, ToShard::Revoke(id));
+            }
+            let grant = SessionGrant {
+                session: id,
+                peer: e.peer,
+                address: s.address,
+                policy: Policy { allowed: config.group(Some(&s.group)).allowed.clone() },
+                keys: e.keys,
+                mtu: s.mtu,
+            };
+            match self.dataplane.send(e.shard, ToShard::Grant(Box::new(grant))) {
+                Ok(()) => {
+                    s.dtls = DtlsState::Granted { shard: e.shard, peer: e.peer };
+                    tracing::info!(session = %id, user = %s.user, suite = ?e.info.suite, peer = %e.peer, shard = e.shard.0, "DTLS established; session handed to shard");
+                }
+                Err(_) => tracing::warn!(session = %id, "shard queue full; DTLS grant dropped, traffic stays on CSTP"),
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        let sender = self.dataplane.udp_sender();
+        let mut send = |to: SocketAddr, d: &[u8]| {
+            let _ = sender.send_to(d, to);
+        };
+        let mut done = Vec::new();
+        self.handshakes.on_tick(now, &mut send, &mut done);
+        self.grant(done, now);
+
+        let t = self.config.timers;
+        let mut ending = Vec::new();
+        for id in self.sessions.ids() {
+            let Some(s) = self.sessions.get(id) else { continue };
+            let reason = if t.session_timeout.is_some_and(|d| now.saturating_duration_since(s.created) >= d) {
+                Some(EndReason::SessionTimeout)
+            } else if t.idle_timeout.is_some_and(|d| now.saturating_duration_since(s.last_data) >= d) {
+                Some(EndReason::IdleTimeout)
+            } else if s.detached_at.is_some_and(|d| now.saturating_duration_since(d) >= t.cookie_grace) {
+                Some(EndReason::ReconnectWindowExpired)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                ending.push((id, r));
+            }
+        }
+        for (id, r) in ending {
+            self.end_session(id, r);
+        }
+        // Connections that never logged in, or whose CSTP went silent for
+        // three DPD periods (ocserv's rule, §6.2).
+        let dead: Vec<Token> = self
+            .conns
+            .values()
+            .filter(|c| match c.phase {
+                Phase::Http => now.saturating_duration_since(c.opened) >= AUTH_TIMEOUT && !c.closing,
+                Phase::Tunnel { .. } => now.saturating_duration_since(c.last_rx) >= t.dpd * 3,
+            })
+            .map(|c| c.token)
+            .collect();
+        for token in dead {
+            if let Some(c) = self.conns.remove(&token) {
+                let why =
+                    if c.session().is_some() { "CSTP dead-peer detection timeout" } else { "authentication timeout" };
+                self.drop_conn(c, why, now);
+            }
+        }
+        // Close connections that finished writing after being marked.
+        let finished: Vec<Token> = self.conns.values().filter(|c| c.closing && c.drained()).map(|c| c.token).collect();
+        for token in finished {
+            if let Some(c) = self.conns.remove(&token) {
+                self.drop_conn(c, "closed by gateway", now);
+            }
+        }
+    }
+
+    /// Ends a session: tell the device (CSTP DISCONNECT), revoke its shard
+    /// grant, forget its key and cookie, return its address.
+    fn end_session(&mut self, id: SessionId, reason: EndReason) {
+        let Some(s) = self.sessions.remove(id) else { return };
+        if let DtlsState::Granted { shard, .. } = s.dtls {
+            let _ = self.dataplane.send(shard, ToShard::Revoke(id));
+        }
+        self.handshakes.keys().remove(&s.app_id);
+        if let Some(token) = s.conn {
+            if let Some(mut c) = self.conns.remove(&token) {
+                if reason != EndReason::Logout {
+                    self.send_frame(&mut c, PacketType::DISCONNECT, &[]);
+                }
+                c.phase = Phase::Http;
+                c.closing = true;
+                let _ = c.flush();
+                self.conns.insert(token, c);
+            }
+        }
+        self.pool.release(id);
+        self.counters.sessions_ended += 1;
+        tracing::info!(
+            session = %id,
+            user = %s.user,
+            address = %s.address,
+            reason = %reason,
+            cstp_rx = s.cstp_rx_packets,
+            cstp_tx = s.cstp_tx_packets,
+            dtls_rx = s.dtls_rx_packets,
+            dtls_tx = s.dtls_tx_packets,
+            "session ended"
+        );
+    }
+
+    fn on_admin(&mut self) {
+        use crate::admin::{self, AdminRequest};
+        loop {
+            let Some(listener) = self.admin.as_ref() else { return };
+            let mut stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+            let _ = stream.set_nonblocking(false);
+            match admin::read_request(&mut stream) {
+                AdminRequest::Metrics => admin::respond(&mut stream, "200 OK", &self.metrics()),
+                AdminRequest::Sessions => admin::respond(&mut stream, "200 OK", &self.session_lines()),
+                AdminRequest::Kill(id) => {
+                    if self.sessions.get(SessionId(id)).is_some() {
+                        self.end_session(SessionId(id), EndReason::AdminKill);
+                        admin::respond(&mut stream, "200 OK", "killed\n");
+                    } else {
+                        admin::respond(&mut stream, "404 Not Found", "no such session\n");
+                    }
+                }
+                AdminRequest::NotFound => admin::respond(
+                    &mut stream,
+                    "404 Not Found",
+                    "GET /metrics, GET /sessions, POST /sessions/ID/kill\n",
+                ),
+                AdminRequest::BadRequest => admin::respond(&mut stream, "400 Bad Request", ""),
+            }
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut m = crate::admin::Metrics::default();
+        let c = &self.counters;
+        for (name, help, v) in [
+            ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
+            ("corridor_logins_total", "successful logins", c.logins_ok),
+            ("corridor_login_failures_total", "failed logins", c.logins_failed),
+            ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),
+            ("corridor_connects_total", "tunnels set up with CONNECT", c.connects),
+            ("corridor_connects_rejected_total", "CONNECTs refused", c.connect_rejected),
+            ("corridor_cstp_frames_in_total", "CSTP frames received", c.cstp_frames_in),
+            ("corridor_cstp_frames_out_total", "CSTP frames sent", c.cstp_frames_out),
+            (
+                "corridor_cstp_dropped_blocked_total",
+                "CSTP packets dropped on a full TLS connection",
+                c.cstp_dropped_blocked,
+            ),
+            ("corridor_cstp_protocol_errors_total", "CSTP framing errors and bad packets", c.cstp_protocol_errors),
+            (
+                "corridor_cstp_drop_spoofed_source_total",
+                "CSTP packets whose source was not the session address",
+                c.drop_spoofed_source,
+            ),
+            ("corridor_cstp_drop_policy_total", "CSTP packets to destinations the group may not reach", c.drop_policy),
+            ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
+        ] {
+            m.counter(name, help, "", v);
+        }
+        let h = &self.handshakes.counters;
+        for (name, v) in [
+            ("established", h.established),
+            ("failed", h.failed),
+            ("refused", h.refused),
+            ("hello_verify_request", h.hello_verify_requests),
+            ("unknown_app_id", h.unknown_app_id),
+            ("not_client_hello", h.not_client_hello),
+            ("overloaded", h.overloaded),
+        ] {
+            m.counter("corridor_dtls_handshakes_total", "DTLS handshake outcomes", &format!("result=\"{name}\""), v);
+        }
+        for (i, s) in self.dataplane.counters().iter().enumerate() {
+            let l = format!("shard=\"{i}\"");
+            for (name, v) in s.named() {
+                m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
+            }
+        }
+        m.gauge("corridor_sessions", "live sessions", self.sessions.len() as u64);
+        m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.pool.in_use() as u64);
+        m.gauge("corridor_dtls_handshakes_pending", "DTLS handshakes in progress", self.handshakes.pending() as u64);
+        m.into_string()
+    }
+
+    fn session_lines(&self) -> String {
+        let mut ids = self.sessions.ids();
+        ids.sort();
+        let mut out = String::new();
+        for id in ids {
+            let Some(s) = self.sessions.get(id) else { continue };
+            let dtls = match s.dtls {
+                DtlsState::None => "none".to_string(),
+                DtlsState::Granted { shard, peer } => format!("shard{}:{peer}", shard.0),
+            };
+            out.push_str(&format!(
+                "{id} user={} group={} address={} cstp={} dtls={dtls} cstp_rx={} cstp_tx={} dtls_rx={} dtls_tx={} drop_spoofed={} drop_policy={}\n",
+                s.user,
+                s.group,
+                s.address,
+                if s.conn.is_some() { "up" } else { "down" },
+                s.cstp_rx_packets,
+                s.cstp_tx_packets,
+                s.dtls_rx_packets,
+                s.dtls_tx_packets,
+                s.drops_spoofed,
+                s.drops_policy,
+            ));
+        }
+        out
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+}
+
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

@@ -1,0 +1,132 @@
+//! Sessions: one per logged-in device, from login to teardown. A session
+//! outlives its TLS connections (openconnect reconnects with the cookie and
+//! must get the same address back) and owns its pool address, its App-ID
+//! and the DTLS key of its current CONNECT.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use dataplane::ShardId;
+use mio::Token;
+use proto::grant::SessionId;
+
+/// Why a session ended; logged with the session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Logout,
+    IdleTimeout,
+    SessionTimeout,
+    ReconnectWindowExpired,
+    AdminKill,
+    Shutdown,
+}
+
+impl core::fmt::Display for EndReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EndReason::Logout => "client logout",
+            EndReason::IdleTimeout => "idle timeout",
+            EndReason::SessionTimeout => "session timeout",
+            EndReason::ReconnectWindowExpired => "no reconnect within the cookie grace period",
+            EndReason::AdminKill => "administrator",
+            EndReason::Shutdown => "gateway shutdown",
+        })
+    }
+}
+
+/// Where the session's DTLS channel stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsState {
+    None,
+    Granted { shard: ShardId, peer: SocketAddr },
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: SessionId,
+    pub user: String,
+    pub group: String,
+    pub cookie: String,
+    pub address: Ipv4Addr,
+    pub app_id: [u8; 32],
+    pub created: Instant,
+    /// Last DATA in either direction on either channel (idle timeout).
+    pub last_data: Instant,
+    /// The TLS connection carrying CSTP, once CONNECT succeeded.
+    pub conn: Option<Token>,
+    /// When the session last lost its TLS connection.
+    pub detached_at: Option<Instant>,
+    pub dtls: DtlsState,
+    pub mtu: u16,
+    pub cstp_rx_packets: u64,
+    pub cstp_tx_packets: u64,
+    pub dtls_rx_packets: u64,
+    pub dtls_tx_packets: u64,
+    pub drops_spoofed: u64,
+    pub drops_policy: u64,
+}
+
+/// All sessions, by id (= pool slot), cookie and App-ID.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_id: HashMap<SessionId, Session>,
+    by_cookie: HashMap<String, SessionId>,
+    by_app_id: HashMap<[u8; 32], SessionId>,
+}
+
+impl Sessions {
+    pub fn insert(&mut self, s: Session) {
+        self.by_cookie.insert(s.cookie.clone(), s.id);
+        self.by_app_id.insert(s.app_id, s.id);
+        self.by_id.insert(s.id, s);
+    }
+
+    pub fn remove(&mut self, id: SessionId) -> Option<Session> {
+        let s = self.by_id.remove(&id)?;
+        self.by_cookie.remove(&s.cookie);
+        self.by_app_id.remove(&s.app_id);
+        Some(s)
+    }
+
+    pub fn get(&self, id: SessionId) -> Option<&Session> {
+        self.by_id.get(&id)
+    }
+
+    pub fn get_mut(&mut self, id: SessionId) -> Option<&mut Session> {
+        self.by_id.get_mut(&id)
+    }
+
+    pub fn by_cookie(&self, cookie: &str) -> Option<SessionId> {
+        self.by_cookie.get(cookie).copied()
+    }
+
+    pub fn by_app_id(&self, app_id: &[u8]) -> Option<SessionId> {
+        let key: [u8; 32] = app_id.try_into().ok()?;
+        self.by_app_id.get(&key).copied()
+    }
+
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.by_id.keys().copied().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}
+
+/// A fresh unguessable token as lowercase hex.
+pub fn random_hex<const N: usize>() -> String {
+    random_bytes::<N>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // AWS-LC aborts rather than fail; an error here would mean no entropy.
+    aws_lc_rs::rand::fill(&mut b).expect("the system CSPRNG failed");
+    b
+}

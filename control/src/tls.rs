@@ -1,0 +1,78 @@
+//! The TLS server configuration: rustls on the aws-lc-rs provider, the
+//! server certificate from PEM files, and optional client certificates.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+
+use crate::config::ConfigError;
+
+fn e(field: &str, problem: String, fix: &str) -> ConfigError {
+    ConfigError { field: field.into(), problem, fix: fix.into() }
+}
+
+/// Builds the rustls configuration. With `client_ca`, clients *may* present
+/// a certificate signed by it (certificate login); without one they log in
+/// with a password.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, ConfigError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|err| e("server.cert", format!("{}: {err}", cert.display()), "give a PEM certificate chain"))?;
+    if chain.is_empty() {
+        return Err(e(
+            "server.cert",
+            format!("{} holds no certificate", cert.display()),
+            "give a PEM certificate chain",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|err| {
+        e("server.key", format!("{}: {err}", key.display()), "give a PEM private key (PKCS#8, SEC1 or PKCS#1)")
+    })?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|err| e("server", err.to_string(), "report this: the TLS provider lacks TLS 1.2/1.3"))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_file_iter(ca)
+                .map_err(|err| e("auth.client_ca", format!("{}: {err}", ca.display()), "give a PEM CA certificate"))?
+            {
+                let c = c.map_err(|err| {
+                    e("auth.client_ca", format!("{}: {err}", ca.display()), "give a PEM CA certificate")
+                })?;
+                roots.add(c).map_err(|err| e("auth.client_ca", err.to_string(), "give a valid CA certificate"))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|err| e("auth.client_ca", err.to_string(), "give a valid CA certificate"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(chain, key)
+        .map_err(|err| e("server.key", err.to_string(), "the key must match the certificate"))?;
+    config.alpn_protocols.clear();
+    Ok(Arc::new(config))
+}
+
+/// The user name in a verified client certificate: its subject CN.
+pub fn certificate_user(cert: &CertificateDer<'_>) -> Option<String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    crate::passwd::valid_user(&cn).then_some(cn)
+}
+
+/// The OpenConnect DTLS key: the TLS exporter with label
+/// `EXPORTER-openconnect-psk`, no context, 32 bytes (openconnect-protocol.md §5.3).
+pub fn dtls_psk(conn: &rustls::ServerConnection) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(vec![0u8; 32]);
+    conn.export_keying_material(&mut out[..], b"EXPORTER-openconnect-psk", None).ok()?;
+    Some(out)
+}

@@ -23,7 +23,8 @@ if [ "${CI:-}" = "true" ]; then
     export PIP_PROGRESS_BAR=off
 fi
 
-APT_PACKAGES=(openssl gnutls-bin libgnutls28-dev pkg-config gcc iproute2 util-linux python3 python3-venv)
+APT_PACKAGES=(openssl gnutls-bin libgnutls28-dev pkg-config gcc iproute2 util-linux python3 python3-venv
+    openconnect vpnc-scripts nftables curl)
 MBEDTLS_PIP_SPEC="python-mbedtls==2.10.1"
 export CORRIDOR_PEERS_VENV="${CORRIDOR_PEERS_VENV:-$REPO/target/peers-venv}"
 
@@ -79,7 +80,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
     echo "all present: ${APT_PACKAGES[*]}"
 fi
-for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3; do
+for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "still missing after install: $tool" >&2; false; }
 done
 echo "openssl: $(openssl version)"

@@ -1,0 +1,507 @@
+#!/usr/bin/env bash
+# corridor main-job demo: the stock `openconnect` client reaches servers in an
+# organisation's network through corridor, on a namespace topology built on
+# this machine (scripts/topology.sh):
+#
+#   device ──10.10.0.0/24── gateway (corridor, TUN corridor0) ──10.99.0.0/24── org
+#   openconnect, tun0                                                          HTTP :8080, UDP echo :9000
+#
+# What it proves, each step a check that stops the demo with "FAILED: <what>":
+#   - corridor builds, starts, creates its TUN and listens on TLS and DTLS 443;
+#   - openconnect logs in as alice with a password and gets a tunnel address
+#     from the pool, with DTLS-PSK (PSK-NEGOTIATE) established;
+#   - a page and a 200 MB random file fetched from the org over the tunnel
+#     arrive byte for byte (sha256), and the file came over DTLS, not CSTP;
+#   - 100 UDP datagrams of 4 .. (tunnel MTU - 28) bytes echo back identical;
+#   - the session ends cleanly when the client disconnects and the gateway
+#     stops with status 0 on SIGTERM, logging its counters.
+# Then it prints a short report. Everything it started (client, gateway, org
+# servers, namespaces, temp files) is removed on success, failure and Ctrl-C.
+#
+#   sudo bash scripts/demo.sh
+#
+# Runs as root on Debian 12; installs its apt packages if missing (apt-get
+# update only then) and needs a Rust toolchain (cargo) for the build.
+# Environment:
+#   DEMO_KEEP=1   keep the work directory (config, certificates, logs) and print its path
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPTS="$REPO/scripts"
+
+# The demo topology uses the plain names device/gateway/org.
+PREFIX=""
+NS_DEVICE="${PREFIX}device"
+NS_GATEWAY="${PREFIX}gateway"
+NS_ORG="${PREFIX}org"
+
+GATEWAY_IP=10.10.0.1
+ORG_IP=10.99.0.2
+HTTP_PORT=8080
+UDP_PORT=9000
+POOL=192.168.99.0/24
+POOL_PREFIX=192.168.99.
+GATEWAY_TUN=corridor0
+GATEWAY_TUN_ADDR=192.168.99.1
+DEVICE_TUN=tun0
+DEMO_USER=alice
+DEMO_GROUP=org
+BIG_FILE_MB=200
+UDP_DATAGRAMS=100
+
+APT_PACKAGES=(openconnect vpnc-scripts iproute2 openssl curl python3)
+
+# What the gateway's log must show (tracing output, one line per event). Kept
+# here so a change of wording in the gateway is a one-line change in the demo.
+# (tracing prints &str fields quoted: user="alice").
+LOG_LOGIN="\\blogin session=.*user=\"?$DEMO_USER\\b"
+LOG_DTLS="DTLS established"
+LOG_ENDED="session ended"
+LOG_STOPPED="gateway stopped"
+# Lines shown in the report.
+LOG_REPORT='gateway started|login |tunnel up|DTLS established|shard|session ended|counters'
+
+# Filled in as the demo goes; read by cleanup and the report.
+WORK=""
+DATA=""
+GATEWAY_PID=""
+OPENCONNECT_PID=""
+HTTP_PID=""
+UDP_PID=""
+TOPOLOGY_UP=""
+declare -A RESULT=()
+
+# ---------------------------------------------------------------------------
+# helpers
+
+step() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+
+FAILED_CHECK=""
+fail() {
+    FAILED_CHECK="$*"
+    printf '\nFAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+# Time since the epoch in seconds with decimals, for elapsed-time figures.
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+
+# Wait up to SECONDS for COMMAND... to succeed, polling every 0.1 s.
+wait_for() { # SECONDS COMMAND...
+    local deadline i
+    deadline=$(($1 * 10))
+    shift
+    for ((i = 0; i < deadline; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Is PID still running? A zombie (exited, not yet reaped: the daemonised
+# openconnect is reaped by whatever PID 1 is) counts as gone.
+alive() { # PID
+    local state
+    state="$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+gone() { ! alive "$1"; }
+
+# TERM a process we started, KILL it if it is still there after SECONDS.
+# Succeeds silently when it is already gone.
+stop_pid() { # PID SECONDS
+    local pid="$1"
+    [ -n "$pid" ] && alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    wait_for "$2" gone "$pid" && return 0
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+listening() { # NS tcp|udp PORT
+    local flag=-Htln
+    [ "$2" = udp ] && flag=-Huln
+    ip netns exec "$1" ss "$flag" "sport = :$3" | grep -q .
+}
+
+strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
+
+show_log_tail() { # TITLE FILE
+    [ -s "$2" ] || return 0
+    printf '\n---- last lines of %s (%s) ----\n' "$1" "$2" >&2
+    strip_ansi "$2" | tail -n 25 >&2
+}
+
+# ---------------------------------------------------------------------------
+# teardown: runs on every exit (success, failure, Ctrl-C, TERM)
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    # A failed check shows the logs behind it; an interrupt (130/143) does not.
+    if [ "$rc" -eq 1 ] && [ -n "$WORK" ]; then
+        show_log_tail "gateway log" "$WORK/gateway.log"
+        show_log_tail "openconnect log" "$WORK/openconnect.log"
+    fi
+    step "cleaning up"
+    stop_pid "$OPENCONNECT_PID" 5
+    stop_pid "$GATEWAY_PID" 10
+    stop_pid "$HTTP_PID" 3
+    stop_pid "$UDP_PID" 3
+    # Also takes down anything left inside the namespaces.
+    [ -n "$TOPOLOGY_UP" ] && "$SCRIPTS/topology.sh" down "$PREFIX"
+    [ -n "$DATA" ] && rm -rf "$DATA"
+    if [ -n "$WORK" ]; then
+        if [ "${DEMO_KEEP:-}" = 1 ]; then
+            info "kept $WORK (DEMO_KEEP=1)"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    case "$rc" in
+    0) info "done" ;;
+    130 | 143) info "interrupted" ;;
+    *) printf '\nFAILED: %s\n' "${FAILED_CHECK:-exit status $rc}" >&2 ;;
+    esac
+    exit "$rc"
+}
+
+# ---------------------------------------------------------------------------
+# setup
+
+require_root() {
+    [ "$(id -u)" -eq 0 ] || fail "run as root: namespaces, TUN devices and port 443 need it"
+}
+
+pkg_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+install_packages() {
+    step "packages: ${APT_PACKAGES[*]}"
+    local missing=() p
+    for p in "${APT_PACKAGES[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    if [ "${#missing[@]}" -eq 0 ]; then
+        info "all present"
+        return 0
+    fi
+    info "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+find_cargo() {
+    command -v cargo >/dev/null 2>&1 && return 0
+    # rustup installs into ~/.cargo/bin, which a root shell under sudo may not have on PATH.
+    if [ -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+        PATH="${HOME:-/root}/.cargo/bin:$PATH"
+        return 0
+    fi
+    fail "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
+}
+
+build_gateway() {
+    step "building corridor (cargo build --release)"
+    find_cargo
+    (cd "$REPO" && cargo build --release)
+    CORRIDOR="$REPO/target/release/corridor"
+    [ -x "$CORRIDOR" ] || fail "build produced no $CORRIDOR"
+}
+
+bring_up_topology() {
+    step "topology: namespaces $NS_DEVICE, $NS_GATEWAY, $NS_ORG"
+    # A run that was killed hard (SIGKILL, power loss) can leave the namespaces
+    # and whatever ran in them behind; start from nothing.
+    "$SCRIPTS/topology.sh" down "$PREFIX"
+    local t0
+    t0="$(now)"
+    TOPOLOGY_UP=1
+    "$SCRIPTS/topology.sh" up "$PREFIX"
+    info "up in $(elapsed "$t0") s"
+}
+
+make_work_dirs() {
+    WORK="$(mktemp -d /tmp/corridor-demo.XXXXXX)"
+    # The 200 MB file and its downloaded copy live in RAM when /dev/shm exists.
+    if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+        DATA="$(mktemp -d /dev/shm/corridor-demo-data.XXXXXX)"
+    else
+        DATA="$WORK/data"
+        mkdir -p "$DATA"
+    fi
+    mkdir -p "$DATA/www"
+}
+
+make_certs() {
+    step "certificates (scripts/certs.sh)"
+    "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
+    info "CA, server (vpn.test, $GATEWAY_IP) and client certificates in $WORK/certs"
+}
+
+write_gateway_config() {
+    step "gateway configuration and user $DEMO_USER"
+    # Relative paths are relative to the config file (see config/gateway.example.toml).
+    cat >"$WORK/gateway.toml" <<EOF
+# Written by scripts/demo.sh.
+[server]
+name = "corridor-demo"
+listen = "$GATEWAY_IP:443"
+dtls_port = 443
+cert = "certs/server.crt"
+key = "certs/server.key"
+
+[auth]
+password_file = "passwd"
+
+[network]
+pool = "$POOL"
+tun_name = "$GATEWAY_TUN"
+
+[dataplane]
+# One shard per core.
+shards = 0
+
+[[group]]
+name = "$DEMO_GROUP"
+allowed = ["10.99.0.0/24"]
+split_include = ["10.99.0.0/24"]
+EOF
+    # A fresh random password each run; it never leaves the work directory.
+    DEMO_PASSWORD="$(openssl rand -hex 12)"
+    printf '%s\n' "$DEMO_PASSWORD" |
+        "$CORRIDOR" passwd --file "$WORK/passwd" "$DEMO_USER" --group "$DEMO_GROUP" ||
+        fail "corridor passwd could not add $DEMO_USER"
+    info "$WORK/gateway.toml; $DEMO_USER in group $DEMO_GROUP"
+}
+
+# ---------------------------------------------------------------------------
+# the gateway
+
+start_gateway() {
+    step "starting corridor gateway in netns $NS_GATEWAY"
+    # NO_COLOR: plain log lines, so the greps below see the text as written.
+    # `ip netns exec` execs the binary, so $! is the gateway itself.
+    NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$WORK/gateway.toml" \
+        </dev/null >"$WORK/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    gateway_ready() {
+        alive "$GATEWAY_PID" || fail "gateway exited during start-up"
+        listening "$NS_GATEWAY" tcp 443 && listening "$NS_GATEWAY" udp 443
+    }
+    wait_for 20 gateway_ready || fail "gateway not listening on TCP+UDP $GATEWAY_IP:443 within 20 s"
+    ip -n "$NS_GATEWAY" -4 addr show dev "$GATEWAY_TUN" 2>/dev/null | grep -q "inet $GATEWAY_TUN_ADDR/" ||
+        fail "gateway TUN $GATEWAY_TUN missing or without address $GATEWAY_TUN_ADDR"
+    info "pid $GATEWAY_PID, listening on TCP and UDP $GATEWAY_IP:443, TUN $GATEWAY_TUN = $GATEWAY_TUN_ADDR"
+}
+
+# Orderly stop, so the log ends with the gateway's own summary.
+stop_gateway() {
+    step "stopping the gateway (SIGTERM)"
+    local status=0
+    kill -TERM "$GATEWAY_PID"
+    wait_for 10 gone "$GATEWAY_PID" || fail "gateway still running 10 s after SIGTERM"
+    wait "$GATEWAY_PID" || status=$?
+    GATEWAY_PID=""
+    [ "$status" -eq 0 ] || fail "gateway exited with status $status after SIGTERM (expected 0)"
+    info "exited with status 0"
+}
+
+check_gateway_log() {
+    step "gateway log"
+    local log="$WORK/gateway.clean.log" pattern
+    strip_ansi "$WORK/gateway.log" >"$log"
+    for pattern in "$LOG_LOGIN" "$LOG_DTLS" "$LOG_ENDED" "$LOG_STOPPED"; do
+        grep -Eq -- "$pattern" "$log" || fail "gateway log has no line matching /$pattern/"
+    done
+    grep -q 'panicked' "$log" && fail "gateway panicked"
+    RESULT[errors]="$(grep -c '\bERROR\b' "$log" || true)"
+    info "login, DTLS hand-off, session end and stop all logged; ${RESULT[errors]} ERROR lines"
+}
+
+# ---------------------------------------------------------------------------
+# the organisation's servers
+
+start_org_servers() {
+    step "org servers in netns $NS_ORG: HTTP $ORG_IP:$HTTP_PORT, UDP echo $ORG_IP:$UDP_PORT"
+    printf '<!doctype html>\n<title>org</title>\n<p>Hello from the organisation network (%s).</p>\n' \
+        "$ORG_IP" >"$DATA/www/index.html"
+    head -c "${BIG_FILE_MB}M" /dev/urandom >"$DATA/www/big.bin"
+    BIG_SHA256="$(sha256sum "$DATA/www/big.bin" | cut -d' ' -f1)"
+
+    ip netns exec "$NS_ORG" python3 -m http.server "$HTTP_PORT" --bind "$ORG_IP" \
+        --directory "$DATA/www" </dev/null >"$WORK/http.log" 2>&1 &
+    HTTP_PID=$!
+    ip netns exec "$NS_ORG" python3 "$REPO/tests/e2e/udp_echo.py" serve "$ORG_IP" "$UDP_PORT" \
+        </dev/null >"$WORK/udp-echo.log" 2>&1 &
+    UDP_PID=$!
+    wait_for 10 listening "$NS_ORG" tcp "$HTTP_PORT" || fail "HTTP server did not start"
+    wait_for 10 listening "$NS_ORG" udp "$UDP_PORT" || fail "UDP echo server did not start"
+    info "serving index.html and big.bin (${BIG_FILE_MB} MiB random, sha256 ${BIG_SHA256:0:16}...)"
+}
+
+# ---------------------------------------------------------------------------
+# the device
+
+device_tunnel_addr() {
+    ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" 2>/dev/null |
+        awk '{print $4}' | grep -F "$POOL_PREFIX" | head -n 1
+}
+
+connect_device() {
+    step "connecting openconnect from netns $NS_DEVICE"
+    local t0 rc=0
+    t0="$(now)"
+    # --background: the client forks once the tunnel is configured and the
+    # parent exits 0, or exits non-zero when login or CONNECT fails.
+    # --non-inter: never wait for a prompt. -v: the log lines checked below.
+    printf '%s\n' "$DEMO_PASSWORD" |
+        timeout 60 ip netns exec "$NS_DEVICE" openconnect --protocol=anyconnect \
+            --user "$DEMO_USER" --passwd-on-stdin --non-inter \
+            --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
+            --background --pid-file "$WORK/openconnect.pid" -v --timestamp \
+            "https://$GATEWAY_IP/" >"$WORK/openconnect.log" 2>&1 || rc=$?
+    [ "$rc" -eq 0 ] || fail "openconnect could not connect (exit $rc)"
+    OPENCONNECT_PID="$(cat "$WORK/openconnect.pid")"
+    wait_for 20 bash -c "ip -n $NS_DEVICE -4 addr show dev $DEVICE_TUN 2>/dev/null | grep -qF 'inet $POOL_PREFIX'" ||
+        fail "no tunnel address from $POOL on $DEVICE_TUN within 20 s"
+    RESULT[connect]="$(elapsed "$t0") s"
+    RESULT[address]="$(device_tunnel_addr)"
+    RESULT[mtu]="$(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu")"
+
+    # openconnect's own words: "Established DTLS connection (using GnuTLS).
+    # Ciphersuite (DTLS1.2)-(PSK)-(AES-256-GCM)."
+    local dtls_line
+    dtls_line="$(grep -m1 'Established DTLS connection' "$WORK/openconnect.log" || true)"
+    [ -n "$dtls_line" ] || fail "openconnect did not establish DTLS (data would run over CSTP)"
+    RESULT[dtls]="$(grep -o 'Ciphersuite .*' <<<"$dtls_line" | sed 's/^Ciphersuite //; s/\.$//')"
+    grep -Fq -- '-(PSK)-' <<<"$dtls_line" || fail "DTLS is not in PSK-NEGOTIATE mode: $dtls_line"
+    RESULT[tls]="$(grep -m1 -o 'Connected to HTTPS on .* with ciphersuite .*' "$WORK/openconnect.log" |
+        sed 's/.*with ciphersuite //' || true)"
+    info "tunnel ${RESULT[address]} on $DEVICE_TUN (MTU ${RESULT[mtu]}) after ${RESULT[connect]}; DTLS ${RESULT[dtls]}"
+}
+
+device_udp_in() {
+    # shellcheck disable=SC2016 # awk's own $2
+    ip netns exec "$NS_DEVICE" awk '/^Udp:/ { n++; if (n == 2) print $2 }' /proc/net/snmp
+}
+
+fetch_page() {
+    step "HTTP: the org page"
+    local got
+    got="$(ip netns exec "$NS_DEVICE" curl -sS --fail --max-time 20 "http://$ORG_IP:$HTTP_PORT/index.html")" ||
+        fail "could not fetch http://$ORG_IP:$HTTP_PORT/index.html through the tunnel"
+    [ "$got" = "$(cat "$DATA/www/index.html")" ] || fail "the org page arrived altered"
+    RESULT[page]="$(stat -c %s "$DATA/www/index.html")"
+    info "identical (${RESULT[page]} bytes)"
+}
+
+fetch_big_file() {
+    step "HTTP: ${BIG_FILE_MB} MiB random file"
+    local udp_before udp_after stats expected_packets
+    udp_before="$(device_udp_in)"
+    stats="$(ip netns exec "$NS_DEVICE" curl -sS --fail --max-time 300 -o "$DATA/download.bin" \
+        -w '%{size_download} %{time_total} %{speed_download}' \
+        "http://$ORG_IP:$HTTP_PORT/big.bin")" ||
+        fail "download of big.bin through the tunnel failed"
+    udp_after="$(device_udp_in)"
+    read -r 'RESULT[bytes]' 'RESULT[seconds]' 'RESULT[speed]' <<<"$stats"
+    [ "$(sha256sum "$DATA/download.bin" | cut -d' ' -f1)" = "$BIG_SHA256" ] ||
+        fail "big.bin arrived with a different sha256"
+    rm -f "$DATA/download.bin"
+
+    # The point of the demo is the DTLS data path: the download's packets must
+    # have reached the device as UDP datagrams (one per TCP segment of at most
+    # MTU - 40 bytes), not as CSTP frames over TLS.
+    RESULT[udp]=$((udp_after - udp_before))
+    expected_packets=$((RESULT[bytes] / (RESULT[mtu] - 40)))
+    [ "${RESULT[udp]}" -ge $((expected_packets * 9 / 10)) ] ||
+        fail "download did not go over DTLS: ${RESULT[udp]} UDP datagrams for ~$expected_packets TCP segments"
+    info "sha256 identical; ${RESULT[bytes]} bytes in ${RESULT[seconds]} s; ${RESULT[udp]} DTLS datagrams"
+}
+
+udp_echo() {
+    step "UDP: $UDP_DATAGRAMS datagrams echoed by $ORG_IP:$UDP_PORT"
+    # Largest payload that fits the tunnel MTU without IP fragmentation.
+    RESULT[echo]="$(ip netns exec "$NS_DEVICE" python3 "$REPO/tests/e2e/udp_echo.py" check \
+        "$ORG_IP" "$UDP_PORT" --count "$UDP_DATAGRAMS" --max-payload $((RESULT[mtu] - 28)))" ||
+        fail "UDP echo through the tunnel"
+    info "${RESULT[echo]}"
+}
+
+disconnect_device() {
+    step "disconnecting openconnect (SIGTERM: it sends BYE)"
+    kill -TERM "$OPENCONNECT_PID"
+    wait_for 10 gone "$OPENCONNECT_PID" || fail "openconnect did not exit"
+    OPENCONNECT_PID=""
+    # Give the gateway a moment to log the end of the session before it stops.
+    wait_for 5 grep -q "$LOG_ENDED" "$WORK/gateway.log" || true
+    info "disconnected"
+}
+
+# ---------------------------------------------------------------------------
+# report
+
+report() {
+    local mbs mbits
+    mbs="$(awk -v s="${RESULT[speed]}" 'BEGIN { printf "%.1f", s / 1e6 }')"
+    mbits="$(awk -v s="${RESULT[speed]}" 'BEGIN { printf "%.0f", s * 8 / 1e6 }')"
+    printf '\n==================== corridor demo: all checks passed ====================\n'
+    printf '  %-18s %s\n' \
+        "client" "$(openconnect --version 2>/dev/null | sed -n 's/^OpenConnect version //p' | head -n 1)" \
+        "TLS" "${RESULT[tls]}" \
+        "DTLS ciphersuite" "${RESULT[dtls]}" \
+        "tunnel address" "${RESULT[address]} on $DEVICE_TUN, MTU ${RESULT[mtu]}, up in ${RESULT[connect]}" \
+        "org page" "${RESULT[page]} bytes, identical" \
+        "download" "${RESULT[bytes]} bytes in ${RESULT[seconds]} s = $mbs MB/s ($mbits Mbit/s), sha256 identical" \
+        "  over DTLS" "${RESULT[udp]} UDP datagrams received by the device" \
+        "UDP echo" "${RESULT[echo]#udp echo: }" \
+        "transferred" "$((RESULT[bytes] + RESULT[page])) bytes over HTTP + the UDP echo"
+    printf '  gateway log (sessions, shards, counters):\n'
+    grep -E -- "$LOG_REPORT" "$WORK/gateway.clean.log" | sed 's/^/    /'
+    if [ "${RESULT[errors]}" -gt 0 ]; then
+        printf '  gateway ERROR lines (%s):\n' "${RESULT[errors]}"
+        grep '\bERROR\b' "$WORK/gateway.clean.log" | sed 's/^/    /'
+    fi
+}
+
+# ---------------------------------------------------------------------------
+
+main() {
+    local t0
+    t0="$(now)"
+    trap cleanup EXIT
+    # A command that fails outside an explicit check still names itself.
+    set -o errtrace
+    trap 'FAILED_CHECK="${FAILED_CHECK:-line $LINENO: $BASH_COMMAND}"' ERR
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+
+    require_root
+    install_packages
+    build_gateway
+    make_work_dirs
+    bring_up_topology
+    make_certs
+    write_gateway_config
+    start_gateway
+    start_org_servers
+    connect_device
+    fetch_page
+    fetch_big_file
+    udp_echo
+    disconnect_device
+    stop_gateway
+    check_gateway_log
+    report
+    printf '  %-18s %s s\n' "demo time" "$(elapsed "$t0")"
+}
+
+# Run when executed; sourcing only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+    main "$@"
+fi

@@ -1,0 +1,294 @@
+//! End to end: the real `openconnect` client through `corridor gateway` to
+//! servers in the organisation's namespace. Needs root (namespaces, TUN);
+//! `scripts/test.sh` runs it.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+fn fetch(client: &Client, path: &str) -> Vec<u8> {
+    run(ns(&client.ns, "curl").args(["-sS", "--max-time", "60", &format!("http://{ORG_IP}:8080/{path}")])).stdout
+}
+
+fn fetch_sha256(client: &Client, path: &str) -> String {
+    let out = run(ns(&client.ns, "sh")
+        .arg("-c")
+        .arg(format!("curl -sS --max-time 120 http://{ORG_IP}:8080/{path} | sha256sum")));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let digest = org.file("bulk.bin", 20);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    assert!(client.address.starts_with("192.168.99."), "address from the pool: {}", client.address);
+    // The client's own words: DTLS with the PSK-NEGOTIATE suite.
+    let line = client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    assert!(line.contains("(DTLS1.2)-(PSK)-(AES-256-GCM)"), "{line}");
+    gw.proc.log.wait_for("DTLS established; session handed to shard", Duration::from_secs(5));
+
+    assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
+    assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "bulk TCP transfer byte-identical");
+    assert_eq!(udp_echo(&client.ns, 50), 50, "UDP both ways");
+    assert!(
+        gw.metric("corridor_shard_rx_records_total") > 1000,
+        "traffic went over DTLS:\n{}",
+        gw.admin("GET", "/metrics")
+    );
+    let sessions = gw.sessions();
+    assert!(sessions.contains("user=alice") && sessions.contains(&format!("address={}", client.address)), "{sessions}");
+}
+
+#[test]
+fn certificate_login_gets_a_tunnel() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let client = Client::connect(&t, Login::Certificate, &[]);
+    assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
+    assert!(gw.sessions().contains("user=carol"), "{}", gw.sessions());
+    gw.proc.log.wait_for("method=certificate", Duration::from_secs(1));
+}
+
+#[test]
+fn blocked_udp_falls_back_to_cstp() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let digest = org.file("bulk.bin", 5);
+    // nftables in the device namespace drops everything to the DTLS port.
+    run(ns(&t.device(), "nft").args(["add table inet block"]));
+    run(ns(&t.device(), "nft").arg("add chain inet block out { type filter hook output priority 0 ; }"));
+    run(ns(&t.device(), "nft").args([&format!("add rule inet block out ip daddr {GATEWAY_IP} udp dport 443 drop")]));
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    assert!(!client.proc.log.contains("Established DTLS connection"));
+    assert_eq!(fetch_sha256(&client, "bulk.bin"), digest);
+    assert_eq!(udp_echo(&client.ns, 20), 20);
+    assert!(
+        gw.metric("corridor_cstp_frames_out_total") > 3000,
+        "the download went over CSTP:\n{}",
+        gw.admin("GET", "/metrics")
+    );
+    assert_eq!(gw.metric("corridor_shard_rx_records_total"), 0, "nothing reached DTLS");
+}
+
+#[test]
+fn reconnect_keeps_the_address_and_logout_releases_it() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    let first = client.address.clone();
+    // SIGUSR2: openconnect drops the TLS connection and reconnects with its cookie.
+    run(Command::new("kill").args(["-USR2", &client.proc.child.id().to_string()]));
+    wait_until("a second CONNECT for the session", Duration::from_secs(30), || {
+        (gw.proc.log.text().matches("tunnel up (CSTP)").count() >= 2).then_some(())
+    });
+    assert_eq!(client.wait_address(Duration::from_secs(10)), first, "same address after reconnect");
+    assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
+    assert_eq!(gw.metric("corridor_logins_total"), 1, "the reconnect used the cookie, not a new login");
+
+    client.disconnect();
+    gw.proc.log.wait_for("reason=client logout", Duration::from_secs(10));
+    wait_until("the session to be gone", Duration::from_secs(5), || gw.sessions().trim().is_empty().then_some(()));
+    assert_eq!(gw.metric("corridor_pool_addresses_in_use"), 0, "address returned to the pool");
+}
+
+#[test]
+fn idle_timeout_ends_the_session_with_its_reason() {
+    let t = Topology::up();
+    let gw = Gateway::start(&t, &GatewayOptions { idle_timeout: 3, ..GatewayOptions::default() });
+    let mut client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    let line = gw.proc.log.wait_for("reason=idle timeout", Duration::from_secs(20));
+    assert!(line.contains("user=alice"), "{line}");
+    // The client is told: it exits on the server's DISCONNECT.
+    wait_until("openconnect to exit", Duration::from_secs(20), || client.proc.child.try_wait().ok().flatten());
+    assert_eq!(gw.metric("corridor_pool_addresses_in_use"), 0);
+    let _ = &mut client;
+}
+
+#[test]
+fn wrong_password_gets_no_session() {
+    let t = Topology::up();
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut client = Client::spawn(&t, Login::Password("alice", "wrong"), &[], "tun0");
+    let status =
+        wait_until("openconnect to give up", Duration::from_secs(30), || client.proc.child.try_wait().ok().flatten());
+    assert!(!status.success());
+    assert!(gw.metric("corridor_login_failures_total") >= 1);
+    assert_eq!(gw.metric("corridor_logins_total"), 0);
+    assert!(gw.sessions().trim().is_empty());
+    assert!(client.proc.log.contains("Login failed"), "the form came back with the error:\n{}", client.proc.log.text());
+}
+
+/// Raw TLS from the device namespace: what a broken or hostile client sends.
+fn raw_tls(t: &Topology, payload: &str) -> String {
+    let script = format!(
+        "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\ns=c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=5),server_hostname='vpn.test')\ns.sendall({payload})\nout=b''\nwhile True:\n try:\n  d=s.recv(65536)\n except Exception as e:\n  out+=b'<'+type(e).__name__.encode()+b'>'\n  break\n if not d:\n  out+=b'<EOF>'\n  break\n out+=d\nprint(out.decode('latin1'))",
+        ca = t.dir.join("ca.crt").display()
+    );
+    String::from_utf8_lossy(&run(ns(&t.device(), "python3").args(["-c", &script])).stdout).into_owned()
+}
+
+#[test]
+fn malformed_http_gets_400_and_the_connection_closed() {
+    let t = Topology::up();
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let out = raw_tls(&t, "b'THIS IS NOT HTTP\\r\\n\\r\\n'");
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.ends_with("<EOF>\n") || out.ends_with("<EOF>"), "closed after the 400: {out}");
+    let out = raw_tls(&t, "b'CONNECT /CSCOSSLC/tunnel HTTP/1.1\\r\\nHost: x\\r\\nCookie: webvpn=00\\r\\n\\r\\n'");
+    assert!(out.starts_with("HTTP/1.1 401"), "unknown cookie refused: {out}");
+    assert!(gw.metric("corridor_bad_requests_total") >= 1);
+    assert!(gw.sessions().trim().is_empty());
+}
+
+#[test]
+fn garbage_udp_and_spoofed_inner_sources_are_counted_drops() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    // Garbage to the DTLS port from another socket: never a session's data.
+    run(ns(&t.device(), "python3").args([
+        "-c",
+        &format!("import socket,os\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(20): s.sendto(os.urandom(200),('{GATEWAY_IP}',443))"),
+    ]));
+    wait_until("garbage counted", Duration::from_secs(5), || {
+        (gw.metric("corridor_dtls_handshakes_total") >= 20 || gw.metric("corridor_shard_drop_malformed_total") >= 20)
+            .then_some(())
+    });
+    // A packet into the tunnel whose source is not the device's address.
+    let spoof = format!(
+        "import socket,struct\ns=socket.socket(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_RAW)\ns.setsockopt(socket.SOL_SOCKET,socket.SO_BINDTODEVICE,b'tun0')\nsrc=socket.inet_aton('192.168.99.222')\ndst=socket.inet_aton('{ORG_IP}')\npayload=b'spoofed!'\nudp=struct.pack('!HHHH',4000,9000,8+len(payload),0)+payload\nip=struct.pack('!BBHHHBBH4s4s',0x45,0,20+len(udp),1,0,64,17,0,src,dst)\nfor i in range(5): s.sendto(ip+udp,('{ORG_IP}',0))"
+    );
+    run(ns(&t.device(), "python3").args(["-c", &spoof]));
+    wait_until("spoofed packets counted", Duration::from_secs(5), || {
+        (gw.metric("corridor_shard_drop_spoofed_source_total") >= 5).then_some(())
+    });
+    assert!(!org.udp.log.contains("192.168.99.222"), "a spoofed packet reached the org network");
+    assert_eq!(udp_echo(&client.ns, 10), 10, "the session itself is unharmed");
+}
+
+/// A second device namespace on its own link to the gateway.
+struct SecondDevice {
+    ns: String,
+}
+
+impl SecondDevice {
+    fn add(t: &Topology) -> Self {
+        let ns = format!("{}device2", t.prefix);
+        let gw = t.gateway();
+        let cmds = [
+            format!("ip netns add {ns}"),
+            format!("ip -n {gw} link add to-dev2 type veth peer name to-gw netns {ns}"),
+            format!("ip -n {gw} addr add 10.10.1.1/24 dev to-dev2"),
+            format!("ip -n {gw} link set to-dev2 up"),
+            format!("ip -n {ns} addr add 10.10.1.2/24 dev to-gw"),
+            format!("ip -n {ns} link set to-gw up"),
+            format!("ip -n {ns} link set lo up"),
+            format!("ip -n {ns} route add default via 10.10.1.1"),
+            format!("mkdir -p /etc/netns/{ns} && touch /etc/netns/{ns}/resolv.conf"),
+        ];
+        for c in cmds {
+            run(Command::new("sh").arg("-c").arg(&c));
+        }
+        Self { ns }
+    }
+}
+
+impl Drop for SecondDevice {
+    fn drop(&mut self) {
+        let ns = &self.ns;
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}; rm -rf /etc/netns/{ns}"))
+            .status();
+    }
+}
+
+#[test]
+fn a_second_clients_traffic_never_reaches_the_first() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let alice = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    let d2 = SecondDevice::add(&t);
+    let mut cmd = ns(&d2.ns, "openconnect");
+    cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", "tun1", "--cafile"])
+        .arg(t.dir.join("ca.crt"))
+        .args(["--user", "bob", "--passwd-on-stdin", &format!("https://{GATEWAY_IP}/")]);
+    let mut bob_proc = Proc::spawn("openconnect (bob)", cmd);
+    if let Some(mut stdin) = bob_proc.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    let bob = Client { proc: bob_proc, ns: d2.ns.clone(), address: String::new() };
+    let bob_addr = bob.wait_address(Duration::from_secs(30));
+    assert_ne!(bob_addr, alice.address);
+    bob.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+
+    // Alice listens on her tunnel address; Bob aims straight at it.
+    let listener = format!(
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('{}',7000))\ns.settimeout(3)\nn=0\ntry:\n while True:\n  s.recvfrom(65535); n+=1\nexcept socket.timeout:\n pass\nprint(n)",
+        alice.address
+    );
+    let mut listen = Proc::spawn("alice listener", {
+        let mut c = ns(&alice.ns, "python3");
+        c.args(["-c", &listener]);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let before = gw.metric("corridor_shard_drop_policy_total");
+    run(ns(&bob.ns, "python3").args([
+        "-c",
+        &format!("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(10): s.sendto(b'from bob',('{}',7000))", alice.address),
+    ]));
+    let _ = listen.child.wait();
+    listen.log.wait_for("0", Duration::from_secs(5));
+    assert_eq!(listen.log.text().trim(), "0", "Bob's datagrams reached Alice");
+    wait_until("policy drops counted", Duration::from_secs(5), || {
+        (gw.metric("corridor_shard_drop_policy_total") >= before + 10).then_some(())
+    });
+    // Each gets their own replies from the org network, and only theirs.
+    assert_eq!(udp_echo(&alice.ns, 20), 20);
+    assert_eq!(udp_echo(&bob.ns, 20), 20);
+}
+
+#[test]
+fn replayed_dtls_datagrams_are_counted_drops() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    // Capture one outgoing DTLS application-data datagram on the device's
+    // link and put the very same frame on the wire three more times.
+    let replay = "import socket\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.ntohs(3))\ns.bind(('to-gw',0))\ns.settimeout(15)\nwhile True:\n f,a=s.recvfrom(65535)\n if a[2]!=4 or f[12:14]!=b'\\x08\\x00': continue\n ip=f[14:]; h=(ip[0]&15)*4\n if ip[9]!=17: continue\n u=ip[h:]\n if u[2:4]!=(443).to_bytes(2,'big') or len(u)<9 or u[8]!=0x17: continue\n break\n# A captured outgoing frame may carry a partial (offloaded) UDP checksum; 0 means none.\nf=f[:14+h+6]+b'\\0\\0'+f[14+h+8:]\nfor i in range(3): s.send(f)\nprint('replayed',flush=True)";
+    let capture = Proc::spawn("replayer", {
+        let mut c = ns(&t.device(), "python3");
+        c.args(["-c", replay]);
+        c
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(udp_echo(&client.ns, 5), 5);
+    capture.log.wait_for("replayed", Duration::from_secs(15));
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    while gw.metric("corridor_shard_drop_replay_total") < 3 && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gw.metric("corridor_shard_drop_replay_total") >= 3,
+        "{}\n{}",
+        gw.admin("GET", "/metrics"),
+        capture.log.text()
+    );
+    assert_eq!(udp_echo(&client.ns, 5), 5, "the session is unharmed");
+}

@@ -1,0 +1,409 @@
+//! End-to-end harness: a namespace topology (device, gateway, org) per
+//! test, the real `corridor` binary in the gateway namespace, and the real
+//! `openconnect` client in the device namespace. Everything stays inside
+//! namespaces the test creates; teardown happens in `Drop`, also on panic.
+
+#![allow(dead_code, unreachable_pub, clippy::indexing_slicing)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub const GATEWAY_IP: &str = "10.10.0.1";
+pub const ORG_IP: &str = "10.99.0.2";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn require(tool: &str) {
+    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
+    assert!(ok, "`{tool}` is missing: scripts/test.sh installs it");
+}
+
+/// Runs a command to completion and returns its output, panicking with
+/// everything it printed if it failed.
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// `ip netns exec NS …`.
+pub fn ns(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
+}
+
+/// Captured output of a background process, line by line.
+#[derive(Clone, Default)]
+pub struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn follow(&self, r: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).join("\n")
+    }
+
+    pub fn contains(&self, needle: &str) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until a line contains `needle`; panics with the log otherwise.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(l) = self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no line containing {needle:?} within {timeout:?}; log:\n{}", self.text());
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what`.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The three namespaces of one test.
+pub struct Topology {
+    pub prefix: String,
+    pub dir: PathBuf,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl Topology {
+    pub fn up() -> Self {
+        for t in ["ip", "openssl", "openconnect", "curl", "python3"] {
+            require(t);
+        }
+        let prefix = format!("cor{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&prefix);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("tmpdir");
+        run(Command::new("bash").arg(repo().join("scripts/topology.sh")).args(["up", &prefix]));
+        run(Command::new("bash").arg(repo().join("scripts/certs.sh")).arg(&dir));
+        Self { prefix, dir }
+    }
+
+    pub fn device(&self) -> String {
+        format!("{}device", self.prefix)
+    }
+
+    pub fn gateway(&self) -> String {
+        format!("{}gateway", self.prefix)
+    }
+
+    pub fn org(&self) -> String {
+        format!("{}org", self.prefix)
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(repo().join("scripts/topology.sh")).args(["down", &self.prefix]).output();
+    }
+}
+
+/// A background process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: Log,
+    pub name: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command) -> Self {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let log = Log::default();
+        if let Some(o) = child.stdout.take() {
+            log.follow(o);
+        }
+        if let Some(e) = child.stderr.take() {
+            log.follow(e);
+        }
+        eprintln!("spawned {name}: {cmd:?}");
+        Self { child, log, name: name.into() }
+    }
+
+    /// SIGTERM, then wait up to `timeout`; SIGKILL after.
+    pub fn stop(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("----- {} log -----\n{}\n-----", self.name, self.log.text());
+        }
+    }
+}
+
+/// Settings a test may change in the gateway's configuration.
+#[derive(Clone)]
+pub struct GatewayOptions {
+    pub dtls: bool,
+    pub idle_timeout: u32,
+    pub client_ca: bool,
+    pub allowed: Vec<String>,
+    pub shards: usize,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self { dtls: true, idle_timeout: 1200, client_ca: true, allowed: vec!["10.99.0.0/24".into()], shards: 2 }
+    }
+}
+
+pub struct Gateway {
+    pub proc: Proc,
+    pub ns: String,
+}
+
+impl Gateway {
+    pub fn start(t: &Topology, o: &GatewayOptions) -> Self {
+        let passwd = t.dir.join("passwd");
+        for user in ["alice", "bob"] {
+            let mut p = Command::new(env!("CARGO_BIN_EXE_corridor"))
+                .args(["passwd", "--iterations", "1000", "--file"])
+                .arg(&passwd)
+                .arg(user)
+                .stdin(Stdio::piped())
+                .spawn()
+                .expect("corridor passwd");
+            p.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("write");
+            assert!(p.wait().expect("wait").success());
+        }
+        let allowed = o.allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let config = format!(
+            r#"[server]
+listen = "{GATEWAY_IP}:443"
+dtls_port = {dtls}
+cert = "server.crt"
+key = "server.key"
+[auth]
+password_file = "passwd"
+{ca}
+[network]
+pool = "192.168.99.0/24"
+tun_name = "cor0"
+[timers]
+dpd = 30
+idle_timeout = {idle}
+cookie_grace = 60
+[dataplane]
+shards = {shards}
+pin_cores = false
+[admin]
+listen = "127.0.0.1:9443"
+[[group]]
+name = "default"
+allowed = [{allowed}]
+split_include = ["10.99.0.0/24"]
+"#,
+            dtls = if o.dtls { 443 } else { 0 },
+            ca = if o.client_ca { "client_ca = \"ca.crt\"" } else { "" },
+            idle = o.idle_timeout,
+            shards = o.shards,
+        );
+        let path = t.dir.join("gateway.toml");
+        fs::write(&path, config).expect("config");
+        let mut cmd = ns(&t.gateway(), env!("CARGO_BIN_EXE_corridor"));
+        cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
+        let proc = Proc::spawn("corridor gateway", cmd);
+        proc.log.wait_for("gateway started", Duration::from_secs(10));
+        Self { proc, ns: t.gateway() }
+    }
+
+    /// The admin endpoint, from inside the gateway namespace.
+    pub fn admin(&self, method: &str, path: &str) -> String {
+        let out = run(ns(&self.ns, "curl").args(["-sS", "-X", method, &format!("http://127.0.0.1:9443{path}")]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Sum of a counter over all its label sets.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.admin("GET", "/metrics")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    pub fn sessions(&self) -> String {
+        self.admin("GET", "/sessions")
+    }
+}
+
+/// How the client logs in.
+pub enum Login<'a> {
+    Password(&'a str, &'a str),
+    Certificate,
+}
+
+/// A real openconnect client in the device namespace.
+pub struct Client {
+    pub proc: Proc,
+    pub ns: String,
+    pub address: String,
+}
+
+impl Client {
+    pub fn connect(t: &Topology, login: Login<'_>, extra: &[&str]) -> Self {
+        let mut c = Self::spawn(t, login, extra, "tun0");
+        c.address = c.wait_address(Duration::from_secs(30));
+        c
+    }
+
+    pub fn spawn(t: &Topology, login: Login<'_>, extra: &[&str], ifname: &str) -> Self {
+        let mut cmd = ns(&t.device(), "openconnect");
+        cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", ifname, "--cafile"])
+            .arg(t.dir.join("ca.crt"));
+        let mut password = None;
+        match login {
+            Login::Password(user, pw) => {
+                cmd.args(["--user", user, "--passwd-on-stdin"]);
+                password = Some(pw.to_string());
+            }
+            Login::Certificate => {
+                cmd.arg("-c").arg(t.dir.join("client.crt")).arg("-k").arg(t.dir.join("client.key"));
+            }
+        }
+        cmd.args(extra).arg(format!("https://{GATEWAY_IP}/"));
+        let mut proc = Proc::spawn("openconnect", cmd);
+        if let Some(pw) = password {
+            if let Some(mut stdin) = proc.child.stdin.take() {
+                let _ = stdin.write_all(format!("{pw}\n").as_bytes());
+            }
+        }
+        Self { proc, ns: t.device(), address: String::new() }
+    }
+
+    /// The tunnel address once the client configured its interface.
+    pub fn wait_address(&self, timeout: Duration) -> String {
+        let ns = self.ns.clone();
+        wait_until("the client's tunnel address", timeout, || {
+            let out = Command::new("ip").args(["-n", &ns, "-4", "-o", "addr", "show"]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .find(|w| w.starts_with("192.168.99."))
+                .map(|w| w.split('/').next().unwrap_or(w).to_string())
+        })
+    }
+
+    /// Ends the client the way a user does (SIGINT → logout).
+    pub fn disconnect(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.proc.child.id().to_string()]).status();
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("openconnect did not exit after SIGINT:\n{}", self.proc.log.text());
+    }
+}
+
+/// A file server and a UDP echo server in the org namespace.
+pub struct Org {
+    pub http: Proc,
+    pub udp: Proc,
+    pub dir: PathBuf,
+}
+
+impl Org {
+    pub fn start(t: &Topology) -> Self {
+        let dir = t.dir.join("www");
+        fs::create_dir_all(&dir).expect("www");
+        fs::write(dir.join("index.html"), "<h1>org intranet</h1>\n").expect("page");
+        let mut http = ns(&t.org(), "python3");
+        http.args(["-m", "http.server", "--bind", ORG_IP, "8080", "--directory"]).arg(&dir);
+        let http = Proc::spawn("org http", http);
+        let mut udp = ns(&t.org(), "python3");
+        udp.args([
+            "-c",
+            "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.99.0.2',9000))\nprint('ready',flush=True)\nwhile True:\n d,a=s.recvfrom(65535)\n print('from',a[0],flush=True)\n s.sendto(d,a)",
+        ]);
+        let udp = Proc::spawn("org udp echo", udp);
+        udp.log.wait_for("ready", Duration::from_secs(10));
+        wait_until("the org HTTP server", Duration::from_secs(10), || {
+            Command::new("ip")
+                .args(["netns", "exec", &t.org(), "curl", "-s", "-o", "/dev/null", &format!("http://{ORG_IP}:8080/")])
+                .status()
+                .ok()
+                .filter(|s| s.success())
+        });
+        Self { http, udp, dir }
+    }
+
+    /// A random file of `mb` MiB served over HTTP; returns its sha256.
+    pub fn file(&self, name: &str, mb: usize) -> String {
+        let path = self.dir.join(name);
+        run(Command::new("sh").arg("-c").arg(format!("head -c {}M /dev/urandom > {}", mb, path.display())));
+        sha256(&path)
+    }
+}
+
+pub fn sha256(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// Sends `count` datagrams to the org echo server from `namespace` and
+/// returns how many came back identical.
+pub fn udp_echo(namespace: &str, count: usize) -> usize {
+    let script = format!(
+        "import socket,os\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\nok=0\nfor i in range({count}):\n d=os.urandom(100+i%1200)\n s.sendto(d,('{ORG_IP}',9000))\n try:\n  r,_=s.recvfrom(65535)\n  ok+=r==d\n except socket.timeout:\n  pass\nprint(ok)"
+    );
+    let out = run(ns(namespace, "python3").args(["-c", &script]));
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}

@@ -292,3 +292,24 @@ fn replayed_dtls_datagrams_are_counted_drops() {
     );
     assert_eq!(udp_echo(&client.ns, 5), 5, "the session is unharmed");
 }
+
+#[test]
+fn traffic_moves_to_cstp_when_dtls_dies() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let digest = org.file("bulk.bin", 2);
+    let gw = Gateway::start(&t, &GatewayOptions { dpd: 2, ..GatewayOptions::default() });
+    let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    assert_eq!(udp_echo(&client.ns, 5), 5);
+    // UDP to the gateway disappears mid-session.
+    run(ns(&t.device(), "nft").args(["add table inet block"]));
+    run(ns(&t.device(), "nft").arg("add chain inet block out { type filter hook output priority 0 ; }"));
+    run(ns(&t.device(), "nft").args([&format!("add rule inet block out ip daddr {GATEWAY_IP} udp dport 443 drop")]));
+    // nftables makes sends fail at once, so openconnect sees its DTLS
+    // session break and retries the handshake in vain.
+    client.proc.log.wait_for("DTLS handshake failed", Duration::from_secs(30));
+    assert_eq!(udp_echo(&client.ns, 10), 10, "UDP through the tunnel over CSTP");
+    gw.proc.log.wait_for("device fell back to CSTP; DTLS grant revoked", Duration::from_secs(5));
+    assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "and TCP both ways");
+}

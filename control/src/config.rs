@@ -472,3 +472,15 @@ split_include = ["10.99.0.0/16"]
         assert_eq!(Config::parse(&bad).err().map(|e| e.field), Some("group[0].allowed".into()));
     }
 }
+
+#[cfg(test)]
+mod example {
+    /// The shipped example must stay a valid configuration.
+    #[test]
+    fn the_example_config_parses() {
+        let text = include_str!("../../config/gateway.example.toml");
+        let c = super::Config::parse(text).expect("config/gateway.example.toml is valid");
+        assert_eq!(c.pool.to_string(), "192.168.99.0/24");
+        assert_eq!(c.groups.len(), 1);
+    }
+}

@@ -611,10 +611,15 @@ impl Gateway {
         }
         s.cstp_rx_packets += 1;
         s.last_data = now;
-        let shard = match s.dtls {
-            DtlsState::Granted { shard, .. } => shard,
-            DtlsState::None => ShardId(u16::try_from(id.0 as usize % self.dataplane.shard_count().max(1)).unwrap_or(0)),
-        };
+        if let DtlsState::Granted { shard, peer } = s.dtls {
+            // The device sends data over CSTP only when its DTLS channel is
+            // down (openconnect-protocol.md §8): stop sending over DTLS too,
+            // until it completes a new handshake.
+            let _ = self.dataplane.send(shard, ToShard::Revoke(id));
+            s.dtls = DtlsState::None;
+            tracing::info!(session = %id, user = %s.user, %peer, "device fell back to CSTP; DTLS grant revoked");
+        }
+        let shard = ShardId(u16::try_from(id.0 as usize % self.dataplane.shard_count().max(1)).unwrap_or(0));
         let total = ip.total_len();
         let packet = packet.get(..total).unwrap_or(packet).to_vec();
         if self.dataplane.send(shard, ToShard::TunWrite { session: id, packet }).is_err() {

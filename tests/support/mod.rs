@@ -194,11 +194,19 @@ pub struct GatewayOptions {
     pub client_ca: bool,
     pub allowed: Vec<String>,
     pub shards: usize,
+    pub dpd: u32,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        Self { dtls: true, idle_timeout: 1200, client_ca: true, allowed: vec!["10.99.0.0/24".into()], shards: 2 }
+        Self {
+            dtls: true,
+            idle_timeout: 1200,
+            client_ca: true,
+            allowed: vec!["10.99.0.0/24".into()],
+            shards: 2,
+            dpd: 30,
+        }
     }
 }
 
@@ -235,7 +243,7 @@ password_file = "passwd"
 pool = "192.168.99.0/24"
 tun_name = "cor0"
 [timers]
-dpd = 30
+dpd = {dpd}
 idle_timeout = {idle}
 cookie_grace = 60
 [dataplane]
@@ -252,6 +260,7 @@ split_include = ["10.99.0.0/24"]
             ca = if o.client_ca { "client_ca = \"ca.crt\"" } else { "" },
             idle = o.idle_timeout,
             shards = o.shards,
+            dpd = o.dpd,
         );
         let path = t.dir.join("gateway.toml");
         fs::write(&path, config).expect("config");

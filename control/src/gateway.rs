@@ -71,6 +71,7 @@ pub struct ControlCounters {
     pub cstp_protocol_errors: u64,
     pub drop_spoofed_source: u64,
     pub drop_policy: u64,
+    pub drop_not_ipv4: u64,
     pub sessions_ended: u64,
 }
 
@@ -594,9 +595,17 @@ impl Gateway {
     /// A packet from a device over CSTP: same checks as the shards apply to DTLS.
     fn device_packet(&mut self, id: SessionId, packet: &[u8], now: Instant) {
         let Some(s) = self.sessions.get_mut(id) else { return };
-        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
-            self.counters.cstp_protocol_errors += 1;
-            return;
+        let ip = match Ipv4Packet::new_checked(packet) {
+            Ok(ip) => ip,
+            // IPv6 is not carried yet; clients still send router solicitations.
+            Err(proto::ip::IpError::NotIpv4) => {
+                self.counters.drop_not_ipv4 += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.cstp_protocol_errors += 1;
+                return;
+            }
         };
         if ip.src() != s.address {
             s.drops_spoofed += 1;
@@ -849,6 +858,7 @@ impl Gateway {
                 c.drop_spoofed_source,
             ),
             ("corridor_cstp_drop_policy_total", "CSTP packets to destinations the group may not reach", c.drop_policy),
+            ("corridor_cstp_drop_not_ipv4_total", "CSTP packets that were not IPv4", c.drop_not_ipv4),
             ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
         ] {
             m.counter(name, help, "", v);

@@ -48,8 +48,10 @@ shard_counters! {
     tun_reads,
     /// Packets written to the TUN (completed writes).
     tun_writes,
-    /// Not a DTLS record, not IPv4, unknown OpenConnect type, or not application data.
+    /// Not a DTLS record, a broken IPv4 header, unknown OpenConnect type, or not application data.
     drop_malformed,
+    /// Inner packets that are not IPv4 (IPv6 is not carried yet; clients send router solicitations).
+    drop_not_ipv4,
     /// Record authentication failed.
     drop_bad_mac,
     /// Record already seen or left of the replay window.

@@ -10,7 +10,7 @@ use dtls::record::Record;
 use dtls::{ContentType, OpenError};
 use proto::cstp::PacketType;
 use proto::grant::SessionId;
-use proto::ip::Ipv4Packet;
+use proto::ip::{IpError, Ipv4Packet};
 
 use super::sessions::Session;
 use super::Shard;
@@ -34,9 +34,16 @@ enum RecordAction {
 /// address, to a destination the session may reach. Returns the packet's
 /// length by its header.
 pub(super) fn admit(packet: &[u8], session: &Session, counters: &mut ShardCounters) -> Option<usize> {
-    let Ok(ip) = Ipv4Packet::new_checked(packet) else {
-        counters.drop_malformed += 1;
-        return None;
+    let ip = match Ipv4Packet::new_checked(packet) {
+        Ok(ip) => ip,
+        Err(IpError::NotIpv4) => {
+            counters.drop_not_ipv4 += 1;
+            return None;
+        }
+        Err(_) => {
+            counters.drop_malformed += 1;
+            return None;
+        }
     };
     if ip.src() != session.address {
         counters.drop_spoofed_source += 1;

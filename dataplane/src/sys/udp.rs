@@ -8,7 +8,25 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::{check, RawSockAddr};
 
-/// A non-blocking, close-on-exec UDP socket with `SO_REUSEPORT`, bound to `addr`.
+/// Socket buffer size asked for, each direction.
+const SOCKET_BUFFER: libc::c_int = 4 << 20;
+
+fn set_int(fd: &OwnedFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: the option value points at a live c_int and its exact size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            core::ptr::from_ref(&value).cast(),
+            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(|_| ())
+}
+
+/// A non-blocking, close-on-exec UDP socket with `SO_REUSEPORT` and large
+/// socket buffers, bound to `addr`.
 pub(crate) fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     let domain = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
     // SAFETY: socket takes no pointers.
@@ -26,6 +44,15 @@ pub(crate) fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
             core::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
     })?;
+    // A burst of datagrams arrives faster than one completion pass drains
+    // it; the default 208 KiB receive buffer overflowed under a single
+    // iperf3 stream. Best effort: FORCE needs CAP_NET_ADMIN, the plain
+    // option is capped by net.core.rmem_max/wmem_max.
+    for (force, plain) in [(libc::SO_RCVBUFFORCE, libc::SO_RCVBUF), (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF)] {
+        if set_int(&fd, force, SOCKET_BUFFER).is_err() {
+            let _ = set_int(&fd, plain, SOCKET_BUFFER);
+        }
+    }
     let raw = RawSockAddr::new(addr);
     let (ptr, len) = raw.as_ptr();
     // SAFETY: `ptr`/`len` describe `raw`, which lives across the call.

@@ -46,13 +46,19 @@ fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
 }
 
 #[test]
-fn certificate_login_gets_a_tunnel() {
+fn certificate_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
     let t = Topology::up();
-    let _org = Org::start(&t);
+    let org = Org::start(&t);
+    let digest = org.file("bulk.bin", 10);
     let gw = Gateway::start(&t, &GatewayOptions::default());
     let client = Client::connect(&t, Login::Certificate, &[]);
+    assert!(client.address.starts_with("192.168.99."), "{}", client.address);
+    let line = client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    assert!(line.contains("(DTLS1.2)-(PSK)-(AES-256-GCM)"), "{line}");
     assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
-    assert!(gw.sessions().contains("user=carol"), "{}", gw.sessions());
+    assert_eq!(fetch_sha256(&client, "bulk.bin"), digest);
+    assert_eq!(udp_echo(&client.ns, 30), 30);
+    assert!(gw.sessions().contains("user=carol"), "the certificate's CN is the user: {}", gw.sessions());
     gw.proc.log.wait_for("method=certificate", Duration::from_secs(1));
 }
 

@@ -66,6 +66,12 @@ struct RawServer {
     key: PathBuf,
     #[serde(default)]
     banner: Option<String>,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    10_000
 }
 
 fn default_name() -> String {
@@ -220,6 +226,8 @@ pub struct Config {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub banner: Option<String>,
+    /// TLS connections held at once; more are closed at accept.
+    pub max_connections: usize,
     pub password_file: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub max_login_attempts: u32,
@@ -321,6 +329,9 @@ impl Config {
                 "use 1280..=9000 (1500 for Ethernet)",
             ));
         }
+        if raw.server.max_connections == 0 {
+            return Err(err("server.max_connections", "0", "allow at least 1 connection (10000 by default)"));
+        }
         let t = &raw.timers;
         if t.dpd == 0 || t.dpd > 3600 {
             return Err(err("timers.dpd", format!("{} s", t.dpd), "use 1..=3600 seconds (90 is ocserv's default)"));
@@ -380,6 +391,7 @@ impl Config {
             cert: raw.server.cert,
             key: raw.server.key,
             banner: raw.server.banner,
+            max_connections: raw.server.max_connections,
             password_file: raw.auth.password_file,
             client_ca: raw.auth.client_ca,
             max_login_attempts: raw.auth.max_login_attempts.unwrap_or(3).max(1),

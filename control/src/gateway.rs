@@ -60,6 +60,7 @@ impl std::error::Error for StartError {}
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ControlCounters {
     pub tls_accepted: u64,
+    pub connections_refused: u64,
     pub logins_ok: u64,
     pub logins_failed: u64,
     pub bad_requests: u64,
@@ -226,6 +227,12 @@ impl Gateway {
         loop {
             match self.listener.accept() {
                 Ok((mut stream, peer)) => {
+                    if self.conns.len() >= self.config.max_connections {
+                        // Dropping the stream closes it; existing tunnels keep working.
+                        self.counters.connections_refused += 1;
+                        tracing::debug!(%peer, "connection limit reached; refused");
+                        continue;
+                    }
                     let token = Token(self.next_token);
                     self.next_token += 1;
                     let _ = stream.set_nodelay(true);
@@ -839,6 +846,7 @@ impl Gateway {
         let c = &self.counters;
         for (name, help, v) in [
             ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
+            ("corridor_connections_refused_total", "TCP connections closed at accept (server.max_connections)", c.connections_refused),
             ("corridor_logins_total", "successful logins", c.logins_ok),
             ("corridor_login_failures_total", "failed logins", c.logins_failed),
             ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),

@@ -846,7 +846,11 @@ impl Gateway {
         let c = &self.counters;
         for (name, help, v) in [
             ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
-            ("corridor_connections_refused_total", "TCP connections closed at accept (server.max_connections)", c.connections_refused),
+            (
+                "corridor_connections_refused_total",
+                "TCP connections closed at accept (server.max_connections)",
+                c.connections_refused,
+            ),
             ("corridor_logins_total", "successful logins", c.logins_ok),
             ("corridor_login_failures_total", "failed logins", c.logins_failed),
             ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),

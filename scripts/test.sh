@@ -138,6 +138,12 @@ if [ "$(id -u)" -eq 0 ]; then
 else
     unshare_args=(--net --map-root-user)
 fi
-unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --workspace --offline' </dev/null
+test_log="$REPO/target/test-output.log"
+mkdir -p "$REPO/target"
+unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --workspace --offline' </dev/null 2>&1 | tee "$test_log"
+# The pipeline's status is cargo's (pipefail); a failure stops here.
 
 banner "all checks passed"
+# One closing line with the totals over every test binary (the last
+# `test result` lines cargo prints are the doc-tests, which have none).
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$test_log"

@@ -19,7 +19,13 @@ fn e(field: &str, problem: String, fix: &str) -> ConfigError {
 /// a certificate signed by it (certificate login); without one they log in
 /// with a password.
 pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, ConfigError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    if aws_lc_rs::try_fips_mode().is_ok() {
+        // Built against the FIPS module: offer only approved suites and groups.
+        provider.cipher_suites.retain(|s| s.fips());
+        provider.kx_groups.retain(|g| g.fips());
+    }
+    let provider = Arc::new(provider);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|err| e("server.cert", format!("{}: {err}", cert.display()), "give a PEM certificate chain"))?;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # corridor test runner: installs the interop peers, then runs fmt, clippy,
-# build and the whole test suite (the tests inside a private network namespace).
+# build, the whole test suite (the tests inside a private network namespace)
+# and the instruction-count gate (scripts/icount.sh).
 #
 # Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
 # reads stdin. Every step prints a banner; any failure exits non-zero.
@@ -142,6 +143,11 @@ test_log="$REPO/target/test-output.log"
 mkdir -p "$REPO/target"
 unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --workspace --offline' </dev/null 2>&1 | tee "$test_log"
 # The pipeline's status is cargo's (pipefail); a failure stops here.
+
+# Deterministic instruction counts of the fast path against the committed
+# baseline (bench/icount-baseline.json); it prints how to update deliberately.
+banner "instruction-count gate"
+bash scripts/icount.sh
 
 banner "all checks passed"
 # One closing line with the totals over every test binary (the last

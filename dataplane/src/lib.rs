@@ -23,6 +23,9 @@
 //! place → UDP send from the same buffer. A packet for a session another
 //! shard owns crosses a shard-to-shard queue (counted as `cross_shard`).
 //!
+//! The device → network per-record step is public as [`fastpath`], so that
+//! benchmarks and tests run the shard's own code on memory, without a ring.
+//!
 //! # Unsafe
 //!
 //! Only `sys` (sockets, ioctls, eventfd) and `uring` (io_uring, shared
@@ -45,3 +48,4 @@ pub use config::{DataplaneConfig, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
 pub use handle::{Dataplane, DataplaneInfo, RingSetup, ShardInfo, TunReadStyle};
 pub use messages::{FromShard, ShardId, ToShard};
+pub use shard::fastpath;

@@ -11,6 +11,7 @@ pub mod connect;
 pub mod cstp;
 pub mod grant;
 pub mod http;
+pub mod http_response;
 pub mod ip;
 pub mod mtu;
 mod xml;

@@ -19,13 +19,15 @@ use crate::messages::FromShard;
 use crate::uring::TxBuf;
 
 /// What one record asks for; ranges are relative to the record's start.
-enum RecordAction {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordAction {
     /// Nothing to send (absorbed or dropped); go on with the next record.
     Done,
     /// Write this inner IP packet to the TUN.
     WriteTun(Range<usize>),
     /// Send this sealed record back to the peer.
     Reply(Range<usize>),
+    /// The device said goodbye: tell control to end this session.
     Disconnect(SessionId),
 }
 
@@ -57,7 +59,12 @@ pub(super) fn admit(packet: &[u8], session: &Session, counters: &mut ShardCounte
 }
 
 /// Opens the record at the start of `rec` and decides what it asks for.
-fn open_record(rec: &mut [u8], session: &mut Session, counters: &mut ShardCounters, now: Instant) -> RecordAction {
+pub(super) fn open_record(
+    rec: &mut [u8],
+    session: &mut Session,
+    counters: &mut ShardCounters,
+    now: Instant,
+) -> RecordAction {
     let opened = match session.record.open_in_place(rec) {
         Ok(o) => o,
         Err(e) => {

@@ -7,6 +7,7 @@
 //! module) → drain the control and cross-shard queues → report activity →
 //! ring control's doorbell if events were queued → publish counters.
 
+pub mod fastpath;
 mod from_device;
 mod sessions;
 mod to_device;

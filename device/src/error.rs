@@ -1,0 +1,91 @@
+//! What can end a session, and what a caller is told.
+
+use core::fmt;
+
+use proto::cstp::CstpError;
+use proto::http_response::ResponseError;
+
+use crate::auth_xml::AuthXmlError;
+use crate::tunnel::TunnelError;
+
+/// A fatal problem: the session is over once one is reported (in
+/// [`DisconnectReason::Error`]). Dropped input is counted in
+/// [`Stats`](crate::Stats) instead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceError {
+    /// TLS failed (handshake, certificate, a bad record).
+    Tls(rustls::Error),
+    /// The gateway's HTTP response did not parse (§2.1).
+    Http(ResponseError),
+    AuthXml(AuthXmlError),
+    Tunnel(TunnelError),
+    /// The CSTP stream broke framing (§4.1).
+    Cstp(CstpError),
+    /// The TLS exporter refused the DTLS PSK label (§5.3).
+    Exporter(rustls::Error),
+    /// The DTLS client configuration was refused.
+    DtlsConfig(dtls::ConfigError),
+    /// The gateway closed (or announced it would close) the connection while
+    /// the flow needs another request on it; this session does not reconnect.
+    ConnectionNotKept,
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Tls(e) => write!(f, "TLS: {e}"),
+            Self::Http(e) => write!(f, "HTTP: {e}"),
+            Self::AuthXml(e) => write!(f, "auth XML: {e}"),
+            Self::Tunnel(e) => write!(f, "{e}"),
+            Self::Cstp(e) => write!(f, "CSTP: {e}"),
+            Self::Exporter(e) => write!(f, "TLS exporter: {e}"),
+            Self::DtlsConfig(e) => write!(f, "DTLS config: {e}"),
+            Self::ConnectionNotKept => f.write_str("gateway closed the connection mid-flow"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
+
+/// Why the session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DisconnectReason {
+    /// The gateway sent DISCONNECT or TERMINATE (§4.4), with its text.
+    ByGateway(String),
+    /// CONNECT answered with something other than `HTTP/1.1 200` (§3.2):
+    /// 401 means the cookie was refused.
+    ConnectRefused {
+        status: u16,
+        reason: String,
+    },
+    /// Nothing received on CSTP for twice the DPD interval (§6.1).
+    DpdTimeout,
+    /// The TLS stream ended (close_notify or EOF).
+    TlsClosed,
+    /// [`DeviceSession::disconnect`](crate::DeviceSession::disconnect).
+    Logout,
+    /// The login was refused; [`Event::AuthFailed`](crate::Event::AuthFailed)
+    /// came just before with the gateway's message.
+    AuthFailed,
+    Error(DeviceError),
+}
+
+/// Which channel carried something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// CSTP frames inside TLS.
+    Cstp,
+    Dtls,
+}
+
+/// Why [`DeviceSession::send_packet`](crate::DeviceSession::send_packet)
+/// refused. Copy and allocation-free: it is on the hot path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// No tunnel yet, or it ended.
+    NotConnected,
+    /// Larger than a CSTP frame or DTLS record can carry.
+    TooLarge,
+    /// rustls' send buffer is full: drain [`poll_tls`](crate::DeviceSession::poll_tls).
+    Backpressure,
+}

@@ -1,0 +1,793 @@
+//! [`DeviceSession`]: login, CONNECT, CSTP and DTLS for one device.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dtls::CipherSuite;
+use proto::cstp::{self, Deframer, PacketType};
+use proto::http_response::{parse_response, BodyMode, Response, ResponseLimits};
+use rustls::pki_types::ServerName;
+use zeroize::Zeroizing;
+
+use crate::auth_xml::{self, InputKind, ServerAuth};
+use crate::error::{Channel, DeviceError, DisconnectReason, SendError};
+use crate::liveness::{Due, Liveness};
+use crate::tunnel::{self, ConnectOptions, TunnelConfig};
+
+/// The label of the DTLS PSK exporter (§5.3).
+const PSK_LABEL: &[u8] = b"EXPORTER-openconnect-psk";
+
+/// The PSK identity openconnect sends (§5.3).
+const PSK_IDENTITY: &[u8] = b"psk";
+
+/// The logout payload of a client DISCONNECT (§4.4).
+const LOGOUT: &[u8] = b"\xb0Client logged out";
+
+/// How a device logs in and what it asks for.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// rustls on the aws-lc-rs provider, TLS 1.2/1.3, trusting the gateway.
+    pub tls: Arc<rustls::ClientConfig>,
+    /// Checked against the gateway certificate (SNI for names).
+    pub server_name: ServerName<'static>,
+    /// `Host:` and the `group-access` URL (`https://{host}/`).
+    pub host: String,
+    pub username: String,
+    pub password: Zeroizing<String>,
+    pub user_agent: String,
+    /// `X-CSTP-Base-MTU` (§7.1).
+    pub base_mtu: u16,
+    /// Offer PSK-NEGOTIATE DTLS on CONNECT.
+    pub dtls: bool,
+    /// Asked back with `X-CSTP-Address` (a reconnect, §6.6).
+    pub previous_address: Option<Ipv4Addr>,
+    /// Wait before a new DTLS handshake after one failed or died (§8: 60 s).
+    pub dtls_retry: Duration,
+}
+
+impl DeviceConfig {
+    pub fn new(
+        tls: Arc<rustls::ClientConfig>,
+        server_name: ServerName<'static>,
+        host: &str,
+        username: &str,
+        password: &str,
+    ) -> Self {
+        Self {
+            tls,
+            server_name,
+            host: host.to_string(),
+            username: username.to_string(),
+            password: Zeroizing::new(password.to_string()),
+            user_agent: "Open AnyConnect VPN Agent v9.01-3".into(),
+            base_mtu: 1500,
+            dtls: true,
+            previous_address: None,
+            dtls_retry: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Something the caller should know about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// The gateway accepted the credentials; CONNECT is on its way.
+    LoggedIn,
+    /// CONNECT succeeded; packets can flow over CSTP.
+    TunnelUp {
+        address: Ipv4Addr,
+        netmask: Option<Ipv4Addr>,
+        mtu: u16,
+        /// The UDP port for DTLS, on the gateway's address; `None` when DTLS
+        /// was not offered (or not asked for).
+        dtls_port: Option<u16>,
+        app_id: Option<Vec<u8>>,
+    },
+    /// The DTLS handshake completed; packets now go over DTLS.
+    DtlsUp { suite: CipherSuite },
+    /// DTLS failed or died; packets go over CSTP until a retry succeeds.
+    DtlsDown,
+    /// An IP packet from the gateway.
+    Packet(Vec<u8>),
+    /// The answer to a DPD request we sent.
+    DpdResponse(Channel),
+    /// The login was refused: the gateway's message.
+    AuthFailed(String),
+    /// The session is over; no more events follow.
+    Disconnected(DisconnectReason),
+}
+
+/// Where the session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// POSTing the auth documents.
+    Authenticating,
+    /// CONNECT sent, waiting for its answer.
+    Connecting,
+    /// CSTP up (DTLS may be too).
+    Tunnel,
+    Closed,
+}
+
+/// Input that was dropped rather than failing the session.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub cstp_frames_in: u64,
+    pub cstp_frames_out: u64,
+    pub dtls_records_in: u64,
+    pub dtls_records_out: u64,
+    /// Frames or records of a type a device does not handle (COMPRESSED,
+    /// unknown codes) and empty DTLS records.
+    pub dropped_unknown: u64,
+    /// Datagrams that arrived while no DTLS connection existed.
+    pub dropped_datagrams: u64,
+    pub dtls_handshakes: u64,
+    /// IP packets delivered, by the channel that carried them.
+    pub cstp_packets_in: u64,
+    pub dtls_packets_in: u64,
+}
+
+enum Dtls {
+    /// Not offered, not asked for, or the session is over.
+    Off,
+    /// Waiting before the next handshake attempt.
+    Retry {
+        at: Instant,
+    },
+    Handshaking(Box<dtls::Connection>),
+    Up {
+        conn: Box<dtls::Connection>,
+        liveness: Liveness,
+    },
+}
+
+/// Auth-phase memory: cookies collected so far and what was answered.
+#[derive(Default)]
+struct Login {
+    /// Every cookie the gateway set, replayed during login (ocserv ties a
+    /// two-step login together with `webvpncontext`, Appendix A.1).
+    cookies: Vec<(String, String)>,
+    password_sent: bool,
+}
+
+/// One simulated device. See the crate documentation for the call order.
+pub struct DeviceSession {
+    config: DeviceConfig,
+    tls: rustls::ClientConnection,
+    phase: Phase,
+    login: Login,
+    /// The `webvpn` cookie (a bearer token).
+    cookie: Option<Zeroizing<String>>,
+    /// Plaintext read during the HTTP phases, not yet a whole response.
+    http_in: Vec<u8>,
+    tunnel: Option<TunnelConfig>,
+    deframer: Deframer,
+    cstp: Option<Liveness>,
+    dtls: Dtls,
+    events: VecDeque<Event>,
+    /// Reused for framing outgoing packets.
+    scratch: Vec<u8>,
+    stats: Stats,
+}
+
+impl core::fmt::Debug for DeviceSession {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DeviceSession")
+            .field("host", &self.config.host)
+            .field("user", &self.config.username)
+            .field("phase", &self.phase)
+            .field("tunnel", &self.tunnel)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DeviceSession {
+    /// Starts the TLS handshake with the `init` POST queued behind it (§2.3).
+    pub fn new(config: DeviceConfig) -> Result<Self, DeviceError> {
+        let tls =
+            rustls::ClientConnection::new(config.tls.clone(), config.server_name.clone()).map_err(DeviceError::Tls)?;
+        let mut s = Self {
+            config,
+            tls,
+            phase: Phase::Authenticating,
+            login: Login::default(),
+            cookie: None,
+            http_in: Vec::new(),
+            tunnel: None,
+            deframer: Deframer::new(),
+            cstp: None,
+            dtls: Dtls::Off,
+            events: VecDeque::new(),
+            scratch: Vec::new(),
+            stats: Stats::default(),
+        };
+        let init = auth_xml::init_xml(&format!("https://{}/", s.config.host));
+        s.post("/", init.as_bytes())?;
+        Ok(s)
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// What CONNECT configured, once the tunnel is up.
+    pub fn tunnel(&self) -> Option<&TunnelConfig> {
+        self.tunnel.as_ref()
+    }
+
+    pub fn is_dtls_up(&self) -> bool {
+        matches!(self.dtls, Dtls::Up { .. })
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The DTLS connection's own counters, while one exists.
+    pub fn dtls_stats(&self) -> Option<dtls::Stats> {
+        match &self.dtls {
+            Dtls::Handshaking(c) | Dtls::Up { conn: c, .. } => Some(*c.stats()),
+            Dtls::Off | Dtls::Retry { .. } => None,
+        }
+    }
+
+    /// Bytes read from the TCP socket.
+    pub fn handle_tls(&mut self, now: Instant, mut bytes: &[u8]) {
+        while !bytes.is_empty() && self.phase != Phase::Closed {
+            match self.tls.read_tls(&mut bytes) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // rustls' own buffer is full: process and try again.
+                Err(e) if e.kind() == ErrorKind::Other => {}
+                Err(_) => break,
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                self.close(DisconnectReason::Error(DeviceError::Tls(e)));
+                return;
+            }
+            self.drain_plaintext(now);
+        }
+    }
+
+    /// The TCP connection reached EOF.
+    pub fn handle_tls_eof(&mut self) {
+        self.close(DisconnectReason::TlsClosed);
+    }
+
+    /// TLS bytes to write to the TCP socket, appended to `out`; `false`
+    /// when there are none.
+    pub fn poll_tls(&mut self, out: &mut Vec<u8>) -> bool {
+        let before = out.len();
+        while self.tls.wants_write() {
+            if self.tls.write_tls(out).is_err() {
+                break;
+            }
+        }
+        out.len() > before
+    }
+
+    /// One UDP datagram from the gateway's DTLS port.
+    pub fn handle_datagram(&mut self, now: Instant, datagram: &[u8]) {
+        match &mut self.dtls {
+            Dtls::Handshaking(conn) | Dtls::Up { conn, .. } => conn.handle_datagram(now, datagram),
+            Dtls::Off | Dtls::Retry { .. } => {
+                self.stats.dropped_datagrams += 1;
+                return;
+            }
+        }
+        self.drain_dtls(now);
+    }
+
+    /// The next datagram to send to the gateway's DTLS port, written into
+    /// `out` (cleared first); `false` when there is none.
+    pub fn poll_datagram(&mut self, out: &mut Vec<u8>) -> bool {
+        match &mut self.dtls {
+            Dtls::Handshaking(conn) | Dtls::Up { conn, .. } => conn.poll_transmit(out),
+            Dtls::Off | Dtls::Retry { .. } => false,
+        }
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.phase != Phase::Tunnel {
+            return None;
+        }
+        let cstp = self.cstp.as_ref().and_then(Liveness::next_deadline);
+        let dtls = match &self.dtls {
+            Dtls::Off => None,
+            Dtls::Retry { at } => Some(*at),
+            Dtls::Handshaking(conn) => conn.poll_timeout(),
+            Dtls::Up { conn, liveness } => [conn.poll_timeout(), liveness.next_deadline()].into_iter().flatten().min(),
+        };
+        [cstp, dtls].into_iter().flatten().min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase != Phase::Tunnel {
+            return;
+        }
+        let due = self.cstp.as_ref().map_or(Due::Nothing, |l| l.due(now));
+        match due {
+            Due::Nothing => {}
+            Due::DpdRequest => {
+                self.write_frame(now, PacketType::DPD_REQ, &[]);
+                if let Some(l) = self.cstp.as_mut() {
+                    l.dpd_sent(now);
+                }
+            }
+            Due::Keepalive => {
+                self.write_frame(now, PacketType::KEEPALIVE, &[]);
+            }
+            Due::Dead => {
+                self.close(DisconnectReason::DpdTimeout);
+                return;
+            }
+        }
+        match &mut self.dtls {
+            Dtls::Off => {}
+            Dtls::Retry { at } => {
+                if now >= *at {
+                    self.start_dtls(now);
+                }
+            }
+            Dtls::Handshaking(conn) => conn.handle_timeout(now),
+            Dtls::Up { conn, liveness } => {
+                conn.handle_timeout(now);
+                match liveness.due(now) {
+                    Due::Nothing => {}
+                    Due::DpdRequest => {
+                        let _ = conn.send(&[PacketType::DPD_REQ.0]);
+                        liveness.dpd_sent(now);
+                    }
+                    Due::Keepalive => {
+                        let _ = conn.send(&[PacketType::KEEPALIVE.0]);
+                        liveness.sent(now);
+                    }
+                    // §6.1: a dead DTLS channel falls back to CSTP and retries.
+                    Due::Dead => self.dtls_down(now),
+                }
+            }
+        }
+        self.drain_dtls(now);
+    }
+
+    /// Sends one IP packet: over DTLS when it is up (type byte 0x00 + the
+    /// packet in one record, §5.1), else as a CSTP DATA frame (§4.3).
+    pub fn send_packet(&mut self, now: Instant, packet: &[u8]) -> Result<Channel, SendError> {
+        if self.phase != Phase::Tunnel {
+            return Err(SendError::NotConnected);
+        }
+        if let Dtls::Up { conn, liveness } = &mut self.dtls {
+            self.scratch.clear();
+            self.scratch.push(PacketType::DATA.0);
+            self.scratch.extend_from_slice(packet);
+            match conn.send(&self.scratch) {
+                Ok(()) => {
+                    liveness.sent(now);
+                    self.stats.dtls_records_out += 1;
+                    return Ok(Channel::Dtls);
+                }
+                Err(dtls::SendError::TooLong) => return Err(SendError::TooLarge),
+                // Closed under us: the next drain reports it; use CSTP now.
+                Err(dtls::SendError::NotConnected | dtls::SendError::Closed) => {}
+            }
+        }
+        if packet.len() > cstp::MAX_PAYLOAD {
+            return Err(SendError::TooLarge);
+        }
+        if self.write_frame(now, PacketType::DATA, packet) {
+            Ok(Channel::Cstp)
+        } else {
+            Err(SendError::Backpressure)
+        }
+    }
+
+    /// Logs out: DISCONNECT with the logout code (§4.4), close_notify on
+    /// both channels.
+    pub fn disconnect(&mut self, now: Instant) {
+        if self.phase == Phase::Tunnel {
+            self.write_frame(now, PacketType::DISCONNECT, LOGOUT);
+        }
+        self.close(DisconnectReason::Logout);
+    }
+
+    fn close(&mut self, reason: DisconnectReason) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        if let Dtls::Handshaking(conn) | Dtls::Up { conn, .. } = &mut self.dtls {
+            conn.close();
+        }
+        self.tls.send_close_notify();
+        self.events.push_back(Event::Disconnected(reason));
+    }
+
+    fn fail(&mut self, e: DeviceError) {
+        self.close(DisconnectReason::Error(e));
+    }
+
+    /// One CSTP frame in one TLS record (§4.3). `false` if rustls' buffer
+    /// refused it.
+    fn write_frame(&mut self, now: Instant, t: PacketType, payload: &[u8]) -> bool {
+        self.scratch.clear();
+        if cstp::write_frame(&mut self.scratch, t, payload).is_err() {
+            return false;
+        }
+        // One `write` call per frame: rustls makes one record of it.
+        let ok = matches!(self.tls.writer().write(&self.scratch), Ok(n) if n == self.scratch.len());
+        if ok {
+            self.stats.cstp_frames_out += 1;
+            if let Some(l) = self.cstp.as_mut() {
+                l.sent(now);
+            }
+        }
+        ok
+    }
+
+    fn post(&mut self, path: &str, body: &[u8]) -> Result<(), DeviceError> {
+        let cookies = self.login.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ");
+        let mut req = Zeroizing::new(Vec::with_capacity(512 + body.len()));
+        req.extend_from_slice(
+            format!("POST {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {}\r\n", self.config.host, self.config.user_agent)
+                .as_bytes(),
+        );
+        if !cookies.is_empty() {
+            req.extend_from_slice(format!("Cookie: {cookies}\r\n").as_bytes());
+        }
+        req.extend_from_slice(
+            format!(
+                "Accept: */*\r\nAccept-Encoding: identity\r\nX-Transcend-Version: 1\r\nX-Aggregate-Auth: 1\r\n\
+                 X-Support-HTTP-Auth: true\r\nContent-Type: application/xml; charset=utf-8\r\n\
+                 Content-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .as_bytes(),
+        );
+        req.extend_from_slice(body);
+        self.write_plaintext(&req)
+    }
+
+    fn write_plaintext(&mut self, bytes: &[u8]) -> Result<(), DeviceError> {
+        self.tls.writer().write_all(bytes).map_err(|_| DeviceError::ConnectionNotKept)
+    }
+
+    fn drain_plaintext(&mut self, now: Instant) {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            if self.phase == Phase::Closed {
+                return;
+            }
+            match self.tls.reader().read(&mut buf) {
+                Ok(0) => {
+                    self.close(DisconnectReason::TlsClosed);
+                    return;
+                }
+                Ok(n) => self.on_plaintext(now, buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => {
+                    self.close(DisconnectReason::TlsClosed);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_plaintext(&mut self, now: Instant, bytes: &[u8]) {
+        match self.phase {
+            Phase::Authenticating | Phase::Connecting => {
+                self.http_in.extend_from_slice(bytes);
+                self.parse_http(now);
+            }
+            Phase::Tunnel => {
+                self.deframer.push(bytes);
+                self.drain_frames(now);
+            }
+            Phase::Closed => {}
+        }
+    }
+
+    fn parse_http(&mut self, now: Instant) {
+        loop {
+            let mode = if self.phase == Phase::Connecting { BodyMode::HeadOnly } else { BodyMode::Delimited };
+            let (response, used) = match parse_response(&self.http_in, mode, &ResponseLimits::default()) {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => return self.fail(DeviceError::Http(e)),
+            };
+            let rest = self.http_in.split_off(used.min(self.http_in.len()));
+            self.http_in = rest;
+            match self.phase {
+                Phase::Authenticating => self.on_auth_response(&response),
+                Phase::Connecting => {
+                    self.on_connect_response(now, &response);
+                    // What followed the head is already CSTP (§3.2).
+                    let rest = std::mem::take(&mut self.http_in);
+                    if self.phase == Phase::Tunnel && !rest.is_empty() {
+                        self.deframer.push(&rest);
+                        self.drain_frames(now);
+                    }
+                    return;
+                }
+                Phase::Tunnel | Phase::Closed => return,
+            }
+        }
+    }
+
+    fn on_auth_response(&mut self, r: &Response) {
+        for (name, value) in r.set_cookies() {
+            self.login.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.login.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+        if r.status != 200 {
+            self.events.push_back(Event::AuthFailed(format!("{} {}", r.status, r.reason)));
+            return self.close(DisconnectReason::AuthFailed);
+        }
+        let auth = match auth_xml::parse_server_auth(&r.body) {
+            Ok(a) => a,
+            Err(e) => return self.fail(DeviceError::AuthXml(e)),
+        };
+        if auth.is_success() {
+            return self.on_login_success(r, &auth);
+        }
+        if !r.keep_alive() {
+            return self.fail(DeviceError::ConnectionNotKept);
+        }
+        match self.answer(&auth) {
+            Ok((action, body)) => {
+                if let Err(e) = self.post(&action, &body) {
+                    self.fail(e);
+                }
+            }
+            Err(message) => {
+                self.events.push_back(Event::AuthFailed(message));
+                self.close(DisconnectReason::AuthFailed);
+            }
+        }
+    }
+
+    /// The auth-reply for a form (§2.5), or why the device cannot answer.
+    fn answer(&mut self, auth: &ServerAuth) -> Result<(String, Zeroizing<Vec<u8>>), String> {
+        let refused = || auth.error.clone().or_else(|| auth.message.clone()).unwrap_or_else(|| auth.id.clone());
+        let Some(form) = &auth.form else {
+            return Err(refused());
+        };
+        let asks_password = form.inputs.iter().any(|i| i.kind == InputKind::Password);
+        // A form again after the password went out: the login failed (ocserv
+        // re-prompts with "Login failed.", §2.1). Do not loop.
+        if self.login.password_sent && (asks_password || auth.error.is_some()) {
+            return Err(refused());
+        }
+        let mut answers: Vec<(&str, &str)> = Vec::new();
+        for input in &form.inputs {
+            let value = match &input.kind {
+                InputKind::Text => self.config.username.as_str(),
+                InputKind::Password => self.config.password.as_str(),
+                InputKind::Hidden => input.value.as_deref().unwrap_or(""),
+                InputKind::Other(kind) => return Err(format!("cannot answer input `{}` of type `{kind}`", input.name)),
+            };
+            answers.push((&input.name, value));
+        }
+        let body = Zeroizing::new(auth_xml::auth_reply_xml(&answers, auth.opaque.as_deref()).into_bytes());
+        self.login.password_sent |= asks_password;
+        Ok((request_path(&form.action), body))
+    }
+
+    fn on_login_success(&mut self, r: &Response, auth: &ServerAuth) {
+        let cookie = self
+            .login
+            .cookies
+            .iter()
+            .find(|(n, _)| n == proto::connect::SESSION_COOKIE)
+            .map(|(_, v)| v.clone())
+            .or_else(|| auth.session_token.clone());
+        let Some(cookie) = cookie else {
+            self.events.push_back(Event::AuthFailed("login succeeded without a webvpn cookie".into()));
+            return self.close(DisconnectReason::AuthFailed);
+        };
+        self.events.push_back(Event::LoggedIn);
+        // The auth cookies stay behind: only `webvpn` goes on CONNECT (§2.6).
+        self.login = Login::default();
+        if !r.keep_alive() {
+            return self.fail(DeviceError::ConnectionNotKept);
+        }
+        let request = tunnel::connect_request(
+            &ConnectOptions {
+                host: &self.config.host,
+                user_agent: &self.config.user_agent,
+                base_mtu: self.config.base_mtu,
+                dtls: self.config.dtls,
+                previous_address: self.config.previous_address,
+            },
+            &cookie,
+        );
+        self.cookie = Some(Zeroizing::new(cookie));
+        let request = Zeroizing::new(request);
+        if let Err(e) = self.write_plaintext(&request) {
+            return self.fail(e);
+        }
+        self.phase = Phase::Connecting;
+    }
+
+    fn on_connect_response(&mut self, now: Instant, r: &Response) {
+        let config = match tunnel::parse_connect_response(r) {
+            Ok(c) => c,
+            Err(tunnel::TunnelError::Refused { status, reason }) => {
+                return self.close(DisconnectReason::ConnectRefused { status, reason })
+            }
+            Err(e) => return self.fail(DeviceError::Tunnel(e)),
+        };
+        self.phase = Phase::Tunnel;
+        self.cstp = Some(Liveness::new(now, config.dpd_secs, config.keepalive_secs));
+        let dtls = config.dtls.as_ref().filter(|_| self.config.dtls);
+        self.events.push_back(Event::TunnelUp {
+            address: config.address,
+            netmask: config.netmask,
+            mtu: config.mtu,
+            dtls_port: dtls.map(|d| d.port),
+            app_id: dtls.map(|d| d.app_id.clone()),
+        });
+        let start = dtls.is_some();
+        self.tunnel = Some(config);
+        if start {
+            self.start_dtls(now);
+        }
+    }
+
+    /// A fresh PSK-NEGOTIATE handshake (§5.3): the key from the TLS
+    /// exporter, identity `psk`, the App-ID as session_id, no EMS offered.
+    fn start_dtls(&mut self, now: Instant) {
+        let Some((app_id, base_mtu)) = self
+            .tunnel
+            .as_ref()
+            .and_then(|t| Some((t.dtls.as_ref()?.app_id.clone(), t.base_mtu.unwrap_or(self.config.base_mtu))))
+        else {
+            self.dtls = Dtls::Off;
+            return;
+        };
+        let psk = match self.tls.export_keying_material(Zeroizing::new([0u8; 32]), PSK_LABEL, None) {
+            Ok(k) => k,
+            Err(e) => return self.fail(DeviceError::Exporter(e)),
+        };
+        let mut c = dtls::ClientConfig::new(PSK_IDENTITY, psk.as_slice());
+        c.session_id = app_id;
+        c.offer_extended_master_secret = false;
+        // IPv4 + UDP headers off the link MTU.
+        c.common.max_datagram_size = usize::from(base_mtu).saturating_sub(28).max(dtls::config::MIN_DATAGRAM_SIZE);
+        match dtls::Connection::client(Arc::new(c), now) {
+            Ok(conn) => {
+                self.stats.dtls_handshakes += 1;
+                self.dtls = Dtls::Handshaking(Box::new(conn));
+            }
+            Err(e) => self.fail(DeviceError::DtlsConfig(e)),
+        }
+    }
+
+    fn dtls_down(&mut self, now: Instant) {
+        if let Dtls::Handshaking(conn) | Dtls::Up { conn, .. } = &mut self.dtls {
+            conn.close();
+        }
+        self.dtls = Dtls::Retry { at: now + self.config.dtls_retry };
+        self.events.push_back(Event::DtlsDown);
+    }
+
+    fn drain_dtls(&mut self, now: Instant) {
+        loop {
+            let event = match &mut self.dtls {
+                Dtls::Handshaking(conn) | Dtls::Up { conn, .. } => conn.poll_event(),
+                Dtls::Off | Dtls::Retry { .. } => None,
+            };
+            let Some(event) = event else { return };
+            match event {
+                dtls::Event::Connected(info) => {
+                    let (dpd, keepalive) = self
+                        .tunnel
+                        .as_ref()
+                        .and_then(|t| t.dtls.as_ref())
+                        .map_or((0, 0), |d| (d.dpd_secs, d.keepalive_secs));
+                    if let Dtls::Handshaking(conn) = std::mem::replace(&mut self.dtls, Dtls::Off) {
+                        self.dtls = Dtls::Up { conn, liveness: Liveness::new(now, dpd, keepalive) };
+                    }
+                    self.events.push_back(Event::DtlsUp { suite: info.suite });
+                }
+                dtls::Event::ApplicationData(record) => self.on_dtls_record(now, &record),
+                dtls::Event::Alert { .. } => {}
+                dtls::Event::Closed(_) => {
+                    if self.phase == Phase::Closed {
+                        self.dtls = Dtls::Off;
+                        return;
+                    }
+                    self.dtls_down(now);
+                }
+            }
+        }
+    }
+
+    fn on_dtls_record(&mut self, now: Instant, record: &[u8]) {
+        self.stats.dtls_records_in += 1;
+        let Dtls::Up { conn, liveness } = &mut self.dtls else { return };
+        liveness.received(now);
+        let Some((t, payload)) = cstp::dtls_type(record) else {
+            self.stats.dropped_unknown += 1;
+            return;
+        };
+        match t {
+            PacketType::DATA => {
+                self.stats.dtls_packets_in += 1;
+                self.events.push_back(Event::Packet(payload.to_vec()));
+            }
+            // Echo the whole record, length included (§5, §7.3).
+            PacketType::DPD_REQ => {
+                let mut reply = record.to_vec();
+                if let Some(first) = reply.first_mut() {
+                    *first = PacketType::DPD_RESP.0;
+                }
+                if conn.send(&reply).is_ok() {
+                    liveness.sent(now);
+                }
+            }
+            PacketType::DPD_RESP => self.events.push_back(Event::DpdResponse(Channel::Dtls)),
+            PacketType::KEEPALIVE => {}
+            PacketType::DISCONNECT | PacketType::TERMINATE => {
+                let text = String::from_utf8_lossy(payload).into_owned();
+                self.close(DisconnectReason::ByGateway(text));
+            }
+            _ => self.stats.dropped_unknown += 1,
+        }
+    }
+
+    fn drain_frames(&mut self, now: Instant) {
+        while self.phase == Phase::Tunnel {
+            let frame = match self.deframer.next_frame() {
+                None => return,
+                Some(Ok(f)) => f,
+                Some(Err(e)) => return self.fail(DeviceError::Cstp(e)),
+            };
+            self.stats.cstp_frames_in += 1;
+            if let Some(l) = self.cstp.as_mut() {
+                l.received(now);
+            }
+            match frame.packet_type {
+                PacketType::DATA => {
+                    self.stats.cstp_packets_in += 1;
+                    self.events.push_back(Event::Packet(frame.payload));
+                }
+                PacketType::DPD_REQ => {
+                    self.write_frame(now, PacketType::DPD_RESP, &frame.payload);
+                }
+                PacketType::DPD_RESP => self.events.push_back(Event::DpdResponse(Channel::Cstp)),
+                PacketType::KEEPALIVE => {}
+                PacketType::DISCONNECT | PacketType::TERMINATE => {
+                    let text = String::from_utf8_lossy(&frame.payload).into_owned();
+                    self.close(DisconnectReason::ByGateway(text));
+                }
+                _ => self.stats.dropped_unknown += 1,
+            }
+        }
+    }
+}
+
+/// The path to POST a form's answers to: `action` as given when it is a
+/// path, the path part of an absolute URL (§2.4).
+fn request_path(action: &str) -> String {
+    if action.starts_with('/') {
+        return action.to_string();
+    }
+    if let Some((_, after_scheme)) = action.split_once("://") {
+        return after_scheme.find('/').and_then(|i| after_scheme.get(i..)).unwrap_or("/").to_string();
+    }
+    format!("/{action}")
+}
+
+#[cfg(test)]
+mod tests;

@@ -318,7 +318,13 @@ impl Gateway {
                             self.counters.bad_requests += 1;
                             tracing::info!(peer = %c.peer, error = %e, "bad HTTP request; closing");
                             let mut out = Vec::new();
-                            http::write_response(&mut out, e.status(), "Bad Request", &[("Connection", "close")], b"");
+                            http::write_response(
+                                &mut out,
+                                e.status(),
+                                reason_phrase(e.status()),
+                                &[("Connection", "close")],
+                                b"",
+                            );
                             let _ = c.send(&out);
                             c.closing = true;
                             return;
@@ -928,6 +934,17 @@ impl Gateway {
 
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+}
+
+/// RFC 9110 reason phrases for the errors the HTTP parser reports.
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "Bad Request",
     }
 }
 

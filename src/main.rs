@@ -37,6 +37,55 @@ enum Command {
         #[arg(long, default_value_t = control::passwd::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
+    /// Load generation against a running gateway.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Run a scenario: handshake-storm or udp-echo.
+    Run {
+        /// The scenario's stable name.
+        scenario: String,
+        /// The gateway, `https://HOST[:PORT]/`.
+        #[arg(long)]
+        gateway: String,
+        /// PEM CA that signed the gateway certificate.
+        #[arg(long)]
+        cafile: PathBuf,
+        /// The user every device logs in as.
+        #[arg(long)]
+        user: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Simulated devices.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Devices handshaking at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// udp-echo: probes per second, all devices together.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// udp-echo: seconds of probing.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// udp-echo: the reflector behind the gateway.
+        #[arg(long, default_value = "10.99.0.2:9000")]
+        reflector: std::net::SocketAddrV4,
+        /// Where to write the JSON result.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Echo UDP datagrams back to their sender (the udp-echo reflector).
+    Reflect {
+        #[arg(long, default_value = "10.99.0.2:9000")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -49,6 +98,56 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Gateway { config } => gateway(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
+        Command::Bench { command } => bench_command(command),
+    }
+}
+
+fn bench_command(command: BenchCommand) -> ExitCode {
+    match command {
+        BenchCommand::Reflect { listen } => match bench::load::reflect(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("corridor bench reflect: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        BenchCommand::Run {
+            scenario,
+            gateway,
+            cafile,
+            user,
+            password_stdin: _,
+            devices,
+            concurrency,
+            rate,
+            seconds,
+            reflector,
+            json,
+        } => {
+            let mut line = String::new();
+            if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
+                eprintln!("corridor bench run: give the password on standard input");
+                return ExitCode::from(2);
+            }
+            let password = line.trim_end_matches(['\r', '\n']).to_string();
+            let target = bench::load::Target { gateway, cafile, user, password };
+            let params = bench::load::Params { devices, concurrency, rate, seconds, reflector };
+            let report = match bench::load::run(&scenario, &target, &params) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("corridor bench run: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            print!("{}", report.table());
+            if let Some(path) = json {
+                if let Err(e) = std::fs::write(&path, report.json_text()) {
+                    eprintln!("corridor bench run: writing {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::hint::black_box;
 mod classify;
 mod deframe;
 mod handshake;
+pub mod load;
 mod record;
 mod shard_batch;
 

@@ -2,12 +2,10 @@
 //! servers in the organisation's namespace. Needs root (namespaces, TUN);
 //! `scripts/test.sh` runs it.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::*;
+use testbed::*;
 
 fn fetch(client: &Client, path: &str) -> Vec<u8> {
     run(ns(&client.ns, "curl").args(["-sS", "--max-time", "60", &format!("http://{ORG_IP}:8080/{path}")])).stdout

@@ -7,12 +7,20 @@
 // serde_json's `Index` returns Null for a missing key; it does not panic.
 #![allow(clippy::indexing_slicing)]
 
-mod support;
-
 use std::io::Write;
 use std::process::Stdio;
+use std::time::Duration;
 
-use support::*;
+use testbed::*;
+
+/// `corridor bench reflect` at ORG_IP:9000 in the org namespace.
+fn start_reflector(t: &Topology) -> Proc {
+    let mut cmd = ns(&t.org(), corridor_bin());
+    cmd.args(["bench", "reflect", "--listen", &format!("{ORG_IP}:9000")]);
+    let p = Proc::spawn("corridor bench reflect", cmd);
+    p.log.wait_for("reflecting on", Duration::from_secs(10));
+    p
+}
 
 /// Runs one scenario and returns its parsed JSON result.
 fn bench_run(t: &Topology, gateway: &Proc, scenario: &str, args: &[&str]) -> serde_json::Value {
@@ -43,9 +51,10 @@ fn bench_run(t: &Topology, gateway: &Proc, scenario: &str, args: &[&str]) -> ser
 fn handshake_storm_and_udp_echo_through_corridor() {
     let t = Topology::up();
     let _reflector = start_reflector(&t);
-    let gateway = start_gateway(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let gateway = &gw.proc;
 
-    let storm = bench_run(&t, &gateway, "handshake-storm", &["--devices", "20", "--concurrency", "5"]);
+    let storm = bench_run(&t, gateway, "handshake-storm", &["--devices", "20", "--concurrency", "5"]);
     assert_eq!(storm["scenario"], "handshake-storm");
     assert_eq!(storm["commit"], "test");
     assert_eq!(storm["parameters"]["devices"], 20);
@@ -57,7 +66,7 @@ fn handshake_storm_and_udp_echo_through_corridor() {
     assert_eq!(ttt["count"], 20, "{storm}");
     assert_eq!(ttt["percentiles"].as_array().map(Vec::len), Some(4), "{storm}");
 
-    let echo = bench_run(&t, &gateway, "udp-echo", &["--devices", "5", "--rate", "100", "--seconds", "2"]);
+    let echo = bench_run(&t, gateway, "udp-echo", &["--devices", "5", "--rate", "100", "--seconds", "2"]);
     assert_eq!(echo["scenario"], "udp-echo");
     assert_eq!(echo["figures"]["devices_up"], 5, "{echo}");
     assert_eq!(echo["figures"]["failures"], 0, "{echo}");

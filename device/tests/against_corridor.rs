@@ -4,17 +4,24 @@
 //! root (namespaces, TUN) and `cargo build -p corridor` beforehand;
 //! `scripts/test.sh` provides both.
 
-mod support;
-
+use std::path::PathBuf;
 use std::time::Duration;
 
-use support::*;
+use testbed::*;
+
+/// This crate's `device-probe` example (cargo test builds examples).
+fn probe_bin() -> PathBuf {
+    let p = target_profile_dir().join("examples/device-probe");
+    assert!(p.is_file(), "{} is missing: run `cargo test -p corridor-device` (it builds examples)", p.display());
+    p
+}
 
 #[test]
 fn device_logs_in_brings_dtls_up_and_echoes_udp_through_corridor() {
     let t = Topology::up();
-    let _echo = start_udp_echo(&t);
-    let gateway = start_gateway(&t);
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let gateway = &gw.proc;
     let mut cmd = ns(&t.device(), probe_bin());
     cmd.arg(GATEWAY_IP).arg(t.dir.join("ca.crt")).args(["alice", PASSWORD, &format!("{ORG_IP}:9000")]);
     let out = cmd.output().expect("device-probe");

@@ -1,9 +1,14 @@
-//! End-to-end harness: a namespace topology (device, gateway, org) per
-//! test, the real `corridor` binary in the gateway namespace, and the real
-//! `openconnect` client in the device namespace. Everything stays inside
-//! namespaces the test creates; teardown happens in `Drop`, also on panic.
+//! End-to-end test bed shared by every crate's integration tests: a
+//! namespace topology (device, gateway, org) per test, the real `corridor`
+//! binary in the gateway namespace, the real `openconnect` client in the
+//! device namespace, and servers in the org namespace. Everything stays
+//! inside namespaces the test creates; teardown happens in `Drop`, also on
+//! panic. Needs root (scripts/test.sh runs the tests so).
+//!
+//! Test-only code: failures panic with everything that was printed.
 
-#![allow(dead_code, unreachable_pub, clippy::indexing_slicing)]
+#![forbid(unsafe_code)]
+#![allow(clippy::indexing_slicing, missing_debug_implementations)]
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -18,8 +23,33 @@ pub const GATEWAY_IP: &str = "10.10.0.1";
 pub const ORG_IP: &str = "10.99.0.2";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The repository root (this crate lives in `testbed/`).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+/// `target/<profile>` of the running test binary (`…/deps/NAME-HASH`).
+pub fn target_profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent().and_then(Path::parent).map(Path::to_path_buf).expect("test binary lives in target/<profile>/deps")
+}
+
+/// A scratch directory for one test run, under `target/tmp`.
+fn scratch(name: &str) -> PathBuf {
+    target_profile_dir().parent().map_or_else(std::env::temp_dir, |t| t.join("tmp")).join(name)
+}
+
+/// The `corridor` binary. Integration tests of the root package get it
+/// built by cargo; other crates' tests rely on `cargo test --workspace`
+/// (or `cargo build -p corridor`) having built it.
+pub fn corridor_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("CORRIDOR_BIN") {
+        return PathBuf::from(p);
+    }
+    let candidates = [target_profile_dir().join("corridor"), repo().join("target/debug/corridor")];
+    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
+        panic!("the corridor binary is missing (looked at {candidates:?}): run `cargo build -p corridor` first")
+    })
 }
 
 fn require(tool: &str) {
@@ -41,10 +71,10 @@ pub fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// `ip netns exec NS …`.
-pub fn ns(ns: &str, program: &str) -> Command {
+/// `ip netns exec NS PROGRAM`.
+pub fn ns(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns, program]);
+    c.args(["netns", "exec", ns]).arg(program);
     c
 }
 
@@ -109,7 +139,7 @@ impl Topology {
             require(t);
         }
         let prefix = format!("cor{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(&prefix);
+        let dir = scratch(&prefix);
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("tmpdir");
         run(Command::new("bash").arg(repo().join("scripts/topology.sh")).args(["up", &prefix]));
@@ -219,7 +249,7 @@ impl Gateway {
     pub fn start(t: &Topology, o: &GatewayOptions) -> Self {
         let passwd = t.dir.join("passwd");
         for user in ["alice", "bob"] {
-            let mut p = Command::new(env!("CARGO_BIN_EXE_corridor"))
+            let mut p = Command::new(corridor_bin())
                 .args(["passwd", "--iterations", "1000", "--file"])
                 .arg(&passwd)
                 .arg(user)
@@ -264,7 +294,7 @@ split_include = ["10.99.0.0/24"]
         );
         let path = t.dir.join("gateway.toml");
         fs::write(&path, config).expect("config");
-        let mut cmd = ns(&t.gateway(), env!("CARGO_BIN_EXE_corridor"));
+        let mut cmd = ns(&t.gateway(), corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
         let proc = Proc::spawn("corridor gateway", cmd);
         proc.log.wait_for("gateway started", Duration::from_secs(10));

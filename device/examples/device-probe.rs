@@ -149,33 +149,9 @@ fn flush_tls(session: &mut DeviceSession, tcp: &mut TcpStream, out: &mut Vec<u8>
 
 /// An IPv4/UDP packet; UDP checksum 0 (allowed over IPv4).
 fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let udp_len = 8 + payload.len();
-    let total = 20 + udp_len;
-    let mut p = Vec::with_capacity(total);
-    p.extend_from_slice(&[0x45, 0]);
-    p.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
-    p.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    let sum = checksum(p.get(..20).unwrap_or_default());
-    if let Some(c) = p.get_mut(10..12) {
-        c.copy_from_slice(&sum.to_be_bytes());
-    }
-    p.extend_from_slice(&sport.to_be_bytes());
-    p.extend_from_slice(&dport.to_be_bytes());
-    p.extend_from_slice(&u16::try_from(udp_len).unwrap_or(u16::MAX).to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(payload);
+    let mut p = Vec::new();
+    proto::ip::emit_ipv4_udp(SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport), payload, &mut p);
     p
-}
-
-fn checksum(header: &[u8]) -> u16 {
-    let word = |w: &[u8]| u32::from(u16::from_be_bytes([*w.first().unwrap_or(&0), *w.get(1).unwrap_or(&0)]));
-    let mut sum: u32 = header.chunks(2).map(word).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(u16::try_from(sum).unwrap_or(0))
 }
 
 /// The UDP payload of `p` if it comes from `from` to port `to_port`.

@@ -1,30 +1,14 @@
 //! The generated traffic: IPv4/UDP probes carrying a sequence number and a
 //! send time, and the parser that finds them again in what comes back.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 /// Probe payload: sequence number, then nanoseconds since the run's epoch.
 pub(crate) const PROBE_LEN: usize = 16;
 
 /// An IPv4/UDP packet; UDP checksum 0 (allowed over IPv4, RFC 768).
 pub(crate) fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8], out: &mut Vec<u8>) {
-    let udp_len = 8 + payload.len();
-    let total = 20 + udp_len;
-    out.clear();
-    out.extend_from_slice(&[0x45, 0]);
-    out.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
-    out.extend_from_slice(&[0, 1, 0x40, 0, 64, 17, 0, 0]);
-    out.extend_from_slice(&src.octets());
-    out.extend_from_slice(&dst.octets());
-    let sum = header_checksum(out.get(..20).unwrap_or_default());
-    if let Some(c) = out.get_mut(10..12) {
-        c.copy_from_slice(&sum.to_be_bytes());
-    }
-    out.extend_from_slice(&sport.to_be_bytes());
-    out.extend_from_slice(&dport.to_be_bytes());
-    out.extend_from_slice(&u16::try_from(udp_len).unwrap_or(u16::MAX).to_be_bytes());
-    out.extend_from_slice(&[0, 0]);
-    out.extend_from_slice(payload);
+    proto::ip::emit_ipv4_udp(SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport), payload, out);
 }
 
 pub(crate) fn probe(seq: u64, sent_ns: u64) -> [u8; PROBE_LEN] {
@@ -51,17 +35,6 @@ pub(crate) fn parse_probe(p: &[u8], from: Ipv4Addr, to_port: u16) -> Option<(u64
     Some((seq, sent))
 }
 
-fn header_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([*w.first().unwrap_or(&0), *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(u16::try_from(sum).unwrap_or(0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,7 +45,7 @@ mod tests {
         let org = Ipv4Addr::new(10, 99, 0, 2);
         let mut out = Vec::new();
         ipv4_udp(dev, 40_000, org, 9000, &probe(42, 1234), &mut out);
-        assert_eq!(header_checksum(out.get(..20).unwrap_or_default()), 0);
+        assert_eq!(proto::ip::internet_checksum(out.get(..20).unwrap_or_default()), 0);
         let mut echo = Vec::new();
         ipv4_udp(org, 9000, dev, 40_000, out.get(28..).unwrap_or_default(), &mut echo);
         assert_eq!(parse_probe(&echo, org, 40_000), Some((42, 1234)));

@@ -59,30 +59,11 @@ pub fn mirrored_keys(suite: CipherSuite) -> (SessionKeys, SessionKeys) {
     (keys(Role::Server, &s2c, &c2s), keys(Role::Client, &c2s, &s2c))
 }
 
-/// RFC 1071 one's-complement sum over an IPv4 header.
-fn ip_checksum(header: &[u8]) -> u16 {
-    let mut sum: u32 = header.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
 /// An IPv4/UDP packet (UDP checksum 0: none, allowed over IPv4).
 pub fn ipv4_udp(src: SocketAddr, dst: SocketAddr, payload: &[u8]) -> Vec<u8> {
     let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else { panic!("IPv4 only") };
-    let total = 20 + 8 + payload.len();
-    let mut p = vec![0x45, 0, 0, 0, 0x12, 0x34, 0x40, 0, 64, 17, 0, 0];
-    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    p.extend_from_slice(&src.ip().octets());
-    p.extend_from_slice(&dst.ip().octets());
-    let csum = ip_checksum(&p);
-    p[10..12].copy_from_slice(&csum.to_be_bytes());
-    p.extend_from_slice(&src.port().to_be_bytes());
-    p.extend_from_slice(&dst.port().to_be_bytes());
-    p.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(payload);
+    let mut p = Vec::new();
+    proto::ip::emit_ipv4_udp(src, dst, payload, &mut p);
     p
 }
 

@@ -28,6 +28,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPTS="$REPO/scripts"
+# shellcheck source=scripts/lib/packages.sh
+. "$SCRIPTS/lib/packages.sh"
 
 # The demo topology uses the plain names device/gateway/org.
 PREFIX=""
@@ -175,24 +177,9 @@ require_root() {
     [ "$(id -u)" -eq 0 ] || fail "run as root: namespaces, TUN devices and port 443 need it"
 }
 
-pkg_installed() {
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
 install_packages() {
     step "packages: ${APT_PACKAGES[*]}"
-    local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
-        pkg_installed "$p" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        info "all present"
-        return 0
-    fi
-    info "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    install_missing "${APT_PACKAGES[@]}"
 }
 
 find_cargo() {

@@ -43,24 +43,10 @@ case "${1:-}" in
         ;;
 esac
 
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n "$@"
-    else
-        echo "need root (or passwordless sudo) to run: $*" >&2
-        return 1
-    fi
-}
+# shellcheck source=scripts/lib/packages.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/packages.sh"
 
-if ! command -v valgrind >/dev/null 2>&1; then
-    echo "installing valgrind"
-    export DEBIAN_FRONTEND=noninteractive
-    # Refresh the package lists only when the install cannot find the package.
-    as_root apt-get install -y --no-install-recommends valgrind ||
-        { as_root apt-get update && as_root apt-get install -y --no-install-recommends valgrind; }
-fi
+command -v valgrind >/dev/null 2>&1 || install_missing valgrind
 
 cargo build --release --quiet -p corridor-bench --bin corridor-icount
 bin="${CARGO_TARGET_DIR:-$REPO/target}/release/corridor-icount"

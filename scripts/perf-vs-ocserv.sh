@@ -61,6 +61,8 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPTS="$REPO/scripts"
+# shellcheck source=scripts/lib/packages.sh
+. "$SCRIPTS/lib/packages.sh"
 # shellcheck source=scripts/ocserv-peer.sh
 source "$SCRIPTS/ocserv-peer.sh"
 
@@ -268,26 +270,11 @@ cleanup() {
 # ---------------------------------------------------------------------------
 # setup
 
-pkg_installed() {
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
-
 install_packages() {
     step "packages: ${APT_PACKAGES[*]}"
-    local missing=() p
-    for p in "${APT_PACKAGES[@]}"; do
-        pkg_installed "$p" || missing+=("$p")
-    done
-    if [ "${#missing[@]}" -eq 0 ]; then
-        info "all present"
-        return 0
-    fi
-    info "installing ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
     # Services the packages may start (ocserv's) live in the host namespace and
     # do not meet the copies this script runs inside ${PREFIX}gateway.
-    apt-get install -y -q --no-install-recommends "${missing[@]}"
+    install_missing "${APT_PACKAGES[@]}"
 }
 
 build_gateway() {

@@ -41,21 +41,8 @@ on_error() {
 }
 trap on_error ERR
 
-# Run a command as root: directly when we are root, through non-interactive sudo otherwise.
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then
-        "$@"
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo -n "$@"
-    else
-        echo "need root (or passwordless sudo) to run: $*" >&2
-        return 1
-    fi
-}
-
-pkg_installed() {
-    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
-}
+# shellcheck source=scripts/lib/packages.sh
+. "$REPO/scripts/lib/packages.sh"
 
 # python3 -m venv only creates working venvs when ensurepip is there: Debian's
 # python3 has the venv module but ships ensurepip in python3-venv.
@@ -67,20 +54,15 @@ python_venv_works() {
 
 # ---------------------------------------------------------------------------
 banner "system packages"
-missing=()
+wanted=()
 for p in "${APT_PACKAGES[@]}"; do
+    # A Python with a working venv (pyenv's, say) needs no python3-venv.
     if [ "$p" = python3-venv ] && python_venv_works; then
         continue
     fi
-    pkg_installed "$p" || missing+=("$p")
+    wanted+=("$p")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    as_root apt-get update
-    as_root apt-get install -y --no-install-recommends "${missing[@]}"
-else
-    echo "all present: ${APT_PACKAGES[*]}"
-fi
+install_missing "${wanted[@]}"
 for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl; do
     command -v "$tool" >/dev/null 2>&1 || { echo "still missing after install: $tool" >&2; false; }
 done

@@ -156,13 +156,7 @@ fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8]
 
 /// The UDP payload of `p` if it comes from `from` to port `to_port`.
 fn udp_payload(p: &[u8], from: Ipv4Addr, to_port: u16) -> Option<&[u8]> {
-    let ihl = usize::from(p.first()? & 0x0f) * 4;
-    if p.get(9) != Some(&17) || p.get(12..16)? != from.octets() {
-        return None;
-    }
-    let udp = p.get(ihl..)?;
-    if udp.get(2..4)? != to_port.to_be_bytes() {
-        return None;
-    }
-    udp.get(8..)
+    let ip = proto::ip::Ipv4Packet::new_checked(p).ok()?;
+    let (_, dport, payload) = ip.udp()?;
+    (ip.src() == from && dport == to_port).then_some(payload)
 }

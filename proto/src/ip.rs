@@ -94,6 +94,20 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+impl<'a> Ipv4Packet<&'a [u8]> {
+    /// `(source port, destination port, payload)` of a UDP packet, borrowed
+    /// from the packet's buffer; `None` for other protocols or a UDP header
+    /// that does not fit.
+    pub fn udp(&self) -> Option<(u16, u16, &'a [u8])> {
+        if self.protocol() != IpProtocol::UDP {
+            return None;
+        }
+        let u: &'a [u8] = self.buf.get(self.header_len()..self.total_len())?;
+        let port = |at: usize| u.get(at..at + 2).and_then(|p| <[u8; 2]>::try_from(p).ok()).map(u16::from_be_bytes);
+        Some((port(0)?, port(2)?, u.get(8..)?))
+    }
+}
+
 /// Reads the destination of an IPv4 packet without a full check: the TUN
 /// read path's cheapest possible classification.
 pub fn ipv4_dst(packet: &[u8]) -> Option<Ipv4Addr> {
@@ -226,6 +240,7 @@ mod tests {
         let ip = Ipv4Packet::new_checked(&p[..]).expect("valid");
         assert_eq!((ip.src(), ip.dst(), ip.protocol()), (*src.ip(), *dst.ip(), IpProtocol::UDP));
         assert_eq!(ip.payload().len(), 8 + 5);
+        assert_eq!(ip.udp(), Some((4000, 9000, &b"hello"[..])));
         // A header with its checksum in place sums to zero (RFC 1071).
         assert_eq!(internet_checksum(&p[..20]), 0);
     }

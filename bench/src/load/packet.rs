@@ -21,15 +21,12 @@ pub(crate) fn probe(seq: u64, sent_ns: u64) -> [u8; PROBE_LEN] {
 
 /// `(seq, sent_ns)` of a probe that came back from `from` to port `to_port`.
 pub(crate) fn parse_probe(p: &[u8], from: Ipv4Addr, to_port: u16) -> Option<(u64, u64)> {
-    let ihl = usize::from(p.first()? & 0x0f) * 4;
-    if p.get(9) != Some(&17) || p.get(12..16)? != from.octets() {
+    let ip = proto::ip::Ipv4Packet::new_checked(p).ok()?;
+    let (_, dport, udp_payload) = ip.udp()?;
+    if ip.src() != from || dport != to_port {
         return None;
     }
-    let udp = p.get(ihl..)?;
-    if udp.get(2..4)? != to_port.to_be_bytes() {
-        return None;
-    }
-    let payload = udp.get(8..8 + PROBE_LEN)?;
+    let payload = udp_payload.get(..PROBE_LEN)?;
     let seq = u64::from_be_bytes(payload.get(..8)?.try_into().ok()?);
     let sent = u64::from_be_bytes(payload.get(8..)?.try_into().ok()?);
     Some((seq, sent))

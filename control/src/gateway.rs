@@ -99,6 +99,24 @@ impl core::fmt::Debug for Gateway {
     }
 }
 
+/// Every session holds a TCP socket: raise the soft open-file limit to the
+/// hard one, and say so when even that cannot hold `server.max_connections`.
+fn raise_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
+    // The listeners, TUN queues, UDP sockets, rings and event fds.
+    let needed = max_connections as u64 + 256;
+    if limit < needed {
+        tracing::warn!(
+            open_files = limit,
+            needed,
+            "the open-file limit cannot hold server.max_connections; raise it (LimitNOFILE= in the unit, \
+             ulimit -Hn) or lower server.max_connections"
+        );
+    }
+}
+
 impl Gateway {
     /// Binds the listener, creates the TUN and starts the shards.
     pub fn start(config: Config) -> Result<Self, StartError> {
@@ -158,6 +176,7 @@ impl Gateway {
             }
             None => None,
         };
+        raise_open_file_limit(config.max_connections);
         let pool = AddressPool::new(config.pool);
         Ok(Self {
             config: Arc::new(config),

@@ -20,6 +20,9 @@ use dtls::{
 const LINGER: Duration = Duration::from_secs(30);
 
 /// Handshakes in progress at once; beyond this new ClientHellos are dropped.
+/// Finished handshakes lingering for [`LINGER`] do not count: there is one
+/// per established session at most, and counting them made a storm of
+/// successful logins lock later devices out for the linger time.
 const MAX_PENDING: usize = 4096;
 
 /// PSKs by App-ID, shared with the DTLS server's resolver. Only the control
@@ -83,6 +86,9 @@ pub struct Handshakes {
     acceptor: Acceptor,
     keys: Arc<KeysByAppId>,
     pending: HashMap<SocketAddr, Pending>,
+    /// Entries of `pending` that finished and linger.
+    lingering: usize,
+    max_pending: usize,
     pub counters: HandshakeCounters,
 }
 
@@ -99,6 +105,8 @@ impl Handshakes {
             acceptor: Acceptor::new(Arc::new(cfg), now)?,
             keys,
             pending: HashMap::new(),
+            lingering: 0,
+            max_pending: MAX_PENDING,
             counters: HandshakeCounters::default(),
         })
     }
@@ -128,7 +136,7 @@ impl Handshakes {
                 self.drive(now, peer, send, done);
                 return;
             }
-            self.pending.remove(&peer);
+            self.remove(&peer);
         }
         let app_id_known = match PeekedClientHello::parse(datagram) {
             Ok(h) => self.keys.has(h.hello.app_id()),
@@ -141,7 +149,7 @@ impl Handshakes {
             self.counters.unknown_app_id += 1;
             return;
         }
-        if self.pending.len() >= MAX_PENDING {
+        if self.pending.len() - self.lingering >= self.max_pending {
             self.counters.overloaded += 1;
             return;
         }
@@ -184,6 +192,7 @@ impl Handshakes {
                     Some(keys) => {
                         self.counters.established += 1;
                         p.done_at = Some(now);
+                        self.lingering += 1;
                         done.push(Established { peer, shard: p.shard, info, keys });
                     }
                     None => remove = true,
@@ -201,7 +210,7 @@ impl Handshakes {
             send(peer, &buf);
         }
         if remove {
-            self.pending.remove(&peer);
+            self.remove(&peer);
         }
     }
 
@@ -221,9 +230,98 @@ impl Handshakes {
         }
         self.pending
             .retain(|_, p| !p.conn.is_closed() && p.done_at.is_none_or(|t| now.saturating_duration_since(t) < LINGER));
+        self.lingering = self.pending.values().filter(|p| p.done_at.is_some()).count();
     }
 
+    fn remove(&mut self, peer: &SocketAddr) {
+        if self.pending.remove(peer).is_some_and(|p| p.done_at.is_some()) {
+            self.lingering = self.lingering.saturating_sub(1);
+        }
+    }
+
+    /// Handshakes in progress (finished ones lingering not counted).
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.lingering
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drives one PSK-NEGOTIATE client from `port` against `h` until it is
+    /// connected or nothing moves; returns whether it connected.
+    fn handshake(h: &mut Handshakes, now: Instant, port: u16, app_id: &[u8]) -> bool {
+        let psk = [7u8; 32];
+        h.keys().set(app_id, Psk::new(psk.to_vec()));
+        let mut c = dtls::ClientConfig::new(b"psk", &psk);
+        c.session_id = app_id.to_vec();
+        let mut client = Connection::client(Arc::new(c), now).expect("client");
+        let peer: SocketAddr = ([10, 10, 0, 2], port).into();
+        let (mut to_server, mut done, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..10 {
+            while client.poll_transmit(&mut buf) {
+                to_server.push(buf.clone());
+            }
+            if to_server.is_empty() {
+                break;
+            }
+            let mut to_client = Vec::new();
+            for d in to_server.drain(..) {
+                h.on_datagram(now, ShardId(0), peer, &d, &mut |_, b| to_client.push(b.to_vec()), &mut done);
+            }
+            for d in to_client {
+                client.handle_datagram(now, &d);
+            }
+        }
+        while let Some(e) = client.poll_event() {
+            if matches!(e, Event::Connected(_)) {
+                return !done.is_empty();
+            }
+        }
+        false
+    }
+
+    #[test]
+    fn finished_handshakes_lingering_do_not_lock_out_new_ones() {
+        let now = Instant::now();
+        let mut h = Handshakes::new(now).expect("handshakes");
+        h.max_pending = 2;
+        for port in 0..5u16 {
+            assert!(handshake(&mut h, now, 40_000 + port, &[port as u8; 32]), "device {port} connects");
+        }
+        assert_eq!(h.counters.established, 5);
+        assert_eq!(h.counters.overloaded, 0);
+        assert_eq!(h.pending(), 0, "all five linger, none in progress");
+    }
+
+    #[test]
+    fn handshakes_in_progress_beyond_the_limit_are_dropped_and_counted() {
+        let now = Instant::now();
+        let mut h = Handshakes::new(now).expect("handshakes");
+        h.max_pending = 1;
+        let mut started = Vec::new();
+        for port in 0..2u16 {
+            let app_id = [port as u8 + 100; 32];
+            h.keys().set(&app_id, Psk::new(vec![7u8; 32]));
+            let mut c = dtls::ClientConfig::new(b"psk", &[7u8; 32]);
+            c.session_id = app_id.to_vec();
+            let mut client = Connection::client(Arc::new(c), now).expect("client");
+            let peer: SocketAddr = ([10, 10, 0, 2], 41_000 + port).into();
+            let (mut hvr, mut done, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+            // ClientHello, HelloVerifyRequest, ClientHello with the cookie: in progress.
+            while client.poll_transmit(&mut buf) {
+                h.on_datagram(now, ShardId(0), peer, &buf, &mut |_, b| hvr.push(b.to_vec()), &mut done);
+            }
+            for d in hvr.drain(..) {
+                client.handle_datagram(now, &d);
+            }
+            while client.poll_transmit(&mut buf) {
+                h.on_datagram(now, ShardId(0), peer, &buf, &mut |_, _| {}, &mut done);
+            }
+            started.push(client);
+        }
+        assert_eq!(h.pending(), 1);
+        assert_eq!(h.counters.overloaded, 1);
     }
 }

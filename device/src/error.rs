@@ -1,6 +1,7 @@
 //! What can end a session, and what a caller is told.
 
 use core::fmt;
+use std::net::Ipv4Addr;
 
 use proto::cstp::CstpError;
 use proto::http_response::ResponseError;
@@ -60,8 +61,26 @@ pub enum DisconnectReason {
     },
     /// Nothing received on CSTP for twice the DPD interval (§6.1).
     DpdTimeout,
-    /// The TLS stream ended (close_notify or EOF).
+    /// The TLS stream ended (close_notify, EOF, or the caller reported the
+    /// TCP connection lost).
     TlsClosed,
+    /// A reconnect's CONNECT was answered 401 or 403: the gateway no longer
+    /// knows the cookie (expired, logged out elsewhere, gateway restarted).
+    /// The session is over; log in again with a new
+    /// [`DeviceSession`](crate::DeviceSession) (§6.6).
+    CookieRejected {
+        status: u16,
+        reason: String,
+    },
+    /// A reconnect was given another address than the tunnel had; like
+    /// openconnect, the session ends rather than renumber (§3.2, §6.6).
+    AddressChanged {
+        previous: Ipv4Addr,
+        offered: Ipv4Addr,
+    },
+    /// No reconnect succeeded within
+    /// [`DeviceConfig::reconnect_timeout`](crate::DeviceConfig::reconnect_timeout).
+    ReconnectTimeout,
     /// [`DeviceSession::disconnect`](crate::DeviceSession::disconnect).
     Logout,
     /// The login was refused; [`Event::AuthFailed`](crate::Event::AuthFailed)
@@ -89,3 +108,26 @@ pub enum SendError {
     /// rustls' send buffer is full: drain [`poll_tls`](crate::DeviceSession::poll_tls).
     Backpressure,
 }
+
+/// Why [`DeviceSession::reconnect`](crate::DeviceSession::reconnect) did
+/// not start an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReconnectError {
+    /// The session is not in [`Phase::Detached`](crate::Phase::Detached):
+    /// still connected, or over. Nothing changed.
+    NotDetached,
+    /// rustls refused to start a connection; the session is over (a
+    /// [`Disconnected`](crate::Event::Disconnected) event follows).
+    Tls(rustls::Error),
+}
+
+impl fmt::Display for ReconnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotDetached => f.write_str("the session is not waiting to reconnect"),
+            Self::Tls(e) => write!(f, "TLS: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReconnectError {}

@@ -1,10 +1,12 @@
 //! The device side of OpenConnect as a sans-IO state machine, for load
 //! generators that run thousands of simulated devices.
 //!
-//! A [`DeviceSession`] logs in with a user name and password over HTTPS
-//! (protocol reference §2), sends CONNECT (§3), then carries IP packets
-//! over CSTP (§4) and, once its PSK-NEGOTIATE handshake completes, over
-//! DTLS (§5), answering DPD and sending keepalives on the way (§6.1).
+//! A [`DeviceSession`] logs in over HTTPS with a user name and password or
+//! a client certificate (protocol reference §2, §2.7), sends CONNECT (§3),
+//! then carries IP packets over CSTP (§4) and, once its PSK-NEGOTIATE
+//! handshake completes, over DTLS (§5), answering DPD and sending
+//! keepalives on the way (§6.1). When the TLS connection is lost it keeps
+//! its cookie and address and reconnects without logging in again (§6.6).
 //!
 //! # Call order
 //!
@@ -28,6 +30,21 @@
 //! sends IP packets (over DTLS when it is up, else CSTP) and
 //! [`Event::Packet`] delivers them.
 //!
+//! # Reconnecting
+//!
+//! Report a dead TCP connection with
+//! [`handle_connection_lost`](DeviceSession::handle_connection_lost) (or
+//! `handle_tls_eof`). [`Event::Disconnected`] follows; if
+//! [`reconnect_at`](DeviceSession::reconnect_at) is then `Some`, the session
+//! is [`Phase::Detached`]: at that instant connect TCP again, call
+//! [`reconnect`](DeviceSession::reconnect), and drive it as in step 2–3
+//! until [`Event::TunnelUp`] (same address; the DTLS port and App-ID may be
+//! new, ocserv issues a new App-ID per CONNECT: open a new UDP socket).
+//! `poll_timeout` meanwhile carries the instant at which the session gives
+//! up ([`DisconnectReason::ReconnectTimeout`]). The loss is told with the
+//! same `Disconnected` event as the end of a session, so a caller that never
+//! reconnects (the load generator) treats both alike and needs no change.
+//!
 //! Nothing here reads a clock; `now` is always an argument.
 
 #![forbid(unsafe_code)]
@@ -35,8 +52,9 @@
 pub mod auth_xml;
 mod error;
 pub mod liveness;
+mod reconnect;
 mod session;
 pub mod tunnel;
 
-pub use error::{Channel, DeviceError, DisconnectReason, SendError};
+pub use error::{Channel, DeviceError, DisconnectReason, ReconnectError, SendError};
 pub use session::{DeviceConfig, DeviceSession, Event, Phase, Stats};

@@ -13,8 +13,9 @@ use rustls::pki_types::ServerName;
 use zeroize::Zeroizing;
 
 use crate::auth_xml::{self, InputKind, ServerAuth};
-use crate::error::{Channel, DeviceError, DisconnectReason, SendError};
+use crate::error::{Channel, DeviceError, DisconnectReason, ReconnectError, SendError};
 use crate::liveness::{Due, Liveness};
+use crate::reconnect::Backoff;
 use crate::tunnel::{self, ConnectOptions, TunnelConfig};
 
 /// The label of the DTLS PSK exporter (§5.3).
@@ -29,23 +30,35 @@ const LOGOUT: &[u8] = b"\xb0Client logged out";
 /// How a device logs in and what it asks for.
 #[derive(Debug, Clone)]
 pub struct DeviceConfig {
-    /// rustls on the aws-lc-rs provider, TLS 1.2/1.3, trusting the gateway.
+    /// rustls on the aws-lc-rs provider, TLS 1.2/1.3, trusting the gateway;
+    /// built `with_client_auth_cert` for certificate login (§2.7).
     pub tls: Arc<rustls::ClientConfig>,
     /// Checked against the gateway certificate (SNI for names).
     pub server_name: ServerName<'static>,
     /// `Host:` and the `group-access` URL (`https://{host}/`).
     pub host: String,
+    /// Answers text inputs; empty: the device has none to give.
     pub username: String,
+    /// Answers password inputs; empty: the device has none to give.
     pub password: Zeroizing<String>,
     pub user_agent: String,
     /// `X-CSTP-Base-MTU` (§7.1).
     pub base_mtu: u16,
     /// Offer PSK-NEGOTIATE DTLS on CONNECT.
     pub dtls: bool,
-    /// Asked back with `X-CSTP-Address` (a reconnect, §6.6).
+    /// Asked back with `X-CSTP-Address` on the first CONNECT (an address
+    /// held by an earlier session, §6.6); a reconnect asks for the
+    /// tunnel's own address without it.
     pub previous_address: Option<Ipv4Addr>,
     /// Wait before a new DTLS handshake after one failed or died (§8: 60 s).
     pub dtls_retry: Duration,
+    /// How long after losing the TLS connection the session keeps trying
+    /// to reconnect with its cookie (openconnect's `--reconnect-timeout`,
+    /// 300 s; §6.6). Zero: a lost connection ends the session.
+    pub reconnect_timeout: Duration,
+    /// The wait after the first failed reconnect attempt; it grows by this
+    /// much per failure, up to ten times it (openconnect: 10 s).
+    pub reconnect_interval: Duration,
 }
 
 impl DeviceConfig {
@@ -67,7 +80,21 @@ impl DeviceConfig {
             dtls: true,
             previous_address: None,
             dtls_retry: Duration::from_secs(60),
+            reconnect_timeout: Duration::from_secs(300),
+            reconnect_interval: Duration::from_secs(10),
         }
+    }
+
+    /// A device that logs in with the client certificate in `tls` alone
+    /// (§2.7): `tls` must be built `with_client_auth_cert`. A gateway that
+    /// accepts the certificate answers the `init` POST with success and the
+    /// cookie at once (ocserv `auth = "certificate"`, corridor with
+    /// `client_ca`); one that shows a form instead fails the login with
+    /// [`Event::AuthFailed`], as there is no user name or password to give.
+    /// For certificate *and* password, use [`new`](Self::new) with such a
+    /// `tls`.
+    pub fn with_certificate(tls: Arc<rustls::ClientConfig>, server_name: ServerName<'static>, host: &str) -> Self {
+        Self::new(tls, server_name, host, "", "")
     }
 }
 
@@ -76,7 +103,9 @@ impl DeviceConfig {
 pub enum Event {
     /// The gateway accepted the credentials; CONNECT is on its way.
     LoggedIn,
-    /// CONNECT succeeded; packets can flow over CSTP.
+    /// CONNECT succeeded; packets can flow over CSTP. Comes again after
+    /// each successful [`reconnect`](DeviceSession::reconnect), with the
+    /// same address and a fresh App-ID and DTLS port to use.
     TunnelUp {
         address: Ipv4Addr,
         netmask: Option<Ipv4Addr>,
@@ -96,7 +125,11 @@ pub enum Event {
     DpdResponse(Channel),
     /// The login was refused: the gateway's message.
     AuthFailed(String),
-    /// The session is over; no more events follow.
+    /// The TLS connection ended. If [`DeviceSession::reconnect_at`] is now
+    /// `Some` ([`Phase::Detached`]), the session outlived it: drop the TCP
+    /// and UDP sockets and call [`DeviceSession::reconnect`] on a new TCP
+    /// connection (§6.6). Otherwise ([`Phase::Closed`]) the session is over
+    /// and no more events follow.
     Disconnected(DisconnectReason),
 }
 
@@ -109,6 +142,9 @@ pub enum Phase {
     Connecting,
     /// CSTP up (DTLS may be too).
     Tunnel,
+    /// The TLS connection was lost; the cookie and the address are kept
+    /// for [`DeviceSession::reconnect`] (§6.6).
+    Detached,
     Closed,
 }
 
@@ -128,6 +164,9 @@ pub struct Stats {
     /// IP packets delivered, by the channel that carried them.
     pub cstp_packets_in: u64,
     pub dtls_packets_in: u64,
+    /// Reconnects started, and those that brought the tunnel back (§6.6).
+    pub reconnect_attempts: u64,
+    pub reconnects: u64,
 }
 
 enum Dtls {
@@ -171,6 +210,11 @@ pub struct DeviceSession {
     /// Reused for framing outgoing packets.
     scratch: Vec<u8>,
     stats: Stats,
+    /// The current outage: `Some` from a lost connection until a reconnect
+    /// brings the tunnel back.
+    reconnect: Option<Backoff>,
+    /// The latest `now` handed in, for [`handle_tls_eof`](Self::handle_tls_eof).
+    last_now: Option<Instant>,
 }
 
 impl core::fmt::Debug for DeviceSession {
@@ -204,6 +248,8 @@ impl DeviceSession {
             events: VecDeque::new(),
             scratch: Vec::new(),
             stats: Stats::default(),
+            reconnect: None,
+            last_now: None,
         };
         let init = auth_xml::init_xml(&format!("https://{}/", s.config.host));
         s.post("/", init.as_bytes())?;
@@ -214,9 +260,51 @@ impl DeviceSession {
         self.phase
     }
 
-    /// What CONNECT configured, once the tunnel is up.
+    /// What CONNECT configured, once the tunnel is up (while detached: what
+    /// the lost connection had).
     pub fn tunnel(&self) -> Option<&TunnelConfig> {
         self.tunnel.as_ref()
+    }
+
+    /// While [`Phase::Detached`]: when to open the next TCP connection and
+    /// call [`reconnect`](Self::reconnect) (at once after a loss, then
+    /// backing off after failed attempts). `None` in every other phase.
+    pub fn reconnect_at(&self) -> Option<Instant> {
+        match (self.phase, &self.reconnect) {
+            (Phase::Detached, Some(b)) => Some(b.next_attempt()),
+            _ => None,
+        }
+    }
+
+    /// Starts a reconnect (§6.6): forgets the lost TLS connection and queues
+    /// a new handshake with, behind it, CONNECT carrying the `webvpn` cookie
+    /// and the tunnel's address in `X-CSTP-Address`; no login. Connect TCP
+    /// to the gateway and drive the session as at the start. It ends in
+    /// [`Event::TunnelUp`] (same address; DTLS follows with a key from the
+    /// new connection's exporter), or [`Event::Disconnected`] again: a
+    /// failed attempt ([`reconnect_at`](Self::reconnect_at) says when to
+    /// try next), [`DisconnectReason::CookieRejected`] (log in again), or
+    /// [`DisconnectReason::ReconnectTimeout`].
+    pub fn reconnect(&mut self, now: Instant) -> Result<(), ReconnectError> {
+        if self.phase != Phase::Detached || self.reconnect.is_none() {
+            return Err(ReconnectError::NotDetached);
+        }
+        let Some(cookie) = self.cookie.clone() else {
+            return Err(ReconnectError::NotDetached);
+        };
+        self.last_now = Some(now);
+        self.tls = match rustls::ClientConnection::new(self.config.tls.clone(), self.config.server_name.clone()) {
+            Ok(tls) => tls,
+            Err(e) => {
+                self.fail(DeviceError::Tls(e.clone()));
+                return Err(ReconnectError::Tls(e));
+            }
+        };
+        self.stats.reconnect_attempts += 1;
+        self.phase = Phase::Connecting;
+        let previous_address = self.tunnel.as_ref().map(|t| t.address).or(self.config.previous_address);
+        self.send_connect(&cookie, previous_address);
+        Ok(())
     }
 
     pub fn is_dtls_up(&self) -> bool {
@@ -237,7 +325,8 @@ impl DeviceSession {
 
     /// Bytes read from the TCP socket.
     pub fn handle_tls(&mut self, now: Instant, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.phase != Phase::Closed {
+        self.last_now = Some(now);
+        while !bytes.is_empty() && self.on_connection() {
             match self.tls.read_tls(&mut bytes) {
                 Ok(0) => break,
                 Ok(_) => {}
@@ -246,16 +335,38 @@ impl DeviceSession {
                 Err(_) => break,
             }
             if let Err(e) = self.tls.process_new_packets() {
-                self.close(DisconnectReason::Error(DeviceError::Tls(e)));
+                // What came before the failing record still counts: ocserv
+                // answers an unknown cookie with `401` and, right behind it,
+                // a fatal access_denied alert; both often arrive in one read.
+                self.drain_buffered_plaintext(now);
+                if self.on_connection() {
+                    self.connection_lost(now, DisconnectReason::Error(DeviceError::Tls(e)));
+                }
                 return;
             }
             self.drain_plaintext(now);
         }
     }
 
-    /// The TCP connection reached EOF.
+    /// The TCP connection reached EOF. Dated by the latest `now` handed
+    /// in; [`handle_connection_lost`](Self::handle_connection_lost) takes
+    /// the time itself.
     pub fn handle_tls_eof(&mut self) {
-        self.close(DisconnectReason::TlsClosed);
+        match self.last_now {
+            Some(now) => self.handle_connection_lost(now),
+            None => self.close(DisconnectReason::TlsClosed),
+        }
+    }
+
+    /// The TCP connection is gone at `now`: EOF, reset, a failed connect,
+    /// or dropped by the caller. While the tunnel is up (or a CONNECT is
+    /// pending) this detaches the session for a reconnect (§6.6);
+    /// otherwise it ends it.
+    pub fn handle_connection_lost(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if self.on_connection() {
+            self.connection_lost(now, DisconnectReason::TlsClosed);
+        }
     }
 
     /// TLS bytes to write to the TCP socket, appended to `out`; `false`
@@ -297,8 +408,11 @@ impl DeviceSession {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if self.phase != Phase::Tunnel {
-            return None;
+        match (self.phase, &self.reconnect) {
+            // Past it, an outage ends the session (a pending attempt too).
+            (Phase::Detached | Phase::Connecting, Some(b)) => return Some(b.deadline()),
+            (Phase::Tunnel, _) => {}
+            _ => return None,
         }
         let cstp = self.cstp.as_ref().and_then(Liveness::next_deadline);
         let dtls = match &self.dtls {
@@ -311,6 +425,12 @@ impl DeviceSession {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = Some(now);
+        if let Some(b) = &self.reconnect {
+            if matches!(self.phase, Phase::Detached | Phase::Connecting) && now >= b.deadline() {
+                return self.close(DisconnectReason::ReconnectTimeout);
+            }
+        }
         if self.phase != Phase::Tunnel {
             return;
         }
@@ -326,10 +446,8 @@ impl DeviceSession {
             Due::Keepalive => {
                 self.write_frame(now, PacketType::KEEPALIVE, &[]);
             }
-            Due::Dead => {
-                self.close(DisconnectReason::DpdTimeout);
-                return;
-            }
+            // §6.1: a dead CSTP channel means reconnecting (§6.6).
+            Due::Dead => return self.connection_lost(now, DisconnectReason::DpdTimeout),
         }
         match &mut self.dtls {
             Dtls::Off => {}
@@ -399,11 +517,48 @@ impl DeviceSession {
         self.close(DisconnectReason::Logout);
     }
 
+    /// Whether bytes of the current TLS connection still mean something.
+    fn on_connection(&self) -> bool {
+        matches!(self.phase, Phase::Authenticating | Phase::Connecting | Phase::Tunnel)
+    }
+
+    /// The TLS connection is gone. The session outlives it, detached, when
+    /// it holds a cookie, was connecting or tunnelling, and may reconnect
+    /// (§6.6); DTLS goes too, as its key came from that connection (§5.3).
+    fn connection_lost(&mut self, now: Instant, reason: DisconnectReason) {
+        let eligible = matches!(self.phase, Phase::Connecting | Phase::Tunnel)
+            && self.cookie.is_some()
+            && !self.config.reconnect_timeout.is_zero();
+        if !eligible {
+            return self.close(reason);
+        }
+        let go_on = match self.reconnect.as_mut() {
+            Some(b) => b.attempt_failed(now),
+            None => {
+                self.reconnect = Some(Backoff::new(now, self.config.reconnect_timeout, self.config.reconnect_interval));
+                true
+            }
+        };
+        if !go_on {
+            return self.close(DisconnectReason::ReconnectTimeout);
+        }
+        self.phase = Phase::Detached;
+        if let Dtls::Handshaking(conn) | Dtls::Up { conn, .. } = &mut self.dtls {
+            conn.close();
+        }
+        self.dtls = Dtls::Off;
+        self.cstp = None;
+        self.deframer = Deframer::new();
+        self.http_in.clear();
+        self.events.push_back(Event::Disconnected(reason));
+    }
+
     fn close(&mut self, reason: DisconnectReason) {
         if self.phase == Phase::Closed {
             return;
         }
         self.phase = Phase::Closed;
+        self.reconnect = None;
         if let Dtls::Handshaking(conn) | Dtls::Up { conn, .. } = &mut self.dtls {
             conn.close();
         }
@@ -463,20 +618,25 @@ impl DeviceSession {
     fn drain_plaintext(&mut self, now: Instant) {
         let mut buf = [0u8; 16 * 1024];
         loop {
-            if self.phase == Phase::Closed {
+            if !self.on_connection() {
                 return;
             }
             match self.tls.reader().read(&mut buf) {
-                Ok(0) => {
-                    self.close(DisconnectReason::TlsClosed);
-                    return;
-                }
-                Ok(n) => self.on_plaintext(now, buf.get(..n).unwrap_or_default()),
+                Ok(n) if n > 0 => self.on_plaintext(now, buf.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => {
-                    self.close(DisconnectReason::TlsClosed);
-                    return;
-                }
+                // close_notify, or the stream ended without one.
+                _ => return self.connection_lost(now, DisconnectReason::TlsClosed),
+            }
+        }
+    }
+
+    /// Plaintext rustls decrypted before its connection failed.
+    fn drain_buffered_plaintext(&mut self, now: Instant) {
+        let mut buf = [0u8; 16 * 1024];
+        while self.on_connection() {
+            match self.tls.reader().read(&mut buf) {
+                Ok(n) if n > 0 => self.on_plaintext(now, buf.get(..n).unwrap_or_default()),
+                _ => return,
             }
         }
     }
@@ -491,7 +651,7 @@ impl DeviceSession {
                 self.deframer.push(bytes);
                 self.drain_frames(now);
             }
-            Phase::Closed => {}
+            Phase::Detached | Phase::Closed => {}
         }
     }
 
@@ -517,7 +677,7 @@ impl DeviceSession {
                     }
                     return;
                 }
-                Phase::Tunnel | Phase::Closed => return,
+                Phase::Tunnel | Phase::Detached | Phase::Closed => return,
             }
         }
     }
@@ -568,9 +728,18 @@ impl DeviceSession {
         if self.login.password_sent && (asks_password || auth.error.is_some()) {
             return Err(refused());
         }
+        // A certificate-only device asked for credentials: the gateway did
+        // not take the certificate alone (§2.7). Say so rather than send
+        // empty answers.
+        let none_to_give = |what: &str| {
+            let said = auth.error.clone().or_else(|| auth.message.clone()).unwrap_or_default();
+            format!("the gateway asks for a {what} and this device has none (certificate not accepted alone?): {said}")
+        };
         let mut answers: Vec<(&str, &str)> = Vec::new();
         for input in &form.inputs {
             let value = match &input.kind {
+                InputKind::Text if self.config.username.is_empty() => return Err(none_to_give("user name")),
+                InputKind::Password if self.config.password.is_empty() => return Err(none_to_give("password")),
                 InputKind::Text => self.config.username.as_str(),
                 InputKind::Password => self.config.password.as_str(),
                 InputKind::Hidden => input.value.as_deref().unwrap_or(""),
@@ -601,32 +770,54 @@ impl DeviceSession {
         if !r.keep_alive() {
             return self.fail(DeviceError::ConnectionNotKept);
         }
-        let request = tunnel::connect_request(
+        let cookie = Zeroizing::new(cookie);
+        self.cookie = Some(cookie.clone());
+        self.phase = Phase::Connecting;
+        self.send_connect(&cookie, self.config.previous_address);
+    }
+
+    /// CONNECT with the cookie (§3.1), on the current TLS connection.
+    fn send_connect(&mut self, cookie: &str, previous_address: Option<Ipv4Addr>) {
+        let request = Zeroizing::new(tunnel::connect_request(
             &ConnectOptions {
                 host: &self.config.host,
                 user_agent: &self.config.user_agent,
                 base_mtu: self.config.base_mtu,
                 dtls: self.config.dtls,
-                previous_address: self.config.previous_address,
+                previous_address,
             },
-            &cookie,
-        );
-        self.cookie = Some(Zeroizing::new(cookie));
-        let request = Zeroizing::new(request);
+            cookie,
+        ));
         if let Err(e) = self.write_plaintext(&request) {
-            return self.fail(e);
+            self.fail(e);
         }
-        self.phase = Phase::Connecting;
     }
 
     fn on_connect_response(&mut self, now: Instant, r: &Response) {
+        let reconnecting = self.reconnect.is_some();
         let config = match tunnel::parse_connect_response(r) {
             Ok(c) => c,
-            Err(tunnel::TunnelError::Refused { status, reason }) => {
+            Err(tunnel::TunnelError::Refused { status, reason }) if !reconnecting => {
                 return self.close(DisconnectReason::ConnectRefused { status, reason })
+            }
+            // §6.6: a refused cookie ends the retry loop; log in again.
+            Err(tunnel::TunnelError::Refused { status: status @ (401 | 403), reason }) => {
+                return self.close(DisconnectReason::CookieRejected { status, reason })
+            }
+            // Anything else (503 …) is one failed attempt.
+            Err(tunnel::TunnelError::Refused { status, reason }) => {
+                return self.connection_lost(now, DisconnectReason::ConnectRefused { status, reason })
             }
             Err(e) => return self.fail(DeviceError::Tunnel(e)),
         };
+        if reconnecting {
+            // openconnect gives up on a different address (§3.2, reference issue #38).
+            if let Some(previous) = self.tunnel.as_ref().map(|t| t.address).filter(|a| *a != config.address) {
+                return self.close(DisconnectReason::AddressChanged { previous, offered: config.address });
+            }
+            self.reconnect = None;
+            self.stats.reconnects += 1;
+        }
         self.phase = Phase::Tunnel;
         self.cstp = Some(Liveness::new(now, config.dpd_secs, config.keepalive_secs));
         let dtls = config.dtls.as_ref().filter(|_| self.config.dtls);

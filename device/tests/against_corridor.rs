@@ -4,7 +4,9 @@
 //! root (namespaces, TUN) and `cargo build -p corridor` beforehand;
 //! `scripts/test.sh` provides both.
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use testbed::*;
@@ -16,36 +18,135 @@ fn probe_bin() -> PathBuf {
     p
 }
 
+/// `device-probe FLAGS GATEWAY CA [alice PASSWORD] ECHO` in the device namespace.
+fn probe_cmd(t: &Topology, flags: &[&str], password_login: bool) -> Command {
+    let mut cmd = ns(&t.device(), probe_bin());
+    cmd.args(flags).arg(GATEWAY_IP).arg(t.dir.join("ca.crt"));
+    if password_login {
+        cmd.args(["alice", PASSWORD]);
+    }
+    cmd.arg(format!("{ORG_IP}:9000"));
+    cmd
+}
+
+fn lines<'a>(stdout: &'a str, prefix: &str) -> Vec<&'a str> {
+    stdout.lines().filter(|l| l.starts_with(prefix)).collect()
+}
+
+fn address(tunnel_line: &str) -> &str {
+    tunnel_line.split_whitespace().find_map(|w| w.strip_prefix("address=")).unwrap_or_default()
+}
+
+/// What every successful probe run shows: logged in once, DTLS up,
+/// the echo came back as a DTLS record. Returns the TUNNEL UP lines.
+fn assert_echoed<'a>(out: &Output, stdout: &'a str, gateway: &Gateway) -> Vec<&'a str> {
+    let context = || {
+        format!(
+            "probe stdout:\n{stdout}\nstderr:\n{}\ngateway:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            gateway.proc.log.text()
+        )
+    };
+    eprintln!("{stdout}");
+    assert!(out.status.success(), "{}", context());
+    assert_eq!(lines(stdout, "LOGGED IN").len(), 1, "{}", context());
+    let tunnel = lines(stdout, "TUNNEL UP");
+    let first = tunnel.first().copied().unwrap_or_else(|| panic!("{}", context()));
+    assert!(address(first).starts_with("192.168.99."), "address from the pool: {first}");
+    assert!(first.contains("dtls_port=Some(443)") && first.contains("app_id_len="), "{first}");
+    let dtls = lines(stdout, "DTLS UP");
+    assert!(!dtls.is_empty(), "{}", context());
+    assert!(dtls.iter().all(|l| l.contains("TLS_PSK_WITH_AES_256_GCM_SHA384")), "{dtls:?}");
+    assert!(lines(stdout, "SENT via").iter().all(|l| *l == "SENT via Dtls"), "{}", context());
+    assert_eq!(lines(stdout, "DONE").len(), 1, "{}", context());
+    tunnel
+}
+
 #[test]
 fn device_logs_in_brings_dtls_up_and_echoes_udp_through_corridor() {
     let t = Topology::up();
     let _org = Org::start(&t);
     let gw = Gateway::start(&t, &GatewayOptions::default());
-    let gateway = &gw.proc;
-    let mut cmd = ns(&t.device(), probe_bin());
-    cmd.arg(GATEWAY_IP).arg(t.dir.join("ca.crt")).args(["alice", PASSWORD, &format!("{ORG_IP}:9000")]);
-    let out = cmd.output().expect("device-probe");
+    let out = probe_cmd(&t, &[], true).output().expect("device-probe");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let context = || {
-        format!(
-            "probe stdout:\n{stdout}\nstderr:\n{}\ngateway:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            gateway.log.text()
-        )
-    };
-    eprintln!("{stdout}");
-    assert!(out.status.success(), "{}", context());
-    let line = |prefix: &str| stdout.lines().find(|l| l.starts_with(prefix)).map(str::to_string);
-    assert!(line("LOGGED IN").is_some(), "{}", context());
-    let tunnel = line("TUNNEL UP").unwrap_or_else(|| panic!("{}", context()));
-    assert!(tunnel.contains("address=192.168.99."), "address from the pool: {tunnel}");
-    assert!(tunnel.contains("dtls_port=Some(443)") && tunnel.contains("app_id_len="), "{tunnel}");
-    let dtls = line("DTLS UP").unwrap_or_else(|| panic!("{}", context()));
-    assert!(dtls.contains("TLS_PSK_WITH_AES_256_GCM_SHA384"), "{dtls}");
-    assert_eq!(line("SENT via").as_deref(), Some("SENT via Dtls"), "{}", context());
+    let tunnel = assert_echoed(&out, &stdout, &gw);
+    assert_eq!(tunnel.len(), 1, "{stdout}");
     // The echo came back as a DTLS record, not a CSTP frame.
-    let echo = line("ECHO OK").unwrap_or_else(|| panic!("{}", context()));
-    assert!(echo.contains("dtls_packets_in=1") && echo.contains("cstp_packets_in=0"), "{echo}");
-    assert!(line("DONE").is_some(), "{}", context());
-    gateway.log.wait_for("DTLS established", Duration::from_secs(5));
+    assert_eq!(lines(&stdout, "ECHO OK"), ["ECHO OK via=Dtls dtls_packets_in=1 cstp_packets_in=0"], "{stdout}");
+    gw.proc.log.wait_for("DTLS established", Duration::from_secs(5));
+}
+
+#[test]
+fn device_reconnects_to_corridor_with_its_cookie_and_keeps_the_address() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let out = probe_cmd(&t, &["--reconnect"], true).output().expect("device-probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tunnel = assert_echoed(&out, &stdout, &gw);
+    assert_eq!(lines(&stdout, "DROPPED TCP").len(), 1, "{stdout}");
+    assert_eq!(lines(&stdout, "RECONNECTING"), ["RECONNECTING attempt=1"], "{stdout}");
+    assert_eq!(tunnel.len(), 2, "{stdout}");
+    assert_eq!(address(tunnel[0]), address(tunnel[1]), "same address after the reconnect: {stdout}");
+    assert_eq!(lines(&stdout, "RECONNECTED"), ["RECONNECTED reconnects=1"], "{stdout}");
+    assert_eq!(lines(&stdout, "DTLS UP").len(), 2, "DTLS again, keyed from the new connection: {stdout}");
+    let echo = lines(&stdout, "ECHO OK");
+    assert_eq!(echo.len(), 2, "{stdout}");
+    assert!(
+        echo[1].starts_with("ECHO OK via=Dtls dtls_packets_in=2 cstp_packets_in=0"),
+        "the second echo over the new DTLS: {stdout}"
+    );
+    // The gateway saw a single login; the second CONNECT came with the cookie.
+    assert_eq!(gw.metric("corridor_logins_total"), 1, "{}", gw.proc.log.text());
+    assert_eq!(gw.proc.log.text().matches("tunnel up (CSTP)").count(), 2, "{}", gw.proc.log.text());
+    assert_eq!(gw.proc.log.text().matches("DTLS established").count(), 2, "{}", gw.proc.log.text());
+}
+
+#[test]
+fn device_whose_session_was_killed_is_told_to_log_in_again() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut probe = Proc::spawn("device-probe", probe_cmd(&t, &["--reconnect", "--hold"], true));
+    probe.log.wait_for("HOLDING", Duration::from_secs(30));
+    // While the device is away, an administrator ends its session.
+    let id = wait_until("the session to be detached", Duration::from_secs(10), || {
+        let sessions = gw.sessions();
+        let line = sessions.lines().find(|l| l.contains("cstp=down"))?.to_string();
+        line.split_whitespace().next().map(str::to_string)
+    });
+    assert_eq!(gw.admin("POST", &format!("/sessions/{id}/kill")).trim(), "killed");
+    let mut stdin = probe.child.stdin.take().expect("probe stdin");
+    stdin.write_all(b"\n").expect("release the probe");
+    let status = wait_until("the probe to exit", Duration::from_secs(30), || probe.child.try_wait().ok().flatten());
+    let stdout = probe.log.text();
+    eprintln!("{stdout}");
+    assert!(!status.success(), "{stdout}");
+    assert_eq!(lines(&stdout, "RECONNECTING"), ["RECONNECTING attempt=1"], "one attempt, no retries: {stdout}");
+    assert_eq!(
+        lines(&stdout, "FAILED"),
+        [r#"FAILED disconnected: CookieRejected { status: 401, reason: "Cookie is not acceptable" }"#],
+        "{stdout}"
+    );
+    assert_eq!(gw.metric("corridor_logins_total"), 1);
+}
+
+#[test]
+fn device_logs_in_to_corridor_with_a_client_certificate() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions { client_ca: true, ..GatewayOptions::default() });
+    let (cert, key) = (t.dir.join("client.crt"), t.dir.join("client.key"));
+    let flags = ["--cert", cert.to_str().unwrap_or_default(), "--key", key.to_str().unwrap_or_default()];
+    let out = probe_cmd(&t, &flags, false).output().expect("device-probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tunnel = assert_echoed(&out, &stdout, &gw);
+    assert_eq!(tunnel.len(), 1, "{stdout}");
+    assert_eq!(lines(&stdout, "ECHO OK"), ["ECHO OK via=Dtls dtls_packets_in=1 cstp_packets_in=0"], "{stdout}");
+    // corridor took the certificate's CN as the user, with no password.
+    let login = gw.proc.log.wait_for("method=certificate", Duration::from_secs(5));
+    assert!(login.contains("user=carol"), "{login}");
+    let tunnel_up = gw.proc.log.wait_for("tunnel up (CSTP)", Duration::from_secs(5));
+    assert!(tunnel_up.contains("user=carol"), "{tunnel_up}");
+    assert_eq!(gw.metric("corridor_logins_total"), 1);
 }

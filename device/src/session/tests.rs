@@ -14,6 +14,9 @@ use super::*;
 const CA: &[u8] = include_bytes!("../../testdata/ca.crt");
 const CERT: &[u8] = include_bytes!("../../testdata/server.crt");
 const KEY: &[u8] = include_bytes!("../../testdata/server.key");
+/// CN `carol`, signed by the same CA.
+const CLIENT_CERT: &[u8] = include_bytes!("../../testdata/client.crt");
+const CLIENT_KEY: &[u8] = include_bytes!("../../testdata/client.key");
 
 const APP_ID_HEX: &str = "c355ae8c3eb0ce4d56b422e23226462ad942cad5becdd01dd6cf3d1cf8e25258";
 
@@ -21,16 +24,33 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-fn device_config() -> DeviceConfig {
+fn roots() -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(CertificateDer::from_pem_slice(CA).unwrap()).unwrap();
+    roots
+}
+
+fn device_config() -> DeviceConfig {
     let tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots)
+        .with_root_certificates(roots())
         .with_no_client_auth();
     let name = ServerName::try_from("vpn.test").unwrap();
     DeviceConfig::new(Arc::new(tls), name, "vpn.test", "testuser", "s3cret")
+}
+
+/// A device holding carol's certificate and no password.
+fn certificate_config() -> DeviceConfig {
+    let chain = vec![CertificateDer::from_pem_slice(CLIENT_CERT).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(CLIENT_KEY).unwrap();
+    let tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots())
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    DeviceConfig::with_certificate(Arc::new(tls), ServerName::try_from("vpn.test").unwrap(), "vpn.test")
 }
 
 /// The gateway's TLS end, driven by hand.
@@ -40,15 +60,35 @@ struct Gateway {
 
 impl Gateway {
     fn new() -> Self {
+        Self::with_verifier(rustls::server::WebPkiClientVerifier::no_client_auth())
+    }
+
+    /// Asks for a client certificate signed by the test CA and accepts a
+    /// connection without one, as corridor with `client_ca` does.
+    fn asking_for_certificates() -> Self {
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots()), provider())
+            .allow_unauthenticated()
+            .build()
+            .unwrap();
+        Self::with_verifier(verifier)
+    }
+
+    fn with_verifier(verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>) -> Self {
         let cert = CertificateDer::from_pem_slice(CERT).unwrap();
         let key = PrivateKeyDer::from_pem_slice(KEY).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .unwrap()
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(vec![cert], key)
             .unwrap();
         Self { tls: rustls::ServerConnection::new(Arc::new(config)).unwrap() }
+    }
+
+    /// Whether the device presented carol's certificate in this handshake.
+    fn saw_client_certificate(&self) -> bool {
+        let carol = CertificateDer::from_pem_slice(CLIENT_CERT).unwrap();
+        self.tls.peer_certificates().is_some_and(|chain| chain.first() == Some(&carol))
     }
 
     /// Moves TLS bytes both ways until neither side has any.
@@ -212,10 +252,14 @@ fn ocserv_login_connect_and_cstp() {
     let at = d.poll_timeout().unwrap();
     assert_eq!(at, t0 + Duration::from_secs(45));
     d.handle_timeout(at);
-    d.handle_timeout(t0 + Duration::from_secs(60));
+    let dead = t0 + Duration::from_secs(60);
+    d.handle_timeout(dead);
+    // A dead CSTP channel is a lost connection: reconnect at once (§6.1, §6.6).
     assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::DpdTimeout)]);
-    assert_eq!(d.phase(), Phase::Closed);
-    assert_eq!(d.send_packet(t0, b"x"), Err(SendError::NotConnected));
+    assert_eq!(d.phase(), Phase::Detached);
+    assert_eq!(d.reconnect_at(), Some(dead));
+    assert_eq!(d.poll_timeout(), Some(dead + Duration::from_secs(300)));
+    assert_eq!(d.send_packet(dead, b"x"), Err(SendError::NotConnected));
 }
 
 #[test]
@@ -263,6 +307,57 @@ fn dtls_server(gw: &Gateway) -> dtls::Acceptor {
     dtls::Acceptor::new(Arc::new(config), Instant::now()).unwrap()
 }
 
+/// Runs the device's DTLS handshake against a server keyed from `gw`'s
+/// exporter; checks the App-ID in the ClientHello (§5.3) and `DtlsUp`.
+fn dtls_handshake(now: Instant, gw: &Gateway, d: &mut DeviceSession, app_id_hex: &str) -> Box<dtls::Connection> {
+    // The ClientHello carries the App-ID as session_id, no EMS (§5.3).
+    let mut hello = Vec::new();
+    assert!(d.poll_datagram(&mut hello));
+    let peeked = dtls::PeekedClientHello::parse(&hello).unwrap();
+    assert_eq!(crate::tunnel::tests::hex_of(&peeked.hello.session_id), app_id_hex);
+
+    let mut acceptor = dtls_server(gw);
+    let mut out = Vec::new();
+    let dtls::Accept::Connection(mut server) = acceptor.accept(now, b"device", &hello, &mut out) else {
+        panic!("not accepted");
+    };
+    // Shuttle datagrams until both ends are quiet.
+    for _ in 0..10 {
+        let mut moved = false;
+        let mut buf = Vec::new();
+        while server.poll_transmit(&mut buf) {
+            d.handle_datagram(now, &buf);
+            moved = true;
+        }
+        while d.poll_datagram(&mut buf) {
+            server.handle_datagram(now, &buf);
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert!(d.is_dtls_up(), "DTLS did not come up with {}'s exporter key", "this connection");
+    let ev = events(d);
+    assert!(matches!(ev[..], [Event::DtlsUp { .. }]), "{ev:?}");
+    while server.poll_event().is_some() {}
+    server
+}
+
+/// One DATA packet each way over an established DTLS pair.
+fn dtls_round_trip(now: Instant, d: &mut DeviceSession, server: &mut dtls::Connection) {
+    assert_eq!(d.send_packet(now, b"\x45ping"), Ok(Channel::Dtls));
+    let mut buf = Vec::new();
+    assert!(d.poll_datagram(&mut buf));
+    server.handle_datagram(now, &buf);
+    assert_eq!(server.poll_event(), Some(dtls::Event::ApplicationData(b"\x00\x45ping".to_vec())));
+    server.send(b"\x00\x45pong").unwrap();
+    while server.poll_transmit(&mut buf) {
+        d.handle_datagram(now, &buf);
+    }
+    assert_eq!(events(d), [Event::Packet(b"\x45pong".to_vec())]);
+}
+
 #[test]
 fn dtls_comes_up_with_the_exporter_psk_and_carries_packets() {
     let t0 = Instant::now();
@@ -278,37 +373,7 @@ fn dtls_comes_up_with_the_exporter_psk_and_carries_packets() {
         "{ev:?}"
     );
 
-    // The ClientHello carries the App-ID as session_id, no EMS (§5.3).
-    let mut hello = Vec::new();
-    assert!(d.poll_datagram(&mut hello));
-    let peeked = dtls::PeekedClientHello::parse(&hello).unwrap();
-    assert_eq!(crate::tunnel::tests::hex_of(&peeked.hello.session_id), APP_ID_HEX);
-
-    let mut acceptor = dtls_server(&gw);
-    let mut out = Vec::new();
-    let dtls::Accept::Connection(mut server) = acceptor.accept(t0, b"device", &hello, &mut out) else {
-        panic!("not accepted");
-    };
-    // Shuttle datagrams until both ends are quiet.
-    for _ in 0..10 {
-        let mut moved = false;
-        let mut buf = Vec::new();
-        while server.poll_transmit(&mut buf) {
-            d.handle_datagram(t0, &buf);
-            moved = true;
-        }
-        while d.poll_datagram(&mut buf) {
-            server.handle_datagram(t0, &buf);
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
-    assert!(d.is_dtls_up());
-    let ev = events(&mut d);
-    assert!(matches!(ev[..], [Event::DtlsUp { .. }]), "{ev:?}");
-    while server.poll_event().is_some() {}
+    let mut server = dtls_handshake(t0, &gw, &mut d, APP_ID_HEX);
 
     // Packets now go over DTLS as type 0x00 + packet.
     assert_eq!(d.send_packet(t0, b"\x45hello"), Ok(Channel::Dtls));
@@ -326,6 +391,343 @@ fn dtls_comes_up_with_the_exporter_psk_and_carries_packets() {
     assert!(d.poll_datagram(&mut buf));
     server.handle_datagram(t0, &buf);
     assert_eq!(server.poll_event(), Some(dtls::Event::ApplicationData(b"\x04mtu-probe\x00\x00".to_vec())));
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+fn exporter(gw: &Gateway) -> [u8; 32] {
+    gw.tls.export_keying_material([0u8; 32], b"EXPORTER-openconnect-psk", None).unwrap()
+}
+
+/// Logs in and CONNECTs (ocserv's answer, CSTP DPD 30 s); returns the
+/// `TunnelUp` event.
+fn tunnel_up(now: Instant, gw: &mut Gateway, d: &mut DeviceSession) -> Event {
+    login(now, gw, d);
+    gw.send(ocserv_connect().as_bytes());
+    gw.pump(now, d);
+    let ev = events(d);
+    assert!(
+        matches!(&ev[..], [Event::TunnelUp { address, .. }] if *address == Ipv4Addr::new(192, 168, 99, 121)),
+        "{ev:?}"
+    );
+    assert_eq!(d.phase(), Phase::Tunnel);
+    ev.into_iter().next().unwrap()
+}
+
+/// The device's connection dies at `at`: it detaches, keeping what it needs.
+fn lose_connection(at: Instant, d: &mut DeviceSession) {
+    d.handle_connection_lost(at);
+    assert_eq!(events(d), [Event::Disconnected(DisconnectReason::TlsClosed)]);
+    assert_eq!(d.phase(), Phase::Detached);
+}
+
+const NEW_APP_ID_HEX: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+#[test]
+fn lost_connection_reconnects_with_the_cookie_and_keeps_the_address() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    let first = tunnel_up(t0, &mut gw, &mut d);
+    let mut old_dtls = dtls_handshake(t0, &gw, &mut d, APP_ID_HEX);
+    dtls_round_trip(t0, &mut d, &mut old_dtls);
+
+    let t1 = t0 + s(5);
+    lose_connection(t1, &mut d);
+    // Detached: try again at once, give up 300 s on; DTLS went with TLS (§5.3).
+    assert_eq!(d.reconnect_at(), Some(t1));
+    assert_eq!(d.poll_timeout(), Some(t1 + s(300)));
+    assert!(!d.is_dtls_up());
+    assert_eq!(d.send_packet(t1, b"\x45x"), Err(SendError::NotConnected));
+    let mut buf = Vec::new();
+    assert!(!d.poll_datagram(&mut buf));
+    assert_eq!(d.tunnel().map(|t| t.address), Some(Ipv4Addr::new(192, 168, 99, 121)));
+    // Late bytes of the dead connection change nothing.
+    d.handle_tls(t1, b"\x17\x03\x03\x00\x05stale");
+    d.handle_tls_eof();
+    assert_eq!(events(&mut d), []);
+    assert_eq!(d.phase(), Phase::Detached);
+
+    // A new TCP connection: a fresh TLS handshake, then CONNECT straight away.
+    let mut gw2 = Gateway::new();
+    d.reconnect(t1).unwrap();
+    assert_eq!(d.phase(), Phase::Connecting);
+    assert_eq!(d.reconnect(t1), Err(ReconnectError::NotDetached));
+    assert_eq!(d.reconnect_at(), None);
+    gw2.pump(t1, &mut d);
+    let request = gw2.read();
+    assert!(
+        request.starts_with("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn.test\r\n"),
+        "no login first: {request}"
+    );
+    assert!(request.contains("\r\nCookie: webvpn=C00KIE\r\n"), "{request}");
+    assert!(request.contains("\r\nX-CSTP-Address: 192.168.99.121\r\n"), "asks its address back: {request}");
+    assert!(request.contains("\r\nX-DTLS-CipherSuite: PSK-NEGOTIATE\r\n"), "{request}");
+    assert!(
+        !request.contains("POST") && !request.contains("s3cret") && !request.contains("webvpncontext"),
+        "{request}"
+    );
+    assert!(request.ends_with("\r\n\r\n") && request.matches("\r\n\r\n").count() == 1, "one request: {request}");
+
+    gw2.send(ocserv_connect().replace(APP_ID_HEX, NEW_APP_ID_HEX).as_bytes());
+    gw2.pump(t1, &mut d);
+    let Event::TunnelUp { address, netmask, mtu, .. } = first else { unreachable!() };
+    assert_eq!(
+        events(&mut d),
+        [Event::TunnelUp { address, netmask, mtu, dtls_port: Some(443), app_id: Some(unhex(NEW_APP_ID_HEX)) }]
+    );
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Tunnel, None));
+
+    // DTLS again, with the new App-ID and the new connection's exporter key.
+    assert_ne!(exporter(&gw), exporter(&gw2));
+    let mut new_dtls = dtls_handshake(t1, &gw2, &mut d, NEW_APP_ID_HEX);
+    dtls_round_trip(t1, &mut d, &mut new_dtls);
+    assert_eq!(d.poll_timeout(), Some(t1 + s(30)), "CSTP DPD restarts with the new connection");
+    let st = d.stats();
+    assert_eq!((st.reconnect_attempts, st.reconnects, st.dtls_handshakes), (1, 1, 2));
+
+    // A second outage starts a fresh schedule.
+    let t2 = t1 + s(100);
+    lose_connection(t2, &mut d);
+    assert_eq!((d.reconnect_at(), d.poll_timeout()), (Some(t2), Some(t2 + s(300))));
+}
+
+#[test]
+fn reconnect_answered_401_or_403_ends_the_session() {
+    for status in [401, 403] {
+        let t0 = Instant::now();
+        let mut gw = Gateway::new();
+        let mut d = DeviceSession::new(device_config()).unwrap();
+        tunnel_up(t0, &mut gw, &mut d);
+        lose_connection(t0, &mut d);
+        let mut gw2 = Gateway::new();
+        d.reconnect(t0).unwrap();
+        gw2.pump(t0, &mut d);
+        assert!(gw2.read().starts_with("CONNECT "));
+        gw2.send(
+            format!("HTTP/1.1 {status} Cookie is not acceptable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+                .as_bytes(),
+        );
+        gw2.pump(t0, &mut d);
+        assert_eq!(
+            events(&mut d),
+            [Event::Disconnected(DisconnectReason::CookieRejected {
+                status,
+                reason: "Cookie is not acceptable".into()
+            })]
+        );
+        assert_eq!((d.phase(), d.reconnect_at(), d.poll_timeout()), (Phase::Closed, None, None));
+        assert_eq!(d.reconnect(t0), Err(ReconnectError::NotDetached));
+        assert_eq!(d.stats().reconnects, 0);
+    }
+}
+
+/// Regression (seen against ocserv 1.1.6): it answers an unknown cookie with
+/// `401` and a fatal TLS alert right behind it. When both came in one read,
+/// the alert's error hid the 401 and the device retried instead of stopping.
+#[test]
+fn a_401_followed_by_a_fatal_record_in_the_same_read_still_ends_the_session() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    lose_connection(t0, &mut d);
+    let mut gw2 = Gateway::new();
+    d.reconnect(t0).unwrap();
+    gw2.pump(t0, &mut d);
+    assert!(gw2.read().starts_with("CONNECT "));
+    gw2.send(b"HTTP/1.1 401 Cookie is not acceptable\r\nContent-Length: 0\r\n\r\n");
+    let mut flight = Vec::new();
+    while gw2.tls.wants_write() {
+        gw2.tls.write_tls(&mut flight).unwrap();
+    }
+    // A record that fails to decrypt stands in for the (encrypted) alert.
+    flight.extend_from_slice(&[0x17, 0x03, 0x03, 0x00, 0x20]);
+    flight.extend_from_slice(&[0xa5; 0x20]);
+    d.handle_tls(t0, &flight);
+    assert_eq!(
+        events(&mut d),
+        [Event::Disconnected(DisconnectReason::CookieRejected {
+            status: 401,
+            reason: "Cookie is not acceptable".into()
+        })]
+    );
+    assert_eq!(d.phase(), Phase::Closed);
+}
+
+#[test]
+fn failed_reconnects_back_off_then_give_up_at_the_timeout() {
+    let t0 = Instant::now();
+    let s = Duration::from_secs;
+    let mut config = device_config();
+    config.dtls = false;
+    config.reconnect_timeout = s(60);
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(config).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    lose_connection(t0, &mut d);
+    assert_eq!(d.reconnect_at(), Some(t0));
+
+    // 1: the TCP connect fails.
+    d.reconnect(t0).unwrap();
+    lose_connection(t0, &mut d);
+    assert_eq!(d.reconnect_at(), Some(t0 + s(10)));
+
+    // 2: the gateway has no room (503): one more failed attempt, not the end.
+    let at = t0 + s(10);
+    d.reconnect(at).unwrap();
+    let mut gw2 = Gateway::new();
+    gw2.pump(at, &mut d);
+    gw2.read();
+    gw2.send(b"HTTP/1.1 503 Service Unavailable\r\nX-Reason: no address\r\nContent-Length: 0\r\n\r\n");
+    gw2.pump(at, &mut d);
+    assert_eq!(
+        events(&mut d),
+        [Event::Disconnected(DisconnectReason::ConnectRefused { status: 503, reason: "no address".into() })]
+    );
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Detached, Some(at + s(20))));
+
+    // 3: not TLS at all.
+    let at = t0 + s(30);
+    d.reconnect(at).unwrap();
+    d.handle_tls(at, b"HTTP/1.0 400 Bad Request\r\n\r\n");
+    let ev = events(&mut d);
+    assert!(matches!(ev[..], [Event::Disconnected(DisconnectReason::Error(DeviceError::Tls(_)))]), "{ev:?}");
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Detached, Some(at + s(30))));
+
+    // 4 would be due at the deadline: the timer ends the session first; an
+    // attempt still in flight then is abandoned too.
+    assert_eq!(d.poll_timeout(), Some(t0 + s(60)));
+    d.handle_timeout(t0 + s(59));
+    assert_eq!(events(&mut d), []);
+    d.reconnect(t0 + s(59)).unwrap();
+    assert_eq!(d.poll_timeout(), Some(t0 + s(60)));
+    d.handle_timeout(t0 + s(60));
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::ReconnectTimeout)]);
+    assert_eq!((d.phase(), d.reconnect_at(), d.poll_timeout()), (Phase::Closed, None, None));
+    assert_eq!((d.stats().reconnect_attempts, d.stats().reconnects), (4, 0));
+}
+
+#[test]
+fn reconnect_given_another_address_ends_the_session() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::new();
+    let mut config = device_config();
+    config.dtls = false;
+    let mut d = DeviceSession::new(config).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    lose_connection(t0, &mut d);
+    let mut gw2 = Gateway::new();
+    d.reconnect(t0).unwrap();
+    gw2.pump(t0, &mut d);
+    gw2.read();
+    gw2.send(ocserv_connect().replace("192.168.99.121", "192.168.99.122").as_bytes());
+    gw2.pump(t0, &mut d);
+    assert_eq!(
+        events(&mut d),
+        [Event::Disconnected(DisconnectReason::AddressChanged {
+            previous: Ipv4Addr::new(192, 168, 99, 121),
+            offered: Ipv4Addr::new(192, 168, 99, 122),
+        })]
+    );
+    assert_eq!(d.phase(), Phase::Closed);
+}
+
+#[test]
+fn what_does_not_reconnect() {
+    let t0 = Instant::now();
+    // The gateway ended the session (DISCONNECT, §4.4): final.
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    let mut kick = Vec::new();
+    cstp::write_frame(&mut kick, PacketType::DISCONNECT, b"").unwrap();
+    gw.send(&kick);
+    gw.pump(t0, &mut d);
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::ByGateway(String::new()))]);
+    d.handle_connection_lost(t0);
+    assert_eq!((d.phase(), d.reconnect_at(), events(&mut d)), (Phase::Closed, None, vec![]));
+
+    // Reconnecting turned off: a lost connection ends the session.
+    let mut config = device_config();
+    config.reconnect_timeout = Duration::ZERO;
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(config).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    d.handle_connection_lost(t0);
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::TlsClosed)]);
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Closed, None));
+
+    // Lost before login: no cookie to come back with.
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    gw.pump(t0, &mut d);
+    d.handle_connection_lost(t0);
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::TlsClosed)]);
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Closed, None));
+
+    // Logging out while detached ends it too.
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    tunnel_up(t0, &mut gw, &mut d);
+    lose_connection(t0, &mut d);
+    d.disconnect(t0);
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::Logout)]);
+    assert_eq!((d.phase(), d.reconnect_at()), (Phase::Closed, None));
+}
+
+#[test]
+fn certificate_login_takes_the_cookie_from_the_init_answer() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::asking_for_certificates();
+    let mut d = DeviceSession::new(certificate_config()).unwrap();
+    gw.pump(t0, &mut d);
+    assert!(gw.saw_client_certificate(), "carol's certificate in the TLS handshake");
+    let init = gw.read();
+    assert!(init.starts_with("POST / HTTP/1.1\r\n") && init.contains("type=\"init\""), "{init}");
+    // ocserv `auth = "certificate"` (and corridor with `client_ca`) answer
+    // `init` with success and the cookie at once (Appendix A.4).
+    gw.send(&response(SUCCESS_COOKIES, SUCCESS));
+    gw.pump(t0, &mut d);
+    assert_eq!(events(&mut d), [Event::LoggedIn]);
+    let connect = gw.read();
+    assert!(connect.starts_with("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n"), "CONNECT next, no auth-reply: {connect}");
+    assert!(connect.contains("\r\nCookie: webvpn=C00KIE\r\n"), "{connect}");
+    gw.send(ocserv_connect().as_bytes());
+    gw.pump(t0, &mut d);
+    let ev = events(&mut d);
+    assert!(matches!(ev[..], [Event::TunnelUp { .. }]), "{ev:?}");
+
+    // Its reconnects present the certificate again, and still do not log in.
+    lose_connection(t0, &mut d);
+    let mut gw2 = Gateway::asking_for_certificates();
+    d.reconnect(t0).unwrap();
+    gw2.pump(t0, &mut d);
+    assert!(gw2.saw_client_certificate());
+    assert!(gw2.read().starts_with("CONNECT "));
+}
+
+#[test]
+fn certificate_only_device_does_not_answer_a_password_form() {
+    let t0 = Instant::now();
+    // A gateway that does not ask for certificates shows its form.
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(certificate_config()).unwrap();
+    gw.pump(t0, &mut d);
+    assert!(!gw.saw_client_certificate());
+    gw.read();
+    let both = ASK_PASSWORD.replace("<input type", "<input type=\"text\" name=\"username\" /><input type");
+    gw.send(&response("", &both));
+    gw.pump(t0, &mut d);
+    let ev = events(&mut d);
+    let [Event::AuthFailed(why), Event::Disconnected(DisconnectReason::AuthFailed)] = &ev[..] else {
+        panic!("{ev:?}");
+    };
+    assert!(why.contains("user name") && why.contains("certificate"), "{why}");
+    assert!(gw.read().is_empty(), "no auth-reply with empty answers");
 }
 
 #[test]

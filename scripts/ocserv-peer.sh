@@ -13,7 +13,7 @@
 #   scripts/ocserv-peer.sh stop RUNDIR
 #
 # ocserv listens on 10.10.0.1:443 TCP+UDP inside ${PREFIX}gateway, hands out
-# 192.168.99.0/24, pushes the route 10.99.0.0/24 and offers DTLS-PSK
+# 192.168.99.0/24 (or $OCSERV_PEER_POOL), pushes the route 10.99.0.0/24 and offers DTLS-PSK
 # (PSK-NEGOTIATE) and the legacy DTLS modes. Everything it owns lives in RUNDIR
 # (ocserv.conf, ocpasswd, main socket, pid file, ocserv.log): it never reads
 # /etc/ocserv, never writes /run or utmp, opens no occtl socket, does not chroot
@@ -35,6 +35,12 @@ OCSERV_PEER_DEBUG="${OCSERV_PEER_DEBUG:-1}"
 # Debian disables TLS 1.3 in its sample config; corridor (rustls) prefers TLS 1.3,
 # so the peer offers it too for a like-for-like comparison.
 OCSERV_PEER_TLS_PRIORITIES="${OCSERV_PEER_TLS_PRIORITIES:-NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1}"
+# Sessions at once (all users); the load generator's fleets need more than a
+# handful. Every login is the same user: max-same-clients stays 0 (unlimited).
+OCSERV_PEER_MAX_CLIENTS="${OCSERV_PEER_MAX_CLIENTS:-64}"
+# The address pool (scripts/bench.sh widens it for its large fleets, together
+# with the topology's CORRIDOR_POOL).
+OCSERV_PEER_POOL="${OCSERV_PEER_POOL:-192.168.99.0/24}"
 
 ocserv_peer_write_config() { # CERTDIR RUNDIR
     local certdir="$1" rundir="$2"
@@ -55,7 +61,7 @@ server-cert = $certdir/server.crt
 server-key = $certdir/server.key
 tls-priorities = "$OCSERV_PEER_TLS_PRIORITIES"
 
-max-clients = 64
+max-clients = $OCSERV_PEER_MAX_CLIENTS
 max-same-clients = 0
 # Repeated test logins must never get the test address banned.
 max-ban-score = 0
@@ -81,7 +87,7 @@ cisco-client-compat = true
 
 device = vpns
 predictable-ips = true
-ipv4-network = 192.168.99.0/24
+ipv4-network = $OCSERV_PEER_POOL
 ping-leases = false
 route = 10.99.0.0/255.255.255.0
 EOF

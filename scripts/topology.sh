@@ -11,7 +11,7 @@
 #
 # The device has no route to the org network (10.99.0.0/24) and the org has no
 # route to the device link (10.10.0.0/24): the only way between them is the VPN
-# tunnel, whose pool (192.168.99.0/24) the org routes back to the gateway.
+# tunnel, whose pool (192.168.99.0/24, or $CORRIDOR_POOL) the org routes back to the gateway.
 #
 # Every link is created directly inside its namespaces (`ip -n NS link add ...
 # peer ... netns NS2`), so nothing is ever added to the host's own network
@@ -45,7 +45,10 @@ DEVICE_IP=10.10.0.2/24
 GATEWAY_DEVICE_SIDE_IP=10.10.0.1/24
 GATEWAY_ORG_SIDE_IP=10.99.0.1/24
 ORG_IP=10.99.0.2/24
-POOL=192.168.99.0/24
+# The tunnel address pool the org routes back to the gateway. Runs with more
+# devices than a /24 holds (scripts/bench.sh) widen it; 192.168.99.0/24 stays
+# inside any wider pool given here, so tools that expect it still work.
+POOL="${CORRIDOR_POOL:-192.168.99.0/24}"
 
 ns_exists() {
     # `ip netns list` prints "name (id: N)" for namespaces with an id.

@@ -46,7 +46,7 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum BenchCommand {
-    /// Run a scenario: handshake-storm or udp-echo.
+    /// Run a scenario: handshake-storm, udp-echo, bulk or many-sessions.
     Run {
         /// The scenario's stable name.
         scenario: String,
@@ -68,18 +68,48 @@ enum BenchCommand {
         /// Devices handshaking at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
-        /// udp-echo: probes per second, all devices together.
-        #[arg(long, default_value_t = 1000)]
-        rate: u64,
-        /// udp-echo: seconds of probing.
+        /// Packets per second, all devices together; 0 = saturation
+        /// [default: udp-echo 1000, bulk 0].
+        #[arg(long)]
+        rate: Option<u64>,
+        /// Seconds of traffic (udp-echo, bulk) or of holding the sessions (many-sessions).
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// udp-echo: the reflector behind the gateway.
+        /// The reflector behind the gateway (`corridor bench reflect`).
         #[arg(long, default_value = "10.99.0.2:9000")]
         reflector: std::net::SocketAddrV4,
+        /// Generator threads.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// bulk: IP packet size in bytes (44..=1500) or `imix`.
+        #[arg(long, default_value = "1400")]
+        size: bench::load::PacketSize,
+        /// udp-echo at saturation: probes in flight per device.
+        #[arg(long, default_value_t = 8)]
+        window: usize,
+        /// The gateway's process id, for its memory per session (PSS of its process tree).
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+        /// Generator processes (handshake-storm, many-sessions), for fleets
+        /// beyond one process's open-file limit (two sockets per device).
+        #[arg(long, default_value_t = 1)]
+        processes: usize,
+        /// Print `settled up=N failed=M` once every device is up or failed
+        /// (used between generator processes).
+        #[arg(long, hide = true)]
+        announce_settled: bool,
         /// Where to write the JSON result.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Compare two JSON results (bench run or compare-peers): ratios NEW/OLD,
+    /// exit status 1 when a figure regressed beyond the threshold.
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Relative move counted as a regression (0.05 = 5 %).
+        #[arg(long, default_value_t = 0.05)]
+        threshold: f64,
     },
     /// Echo UDP datagrams back to their sender (the udp-echo reflector).
     Reflect {
@@ -122,6 +152,12 @@ fn bench_command(command: BenchCommand) -> ExitCode {
             rate,
             seconds,
             reflector,
+            threads,
+            size,
+            window,
+            gateway_pid,
+            processes,
+            announce_settled,
             json,
         } => {
             let mut line = String::new();
@@ -131,7 +167,20 @@ fn bench_command(command: BenchCommand) -> ExitCode {
             }
             let password = line.trim_end_matches(['\r', '\n']).to_string();
             let target = bench::load::Target { gateway, cafile, user, password };
-            let params = bench::load::Params { devices, concurrency, rate, seconds, reflector };
+            let rate = rate.unwrap_or(if scenario == "udp-echo" { 1000 } else { 0 });
+            let params = bench::load::Params {
+                devices,
+                concurrency,
+                rate,
+                seconds,
+                reflector,
+                threads,
+                size,
+                window,
+                gateway_pid,
+                processes,
+                announce_settled,
+            };
             let report = match bench::load::run(&scenario, &target, &params) {
                 Ok(r) => r,
                 Err(e) => {
@@ -147,6 +196,21 @@ fn bench_command(command: BenchCommand) -> ExitCode {
                 }
             }
             ExitCode::SUCCESS
+        }
+        BenchCommand::Compare { old, new, threshold } => {
+            let comparison = match bench::compare::compare_files(&old, &new, threshold) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("corridor bench compare: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            print!("{}", comparison.table(threshold));
+            if comparison.regressions().next().is_some() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }

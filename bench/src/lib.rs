@@ -17,6 +17,7 @@
 use std::hint::black_box;
 
 mod classify;
+pub mod compare;
 mod deframe;
 mod handshake;
 pub mod load;

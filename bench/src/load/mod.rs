@@ -1,28 +1,42 @@
 //! `corridor bench run`: many simulated devices in one process, each a full
-//! session through the real protocol (TLS, login, CONNECT, DTLS), driven by
-//! one single-threaded poll loop ([`fleet`]).
+//! session through the real protocol (TLS, login, CONNECT, DTLS), spread
+//! over `threads` generator threads, each driving its share of the devices
+//! from one poll loop ([`fleet`]) with batched sends (UDP GSO).
 //!
-//! Scenario names are stable (they key result files):
+//! Scenario names are stable (they key result files and `bench compare`):
 //!
 //! * `handshake-storm`: connect `devices` devices, at most `concurrency`
 //!   handshaking at once; time-to-tunnel (TCP connect to DTLS up) per
-//!   device into an HDR histogram, handshakes/s, failures. Devices stay
-//!   connected until the end, then log out.
-//! * `udp-echo`: bring `devices` tunnels up, then send IPv4/UDP probes at
-//!   `rate` packets/s in all (round robin over the devices) for `seconds`
-//!   through DTLS to a reflector (`corridor bench reflect`); round-trip time
-//!   per probe into an HDR histogram, loss.
+//!   device into an HDR histogram, handshakes/s, failures.
+//! * `udp-echo`: bring the devices up, then send IPv4/UDP probes through
+//!   DTLS to a reflector (`corridor bench reflect`) for `seconds`: at `rate`
+//!   probes/s in all, or with `rate` 0 at saturation, each device keeping
+//!   `window` probes in flight. Round-trip time per probe into an HDR
+//!   histogram; loss.
+//! * `bulk`: one-way UDP to the reflector for `seconds`, packets of `size`
+//!   (64, 512, 1400 bytes, any size in between, or `imix`: 7:4:1 of 64, 576
+//!   and 1400 bytes), at `rate` packets/s or (0) as fast as the sockets take
+//!   them. The reflector counts what arrived; delivered Gbit/s, packets/s,
+//!   loss.
+//! * `many-sessions`: bring up `devices` sessions and hold them idle for
+//!   `seconds` with DPD and keepalives running; sessions lost, and with
+//!   `gateway_pid` the gateway's memory (PSS of its process tree) per session.
 //!
-//! The generator reports its own CPU time so a result whose generator was
-//! saturated can be recognised as measuring the generator.
+//! Every run reports the generator's own CPU time, so a result whose
+//! generator was saturated can be recognised as measuring the generator.
 
+mod child;
 mod fleet;
+mod footprint;
 mod packet;
 mod reflect;
 mod report;
+mod sockets;
+mod worker;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,13 +44,83 @@ use device::DeviceConfig;
 use hdrhistogram::Histogram;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::{json, Map, Value};
 
-use fleet::{Fleet, Happening};
+use fleet::Fleet;
 pub use reflect::reflect;
 pub use report::Report;
+pub use sockets::raise_open_file_limit;
+use worker::{Outcome, Share, Shared};
 
 /// The scenarios, by their stable names.
-pub const SCENARIOS: [&str; 2] = ["handshake-storm", "udp-echo"];
+pub const SCENARIOS: [&str; 4] = ["handshake-storm", "udp-echo", "bulk", "many-sessions"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scenario {
+    HandshakeStorm,
+    UdpEcho,
+    Bulk,
+    ManySessions,
+}
+
+impl Scenario {
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "handshake-storm" => Some(Self::HandshakeStorm),
+            "udp-echo" => Some(Self::UdpEcho),
+            "bulk" => Some(Self::Bulk),
+            "many-sessions" => Some(Self::ManySessions),
+            _ => None,
+        }
+    }
+}
+
+/// The IP packet sizes of `bulk` (IPv4 header included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketSize {
+    Fixed(usize),
+    /// 7 : 4 : 1 of 64, 576 and 1400 bytes (the simple IMIX, its largest
+    /// size capped to fit a tunnel MTU).
+    Imix,
+}
+
+impl PacketSize {
+    /// The smallest packet that holds the headers and a bulk header.
+    pub const MIN: usize = packet::IP_UDP_HEADERS + packet::BULK_HEADER;
+    /// The largest packet a 1500-byte link carries.
+    pub const MAX: usize = 1500;
+
+    /// The size of each burst in turn: one burst per entry, so `imix`'s
+    /// packet counts follow its 7 : 4 : 1.
+    fn cycle(self) -> Vec<usize> {
+        match self {
+            Self::Fixed(n) => vec![n],
+            Self::Imix => [[64; 7].as_slice(), &[576; 4], &[1400]].concat(),
+        }
+    }
+}
+
+impl std::str::FromStr for PacketSize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("imix") {
+            return Ok(Self::Imix);
+        }
+        match s.parse::<usize>() {
+            Ok(n) if (Self::MIN..=Self::MAX).contains(&n) => Ok(Self::Fixed(n)),
+            _ => Err(format!("{s:?}: give an IP packet size from {} to {} bytes, or imix", Self::MIN, Self::MAX)),
+        }
+    }
+}
+
+impl std::fmt::Display for PacketSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Fixed(n) => write!(f, "{n}"),
+            Self::Imix => f.write_str("imix"),
+        }
+    }
+}
 
 /// How to reach and log in to the gateway.
 #[derive(Debug, Clone)]
@@ -53,14 +137,31 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct Params {
     pub devices: usize,
-    /// Devices handshaking at once.
+    /// Devices handshaking at once, all threads together.
     pub concurrency: usize,
-    /// Probes per second, all devices together (`udp-echo`).
+    /// Packets per second, all devices together (`udp-echo`, `bulk`); 0:
+    /// saturation.
     pub rate: u64,
-    /// How long probes are sent (`udp-echo`).
+    /// How long traffic runs (`udp-echo`, `bulk`) or sessions are held
+    /// (`many-sessions`).
     pub seconds: u64,
-    /// The echo server behind the gateway (`udp-echo`).
+    /// The reflector behind the gateway (`udp-echo`, `bulk`).
     pub reflector: SocketAddrV4,
+    /// Generator threads (each drives its share of the devices).
+    pub threads: usize,
+    /// `bulk` packet size.
+    pub size: PacketSize,
+    /// `udp-echo` at saturation: probes in flight per device.
+    pub window: usize,
+    /// The gateway's process, for its memory (`many-sessions`; any scenario).
+    pub gateway_pid: Option<u32>,
+    /// Generator processes (`handshake-storm`, `many-sessions`): each device
+    /// holds two sockets, so one process's open-file limit caps the fleet.
+    /// The extra processes are this program again (see [`child_args`]).
+    pub processes: usize,
+    /// Print `settled up=N failed=M` on stdout once every device of this
+    /// process is up or failed (how a parent run learns it).
+    pub announce_settled: bool,
 }
 
 /// Why a run could not start or went wrong as a whole (a device failing is
@@ -70,6 +171,16 @@ pub enum LoadError {
     UnknownScenario(String),
     Gateway(String),
     Ca(String),
+    /// The open-file limit cannot hold two sockets per device.
+    FileLimit {
+        devices: usize,
+        needed: u64,
+        limit: u64,
+    },
+    /// A generator thread stopped (poll failure, MTU, a silent reflector).
+    Run(String),
+    /// `--processes` for a scenario that cannot be split across processes.
+    Processes(String),
     Io(std::io::Error),
 }
 
@@ -79,6 +190,13 @@ impl std::fmt::Display for LoadError {
             Self::UnknownScenario(s) => write!(f, "unknown scenario {s:?} (known: {})", SCENARIOS.join(", ")),
             Self::Gateway(s) => write!(f, "gateway URL: {s}"),
             Self::Ca(s) => write!(f, "CA file: {s}"),
+            Self::FileLimit { devices, needed, limit } => write!(
+                f,
+                "--devices {devices} needs {needed} open files but the limit is {limit}: \
+                 raise it (ulimit -Hn; LimitNOFILE=) or use fewer devices"
+            ),
+            Self::Run(s) => write!(f, "{s}"),
+            Self::Processes(s) => write!(f, "--processes: {s}"),
             Self::Io(e) => write!(f, "I/O: {e}"),
         }
     }
@@ -92,43 +210,186 @@ impl From<std::io::Error> for LoadError {
     }
 }
 
-/// Runs one scenario to the end; progress goes to stderr once a second.
-pub fn run(scenario: &str, target: &Target, params: &Params) -> Result<Report, LoadError> {
-    if !SCENARIOS.contains(&scenario) {
-        return Err(LoadError::UnknownScenario(scenario.into()));
-    }
+/// UDP socket buffers for `bulk` devices, so bursts do not overflow them.
+const BULK_SOCKET_BUFFER: usize = 4 << 20;
+
+/// Runs one scenario to the end; a progress line goes to stderr once a
+/// second.
+pub fn run(scenario_name: &str, target: &Target, params: &Params) -> Result<Report, LoadError> {
+    let scenario =
+        Scenario::from_name(scenario_name).ok_or_else(|| LoadError::UnknownScenario(scenario_name.into()))?;
     let (addr, config) = device_config(target)?;
+    let processes = params.processes.clamp(1, params.devices.max(1));
+    if processes > 1 && !matches!(scenario, Scenario::HandshakeStorm | Scenario::ManySessions) {
+        return Err(LoadError::Processes("only handshake-storm and many-sessions run in several processes".into()));
+    }
+    // This process's share; the children take the rest.
+    let own_devices = split(params.devices, processes, 0);
+    let limit = raise_open_file_limit();
+    let needed = 2 * own_devices as u64 + 64;
+    if limit < needed {
+        return Err(LoadError::FileLimit { devices: own_devices, needed, limit });
+    }
+    let threads = params.threads.clamp(1, own_devices.max(1));
+    let buffer = if scenario == Scenario::Bulk { BULK_SOCKET_BUFFER } else { 0 };
+    let mut fleets = Vec::with_capacity(threads);
+    let shares: Vec<Share> = (0..threads)
+        .map(|t| Share {
+            thread: t,
+            devices: split(own_devices, threads, t),
+            concurrency: split(split(params.concurrency, processes, 0).max(threads), threads, t),
+            rate: split_rate(params.rate, threads, t),
+        })
+        .collect();
+    for _ in 0..threads {
+        fleets.push(Fleet::new(addr, buffer)?);
+    }
+    // Any value that differs between runs: the reflector keeps one run's count.
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(std::process::id(), |d| d.subsec_nanos() ^ std::process::id());
+    let shared = Shared::new(threads);
+    let gateway_before = params.gateway_pid.and_then(footprint::tree_pss_bytes);
+    let own_before = footprint::own_rss_bytes();
     let cpu_before = report::cpu_seconds();
-    let mut run = Run::new(Fleet::new(addr)?, config);
-    let mut figures = serde_json::Map::new();
-    let mut histograms = serde_json::Map::new();
     let started = Instant::now();
-    run.bring_up(params)?;
-    let up_wall = started.elapsed().as_secs_f64();
-    figures.insert("devices_up".into(), run.up.into());
-    figures.insert("failures".into(), run.failures.into());
-    histograms.insert("time_to_tunnel_us".into(), report::histogram_json(&run.time_to_tunnel));
-    if scenario == "handshake-storm" {
-        figures.insert("handshake_wall_s".into(), up_wall.into());
-        figures.insert("handshakes_per_s".into(), (run.up as f64 / up_wall.max(1e-9)).into());
-    } else {
-        let echo = run.echo(params)?;
-        figures.insert("probes_sent".into(), echo.sent.into());
-        figures.insert("probes_received".into(), echo.received.into());
-        figures.insert("loss".into(), echo.sent.saturating_sub(echo.received).into());
-        figures.insert("send_failures".into(), echo.send_failures.into());
-        histograms.insert("rtt_us".into(), report::histogram_json(&echo.rtt));
-    }
-    run.fleet.disconnect_all(Instant::now());
-    let cpu = report::cpu_seconds() - cpu_before;
+    let mut children = (1..processes)
+        .map(|p| child::Child::spawn(target, params, scenario_name, split(params.devices, processes, p), processes, p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut settled_memory: Option<(Option<u64>, u64)> = None;
+    let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = fleets
+            .into_iter()
+            .zip(&shares)
+            .map(|(fleet, share)| {
+                let (config, shared) = (&config, &shared);
+                s.spawn(move || worker::run(scenario, params, share, fleet, config, shared, run_id))
+            })
+            .collect();
+        let mut progress = report::Progress::new();
+        let mut settled_since: Option<Instant> = None;
+        let mut announced = false;
+        while !handles.iter().all(std::thread::ScopedJoinHandle::is_finished) {
+            std::thread::sleep(Duration::from_millis(100));
+            let (up, failed) = (shared.up.load(Ordering::Relaxed), shared.failed.load(Ordering::Relaxed));
+            let own_settled = up + failed >= own_devices as u64;
+            if own_settled && params.announce_settled && !announced {
+                announced = true;
+                println!("settled up={up} failed={failed}");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            }
+            if own_settled && children.iter().all(child::Child::settled) && settled_memory.is_none() {
+                // A second after the last device settled, the gateway has
+                // finished its hand-offs: its memory now is what the
+                // sessions cost.
+                let since = *settled_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= Duration::from_secs(1) {
+                    let gateway = params.gateway_pid.and_then(footprint::tree_pss_bytes);
+                    settled_memory = Some((gateway, footprint::own_rss_bytes()));
+                }
+            }
+            progress.tick(|| {
+                let (cu, cf) = children.iter().map(child::Child::progress).fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                format!(
+                    "up {}/{} failed {} lost {} | sent {} received {}",
+                    up + cu,
+                    params.devices,
+                    failed + cf,
+                    shared.lost.load(Ordering::Relaxed),
+                    shared.sent.load(Ordering::Relaxed),
+                    shared.received.load(Ordering::Relaxed)
+                )
+            });
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| LoadError::Run("a generator thread panicked".into())))
+            .collect::<Result<Vec<_>, _>>()
+    })?;
+    let child_results = children.iter_mut().map(child::Child::finish).collect::<Result<Vec<_>, _>>()?;
     let wall = started.elapsed().as_secs_f64();
-    figures.insert("wall_s".into(), wall.into());
-    figures.insert("generator_cpu_s".into(), cpu.into());
-    figures.insert("generator_cpu_share".into(), (cpu / wall.max(1e-9)).into());
-    if let Some(why) = &run.first_failure {
-        figures.insert("first_failure".into(), why.clone().into());
+    let cpu = report::cpu_seconds() - cpu_before;
+    if let Some(e) = outcomes.iter().find_map(|o| o.error.clone()) {
+        return Err(LoadError::Run(e));
     }
-    let parameters = serde_json::json!({
+
+    let mut figures = Map::new();
+    let mut histograms = Map::new();
+    let sum = |f: fn(&Outcome) -> u64| outcomes.iter().map(f).sum::<u64>();
+    let child_sum =
+        |k: &str| child_results.iter().filter_map(|c| c.pointer(&format!("/figures/{k}"))?.as_u64()).sum::<u64>();
+    let merged = |f: fn(&Outcome) -> &Histogram<u64>, name: &str| -> Result<Histogram<u64>, LoadError> {
+        let mut h = worker::histogram();
+        for o in &outcomes {
+            let _ = h.add(f(o));
+        }
+        for c in &child_results {
+            let v = c.pointer(&format!("/histograms/{name}")).unwrap_or(&Value::Null);
+            if !report::histogram_from_json(v, &mut h) {
+                return Err(LoadError::Processes(format!("a child's result has no {name} buckets")));
+            }
+        }
+        Ok(h)
+    };
+    let up = sum(|o| o.up) + child_sum("devices_up");
+    figures.insert("devices_up".into(), up.into());
+    figures.insert("failures".into(), (sum(|o| o.failures) + child_sum("failures")).into());
+    let own_bring_up =
+        outcomes.iter().filter_map(|o| o.settled_at).max().map_or(0.0, |t| t.duration_since(started).as_secs_f64());
+    let bring_up_s = child_results
+        .iter()
+        .filter_map(|c| c.pointer("/figures/handshake_wall_s")?.as_f64())
+        .fold(own_bring_up, f64::max);
+    figures.insert("handshake_wall_s".into(), bring_up_s.into());
+    figures.insert("handshakes_per_s".into(), (up as f64 / bring_up_s.max(1e-9)).into());
+    histograms.insert(
+        "time_to_tunnel_us".into(),
+        report::histogram_json(&merged(|o| &o.time_to_tunnel, "time_to_tunnel_us")?),
+    );
+    match scenario {
+        Scenario::HandshakeStorm => {}
+        Scenario::UdpEcho => {
+            let (sent, received) = (sum(|o| o.sent), sum(|o| o.received));
+            figures.insert("mode".into(), if params.rate > 0 { "paced" } else { "saturation" }.into());
+            figures.insert("probes_sent".into(), sent.into());
+            figures.insert("probes_received".into(), received.into());
+            figures.insert("loss".into(), sent.saturating_sub(received).into());
+            figures.insert("send_failures".into(), sum(|o| o.send_failures).into());
+            figures.insert("echoes_per_s".into(), (received as f64 / (params.seconds as f64).max(1e-9)).into());
+            histograms.insert("rtt_us".into(), report::histogram_json(&merged(|o| &o.rtt, "rtt_us")?));
+        }
+        Scenario::Bulk => bulk_figures(&outcomes, &mut figures)?,
+        Scenario::ManySessions => {
+            figures.insert("held_s".into(), params.seconds.into());
+            let lost = shared.lost.load(Ordering::Relaxed) + child_sum("sessions_lost");
+            figures.insert("sessions_lost".into(), lost.into());
+            figures.insert("sessions_still_up".into(), (sum(|o| o.still_up) + child_sum("sessions_still_up")).into());
+        }
+    }
+    if let Some((gateway_up, own_up)) = settled_memory {
+        if let (Some(before), Some(after)) = (gateway_before, gateway_up) {
+            figures.insert("gateway_pss_before_bytes".into(), before.into());
+            figures.insert("gateway_pss_up_bytes".into(), after.into());
+            let per = after.saturating_sub(before) / up.max(1);
+            figures.insert("gateway_bytes_per_session".into(), per.into());
+        }
+        let own = sum(|o| o.up).max(1);
+        figures.insert("generator_bytes_per_session".into(), (own_up.saturating_sub(own_before) / own).into());
+    }
+    let (out, calls) = (sum(|o| o.fleet.datagrams_out), sum(|o| o.fleet.send_calls));
+    figures.insert("generator_datagrams_per_send".into(), (out as f64 / (calls.max(1)) as f64).into());
+    figures.insert("wall_s".into(), wall.into());
+    figures.insert("generator_threads".into(), threads.into());
+    figures.insert("generator_processes".into(), processes.into());
+    let cpu = cpu + child_results.iter().filter_map(|c| c.pointer("/figures/generator_cpu_s")?.as_f64()).sum::<f64>();
+    figures.insert("generator_cpu_s".into(), cpu.into());
+    figures.insert("generator_cores".into(), (cpu / wall.max(1e-9)).into());
+    let child_failure =
+        || child_results.iter().find_map(|c| c.pointer("/figures/first_failure")?.as_str().map(String::from));
+    if let Some(why) = outcomes.iter().find_map(|o| o.first_failure.clone()).or_else(child_failure) {
+        figures.insert("first_failure".into(), why.into());
+    }
+    let parameters = json!({
         "gateway": target.gateway,
         "user": target.user,
         "devices": params.devices,
@@ -136,8 +397,54 @@ pub fn run(scenario: &str, target: &Target, params: &Params) -> Result<Report, L
         "rate": params.rate,
         "seconds": params.seconds,
         "reflector": params.reflector.to_string(),
+        "threads": threads,
+        "processes": processes,
+        "size": params.size.to_string(),
+        "window": params.window,
     });
-    Ok(Report::new(scenario, parameters, figures, histograms))
+    Ok(Report::new(scenario_name, parameters, figures, histograms))
+}
+
+fn bulk_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Result<(), LoadError> {
+    let sent: u64 = outcomes.iter().map(|o| o.sent).sum();
+    let sent_bytes: u64 = outcomes.iter().map(|o| o.sent_ip_bytes).sum();
+    let first = outcomes.iter().filter_map(|o| o.sending.map(|s| s.0)).min();
+    let last = outcomes.iter().filter_map(|o| o.sending.map(|s| s.1)).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let reflector = outcomes
+        .iter()
+        .find_map(|o| o.reflector.clone())
+        .ok_or_else(|| LoadError::Run("bulk: no count from the reflector".into()))?;
+    let got = |k: &str| reflector.get(k).and_then(Value::as_u64).unwrap_or(0);
+    let (delivered, delivered_bytes) = (got("packets"), got("ip_bytes"));
+    let delivered_span = reflector.get("span_s").and_then(Value::as_f64).unwrap_or(0.0).max(1e-9);
+    figures.insert("packets_sent".into(), sent.into());
+    figures.insert("send_failures".into(), outcomes.iter().map(|o| o.send_failures).sum::<u64>().into());
+    figures.insert("offered_pps".into(), (sent as f64 / span.max(1e-9)).into());
+    figures.insert("offered_gbps".into(), (sent_bytes as f64 * 8.0 / span.max(1e-9) / 1e9).into());
+    figures.insert("packets_delivered".into(), delivered.into());
+    figures.insert("delivered_pps".into(), (delivered as f64 / delivered_span).into());
+    figures.insert("delivered_gbps".into(), (delivered_bytes as f64 * 8.0 / delivered_span / 1e9).into());
+    figures.insert("loss".into(), sent.saturating_sub(delivered).into());
+    figures.insert("loss_ratio".into(), (sent.saturating_sub(delivered) as f64 / (sent.max(1)) as f64).into());
+    figures.insert("reordered".into(), got("reordered").into());
+    if let Some(cpu) = reflector.get("reflector_cpu_s") {
+        figures.insert("reflector_cpu_s".into(), cpu.clone());
+    }
+    Ok(())
+}
+
+/// Thread `t`'s share of `n` items over `threads`.
+fn split(n: usize, threads: usize, t: usize) -> usize {
+    n / threads + usize::from(t < n % threads)
+}
+
+fn split_rate(rate: u64, threads: usize, t: usize) -> u64 {
+    let threads = threads as u64;
+    rate / threads + u64::from((t as u64) < rate % threads)
 }
 
 /// The gateway's socket address and the configuration every device shares.
@@ -174,151 +481,34 @@ fn device_config(target: &Target) -> Result<(SocketAddr, DeviceConfig), LoadErro
     Ok((addr, config))
 }
 
-struct Run {
-    fleet: Fleet,
-    config: DeviceConfig,
-    happenings: Vec<Happening>,
-    up: u64,
-    failures: u64,
-    first_failure: Option<String>,
-    time_to_tunnel: Histogram<u64>,
-    progress: report::Progress,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-struct Echo {
-    sent: u64,
-    received: u64,
-    send_failures: u64,
-    rtt: Histogram<u64>,
-}
-
-const SOURCE_PORT: u16 = 40_000;
-
-fn histogram() -> Histogram<u64> {
-    // Microseconds, 1 µs to 1 h, 3 significant digits.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("fixed, valid bounds")
-}
-
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
-}
-
-impl Run {
-    fn new(fleet: Fleet, config: DeviceConfig) -> Self {
-        Self {
-            fleet,
-            config,
-            happenings: Vec::new(),
-            up: 0,
-            failures: 0,
-            first_failure: None,
-            time_to_tunnel: histogram(),
-            progress: report::Progress::new(),
+    #[test]
+    fn shares_add_up_to_the_whole() {
+        for (n, threads) in [(10, 3), (1, 4), (10_000, 7), (0, 2)] {
+            assert_eq!((0..threads).map(|t| split(n, threads, t)).sum::<usize>(), n);
+            assert_eq!((0..threads).map(|t| split_rate(n as u64, threads, t)).sum::<u64>(), n as u64);
         }
     }
 
-    /// Starts every device, at most `concurrency` handshaking at once, and
-    /// waits until each is up or failed.
-    fn bring_up(&mut self, params: &Params) -> Result<(), LoadError> {
-        let concurrency = params.concurrency.max(1);
-        loop {
-            let settled = usize::try_from(self.up + self.failures).unwrap_or(usize::MAX);
-            let now = Instant::now();
-            while self.fleet.len() < params.devices && self.fleet.len() - settled < concurrency {
-                if let Err(e) = self.fleet.start(self.config.clone(), now) {
-                    // A device that cannot even open its socket counts as failed.
-                    self.failures += 1;
-                    self.first_failure.get_or_insert_with(|| format!("start: {e}"));
-                    if self.fleet.len() + usize::try_from(self.failures).unwrap_or(0) > params.devices {
-                        break;
-                    }
-                }
-            }
-            if settled >= params.devices {
-                return Ok(());
-            }
-            self.turn(now + Duration::from_millis(100))?;
-            let in_flight = self.fleet.len().saturating_sub(usize::try_from(self.up + self.failures).unwrap_or(0));
-            self.progress
-                .tick(|| format!("up {}/{} in-flight {in_flight} failed {}", self.up, params.devices, self.failures));
-        }
+    #[test]
+    fn packet_sizes_parse_and_imix_keeps_its_proportions() {
+        assert_eq!("64".parse::<PacketSize>(), Ok(PacketSize::Fixed(64)));
+        assert_eq!("IMIX".parse::<PacketSize>(), Ok(PacketSize::Imix));
+        assert!("20".parse::<PacketSize>().is_err());
+        assert!("9000".parse::<PacketSize>().is_err());
+        let cycle = PacketSize::Imix.cycle();
+        let count = |n| cycle.iter().filter(|&&s| s == n).count();
+        assert_eq!((count(64), count(576), count(1400)), (7, 4, 1));
     }
 
-    fn turn(&mut self, deadline: Instant) -> Result<(), LoadError> {
-        self.happenings.clear();
-        let mut happenings = std::mem::take(&mut self.happenings);
-        self.fleet.turn(deadline, &mut happenings)?;
-        for h in happenings.drain(..) {
-            match h {
-                Happening::Up { elapsed, .. } => {
-                    self.up += 1;
-                    let _ = self.time_to_tunnel.record(micros(elapsed));
-                }
-                Happening::Failed { why, device } => {
-                    self.failures += 1;
-                    self.first_failure.get_or_insert_with(|| format!("device {device}: {why}"));
-                }
-                Happening::Packet { .. } => self.happenings.push(h),
-            }
+    #[test]
+    fn scenario_names_are_the_published_ones() {
+        for name in SCENARIOS {
+            assert!(Scenario::from_name(name).is_some(), "{name}");
         }
-        Ok(())
-    }
-
-    fn echo(&mut self, params: &Params) -> Result<Echo, LoadError> {
-        let live: Vec<(usize, Ipv4Addr)> =
-            (0..self.fleet.len()).filter_map(|i| self.fleet.address(i).map(|a| (i, a))).collect();
-        let mut echo = Echo { sent: 0, received: 0, send_failures: 0, rtt: histogram() };
-        let total = params.rate.saturating_mul(params.seconds);
-        let mut seen = vec![false; usize::try_from(total).unwrap_or(0)];
-        let epoch = Instant::now();
-        let interval = Duration::from_secs(1).checked_div(u32::try_from(params.rate.max(1)).unwrap_or(u32::MAX));
-        let interval = interval.unwrap_or(Duration::from_secs(1));
-        let reflector = *params.reflector.ip();
-        let mut packet = Vec::with_capacity(64);
-        let mut drain_until = None;
-        loop {
-            let now = Instant::now();
-            while echo.sent < total && !live.is_empty() {
-                let due = epoch + interval * u32::try_from(echo.sent).unwrap_or(u32::MAX);
-                if due > now {
-                    break;
-                }
-                let slot = usize::try_from(echo.sent).unwrap_or(0) % live.len();
-                let Some(&(device, src)) = live.get(slot) else { break };
-                let sent_ns = u64::try_from(now.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
-                let probe = packet::probe(echo.sent, sent_ns);
-                packet::ipv4_udp(src, SOURCE_PORT, reflector, params.reflector.port(), &probe, &mut packet);
-                if !self.fleet.send(device, now, &packet) {
-                    echo.send_failures += 1;
-                }
-                echo.sent += 1;
-            }
-            if echo.sent >= total && drain_until.is_none() {
-                drain_until = Some(now + Duration::from_secs(2));
-            }
-            if echo.received >= total || drain_until.is_some_and(|d| now >= d) || live.is_empty() {
-                return Ok(echo);
-            }
-            let next_send = if echo.sent < total {
-                epoch + interval * u32::try_from(echo.sent).unwrap_or(u32::MAX)
-            } else {
-                now + Duration::from_millis(50)
-            };
-            self.turn(next_send.min(now + Duration::from_millis(100)))?;
-            for h in self.happenings.drain(..) {
-                let Happening::Packet { packet, at, .. } = h else { continue };
-                let Some((seq, sent_ns)) = packet::parse_probe(&packet, reflector, SOURCE_PORT) else { continue };
-                let Some(flag) = seen.get_mut(usize::try_from(seq).unwrap_or(usize::MAX)) else { continue };
-                if *flag {
-                    continue;
-                }
-                *flag = true;
-                echo.received += 1;
-                let rtt = at.duration_since(epoch).saturating_sub(Duration::from_nanos(sent_ns));
-                let _ = echo.rtt.record(micros(rtt));
-            }
-            let (sent, received) = (echo.sent, echo.received);
-            self.progress.tick(|| format!("probes sent {sent}/{total} received {received}"));
-        }
+        assert!(Scenario::from_name("storm").is_none());
     }
 }

@@ -74,9 +74,14 @@ impl Report {
     }
 }
 
+/// A histogram's summary, plus every non-empty bucket as `[value, count]`
+/// under `recorded`, so results from several processes merge exactly
+/// ([`histogram_from_json`]) and can be re-analysed later.
 pub(crate) fn histogram_json(h: &Histogram<u64>) -> Value {
     let percentiles: Vec<Value> =
         PERCENTILES.iter().map(|&p| json!({ "percentile": p, "value": h.value_at_percentile(p) })).collect();
+    let recorded: Vec<Value> =
+        h.iter_recorded().map(|v| json!([h.highest_equivalent(v.value_iterated_to()), v.count_at_value()])).collect();
     json!({
         "unit": "us",
         "count": h.len(),
@@ -84,6 +89,17 @@ pub(crate) fn histogram_json(h: &Histogram<u64>) -> Value {
         "mean": h.mean(),
         "max": h.max(),
         "percentiles": percentiles,
+        "recorded": recorded,
+    })
+}
+
+/// Adds the `recorded` buckets of a [`histogram_json`] value into `h`;
+/// `false` when the value has none or they do not fit.
+pub(crate) fn histogram_from_json(v: &Value, h: &mut Histogram<u64>) -> bool {
+    let Some(buckets) = v.get("recorded").and_then(Value::as_array) else { return false };
+    buckets.iter().all(|b| {
+        let pair = (b.get(0).and_then(Value::as_u64), b.get(1).and_then(Value::as_u64));
+        matches!(pair, (Some(value), Some(count)) if h.record_n(value, count).is_ok())
     })
 }
 
@@ -153,5 +169,25 @@ impl Progress {
         let elapsed = now.duration_since(self.start).as_secs_f64();
         let cpu = cpu_seconds() - self.cpu_start;
         eprintln!("[{elapsed:6.1}s] {}  generator cpu {cpu:.2}s ({:.0}%)", line(), 100.0 * cpu / elapsed.max(1e-9));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_histogram_survives_its_json_exactly() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        for v in [1u64, 5, 5, 1_000, 123_456, 3_000_000] {
+            h.record(v).expect("in range");
+        }
+        let mut back = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds");
+        assert!(histogram_from_json(&histogram_json(&h), &mut back));
+        assert_eq!(back.len(), h.len());
+        for p in [0.0, 50.0, 99.0, 100.0] {
+            assert_eq!(back.value_at_percentile(p), h.value_at_percentile(p), "p{p}");
+        }
+        assert!(!histogram_from_json(&json!({"count": 3}), &mut back));
     }
 }

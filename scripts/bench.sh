@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# `corridor bench run`, every scenario, against corridor and against ocserv:
+# the same generator (the device library: TLS, login, CONNECT, DTLS
+# PSK-NEGOTIATE) on one scripts/topology.sh topology, one gateway after the
+# other, so the two are measured on identical work in one run.
+#
+#   sudo bash scripts/bench.sh [--gateways corridor,ocserv] [--quick]
+#                              [--out DIR] [--prefix P] [--keep] [CASE...]
+#
+#   --gateways LIST  which gateways (default corridor,ocserv)
+#   --quick          small fleets, 2 s of traffic (what CI runs)
+#   --out DIR        where the JSON results and summary.md go
+#                    (default target/bench/DATE-COMMIT)
+#   --prefix P       namespace prefix (default bn)
+#   --keep           keep the work directory (configs, logs)
+#   CASE             any of the cases below (default: all)
+#
+# Cases (full / --quick):
+#   handshake-storm      1000 / 50 devices, 64 / 16 handshaking at once
+#   udp-echo             20 / 5 devices, 2000 / 500 probes/s for 10 / 2 s
+#   udp-echo-saturation  20 / 5 devices, 8 probes in flight each, 10 / 2 s
+#   bulk-64 bulk-512 bulk-1400 bulk-imix
+#                        4 / 1 devices, one-way UDP as fast as it goes, 10 / 2 s
+#   many-sessions        corridor 10000 / 200 devices (2 generator processes:
+#                        one process's open-file limit holds fewer), ocserv
+#                        1000 / 100 (a worker process per session); held
+#                        30 / 3 s; the gateway's memory per session
+#
+# Equal footing: both gateways get the same certificate, pool (a /18, so 10 000
+# devices fit), routes and user; corridor's password hash uses 5000 PBKDF2
+# iterations, about the cost of ocserv's crypt(3) SHA-512 with 5000 rounds, so
+# handshake-storm measures the handshakes and not a password-hash setting.
+#
+# Output: one JSON result per gateway and case (`corridor bench run --json`),
+# and summary.md: the key figures side by side with the corridor/ocserv ratio.
+# Exit status non-zero when a gateway fails to start or a case fails.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPTS="$REPO/scripts"
+# shellcheck source=scripts/lib/packages.sh
+. "$SCRIPTS/lib/packages.sh"
+# shellcheck source=scripts/lib/proc.sh
+. "$SCRIPTS/lib/proc.sh"
+# shellcheck source=scripts/ocserv-peer.sh
+. "$SCRIPTS/ocserv-peer.sh"
+
+ALL_CASES=(handshake-storm udp-echo udp-echo-saturation bulk-64 bulk-512 bulk-1400 bulk-imix many-sessions)
+GATEWAYS=corridor,ocserv
+QUICK=0
+OUT=""
+PREFIX=bn
+KEEP=0
+CASES=()
+
+usage() {
+    sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2
+    exit 2
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --gateways) GATEWAYS="$2"; shift 2 ;;
+    --quick) QUICK=1; shift ;;
+    --out) OUT="$2"; shift 2 ;;
+    --prefix) PREFIX="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h | --help) usage ;;
+    -*) echo "unknown option $1" >&2; usage ;;
+    *)
+        [[ " ${ALL_CASES[*]} " == *" $1 "* ]] || { echo "unknown case $1 (known: ${ALL_CASES[*]})" >&2; exit 2; }
+        CASES+=("$1")
+        shift
+        ;;
+    esac
+done
+[ ${#CASES[@]} -gt 0 ] || CASES=("${ALL_CASES[@]}")
+
+NS_DEVICE="${PREFIX}device"
+NS_GATEWAY="${PREFIX}gateway"
+NS_ORG="${PREFIX}org"
+GATEWAY_IP=10.10.0.1
+REFLECTOR=10.99.0.2:9000
+POOL=192.168.64.0/18
+export CORRIDOR_POOL="$POOL" OCSERV_PEER_POOL="$POOL"
+CORRIDOR="$REPO/target/release/corridor"
+COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+export CORRIDOR_COMMIT="$COMMIT"
+[ -n "$OUT" ] || OUT="$REPO/target/bench/$(date -u +%Y%m%dT%H%M%SZ)-$COMMIT"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+WORK="$(mktemp -d /tmp/corridor-bench.XXXXXX)"
+PASSWORD="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+GATEWAY_PID=""
+REFLECTOR_PID=""
+FAILED=()
+
+step() { printf '\n==> %s\n' "$*"; }
+info() { printf '    %s\n' "$*"; }
+die() {
+    printf 'bench: %s\n' "$*" >&2
+    exit 1
+}
+
+cleanup() {
+    local rc=$?
+    set +e
+    stop_pid "$REFLECTOR_PID" 5
+    stop_pid "$GATEWAY_PID" 10
+    ocserv_peer_stop "$WORK/ocserv" 2>/dev/null
+    "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
+    if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "work directory kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Parameters of one case for one gateway, as `corridor bench run` arguments.
+case_args() { # GATEWAY CASE
+    local q="$QUICK" secs=10 many
+    [ "$q" = 1 ] && secs=2
+    case "$2" in
+    handshake-storm) [ "$q" = 1 ] && echo "--devices 50 --concurrency 16" || echo "--devices 1000 --concurrency 64" ;;
+    udp-echo) [ "$q" = 1 ] && echo "--devices 5 --rate 500 --seconds 2" || echo "--devices 20 --rate 2000 --seconds 10" ;;
+    udp-echo-saturation) echo "--devices $([ "$q" = 1 ] && echo 5 || echo 20) --rate 0 --window 8 --seconds $secs" ;;
+    bulk-*) echo "--devices $([ "$q" = 1 ] && echo 1 || echo 4) --size ${2#bulk-} --seconds $secs" ;;
+    many-sessions)
+        if [ "$1" = corridor ]; then many=$([ "$q" = 1 ] && echo 200 || echo 10000); else many=$([ "$q" = 1 ] && echo 100 || echo 1000); fi
+        echo "--devices $many --concurrency 64 --processes 2 --seconds $([ "$q" = 1 ] && echo 3 || echo 30) --gateway-pid $GATEWAY_PID"
+        ;;
+    esac
+}
+
+scenario_of() { # CASE
+    case "$1" in
+    udp-echo-saturation) echo udp-echo ;;
+    bulk-*) echo bulk ;;
+    *) echo "$1" ;;
+    esac
+}
+
+start_corridor() {
+    mkdir -p "$WORK/corridor"
+    cat >"$WORK/corridor/gateway.toml" <<EOF
+# Written by scripts/bench.sh.
+[server]
+listen = "$GATEWAY_IP:443"
+dtls_port = 443
+cert = "$WORK/certs/server.crt"
+key = "$WORK/certs/server.key"
+max_connections = 12000
+
+[auth]
+password_file = "passwd"
+
+[network]
+pool = "$POOL"
+
+[dataplane]
+shards = 0
+
+[admin]
+listen = "$GATEWAY_IP:9100"
+
+[[group]]
+name = "bench"
+allowed = ["10.99.0.0/24"]
+split_include = ["10.99.0.0/24"]
+EOF
+    printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
+    NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$WORK/corridor/gateway.toml" \
+        </dev/null >"$WORK/corridor/gateway.log" 2>&1 &
+    GATEWAY_PID=$!
+    ready() { alive "$GATEWAY_PID" && listening "$NS_GATEWAY" tcp 443 && listening "$NS_GATEWAY" udp 443; }
+    wait_for 20 ready || { tail -n 30 "$WORK/corridor/gateway.log" >&2; return 1; }
+    info "corridor pid $GATEWAY_PID"
+}
+
+start_ocserv() {
+    local many=1000
+    [ "$QUICK" = 1 ] && many=100
+    OCSERV_PEER_MAX_CLIENTS=$((many + 100)) ocserv_peer_start "$PREFIX" "$WORK/certs" "$WORK/ocserv" "$PASSWORD" ||
+        return 1
+    GATEWAY_PID="$(cat "$WORK/ocserv/ocserv.main.pid")"
+    info "ocserv pid $GATEWAY_PID"
+}
+
+stop_gateway() { # GATEWAY
+    if [ "$1" = ocserv ]; then
+        ocserv_peer_stop "$WORK/ocserv"
+    else
+        stop_pid "$GATEWAY_PID" 10
+    fi
+    GATEWAY_PID=""
+}
+
+run_case() { # GATEWAY CASE
+    local gw="$1" c="$2" json="$OUT/$1-$2.json" args
+    args="$(case_args "$gw" "$c")"
+    step "$gw: $c ($args)"
+    # shellcheck disable=SC2086 # args is a list of words
+    if printf '%s\n' "$PASSWORD" | ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run "$(scenario_of "$c")" \
+        --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
+        --reflector "$REFLECTOR" --json "$json" $args; then
+        return 0
+    fi
+    FAILED+=("$gw/$c")
+    rm -f "$json"
+    return 0
+}
+
+# corridor's Prometheus counters after a case, beside its result.
+save_metrics() { # GATEWAY CASE
+    [ "$1" = corridor ] || return 0
+    ip netns exec "$NS_DEVICE" curl -s --max-time 5 "http://$GATEWAY_IP:9100/metrics" >"$OUT/$1-$2.metrics.txt" || true
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, TUN)"
+    step "packages"
+    install_missing iproute2 ocserv openssl curl
+    step "build (release)"
+    (cd "$REPO" && cargo build --release --quiet)
+    [ -x "$CORRIDOR" ] || die "no $CORRIDOR"
+    step "certificates and topology (prefix $PREFIX, pool $POOL)"
+    "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
+    "$SCRIPTS/topology.sh" down "$PREFIX"
+    "$SCRIPTS/topology.sh" up "$PREFIX"
+    ip netns exec "$NS_ORG" "$CORRIDOR" bench reflect --listen "$REFLECTOR" >"$WORK/reflector.log" 2>&1 &
+    REFLECTOR_PID=$!
+    wait_for 10 grep -q "reflecting on" "$WORK/reflector.log" || die "the reflector did not start"
+
+    local gw c
+    IFS=, read -ra gws <<<"$GATEWAYS"
+    for gw in "${gws[@]}"; do
+        step "starting $gw"
+        case "$gw" in
+        corridor) start_corridor || die "corridor did not start (log above)" ;;
+        ocserv) start_ocserv || die "ocserv did not start (log above)" ;;
+        *) die "unknown gateway $gw (corridor, ocserv)" ;;
+        esac
+        for c in "${CASES[@]}"; do
+            run_case "$gw" "$c"
+            save_metrics "$gw" "$c"
+            alive "$GATEWAY_PID" || die "$gw died during $c"
+        done
+        stop_gateway "$gw"
+    done
+
+    step "summary ($OUT/summary.md)"
+    python3 "$SCRIPTS/lib/bench_summary.py" "$OUT" "${CASES[@]}" | tee "$OUT/summary.md"
+    if [ ${#FAILED[@]} -gt 0 ]; then
+        die "failed: ${FAILED[*]}"
+    fi
+}
+
+main

@@ -37,6 +37,11 @@ const FIRST_CONN: usize = 16;
 const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often timers are checked.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a finished handshake's last flight waits for its shard to
+/// confirm the grant. Past it the flight goes anyway: there is no
+/// confirmation when the shard's event queue is full or it refused the
+/// grant, and a device must never be left mid-handshake for want of one.
+const FINAL_FLIGHT_HOLD: Duration = Duration::from_millis(200);
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -74,6 +79,30 @@ pub struct ControlCounters {
     pub drop_policy: u64,
     pub drop_not_ipv4: u64,
     pub sessions_ended: u64,
+    /// Final DTLS flights sent after [`FINAL_FLIGHT_HOLD`] with no word
+    /// from the shard that its grant was installed.
+    pub final_flights_released_by_timer: u64,
+}
+
+/// A finished handshake's last flight (ChangeCipherSpec, Finished), held
+/// until `shard` reports the grant for `peer` installed: the device sends
+/// data as soon as it reads the flight, and the shard takes records from a
+/// peer it holds no grant for as handshake traffic, which is lost.
+#[derive(Debug)]
+struct HeldFlight {
+    shard: ShardId,
+    peer: SocketAddr,
+    datagrams: Vec<Vec<u8>>,
+    since: Instant,
+}
+
+/// Sends datagrams to a device from the data plane's UDP port, as every
+/// handshake datagram is. Best effort: a lost one is a lost datagram, which
+/// DTLS retransmission covers.
+fn send_datagrams(sender: &std::net::UdpSocket, peer: SocketAddr, datagrams: &[Vec<u8>]) {
+    for d in datagrams {
+        let _ = sender.send_to(d, peer);
+    }
 }
 
 pub struct Gateway {
@@ -88,6 +117,7 @@ pub struct Gateway {
     passwords: Option<PasswordFile>,
     dataplane: Dataplane,
     handshakes: Handshakes,
+    held_flights: HashMap<SessionId, HeldFlight>,
     pub counters: ControlCounters,
     limits: Limits,
     admin: Option<std::net::TcpListener>,
@@ -190,6 +220,7 @@ impl Gateway {
             passwords,
             dataplane,
             handshakes,
+            held_flights: HashMap::new(),
             counters: ControlCounters::default(),
             limits: Limits::default(),
             admin,
@@ -652,7 +683,10 @@ impl Gateway {
         }
         s.cstp_rx_packets += 1;
         s.last_data = now;
-        if let DtlsState::Granted { shard, peer } = s.dtls {
+        // A device whose final flight is still held has not finished its
+        // handshake, so CSTP is where its data belongs: no fallback.
+        let handshake_finishing = self.held_flights.contains_key(&id);
+        if let (DtlsState::Granted { shard, peer }, false) = (s.dtls, handshake_finishing) {
             // The device sends data over CSTP only when its DTLS channel is
             // down (openconnect-protocol.md §8): stop sending over DTLS too,
             // until it completes a new handshake.
@@ -682,6 +716,7 @@ impl Gateway {
                     };
                     self.handshakes.on_datagram(now, shard, peer, &datagram, &mut send, &mut done);
                 }
+                FromShard::Granted { shard, session, peer } => self.release_final_flight(shard, session, peer),
                 FromShard::CstpPacket { session, packet } => self.send_over_cstp(session, &packet, now),
                 FromShard::Disconnect { session } => {
                     tracing::info!(session = %session, "DTLS DISCONNECT from client");
@@ -719,8 +754,9 @@ impl Gateway {
     }
 
     /// Finished DTLS handshakes become session grants on the shard that
-    /// received the client's datagrams.
-    fn grant(&mut self, done: Vec<Established>, _now: Instant) {
+    /// received the client's datagrams; their final flights wait for the
+    /// grant to be installed (see [`HeldFlight`]).
+    fn grant(&mut self, done: Vec<Established>, now: Instant) {
         for e in done {
             let Some(id) = self.sessions.by_app_id(&e.info.app_id) else { continue };
             let config = self.config.clone();
@@ -740,9 +776,46 @@ impl Gateway {
                 Ok(()) => {
                     s.dtls = DtlsState::Granted { shard: e.shard, peer: e.peer };
                     tracing::info!(session = %id, user = %s.user, suite = ?e.info.suite, peer = %e.peer, shard = e.shard.0, "DTLS established; session handed to shard");
+                    // A flight still held from an earlier handshake of this
+                    // session answers a DTLS session that no longer exists.
+                    self.held_flights
+                        .insert(id, HeldFlight { shard: e.shard, peer: e.peer, datagrams: e.final_flight, since: now });
                 }
-                Err(_) => tracing::warn!(session = %id, "shard queue full; DTLS grant dropped, traffic stays on CSTP"),
+                Err(_) => {
+                    tracing::warn!(session = %id, "shard queue full; DTLS grant dropped, traffic stays on CSTP");
+                    // No grant will be confirmed; holding the flight would
+                    // only delay the device, as before this hold existed.
+                    send_datagrams(self.dataplane.udp_sender(), e.peer, &e.final_flight);
+                }
             }
+        }
+    }
+
+    /// `shard` installed the grant of `session` for `peer`: the device may
+    /// have its final flight. A confirmation of an older grant (another
+    /// shard or peer, since replaced) releases nothing.
+    fn release_final_flight(&mut self, shard: ShardId, session: SessionId, peer: SocketAddr) {
+        if !self.held_flights.get(&session).is_some_and(|f| f.shard == shard && f.peer == peer) {
+            return;
+        }
+        if let Some(f) = self.held_flights.remove(&session) {
+            send_datagrams(self.dataplane.udp_sender(), f.peer, &f.datagrams);
+        }
+    }
+
+    /// Sends the final flights whose grant confirmation is overdue.
+    fn release_overdue_final_flights(&mut self, now: Instant) {
+        let overdue: Vec<SessionId> = self
+            .held_flights
+            .iter()
+            .filter(|(_, f)| now.saturating_duration_since(f.since) >= FINAL_FLIGHT_HOLD)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in overdue {
+            let Some(f) = self.held_flights.remove(&id) else { continue };
+            self.counters.final_flights_released_by_timer += 1;
+            tracing::debug!(session = %id, peer = %f.peer, shard = f.shard.0, "no grant confirmation from the shard; final DTLS flight sent anyway");
+            send_datagrams(self.dataplane.udp_sender(), f.peer, &f.datagrams);
         }
     }
 
@@ -754,6 +827,7 @@ impl Gateway {
         let mut done = Vec::new();
         self.handshakes.on_tick(now, &mut send, &mut done);
         self.grant(done, now);
+        self.release_overdue_final_flights(now);
 
         let t = self.config.timers;
         let mut ending = Vec::new();
@@ -806,6 +880,7 @@ impl Gateway {
     /// grant, forget its key and cookie, return its address.
     fn end_session(&mut self, id: SessionId, reason: EndReason) {
         let Some(s) = self.sessions.remove(id) else { return };
+        self.held_flights.remove(&id);
         if let DtlsState::Granted { shard, .. } = s.dtls {
             let _ = self.dataplane.send(shard, ToShard::Revoke(id));
         }
@@ -897,6 +972,11 @@ impl Gateway {
             ("corridor_cstp_drop_policy_total", "CSTP packets to destinations the group may not reach", c.drop_policy),
             ("corridor_cstp_drop_not_ipv4_total", "CSTP packets that were not IPv4", c.drop_not_ipv4),
             ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
+            (
+                "corridor_dtls_final_flight_released_by_timer_total",
+                "final DTLS handshake flights sent without the shard confirming the grant",
+                c.final_flights_released_by_timer,
+            ),
         ] {
             m.counter(name, help, "", v);
         }

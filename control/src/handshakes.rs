@@ -2,7 +2,8 @@
 //! §5.3). Shards forward datagrams from peers they have no session for;
 //! here they meet a stateless cookie exchange, then a `dtls::Connection`
 //! keyed by the session's TLS-exporter PSK, chosen by the App-ID in the
-//! ClientHello. A finished handshake becomes a session grant.
+//! ClientHello. A finished handshake becomes a session grant; its final
+//! flight goes back to the caller, to be sent once the grant is installed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -61,13 +62,21 @@ struct Pending {
     done_at: Option<Instant>,
 }
 
-/// A handshake that completed: hand `keys` to `shard` for `peer`.
+/// A handshake that completed: hand `keys` to `shard` for `peer`, then
+/// send `final_flight` to `peer`.
 #[derive(Debug)]
 pub struct Established {
     pub peer: SocketAddr,
     pub shard: ShardId,
     pub info: HandshakeInfo,
     pub keys: SessionKeys,
+    /// Our ChangeCipherSpec and Finished, not yet sent. The device sends
+    /// data the moment it reads them, and a record reaching the shard
+    /// before the grant would be taken for a stranger's and lost: hold
+    /// them until the shard has the session. Later copies (the device lost
+    /// these and resent its own flight, a retransmission timeout later) go
+    /// out at once from the lingering handshake.
+    pub final_flight: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -181,20 +190,15 @@ impl Handshakes {
         done: &mut Vec<Established>,
     ) {
         let Some(p) = self.pending.get_mut(&peer) else { return };
-        let mut buf = Vec::new();
-        while p.conn.poll_transmit(&mut buf) {
-            send(peer, &buf);
-        }
+        // Events before transmits: both were queued by the same
+        // `handle_datagram`/`handle_timeout`, and a completion decides where
+        // the datagrams queued with it go.
+        let mut completed = None;
         let mut remove = false;
         while let Some(e) = p.conn.poll_event() {
             match e {
                 Event::Connected(info) => match p.conn.export_session() {
-                    Some(keys) => {
-                        self.counters.established += 1;
-                        p.done_at = Some(now);
-                        self.lingering += 1;
-                        done.push(Established { peer, shard: p.shard, info, keys });
-                    }
+                    Some(keys) => completed = Some((info, keys)),
                     None => remove = true,
                 },
                 Event::Closed(CloseReason::Error(e)) => {
@@ -206,8 +210,20 @@ impl Handshakes {
                 Event::ApplicationData(_) | Event::Alert { .. } => {}
             }
         }
+        let mut buf = Vec::new();
+        let mut final_flight = Vec::new();
         while p.conn.poll_transmit(&mut buf) {
-            send(peer, &buf);
+            if completed.is_some() {
+                final_flight.push(core::mem::take(&mut buf));
+            } else {
+                send(peer, &buf);
+            }
+        }
+        if let Some((info, keys)) = completed {
+            self.counters.established += 1;
+            p.done_at = Some(now);
+            self.lingering += 1;
+            done.push(Established { peer, shard: p.shard, info, keys, final_flight });
         }
         if remove {
             self.remove(&peer);
@@ -249,14 +265,23 @@ impl Handshakes {
 mod tests {
     use super::*;
 
-    /// Drives one PSK-NEGOTIATE client from `port` against `h` until it is
-    /// connected or nothing moves; returns whether it connected.
-    fn handshake(h: &mut Handshakes, now: Instant, port: u16, app_id: &[u8]) -> bool {
+    fn client_for(h: &Handshakes, now: Instant, app_id: &[u8]) -> Connection {
         let psk = [7u8; 32];
         h.keys().set(app_id, Psk::new(psk.to_vec()));
         let mut c = dtls::ClientConfig::new(b"psk", &psk);
         c.session_id = app_id.to_vec();
-        let mut client = Connection::client(Arc::new(c), now).expect("client");
+        Connection::client(Arc::new(c), now).expect("client")
+    }
+
+    fn connected(client: &mut Connection) -> bool {
+        std::iter::from_fn(|| client.poll_event()).any(|e| matches!(e, Event::Connected(_)))
+    }
+
+    /// Drives one PSK-NEGOTIATE client from `port` against `h` until it is
+    /// connected or nothing moves, releasing the final flight as the gateway
+    /// does once the grant is installed; returns whether it connected.
+    fn handshake(h: &mut Handshakes, now: Instant, port: u16, app_id: &[u8]) -> bool {
+        let mut client = client_for(h, now, app_id);
         let peer: SocketAddr = ([10, 10, 0, 2], port).into();
         let (mut to_server, mut done, mut buf) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..10 {
@@ -270,16 +295,83 @@ mod tests {
             for d in to_server.drain(..) {
                 h.on_datagram(now, ShardId(0), peer, &d, &mut |_, b| to_client.push(b.to_vec()), &mut done);
             }
+            for e in &mut done {
+                to_client.append(&mut e.final_flight);
+            }
             for d in to_client {
                 client.handle_datagram(now, &d);
             }
         }
-        while let Some(e) = client.poll_event() {
-            if matches!(e, Event::Connected(_)) {
-                return !done.is_empty();
+        connected(&mut client) && !done.is_empty()
+    }
+
+    /// Runs `client`'s flights through `h` until the handshake completes
+    /// there; returns what completed and what `h` sent in that last step.
+    fn until_established(
+        h: &mut Handshakes,
+        now: Instant,
+        client: &mut Connection,
+        peer: SocketAddr,
+    ) -> (Established, Vec<Vec<u8>>) {
+        let (mut done, mut buf) = (Vec::new(), Vec::new());
+        for _ in 0..4 {
+            let mut sent = Vec::new();
+            while client.poll_transmit(&mut buf) {
+                h.on_datagram(now, ShardId(3), peer, &buf, &mut |_, b| sent.push(b.to_vec()), &mut done);
+            }
+            if let Some(e) = done.pop() {
+                assert!(done.is_empty(), "one handshake completed");
+                return (e, sent);
+            }
+            for d in sent {
+                client.handle_datagram(now, &d);
             }
         }
-        false
+        panic!("the handshake did not complete in four client flights");
+    }
+
+    /// Regression: a device that read our Finished before its shard had the
+    /// grant sent data the shard took for a stranger's, and lost it.
+    #[test]
+    fn final_flight_is_held_in_established_not_sent() {
+        let now = Instant::now();
+        let mut h = Handshakes::new(now).expect("handshakes");
+        let mut client = client_for(&h, now, &[9; 32]);
+        let peer: SocketAddr = ([10, 10, 0, 2], 42_000).into();
+        let (e, sent) = until_established(&mut h, now, &mut client, peer);
+        assert!(sent.is_empty(), "nothing is sent when the handshake completes: {sent:?}");
+        assert_eq!((e.peer, e.shard), (peer, ShardId(3)));
+        assert!(!e.final_flight.is_empty());
+        assert!(!connected(&mut client), "the device waits for the held flight");
+        for d in &e.final_flight {
+            client.handle_datagram(now, d);
+        }
+        assert!(connected(&mut client), "the released flight completes the device's handshake");
+        assert_eq!(h.counters.established, 1);
+    }
+
+    /// The held flight may be lost on the way like any other: the device
+    /// resends its own, and the lingering handshake answers it at once.
+    #[test]
+    fn lost_final_flight_is_resent_when_the_device_retransmits() {
+        let now = Instant::now();
+        let mut h = Handshakes::new(now).expect("handshakes");
+        let mut client = client_for(&h, now, &[10; 32]);
+        let peer: SocketAddr = ([10, 10, 0, 2], 42_001).into();
+        let (_lost_on_the_way, _) = until_established(&mut h, now, &mut client, peer);
+        let later = now + Duration::from_secs(2);
+        client.handle_timeout(later);
+        let (mut resent, mut done, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        while client.poll_transmit(&mut buf) {
+            h.on_datagram(later, ShardId(3), peer, &buf, &mut |_, b| resent.push(b.to_vec()), &mut done);
+        }
+        assert!(done.is_empty(), "a retransmission grants nothing again");
+        assert!(!resent.is_empty(), "the final flight is sent again");
+        for d in &resent {
+            client.handle_datagram(later, d);
+        }
+        assert!(connected(&mut client));
+        assert_eq!(h.counters.established, 1);
     }
 
     #[test]

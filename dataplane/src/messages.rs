@@ -44,6 +44,12 @@ pub enum FromShard {
     Handshake { shard: ShardId, peer: SocketAddr, datagram: Vec<u8> },
     /// A TUN packet for a pool address with no DTLS session: send it over CSTP.
     CstpPacket { session: SessionId, packet: Vec<u8> },
+    /// `shard` installed the grant of `session` for `peer`: records from
+    /// `peer` are opened there from now on. Control holds back the last
+    /// handshake flight until then, because the device starts sending data
+    /// the moment it reads it. One per accepted grant; a refused grant
+    /// (counted as `grants_rejected`) sends none.
+    Granted { shard: ShardId, session: SessionId, peer: SocketAddr },
     /// The device sent DISCONNECT over DTLS.
     Disconnect { session: SessionId },
     /// At most once per second per session that moved packets since the

@@ -222,6 +222,29 @@ fn events_for_control() {
     h.expect_counters("one grant and one revoke", |c| (c.grants, c.revokes) == (1, 1));
 }
 
+/// Control holds the handshake's final flight until the shard confirms the
+/// grant, because the device sends data the moment it reads that flight. So
+/// an installed grant is confirmed, and a record sent right after the
+/// confirmation is opened, not taken for a stranger's handshake.
+#[test]
+fn an_installed_grant_is_confirmed_to_control() {
+    let mut h = Harness::start("cdp-gd", 11, 2);
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    let expected = (h.shard.expect("granted"), h.addr.device_session(), h.device.local_addr().expect("addr"));
+    let confirmed = h.expect_event("the grant confirmation", |e| match e {
+        FromShard::Granted { shard, session, peer } => Some((*shard, *session, *peer)),
+        _ => None,
+    });
+    assert_eq!(confirmed, expected);
+
+    let server_addr = h.server.local_addr().expect("addr");
+    let device_inner = SocketAddr::from((h.addr.device(), 5555));
+    h.device_send(TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"first packet"));
+    assert_eq!(h.server_recv(), (device_inner, b"first packet".to_vec()));
+    let c = h.expect_counters("the record opened", |c| c.rx_records == 1);
+    assert_eq!((c.grants, c.handshakes_forwarded), (1, 1), "only the stand-in ClientHello went to control: {c:?}");
+}
+
 /// CSTP packets of a session without a DTLS grant: any shard writes them if
 /// the inner source is the session's pool address (control checked the
 /// destination), and drops them otherwise.
@@ -259,6 +282,12 @@ fn inconsistent_grant_is_rejected() {
     h.dp.send(dataplane::ShardId(0), ToShard::Grant(Box::new(grant))).expect("queue");
     h.expect_counters("a rejected grant", |c| c.grants_rejected == 1);
     assert_eq!(h.dp.owner_of(SessionId(10)), None);
+    let mut events = Vec::new();
+    h.dp.drain_events(&mut events);
+    assert!(
+        !events.iter().any(|e| matches!(e, FromShard::Granted { .. })),
+        "a refused grant is not confirmed: {events:?}"
+    );
     assert!(h.dp.send(dataplane::ShardId(7), ToShard::Revoke(SessionId(1))).is_err(), "no such shard");
 }
 

@@ -269,6 +269,7 @@ impl Shard {
         }
         self.set_owner(session);
         self.counters.grants += 1;
+        self.emit(FromShard::Granted { shard: self.id, session, peer });
     }
 
     fn on_revoke(&mut self, id: SessionId) {

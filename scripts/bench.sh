@@ -32,7 +32,8 @@
 # handshake-storm measures the handshakes and not a password-hash setting.
 #
 # Output: one JSON result per gateway and case (`corridor bench run --json`),
-# and summary.md: the key figures side by side with the corridor/ocserv ratio.
+# corridor's /metrics after each case, summary.md (the key figures side by
+# side with the corridor/ocserv ratio) and SVG plots (scripts/lib/plots.py).
 # Exit status non-zero when a gateway fails to start or a case fails.
 set -euo pipefail
 
@@ -252,7 +253,8 @@ main() {
     done
 
     step "summary ($OUT/summary.md)"
-    python3 "$SCRIPTS/lib/bench_summary.py" "$OUT" "${CASES[@]}" | tee "$OUT/summary.md"
+    BENCH_GATEWAYS="$GATEWAYS" python3 "$SCRIPTS/lib/bench_summary.py" "$OUT" "${CASES[@]}" | tee "$OUT/summary.md"
+    python3 "$SCRIPTS/lib/plots.py" bench "$OUT" "$OUT" || true
     if [ ${#FAILED[@]} -gt 0 ]; then
         die "failed: ${FAILED[*]}"
     fi

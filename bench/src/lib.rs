@@ -1,4 +1,10 @@
-//! corridor's fast-path scenarios with fixed inputs, for instruction counts.
+//! `corridor bench`: three tools that measure corridor.
+//!
+//! * [`load`]: the load generator (`corridor bench run`, `bench reflect`):
+//!   many simulated devices through the real protocol, HDR histograms, JSON.
+//! * [`compare`]: `corridor bench compare OLD NEW`, ratios and regressions.
+//! * This module's [`Scenario`]s: the fast path with fixed inputs, for the
+//!   deterministic instruction counts of the CI gate (`corridor-icount`).
 //!
 //! Each [`Scenario`] builds its inputs (keys, packets, frames) and then runs
 //! the measured part inside [`measured`], the one function the callgrind
@@ -8,7 +14,7 @@
 //! says (every record opened, every packet admitted), so a broken scenario
 //! fails loudly instead of reporting a cheap, wrong count.
 //!
-//! Nothing here reads a clock for its result or does I/O; the keys are
+//! The scenarios read no clock for their result and do no I/O; the keys are
 //! fixed. The DTLS handshake draws randoms from the system RNG, which moves
 //! its count by a few instructions at most (see the baseline's tolerance).
 

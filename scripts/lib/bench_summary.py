@@ -5,7 +5,8 @@ corridor beside ocserv, with the corridor/ocserv ratio.
     python3 scripts/lib/bench_summary.py OUTDIR CASE...
 
 Reads OUTDIR/GATEWAY-CASE.json (`corridor bench run --json` results) and
-prints Markdown. A missing result shows as "failed".
+prints Markdown. A missing result shows as "failed", or "not run" for a
+gateway left out of $BENCH_GATEWAYS.
 """
 import json
 import os
@@ -62,9 +63,9 @@ def lookup(doc, path):
     return v if isinstance(v, (int, float)) else None
 
 
-def fmt(x):
+def fmt(x, ran=True):
     if x is None:
-        return "failed"
+        return "failed" if ran else "not run"
     if abs(x) >= 100 or x == int(x):
         return f"{x:,.0f}"
     return f"{x:.3g}"
@@ -72,6 +73,7 @@ def fmt(x):
 
 def main():
     out, cases = sys.argv[1], sys.argv[2:]
+    ran = os.environ.get("BENCH_GATEWAYS", ",".join(GATEWAYS)).split(",")
     docs = {}
     for g in GATEWAYS:
         for c in cases:
@@ -97,7 +99,7 @@ def main():
             ratio = f"{a / b:.2f}" if a is not None and b else "-"
             if label == "generator cores":
                 ratio = ""
-            print(f"| {c} | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
+            print(f"| {c} | {label} | {fmt(a, 'corridor' in ran)} | {fmt(b, 'ocserv' in ran)} | {ratio} |")
     return 0
 
 

@@ -1,7 +1,7 @@
 //! `corridor bench run`: many simulated devices in one process, each a full
 //! session through the real protocol (TLS, login, CONNECT, DTLS), spread
 //! over `threads` generator threads, each driving its share of the devices
-//! from one poll loop ([`fleet`]) with batched sends (UDP GSO).
+//! from one poll loop (`fleet`) with batched sends (UDP GSO).
 //!
 //! Scenario names are stable (they key result files and `bench compare`):
 //!
@@ -157,7 +157,7 @@ pub struct Params {
     pub gateway_pid: Option<u32>,
     /// Generator processes (`handshake-storm`, `many-sessions`): each device
     /// holds two sockets, so one process's open-file limit caps the fleet.
-    /// The extra processes are this program again (see [`child_args`]).
+    /// The extra processes are this program again (`child::child_args`).
     pub processes: usize,
     /// Print `settled up=N failed=M` on stdout once every device of this
     /// process is up or failed (how a parent run learns it).

@@ -317,3 +317,52 @@ fn traffic_moves_to_cstp_when_dtls_dies() {
     gw.proc.log.wait_for("device fell back to CSTP; DTLS grant revoked", Duration::from_secs(5));
     assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "and TCP both ways");
 }
+
+#[test]
+fn a_slow_password_check_does_not_stall_other_sessions() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    // A user whose PBKDF2 needs 4e9 iterations: over half an hour of CPU,
+    // far longer than this test. `corridor passwd` would have to compute
+    // that hash, so the line is written by hand (the hash never matches).
+    // Gateway::start adds alice and bob after it.
+    std::fs::write(
+        t.dir.join("passwd"),
+        format!("slow:pbkdf2-sha256:4000000000:{}:{}\n", "00".repeat(16), "00".repeat(32)),
+    )
+    .expect("passwd");
+    // No DTLS: alice's traffic goes over CSTP, through the control thread.
+    run(ns(&t.device(), "nft").args(["add table inet block"]));
+    run(ns(&t.device(), "nft").arg("add chain inet block out { type filter hook output priority 0 ; }"));
+    run(ns(&t.device(), "nft").args([&format!("add rule inet block out ip daddr {GATEWAY_IP} udp dport 443 drop")]));
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let alice = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+    assert_eq!(udp_echo(&alice.ns, 5), 5);
+
+    let body = r#"<?xml version="1.0" encoding="UTF-8"?>\n<config-auth client="vpn" type="auth-reply"><auth><username>slow</username><password>whatever</password></auth></config-auth>"#;
+    let script = format!(
+        "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\ns=c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=600),server_hostname='vpn.test')\nb=b'{body}'\ns.sendall(b'POST /auth HTTP/1.1\\r\\nHost: vpn.test\\r\\nContent-Type: application/xml\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(b) + b)\nprint('sent',flush=True)\nprint(s.recv(65536).decode('latin1'),flush=True)",
+        ca = t.dir.join("ca.crt").display()
+    );
+    let slow = Proc::spawn("slow login", {
+        let mut c = ns(&t.device(), "python3");
+        c.args(["-c", &script]);
+        c
+    });
+    slow.log.wait_for("sent", Duration::from_secs(10));
+    wait_until("the slow check to reach a verifier", Duration::from_secs(10), || {
+        (gw.metric("corridor_password_checks_pending") == 1).then_some(())
+    });
+
+    // While that check runs, the control thread carries alice's tunnel and
+    // takes a new TLS connection through its HTTP exchange.
+    assert_eq!(udp_echo(&alice.ns, 20), 20, "CSTP traffic during the slow check");
+    let out = raw_tls(&t, "b'GET / HTTP/1.1\\r\\nHost: vpn.test\\r\\n\\r\\n'");
+    assert!(out.starts_with("HTTP/1.1 200") && out.contains("auth-request"), "a login form: {out}");
+
+    // ... and all of it happened before the check finished.
+    assert_eq!(gw.metric("corridor_password_checks_pending"), 1, "{}", gw.admin("GET", "/metrics"));
+    assert!(!slow.log.contains("HTTP/1.1"), "the slow login has no answer yet: {}", slow.log.text());
+    assert_eq!(gw.metric("corridor_logins_total"), 1, "only alice logged in");
+    assert_eq!(gw.metric("corridor_login_failures_total"), 0);
+}

@@ -91,7 +91,22 @@ struct RawAuth {
     client_ca: Option<PathBuf>,
     #[serde(default)]
     max_login_attempts: Option<u32>,
+    #[serde(default)]
+    verify_threads: usize,
+    #[serde(default = "d_verify_queue")]
+    verify_queue: usize,
 }
+
+fn d_verify_queue() -> usize {
+    1024
+}
+
+/// The most password verifier threads: each burns a core for the length of
+/// a PBKDF2 run, and the data plane needs those cores.
+pub const MAX_VERIFY_THREADS: usize = 64;
+/// The longest verifier queue: past this many waiting logins a device is
+/// better told "busy" at once than made to wait out the login timeout.
+pub const MAX_VERIFY_QUEUE: usize = 65_536;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -231,6 +246,11 @@ pub struct Config {
     pub password_file: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub max_login_attempts: u32,
+    /// Password verifier threads; 0 = automatic (half the cores, 1..=4).
+    pub verify_threads: usize,
+    /// Password checks that may wait for a verifier; more logins are
+    /// answered "busy".
+    pub verify_queue: usize,
     pub pool: Ipv4Net,
     /// The gateway's own address on the TUN: the pool's first host.
     pub gateway_address: Ipv4Addr,
@@ -346,6 +366,20 @@ impl Config {
         if raw.auth.password_file.is_none() && raw.auth.client_ca.is_none() {
             return Err(err("auth", "no login method", "set auth.password_file, auth.client_ca, or both"));
         }
+        if raw.auth.verify_threads > MAX_VERIFY_THREADS {
+            return Err(err(
+                "auth.verify_threads",
+                format!("{} threads", raw.auth.verify_threads),
+                format!("use 1..={MAX_VERIFY_THREADS}, or 0 for half the cores (at most 4)"),
+            ));
+        }
+        if !(1..=MAX_VERIFY_QUEUE).contains(&raw.auth.verify_queue) {
+            return Err(err(
+                "auth.verify_queue",
+                format!("{} queued checks", raw.auth.verify_queue),
+                format!("use 1..={MAX_VERIFY_QUEUE} (1024 by default)"),
+            ));
+        }
         let mut groups = Vec::new();
         for (i, g) in raw.groups.iter().enumerate() {
             let f = |k: &str| format!("group[{i}].{k}");
@@ -395,6 +429,8 @@ impl Config {
             password_file: raw.auth.password_file,
             client_ca: raw.auth.client_ca,
             max_login_attempts: raw.auth.max_login_attempts.unwrap_or(3).max(1),
+            verify_threads: raw.auth.verify_threads,
+            verify_queue: raw.auth.verify_queue,
             pool,
             gateway_address,
             dns,
@@ -469,6 +505,24 @@ split_include = ["10.99.0.0/16"]
         assert_eq!(c.dtls_port, Some(443));
         assert_eq!(c.timers.dpd, Duration::from_secs(90));
         assert_eq!(c.group(Some("nope")).name, "staff");
+        assert_eq!((c.verify_threads, c.verify_queue), (0, 1024));
+    }
+
+    #[test]
+    fn verifier_settings_are_bounded() {
+        let with =
+            |line: &str| GOOD.replace("password_file = \"passwd\"", &format!("password_file = \"passwd\"\n{line}"));
+        let c = Config::parse(&with("verify_threads = 2\nverify_queue = 8")).expect("valid");
+        assert_eq!((c.verify_threads, c.verify_queue), (2, 8));
+        for (line, field) in [
+            ("verify_threads = 65", "auth.verify_threads"),
+            ("verify_queue = 0", "auth.verify_queue"),
+            ("verify_queue = 65537", "auth.verify_queue"),
+        ] {
+            let e = Config::parse(&with(line)).expect_err(line);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.fix.starts_with("use 1..="), "{e}");
+        }
     }
 
     #[test]

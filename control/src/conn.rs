@@ -12,6 +12,8 @@ use mio::Token;
 use proto::cstp::Deframer;
 use proto::grant::SessionId;
 
+use crate::verifier::PendingCheck;
+
 /// Plaintext we hold for a connection that has not formed a request yet:
 /// a little above the HTTP parser's own head + body limits.
 pub const MAX_PENDING_PLAINTEXT: usize = 96 * 1024;
@@ -39,6 +41,10 @@ pub struct TlsConn {
     /// Close once everything queued has been written.
     pub closing: bool,
     pub login_failures: u32,
+    /// A login whose password a verifier thread is checking. While it is
+    /// out, requests that arrive wait in `plaintext`; dropping the
+    /// connection abandons the check.
+    pub check: Option<PendingCheck>,
     /// The socket refused more bytes; DATA frames are dropped until it drains.
     pub blocked: bool,
 }
@@ -72,6 +78,7 @@ impl TlsConn {
             last_rx: now,
             closing: false,
             login_failures: 0,
+            check: None,
             blocked: false,
         })
     }

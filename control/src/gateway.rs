@@ -1,5 +1,6 @@
 //! The control thread: one mio loop over the TLS listener, the device
-//! connections, and the data plane's event queue. It authenticates, answers
+//! connections, the data plane's event queue and the password verifiers'
+//! verdicts (PBKDF2 runs on their threads, never here). It authenticates, answers
 //! CONNECT, carries CSTP, runs DTLS handshakes, hands established sessions
 //! to shards, and ends sessions when they are no longer wanted.
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use dataplane::{Dataplane, DataplaneConfig, FromShard, ShardId, ToShard};
 use mio::net::TcpListener;
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use proto::auth::{self, AuthDocType, AuthForm, FieldKind, FormField};
 use proto::connect::{self, DtlsParams, TunnelParams};
 use proto::cstp::{self, Deframer, PacketType};
@@ -27,10 +28,13 @@ use crate::handshakes::{Established, Handshakes};
 use crate::passwd::PasswordFile;
 use crate::pool::AddressPool;
 use crate::session::{random_bytes, random_hex, DtlsState, EndReason, Session, Sessions};
+use crate::verifier::{self, CheckResult, PendingCheck, SubmitError, Verdict, Verifiers};
 
 const LISTENER: Token = Token(0);
 const DATAPLANE: Token = Token(1);
 const ADMIN: Token = Token(2);
+/// Woken by the password verifiers when a verdict is ready.
+const VERIFIERS: Token = Token(3);
 const FIRST_CONN: usize = 16;
 
 /// How long a connection may take to log in and CONNECT.
@@ -68,6 +72,11 @@ pub struct ControlCounters {
     pub connections_refused: u64,
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// Logins answered "busy": the password verifiers' queue was full.
+    pub logins_busy: u64,
+    /// Verdicts that came back for a connection that had closed (or no
+    /// longer waited for that check).
+    pub verdicts_discarded: u64,
     pub bad_requests: u64,
     pub connects: u64,
     pub connect_rejected: u64,
@@ -114,7 +123,9 @@ pub struct Gateway {
     next_token: usize,
     sessions: Sessions,
     pool: AddressPool,
-    passwords: Option<PasswordFile>,
+    /// `None` without a password file: password logins then fail, as
+    /// there is nothing to check them against.
+    verifiers: Option<Verifiers>,
     dataplane: Dataplane,
     handshakes: Handshakes,
     held_flights: HashMap<SessionId, HeldFlight>,
@@ -163,6 +174,22 @@ impl Gateway {
             None => None,
         };
         let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
+        let verifiers = match passwords {
+            Some(p) => {
+                let waker = Waker::new(poll.registry(), VERIFIERS)
+                    .map_err(|e| StartError::Io("creating the password verifiers' waker", e))?;
+                let threads = match config.verify_threads {
+                    0 => verifier::auto_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+                    n => n,
+                };
+                tracing::info!(threads, queue = config.verify_queue, "password verifiers started");
+                Some(
+                    Verifiers::start(Arc::new(p), threads, config.verify_queue, Arc::new(waker))
+                        .map_err(|e| StartError::Io("starting the password verifier threads", e))?,
+                )
+            }
+            None => None,
+        };
         let mut listener = TcpListener::bind(config.listen).map_err(|e| StartError::Io("binding server.listen", e))?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -217,7 +244,7 @@ impl Gateway {
             next_token: FIRST_CONN,
             sessions: Sessions::default(),
             pool,
-            passwords,
+            verifiers,
             dataplane,
             handshakes,
             held_flights: HashMap::new(),
@@ -252,6 +279,7 @@ impl Gateway {
                     LISTENER => self.accept(now),
                     DATAPLANE => self.on_dataplane(now),
                     ADMIN => self.on_admin(),
+                    VERIFIERS => self.on_verdicts(now),
                     t => self.on_conn(t, now, ev.is_readable()),
                 }
             }
@@ -262,6 +290,9 @@ impl Gateway {
         }
         for id in self.sessions.ids() {
             self.end_session(id, EndReason::Shutdown);
+        }
+        if let Some(v) = self.verifiers.as_mut() {
+            v.shutdown();
         }
         let counters = self.counters;
         for (i, c) in self.dataplane.counters().iter().enumerate() {
@@ -319,6 +350,12 @@ impl Gateway {
             // Handle what arrived even if the peer closed right after it.
             self.process(&mut c, now);
         }
+        self.settle(c, closed, now);
+    }
+
+    /// Puts a connection back after work on it: writes what it queued, and
+    /// drops it if it is done.
+    fn settle(&mut self, mut c: TlsConn, mut closed: Option<&'static str>, now: Instant) {
         if c.flush().is_err() {
             closed = Some("write failed");
         }
@@ -328,7 +365,7 @@ impl Gateway {
         match closed {
             Some(why) => self.drop_conn(c, why, now),
             None => {
-                self.conns.insert(token, c);
+                self.conns.insert(c.token, c);
             }
         }
     }
@@ -351,7 +388,9 @@ impl Gateway {
         loop {
             match &mut c.phase {
                 Phase::Http => {
-                    if c.closing {
+                    // Requests behind a login wait for its verdict, as they
+                    // would behind an inline check.
+                    if c.closing || c.check.is_some() {
                         return;
                     }
                     let buf = std::mem::take(&mut c.plaintext);
@@ -484,21 +523,72 @@ impl Gateway {
             self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
             return;
         };
-        let entry = self.passwords.as_ref().and_then(|p| p.check(&user, &password)).map(|e| e.group.clone());
-        match entry {
-            Some(group) => self.login_ok(c, &user, group.as_deref(), now, "password"),
-            None => {
-                self.counters.logins_failed += 1;
-                c.login_failures += 1;
-                tracing::info!(peer = %c.peer, user = %user, failures = c.login_failures, "login failed");
-                if c.login_failures >= self.config.max_login_attempts {
-                    self.respond(c, 401, "Unauthorized", &[("Connection", "close")], b"");
-                    c.closing = true;
+        // The check runs on a verifier thread; the connection waits for
+        // its verdict in `on_verdicts`.
+        let Some(verifiers) = self.verifiers.as_mut() else {
+            self.login_failed(c, &user);
+            return;
+        };
+        match verifiers.submit(c.token, &user, password) {
+            Ok(pending) => c.check = Some(pending),
+            Err(e) => {
+                // A temporary refusal, not a wrong password: it does not
+                // count against max_login_attempts. openconnect shows the
+                // form's error and asks again (openconnect-protocol.md §2.4).
+                self.counters.logins_busy += 1;
+                if e == SubmitError::Stopped {
+                    tracing::warn!(peer = %c.peer, user = %user, "password verifiers are gone; login refused");
                 } else {
-                    let form = self.login_form(Some("Login failed."));
-                    self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
+                    tracing::info!(peer = %c.peer, user = %user, "password verifiers busy; login refused for now");
+                }
+                let form = self.login_form(Some("The gateway is busy; try again."));
+                self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
+            }
+        }
+    }
+
+    /// Verdicts from the password verifiers: each connection still waiting
+    /// for its check goes on as an inline check would have, then handles
+    /// whatever requests queued up behind it.
+    fn on_verdicts(&mut self, now: Instant) {
+        while let Some(CheckResult { id, verdict }) = self.verifiers.as_mut().and_then(Verifiers::try_result) {
+            let Some(mut c) = self.conns.remove(&id.conn) else {
+                self.counters.verdicts_discarded += 1;
+                continue;
+            };
+            let Some(pending) = PendingCheck::claim(&mut c.check, id) else {
+                self.counters.verdicts_discarded += 1;
+                self.conns.insert(id.conn, c);
+                continue;
+            };
+            let user = &pending.user;
+            match verdict {
+                Verdict::Accepted { group } => self.login_ok(&mut c, user, group.as_deref(), now, "password"),
+                Verdict::Rejected => self.login_failed(&mut c, user),
+                // Only a check whose PendingCheck was dropped, or one left
+                // at shutdown, is abandoned: not one a connection still
+                // waits for. Should it happen, the device may try again.
+                Verdict::Abandoned => {
+                    self.counters.logins_busy += 1;
+                    let form = self.login_form(Some("The gateway is busy; try again."));
+                    self.respond(&mut c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
                 }
             }
+            self.process(&mut c, now);
+            self.settle(c, None, now);
+        }
+    }
+
+    fn login_failed(&mut self, c: &mut TlsConn, user: &str) {
+        self.counters.logins_failed += 1;
+        c.login_failures += 1;
+        tracing::info!(peer = %c.peer, user = %user, failures = c.login_failures, "login failed");
+        if c.login_failures >= self.config.max_login_attempts {
+            self.respond(c, 401, "Unauthorized", &[("Connection", "close")], b"");
+            c.closing = true;
+        } else {
+            let form = self.login_form(Some("Login failed."));
+            self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
         }
     }
 
@@ -820,6 +910,8 @@ impl Gateway {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        // Verdicts whose wake-up was lost still get answered.
+        self.on_verdicts(now);
         let sender = self.dataplane.udp_sender();
         let mut send = |to: SocketAddr, d: &[u8]| {
             let _ = sender.send_to(d, to);
@@ -953,6 +1045,16 @@ impl Gateway {
             ),
             ("corridor_logins_total", "successful logins", c.logins_ok),
             ("corridor_login_failures_total", "failed logins", c.logins_failed),
+            (
+                "corridor_logins_busy_total",
+                "logins answered busy: the password verifiers' queue (auth.verify_queue) was full",
+                c.logins_busy,
+            ),
+            (
+                "corridor_password_verdicts_discarded_total",
+                "password checks answered after their connection had closed",
+                c.verdicts_discarded,
+            ),
             ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),
             ("corridor_connects_total", "tunnels set up with CONNECT", c.connects),
             ("corridor_connects_rejected_total", "CONNECTs refused", c.connect_rejected),
@@ -1001,6 +1103,11 @@ impl Gateway {
         m.gauge("corridor_sessions", "live sessions", self.sessions.len() as u64);
         m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.pool.in_use() as u64);
         m.gauge("corridor_dtls_handshakes_pending", "DTLS handshakes in progress", self.handshakes.pending() as u64);
+        m.gauge(
+            "corridor_password_checks_pending",
+            "password checks queued or running on the verifier threads",
+            self.verifiers.as_ref().map_or(0, Verifiers::in_flight) as u64,
+        );
         m.into_string()
     }
 

@@ -17,6 +17,7 @@ pub mod passwd;
 pub mod pool;
 pub mod session;
 pub mod tls;
+pub mod verifier;
 
 pub use config::{Config, ConfigError};
 pub use gateway::{Gateway, StartError};

@@ -30,6 +30,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SCRIPTS="$REPO/scripts"
 # shellcheck source=scripts/lib/packages.sh
 . "$SCRIPTS/lib/packages.sh"
+# wait_for, alive, gone, stop_pid, listening
+# shellcheck source=scripts/lib/proc.sh
+. "$SCRIPTS/lib/proc.sh"
 
 # The demo topology uses the plain names device/gateway/org.
 PREFIX=""
@@ -89,43 +92,6 @@ fail() {
 # Time since the epoch in seconds with decimals, for elapsed-time figures.
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-
-# Wait up to SECONDS for COMMAND... to succeed, polling every 0.1 s.
-wait_for() { # SECONDS COMMAND...
-    local deadline i
-    deadline=$(($1 * 10))
-    shift
-    for ((i = 0; i < deadline; i++)); do
-        "$@" && return 0
-        sleep 0.1
-    done
-    return 1
-}
-
-# Is PID still running? A zombie (exited, not yet reaped: the daemonised
-# openconnect is reaped by whatever PID 1 is) counts as gone.
-alive() { # PID
-    local state
-    state="$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-gone() { ! alive "$1"; }
-
-# TERM a process we started, KILL it if it is still there after SECONDS.
-# Succeeds silently when it is already gone.
-stop_pid() { # PID SECONDS
-    local pid="$1"
-    [ -n "$pid" ] && alive "$pid" || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    wait_for "$2" gone "$pid" && return 0
-    kill -KILL "$pid" 2>/dev/null || true
-}
-
-listening() { # NS tcp|udp PORT
-    local flag=-Htln
-    [ "$2" = udp ] && flag=-Huln
-    ip netns exec "$1" ss "$flag" "sport = :$3" | grep -q .
-}
 
 strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
 

@@ -14,7 +14,8 @@ wait_for() {
     return 1
 }
 
-# Whether PID runs (a zombie does not).
+# Whether PID runs. A zombie (exited, not yet reaped: a daemonised
+# openconnect is reaped by whatever PID 1 is) counts as gone.
 alive() { # PID
     local state
     state="$(sed -n 's/^.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" || return 1
@@ -23,6 +24,7 @@ alive() { # PID
 gone() { ! alive "$1"; }
 
 # TERM a process we started, KILL it if it is still there after SECONDS.
+# Succeeds silently when it is already gone.
 stop_pid() { # PID SECONDS
     local pid="$1"
     [ -n "$pid" ] && alive "$pid" || return 0

@@ -92,6 +92,14 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Packets one device sends per burst (`bulk`).
 const BURST: usize = 64;
 
+/// A probe from `src` to the reflector: sequence number and send time
+/// (since the run's epoch).
+fn probe_packet(src: Ipv4Addr, params: &Params, seq: u64, since_epoch: Duration, out: &mut Vec<u8>) {
+    let sent_ns = u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX);
+    let (reflector, port) = (*params.reflector.ip(), params.reflector.port());
+    packet::ipv4_udp(src, SOURCE_PORT, reflector, port, &packet::probe(seq, sent_ns), out);
+}
+
 /// Runs one thread's share of `scenario` to the end.
 pub(crate) fn run(
     scenario: Scenario,
@@ -252,15 +260,7 @@ impl Worker<'_> {
             while self.o.sent < total && !live.is_empty() && due(self.o.sent) <= now {
                 let slot = usize::try_from(self.o.sent).unwrap_or(0) % live.len();
                 let Some(&(device, src)) = live.get(slot) else { break };
-                let sent_ns = u64::try_from(now.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
-                packet::ipv4_udp(
-                    src,
-                    SOURCE_PORT,
-                    reflector,
-                    params.reflector.port(),
-                    &packet::probe(self.o.sent, sent_ns),
-                    &mut packet,
-                );
+                probe_packet(src, params, self.o.sent, now.duration_since(epoch), &mut packet);
                 if !self.fleet.send(device, now, &packet) {
                     self.o.send_failures += 1;
                 }
@@ -325,15 +325,7 @@ impl Worker<'_> {
                     let Some(n) = in_flight.get_mut(slot) else { continue };
                     while *n < window {
                         let seq = probes.len() as u64;
-                        let sent_ns = u64::try_from(now.duration_since(epoch).as_nanos()).unwrap_or(u64::MAX);
-                        packet::ipv4_udp(
-                            src,
-                            SOURCE_PORT,
-                            reflector,
-                            params.reflector.port(),
-                            &packet::probe(seq, sent_ns),
-                            &mut packet,
-                        );
+                        probe_packet(src, params, seq, now.duration_since(epoch), &mut packet);
                         if !self.fleet.send(device, now, &packet) {
                             self.o.send_failures += 1;
                         }

@@ -48,8 +48,11 @@ shard_counters! {
     tun_reads,
     /// Packets written to the TUN (completed writes).
     tun_writes,
-    /// Not a DTLS record, a broken IPv4 header, unknown OpenConnect type, or not application data.
+    /// Not a DTLS record, a broken IPv4 header, or an unknown OpenConnect type.
     drop_malformed,
+    /// Authenticated alerts (close_notify when a device disconnects) and
+    /// post-handshake messages: not data, absorbed.
+    rx_alerts,
     /// Inner packets that are not IPv4 (IPv6 is not carried yet; clients send router solicitations).
     drop_not_ipv4,
     /// Record authentication failed.

@@ -143,6 +143,12 @@ fn bad_input_is_dropped_and_counted() {
     h.device_send(TYPE_KEEPALIVE, &[]);
     h.expect_counters("a keepalive", |c| c.keepalives == 1);
 
+    // An authenticated close_notify (a disconnecting openconnect sends one)
+    // is an alert, not a malformed record.
+    let close_notify = seal_record(h.client(), ContentType::ALERT, &[1, 0]);
+    h.device.send_to(&close_notify, h.gateway_udp).expect("send");
+    h.expect_counters("an alert, no new malformed drop", |c| c.rx_alerts == 1 && c.drop_malformed == 2);
+
     // Two records in one datagram are both handled.
     let mut two = seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"first"));
     two.extend(seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"second")));

@@ -82,8 +82,10 @@ pub(super) fn open_record(
     session.rx_packets += 1;
     session.last_rx = now;
     if opened.content_type != ContentType::APPLICATION_DATA {
-        // Alerts and post-handshake messages are not handled on the fast path.
-        counters.drop_malformed += 1;
+        // Alerts (a disconnecting openconnect sends close_notify) and
+        // post-handshake messages are authentic but carry no packet; the
+        // session's end comes over CSTP or as a DTLS DISCONNECT.
+        counters.rx_alerts += 1;
         return RecordAction::Done;
     }
     let plain = opened.payload_range();

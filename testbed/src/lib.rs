@@ -339,7 +339,11 @@ impl Ocserv {
         for tool in ["ocserv", "ocpasswd", "runuser", "ss"] {
             require(tool);
         }
-        let rundir = t.dir.join("ocserv");
+        // ocserv's workers run as `nobody` and connect to a socket in the
+        // run directory, so every directory above it must be searchable by
+        // them: a checkout under /root is not. /tmp always is.
+        let rundir = std::env::temp_dir().join(format!("corridor-ocserv-{}", t.prefix));
+        let _ = fs::remove_dir_all(&rundir);
         let mut cmd = Command::new("bash");
         cmd.arg(repo().join("scripts/ocserv-peer.sh"))
             .args(["start", &t.prefix])
@@ -392,6 +396,7 @@ impl Drop for Ocserv {
         if thread::panicking() {
             eprintln!("----- ocserv log -----\n{}\n-----", self.log());
         }
+        let _ = fs::remove_dir_all(&self.rundir);
     }
 }
 

@@ -28,8 +28,9 @@
 #
 # Equal footing: both gateways get the same certificate, pool (a /18, so 10 000
 # devices fit), routes and user; corridor's password hash uses 5000 PBKDF2
-# iterations, about the cost of ocserv's crypt(3) SHA-512 with 5000 rounds, so
-# handshake-storm measures the handshakes and not a password-hash setting.
+# iterations, about the cost of the SHA-256-crypt with 5000 rounds that
+# ocserv's ocpasswd writes, so handshake-storm measures the handshakes and not
+# a password-hash setting.
 #
 # Output: one JSON result per gateway and case (`corridor bench run --json`),
 # corridor's /metrics after each case, summary.md (the key figures side by

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # corridor test runner: installs the interop peers, then runs fmt, clippy,
-# build, the whole test suite (the tests inside a private network namespace)
-# and the instruction-count gate (scripts/icount.sh).
+# build, the whole test suite (the tests inside a private network namespace),
+# the instruction-count gate (scripts/icount.sh) and one quick round of the
+# peer comparison (scripts/compare-peers.sh --quick, checked functionally).
 #
 # Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
 # reads stdin. Every step prints a banner; any failure exits non-zero.
@@ -25,7 +26,7 @@ if [ "${CI:-}" = "true" ]; then
 fi
 
 APT_PACKAGES=(openssl gnutls-bin libgnutls28-dev pkg-config gcc iproute2 util-linux python3 python3-venv
-    openconnect vpnc-scripts nftables curl)
+    openconnect vpnc-scripts nftables curl ocserv)
 MBEDTLS_PIP_SPEC="python-mbedtls==2.10.1"
 export CORRIDOR_PEERS_VENV="${CORRIDOR_PEERS_VENV:-$REPO/target/peers-venv}"
 
@@ -63,7 +64,7 @@ for p in "${APT_PACKAGES[@]}"; do
     wanted+=("$p")
 done
 install_missing "${wanted[@]}"
-for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl; do
+for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl ocserv ocpasswd; do
     command -v "$tool" >/dev/null 2>&1 || { echo "still missing after install: $tool" >&2; false; }
 done
 echo "openssl: $(openssl version)"
@@ -130,6 +131,14 @@ unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --
 # baseline (bench/icount-baseline.json); it prints how to update deliberately.
 banner "instruction-count gate"
 bash scripts/icount.sh
+
+# The five contenders (no tunnel, corridor, ocserv, OpenVPN, boringtun) on one
+# namespace topology, one short round each; outside the unshare above, since it
+# builds its own namespaces. The check is functional (every tunnel came up and
+# carried traffic), never a speed comparison.
+banner "compare-peers --quick"
+bash scripts/compare-peers.sh --quick --json target/compare-quick.json </dev/null | tee target/compare-quick.txt
+bash scripts/check-compare.sh target/compare-quick.json target/compare-quick.txt
 
 banner "all checks passed"
 # One closing line with the totals over every test binary (the last

@@ -31,6 +31,7 @@ stop_pid() { # PID SECONDS
     kill -TERM "$pid" 2>/dev/null || true
     wait_for "$2" gone "$pid" && return 0
     kill -KILL "$pid" 2>/dev/null || true
+    wait_for 2 gone "$pid" || true
 }
 
 # Whether something listens on PORT in namespace NS.

@@ -910,6 +910,9 @@ impl Gateway {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        // Events are drained on every tick too, so even a lost doorbell
+        // could delay a shard's events by one tick, never strand them.
+        self.on_dataplane(now);
         // Verdicts whose wake-up was lost still get answered.
         self.on_verdicts(now);
         let sender = self.dataplane.udp_sender();

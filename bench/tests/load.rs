@@ -39,13 +39,26 @@ impl GatewayLog for Ocserv {
     }
 }
 
-/// Runs one scenario and returns its parsed JSON result.
+/// Runs one scenario as alice (password) and returns its parsed JSON result.
 fn bench_run(t: &Topology, gateway: &dyn GatewayLog, scenario: &str, args: &[&str]) -> serde_json::Value {
+    bench_run_as(t, gateway, scenario, &["--user", "alice", "--password-stdin"], args)
+}
+
+/// Runs one scenario with the given login options (the password goes to
+/// standard input when they ask for it).
+fn bench_run_as(
+    t: &Topology,
+    gateway: &dyn GatewayLog,
+    scenario: &str,
+    login: &[&str],
+    args: &[&str],
+) -> serde_json::Value {
     let json = t.dir.join(format!("{scenario}.json"));
     let mut cmd = ns(&t.device(), corridor_bin());
     cmd.args(["bench", "run", scenario, "--gateway", &format!("https://{GATEWAY_IP}/"), "--cafile"])
         .arg(t.dir.join("ca.crt"))
-        .args(["--user", "alice", "--password-stdin", "--json"])
+        .args(login)
+        .arg("--json")
         .arg(&json)
         .args(args)
         .env("CORRIDOR_COMMIT", "test")
@@ -53,7 +66,11 @@ fn bench_run(t: &Topology, gateway: &dyn GatewayLog, scenario: &str, args: &[&st
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("corridor bench run");
-    child.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("password");
+    let mut stdin = child.stdin.take().expect("stdin");
+    if login.contains(&"--password-stdin") {
+        stdin.write_all(format!("{PASSWORD}\n").as_bytes()).expect("password");
+    }
+    drop(stdin);
     let out = child.wait_with_output().expect("wait");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -82,6 +99,16 @@ fn handshake_storm_and_udp_echo_through_corridor() {
     let ttt = &storm["histograms"]["time_to_tunnel_us"];
     assert_eq!(ttt["count"], 20, "{storm}");
     assert_eq!(ttt["percentiles"].as_array().map(Vec::len), Some(4), "{storm}");
+
+    // Certificate login alone: every device presents carol's certificate.
+    let cert = t.dir.join("client.crt").display().to_string();
+    let key = t.dir.join("client.key").display().to_string();
+    let login = ["--cert", cert.as_str(), "--key", key.as_str()];
+    let by_cert = bench_run_as(&t, gateway, "handshake-storm", &login, &["--devices", "5", "--concurrency", "5"]);
+    assert_eq!(by_cert["figures"]["devices_up"], 5, "{by_cert}");
+    assert_eq!(by_cert["parameters"]["user"], "", "{by_cert}");
+    let login = gateway.log.wait_for("method=certificate", Duration::from_secs(5));
+    assert!(login.contains("user=carol"), "the certificate's CN is the user: {login}");
 
     let echo = bench_run(&t, gateway, "udp-echo", &["--devices", "5", "--rate", "100", "--seconds", "2"]);
     assert_eq!(echo["scenario"], "udp-echo");

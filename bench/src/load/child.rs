@@ -20,7 +20,13 @@ pub(crate) fn child_args(target: &Target, params: &Params, scenario: &str, devic
     let mut a: Vec<String> =
         ["bench", "run", scenario, "--gateway", &target.gateway, "--cafile"].into_iter().map(String::from).collect();
     a.push(target.cafile.display().to_string());
-    a.extend(["--user".into(), target.user.clone(), "--password-stdin".into()]);
+    a.extend(["--user".into(), target.user.clone()]);
+    if !target.password.is_empty() {
+        a.push("--password-stdin".into());
+    }
+    if let Some((cert, key)) = &target.client_cert {
+        a.extend(["--cert".into(), cert.display().to_string(), "--key".into(), key.display().to_string()]);
+    }
     let n = |v: &dyn ToString| v.to_string();
     a.extend(["--devices".into(), n(&devices)]);
     a.extend(["--concurrency".into(), n(&(params.concurrency / params.processes.max(1)).max(1))]);

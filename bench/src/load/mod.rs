@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use device::DeviceConfig;
 use hdrhistogram::Histogram;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{json, Map, Value};
 
 use fleet::Fleet;
@@ -129,8 +129,12 @@ pub struct Target {
     pub gateway: String,
     /// PEM file with the CA that signed the gateway certificate.
     pub cafile: PathBuf,
+    /// Empty with a certificate alone.
     pub user: String,
     pub password: String,
+    /// PEM client certificate chain and key: every device presents them
+    /// (certificate login, alone or with the password).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// What a scenario does; scenarios ignore the knobs they do not use.
@@ -171,6 +175,8 @@ pub enum LoadError {
     UnknownScenario(String),
     Gateway(String),
     Ca(String),
+    /// The client certificate or key could not be used.
+    Certificate(String),
     /// The open-file limit cannot hold two sockets per device.
     FileLimit {
         devices: usize,
@@ -190,6 +196,7 @@ impl std::fmt::Display for LoadError {
             Self::UnknownScenario(s) => write!(f, "unknown scenario {s:?} (known: {})", SCENARIOS.join(", ")),
             Self::Gateway(s) => write!(f, "gateway URL: {s}"),
             Self::Ca(s) => write!(f, "CA file: {s}"),
+            Self::Certificate(s) => write!(f, "--cert/--key: {s}"),
             Self::FileLimit { devices, needed, limit } => write!(
                 f,
                 "--devices {devices} needs {needed} open files but the limit is {limit}: \
@@ -470,11 +477,22 @@ fn device_config(target: &Target) -> Result<(SocketAddr, DeviceConfig), LoadErro
     for c in CertificateDer::pem_file_iter(&target.cafile).map_err(|e| LoadError::Ca(format!("{ca}: {e}")))? {
         roots.add(c.map_err(|e| LoadError::Ca(format!("{ca}: {e}")))?).map_err(|e| LoadError::Ca(e.to_string()))?;
     }
-    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| LoadError::Ca(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut tls = match &target.client_cert {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let what = |p: &PathBuf, e: &dyn std::fmt::Display| LoadError::Certificate(format!("{}: {e}", p.display()));
+            let chain = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| what(cert, &e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| what(cert, &e))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| what(key, &e))?;
+            builder.with_client_auth_cert(chain, key).map_err(|e| LoadError::Certificate(e.to_string()))?
+        }
+    };
     // Every device is a different machine: none resumes another's TLS session.
     tls.resumption = rustls::client::Resumption::disabled();
     let config = DeviceConfig::new(Arc::new(tls), server_name, host, &target.user, &target.password);

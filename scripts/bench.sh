@@ -92,6 +92,8 @@ export CORRIDOR_COMMIT="$COMMIT"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 WORK="$(mktemp -d /tmp/corridor-bench.XXXXXX)"
+# ocserv's workers run as nobody and reach their socket under $WORK/ocserv.
+chmod 711 "$WORK"
 PASSWORD="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 GATEWAY_PID=""
 REFLECTOR_PID=""

@@ -7,7 +7,7 @@
         tunnel.svg      handshake-storm time to tunnel, the same way
         bulk.svg        bulk delivered Gbit/s and kpps per packet size
     python3 scripts/lib/plots.py peers COMPARE_JSON SVG_DIR
-        peers.svg       tcp1 / tcp4 / udp1300 Gbit/s per contender
+        peers.svg       tcp1 / tcp4 / udp1300 Gbit/s per tunnel
 
 Each plot is a plain SVG (no script, no external font), readable in a
 browser or on GitHub.
@@ -61,10 +61,12 @@ def nice_ticks(hi, n=5):
     return [i * step for i in range(int(hi / step) + 2)]
 
 
-def percentile_curves(series, title, unit, path):
+def percentile_curves(series, title, unit, path, scale=1.0):
     """series: {name: [[value, count], ...]} -> latency by percentile, with
-    the x axis in 'nines' (0 %, 90 %, 99 %, 99.9 %, 99.99 %)."""
+    the x axis in 'nines' (0 %, 90 %, 99 %, 99.9 %, 99.99 %); values are
+    multiplied by `scale` (µs to ms: 1e-3)."""
     curves = {}
+    series = {n: [[v * scale, c] for v, c in b] for n, b in series.items()}
     for name, buckets in series.items():
         total = sum(c for _, c in buckets)
         if not total:
@@ -79,7 +81,7 @@ def percentile_curves(series, title, unit, path):
         return False
     xmax = 5.0
     ymax = max(v for pts in curves.values() for _, v in pts)
-    ymin = max(1, min(v for pts in curves.values() for _, v in pts))
+    ymin = max(1e-3, min(v for pts in curves.values() for _, v in pts))
     ly0, ly1 = math.log10(ymin), math.log10(ymax) + 0.1
     svg = Svg(title)
     pw, ph = W - LEFT - RIGHT, H - TOP - BOTTOM
@@ -93,7 +95,7 @@ def percentile_curves(series, title, unit, path):
             v = m * 10 ** e
             if ymin <= v <= 10 ** ly1:
                 svg.line(LEFT, Y(v), LEFT + pw, Y(v))
-                svg.text(LEFT - 6, Y(v) + 4, f"{v:g}", anchor="end")
+                svg.text(LEFT - 6, Y(v) + 4, f"{v:,.0f}" if v >= 1 else f"{v:g}", anchor="end")
     svg.text(LEFT + pw / 2, H - 20, "percentile")
     svg.text(16, TOP + ph / 2, unit, extra=f'transform="rotate(-90 16 {TOP + ph / 2})"')
     for i, (name, pts) in enumerate(curves.items()):
@@ -154,12 +156,12 @@ def bench(out, svgdir):
         return (d or {}).get("histograms", {}).get(hist, {}).get("recorded")
 
     made = []
-    for case, hist, title, name in [
-        ("udp-echo", "rtt_us", "udp-echo round trip through the tunnel", "latency.svg"),
-        ("handshake-storm", "time_to_tunnel_us", "handshake-storm: TCP connect to DTLS up", "tunnel.svg"),
+    for case, hist, title, name, unit, scale in [
+        ("udp-echo", "rtt_us", "udp-echo round trip through the tunnel", "latency.svg", "µs", 1.0),
+        ("handshake-storm", "time_to_tunnel_us", "handshake-storm: TCP connect to DTLS up", "tunnel.svg", "ms", 1e-3),
     ]:
         series = {gw: b for gw in ("corridor", "ocserv") if (b := buckets(gw, case, hist))}
-        if percentile_curves(series, title, "µs", os.path.join(svgdir, name)):
+        if percentile_curves(series, title, unit, os.path.join(svgdir, name), scale):
             made.append(name)
     groups = []
     for size in ("64", "512", "1400", "imix"):
@@ -179,13 +181,17 @@ def peers(path, svgdir):
     d = load(path)
     if not d:
         return []
-    contenders = d.get("contenders", [])
+    # The no-tunnel baseline (tens of Gbit/s over veth) would flatten the
+    # tunnels' bars: it goes into the title instead.
+    contenders = [c for c in d.get("contenders", []) if c.get("name") != "baseline"]
+    base = next((c for c in d.get("contenders", []) if c.get("name") == "baseline"), {})
     names = [c["name"] for c in contenders]
     groups = []
     for key, label in [("tcp1_gbps", "TCP, 1 stream"), ("tcp4_gbps", "TCP, 4 streams"),
                        ("udp1300_gbps", "UDP 1300 B")]:
         groups.append((label, {c["name"]: c.get(key) for c in contenders}))
-    if grouped_bars(groups, names, "Through each tunnel (medians)", "Gbit/s", os.path.join(svgdir, "peers.svg")):
+    title = "Through each tunnel, medians (no tunnel: TCP {:.0f} Gbit/s)".format(base.get("tcp1_gbps") or 0)
+    if grouped_bars(groups, names, title, "Gbit/s", os.path.join(svgdir, "peers.svg")):
         return ["peers.svg"]
     return []
 

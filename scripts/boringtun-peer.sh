@@ -32,6 +32,10 @@
 # device's peer reports a completed handshake (last_handshake_time_* in its
 # UAPI answer) and both ends received bytes (`wg show transfer`).
 
+# stop_pid (and wait_for, alive); found next to this file, however it is sourced.
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
+
 BORINGTUN_PEER_POOL=192.168.97.0/24
 BORINGTUN_PEER_PORT="${BORINGTUN_PEER_PORT:-51820}"
 BORINGTUN_PEER_MTU=1420
@@ -196,15 +200,8 @@ boringtun_peer_stop() { # RUNDIR
     for side in device gateway; do
         [ -f "$rundir/$side.pid" ] || continue
         pid="$(cat "$rundir/$side.pid")"
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null || true
-        fi
+        stop_pid "$pid" 5
+        wait "$pid" 2>/dev/null || true
         rm -f "$rundir/$side.pid"
     done
     if [ -f "$rundir/prefix" ]; then

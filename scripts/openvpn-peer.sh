@@ -34,6 +34,10 @@
 # processes run in the foreground as children of the calling shell, as root
 # (no --user: nothing is dropped, as for the other peers in the comparison).
 
+# stop_pid (and wait_for, alive); found next to this file, however it is sourced.
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
+
 OPENVPN_PEER_PORT="${OPENVPN_PEER_PORT:-1194}"
 OPENVPN_PEER_NET=192.168.98.0
 OPENVPN_PEER_MASK=255.255.255.0
@@ -153,15 +157,8 @@ openvpn_peer_stop() { # RUNDIR
     for which in client server; do
         [ -f "$rundir/$which.pid" ] || continue
         pid="$(cat "$rundir/$which.pid")"
-        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-            kill -TERM "$pid" 2>/dev/null || true
-            for _ in $(seq 50); do
-                kill -0 "$pid" 2>/dev/null || break
-                sleep 0.1
-            done
-            kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-            wait "$pid" 2>/dev/null || true
-        fi
+        stop_pid "$pid" 5
+        wait "$pid" 2>/dev/null || true
         rm -f "$rundir/$which.pid"
     done
     if [ -f "$rundir/prefix" ]; then

@@ -12,6 +12,9 @@
 #   scripts/ocserv-peer.sh start PREFIX CERTDIR RUNDIR   # password of alice on stdin
 #   scripts/ocserv-peer.sh stop RUNDIR
 #
+# With OCSERV_PEER_AUTH=certificate, users log in by client certificate alone
+# (the PASSWORD argument is ignored and the command form reads no stdin).
+#
 # ocserv listens on 10.10.0.1:443 TCP+UDP inside ${PREFIX}gateway, hands out
 # 192.168.99.0/24 (or $OCSERV_PEER_POOL), pushes the route 10.99.0.0/24 and offers DTLS-PSK
 # (PSK-NEGOTIATE) and the legacy DTLS modes. Everything it owns lives in RUNDIR
@@ -24,6 +27,10 @@
 # container: policy-rc.d denies it).
 
 # Users and groups the workers run as; both exist on every Debian.
+# stop_pid (and wait_for, alive); found next to this file, however it is sourced.
+# shellcheck source=scripts/lib/proc.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
+
 OCSERV_PEER_USER="${OCSERV_PEER_USER:-nobody}"
 OCSERV_PEER_GROUP="${OCSERV_PEER_GROUP:-nogroup}"
 # seccomp-isolated workers. Set to false if the kernel/container refuses the
@@ -41,12 +48,39 @@ OCSERV_PEER_MAX_CLIENTS="${OCSERV_PEER_MAX_CLIENTS:-64}"
 # The address pool (scripts/bench.sh widens it for its large fleets, together
 # with the topology's CORRIDOR_POOL).
 OCSERV_PEER_POOL="${OCSERV_PEER_POOL:-192.168.99.0/24}"
+# How users log in:
+#   password     user alice with the password given to ocserv_peer_start
+#                (plain[passwd=RUNDIR/ocpasswd]).
+#   certificate  a client certificate signed by CERTDIR/ca.crt, nothing else
+#                (auth = "certificate"); the user name is the certificate's CN
+#                (cert-user-oid 2.5.4.3: carol for scripts/certs.sh's client.crt).
+#                No ocpasswd is written. No CRL is configured: ocserv 1.1.6 runs
+#                without one.
+OCSERV_PEER_AUTH="${OCSERV_PEER_AUTH:-password}"
+
+# The auth lines of ocserv.conf for $OCSERV_PEER_AUTH; fails on an unknown value.
+ocserv_peer_auth_config() { # CERTDIR RUNDIR
+    local certdir="$1" rundir="$2"
+    case "$OCSERV_PEER_AUTH" in
+    password)
+        printf '%s\n' "auth = \"plain[passwd=$rundir/ocpasswd]\""
+        ;;
+    certificate)
+        printf '%s\n' 'auth = "certificate"' "ca-cert = $certdir/ca.crt" 'cert-user-oid = 2.5.4.3'
+        ;;
+    *)
+        echo "ocserv-peer: OCSERV_PEER_AUTH must be password or certificate, not '$OCSERV_PEER_AUTH'" >&2
+        return 1
+        ;;
+    esac
+}
 
 ocserv_peer_write_config() { # CERTDIR RUNDIR
-    local certdir="$1" rundir="$2"
+    local certdir="$1" rundir="$2" auth
+    auth="$(ocserv_peer_auth_config "$certdir" "$rundir")" || return 1
     cat >"$rundir/ocserv.conf" <<EOF
 # Written by scripts/ocserv-peer.sh — reference peer for corridor.
-auth = "plain[passwd=$rundir/ocpasswd]"
+$auth
 listen-host = 10.10.0.1
 tcp-port = 443
 udp-port = 443
@@ -115,11 +149,13 @@ ocserv_peer_start() { # PREFIX CERTDIR RUNDIR PASSWORD
         echo "ocserv-peer: $rundir is not reachable by user $OCSERV_PEER_USER (a parent directory is private)" >&2
         return 1
     fi
-    (
-        umask 077
-        printf '%s\n%s\n' "$password" "$password" | ocpasswd -c "$rundir/ocpasswd" alice
-    )
-    (umask 077 && ocserv_peer_write_config "$certdir" "$rundir")
+    if [ "$OCSERV_PEER_AUTH" = password ]; then
+        (
+            umask 077
+            printf '%s\n%s\n' "$password" "$password" | ocpasswd -c "$rundir/ocpasswd" alice
+        )
+    fi
+    (umask 077 && ocserv_peer_write_config "$certdir" "$rundir") || return 1
     ocserv -t -c "$rundir/ocserv.conf" >"$rundir/ocserv-test-config.log" 2>&1 || {
         echo "ocserv-peer: config rejected:" >&2
         cat "$rundir/ocserv-test-config.log" >&2
@@ -155,15 +191,8 @@ ocserv_peer_stop() { # RUNDIR
     local rundir="$1" pid
     [ -f "$rundir/ocserv.main.pid" ] || return 0
     pid="$(cat "$rundir/ocserv.main.pid")"
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null || true
-    fi
+    stop_pid "$pid" 5
+    wait "$pid" 2>/dev/null || true
     rm -f "$rundir/ocserv.main.pid"
 }
 
@@ -176,7 +205,10 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
             echo "usage: $0 start PREFIX CERTDIR RUNDIR  (password on stdin)" >&2
             exit 2
         }
-        IFS= read -r pw
+        pw=""
+        if [ "$OCSERV_PEER_AUTH" = password ]; then
+            IFS= read -r pw
+        fi
         ocserv_peer_start "$2" "$3" "$4" "$pw"
         # Keep no shell waiting on it: the command form leaves ocserv running.
         disown -a

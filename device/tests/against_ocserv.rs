@@ -2,9 +2,10 @@
 //! real sockets in the device namespace) against Debian's ocserv 1.1.6
 //! (`scripts/ocserv-peer.sh`, via `testbed::Ocserv`) on the same topology
 //! as corridor, to the UDP echo server in the org namespace. ocserv is a
-//! server nobody here wrote: its two-step login, cookies, CONNECT answer,
-//! DTLS-PSK and reconnect handling are the real bytes. Needs root and
-//! ocserv installed (scripts/test.sh installs it); fails without them.
+//! server nobody here wrote: its two-step password login, its certificate
+//! login (`auth = "certificate"`), cookies, CONNECT answer, DTLS-PSK and
+//! reconnect handling are the real bytes. Needs root and ocserv installed
+//! (scripts/test.sh installs it); fails without them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -29,36 +30,71 @@ fn lines<'a>(stdout: &'a str, prefix: &str) -> Vec<&'a str> {
     stdout.lines().filter(|l| l.starts_with(prefix)).collect()
 }
 
+/// The one line of `stdout` that starts with `prefix`; panics with
+/// `context` if there are none or several.
+fn one<'a>(stdout: &'a str, prefix: &str, context: impl Fn() -> String) -> &'a str {
+    match lines(stdout, prefix).as_slice() {
+        [line] => line,
+        other => panic!("{} lines starting {prefix:?}, not one: {}", other.len(), context()),
+    }
+}
+
+/// One login, the tunnel from ocserv's pool, DTLS-PSK up, and one UDP echo
+/// over DTLS that the org echo server saw come from the tunnel address.
+fn assert_one_login_and_a_dtls_echo(out: &Output, oc: &Ocserv, org: &Org) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let context = || format!("probe:\n{stdout}\n{}\nocserv log:\n{}", String::from_utf8_lossy(&out.stderr), oc.log());
+    eprintln!("{stdout}");
+    assert!(out.status.success(), "{}", context());
+    one(&stdout, "LOGGED IN", context);
+    let tunnel = one(&stdout, "TUNNEL UP", context);
+    assert!(tunnel.contains("address=192.168.99."), "an address from ocserv's pool: {tunnel}");
+    // ocserv's App-ID is 32 bytes, its DTLS port the TCP one (Appendix A.1).
+    assert!(tunnel.contains("dtls_port=Some(443)") && tunnel.contains("app_id_len=32"), "{tunnel}");
+    let dtls = one(&stdout, "DTLS UP", context);
+    assert!(dtls.contains("TLS_PSK_WITH_AES_256_GCM_SHA384"), "{dtls}");
+    assert_eq!(lines(&stdout, "SENT via"), ["SENT via Dtls"], "{}", context());
+    // The echo came back as a DTLS record. (ocserv also forwards what the
+    // kernel multicasts on its TUN, IGMP reports, so other packets may
+    // have arrived: the probe prints them as PACKET lines.)
+    let echo = one(&stdout, "ECHO OK", context);
+    assert!(echo.starts_with("ECHO OK via=Dtls"), "{}", context());
+    one(&stdout, "DONE", context);
+    // The echo server saw the tunnel address, routed back through ocserv.
+    let address = tunnel.split_whitespace().find_map(|w| w.strip_prefix("address=")).unwrap_or_default();
+    org.udp.log.wait_for(&format!("from {address}"), Duration::from_secs(5));
+}
+
 #[test]
 fn device_logs_in_to_ocserv_brings_dtls_up_and_echoes_udp() {
     let t = Topology::up();
     let org = Org::start(&t);
     let oc = Ocserv::start(&t);
     let out = probe(&t, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let context = || format!("probe:\n{stdout}\n{}\nocserv log:\n{}", String::from_utf8_lossy(&out.stderr), oc.log());
-    eprintln!("{stdout}");
-    assert!(out.status.success(), "{}", context());
-    assert_eq!(lines(&stdout, "LOGGED IN").len(), 1, "{}", context());
-    let tunnel = lines(&stdout, "TUNNEL UP");
-    assert_eq!(tunnel.len(), 1, "{}", context());
-    assert!(tunnel[0].contains("address=192.168.99."), "an address from ocserv's pool: {}", tunnel[0]);
-    // ocserv's App-ID is 32 bytes, its DTLS port the TCP one (Appendix A.1).
-    assert!(tunnel[0].contains("dtls_port=Some(443)") && tunnel[0].contains("app_id_len=32"), "{}", tunnel[0]);
-    let dtls = lines(&stdout, "DTLS UP");
-    assert_eq!(dtls.len(), 1, "{}", context());
-    assert!(dtls[0].contains("TLS_PSK_WITH_AES_256_GCM_SHA384"), "{}", dtls[0]);
-    assert_eq!(lines(&stdout, "SENT via"), ["SENT via Dtls"], "{}", context());
-    // The echo came back as a DTLS record. (ocserv also forwards what the
-    // kernel multicasts on its TUN, IGMP reports, so other packets may
-    // have arrived: the probe prints them as PACKET lines.)
-    let echo = lines(&stdout, "ECHO OK");
-    assert_eq!(echo.len(), 1, "{}", context());
-    assert!(echo[0].starts_with("ECHO OK via=Dtls"), "{}", context());
-    assert_eq!(lines(&stdout, "DONE").len(), 1, "{}", context());
-    // The echo server saw the tunnel address, routed back through ocserv.
-    let address = tunnel[0].split_whitespace().find_map(|w| w.strip_prefix("address=")).unwrap_or_default();
-    org.udp.log.wait_for(&format!("from {address}"), Duration::from_secs(5));
+    assert_one_login_and_a_dtls_echo(&out, &oc, &org);
+}
+
+#[test]
+fn device_logs_in_to_ocserv_by_certificate_alone_brings_dtls_up_and_echoes_udp() {
+    // ocserv `auth = "certificate"` answers the `init` POST with success and
+    // the cookie at once (§2.7, Appendix A.4); the device has no user name
+    // or password to give, so a form would fail the login.
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let oc = Ocserv::start_with(&t, OcservAuth::Certificate);
+    assert!(!oc.rundir.join("ocpasswd").exists(), "no password file: certificate login only");
+    let mut cmd = ns(&t.device(), probe_bin());
+    cmd.arg("--cert").arg(t.dir.join("client.crt")).arg("--key").arg(t.dir.join("client.key"));
+    cmd.arg(GATEWAY_IP).arg(t.dir.join("ca.crt")).arg(format!("{ORG_IP}:9000"));
+    let out = cmd.output().expect("device-probe");
+    assert_one_login_and_a_dtls_echo(&out, &oc, &org);
+    // ocserv took carol (client.crt's CN, cert-user-oid 2.5.4.3) from the
+    // certificate: its worker verified it and sec-mod authenticated by it.
+    oc.wait_for("client certificate verification succeeded", Duration::from_secs(5));
+    oc.wait_for("using 'certificate' authentication to authenticate user", Duration::from_secs(5));
+    oc.wait_for("initiating session for user 'carol'", Duration::from_secs(5));
+    let logged_in = oc.wait_for("user logged in", Duration::from_secs(5));
+    assert!(logged_in.contains("main[carol]:"), "{logged_in}\nocserv log:\n{}", oc.log());
 }
 
 #[test]

@@ -322,11 +322,33 @@ split_include = ["10.99.0.0/24"]
     }
 }
 
+/// How users log in to an [`Ocserv`] (`OCSERV_PEER_AUTH` of
+/// `scripts/ocserv-peer.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcservAuth {
+    /// `alice` with [`PASSWORD`] (`plain[passwd=…]`).
+    Password,
+    /// A client certificate signed by the topology's `ca.crt` and nothing
+    /// else (`auth = "certificate"`); the user name is the certificate's CN
+    /// (`carol` for the topology's `client.crt`).
+    Certificate,
+}
+
+impl OcservAuth {
+    fn knob(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Certificate => "certificate",
+        }
+    }
+}
+
 /// Debian's ocserv 1.1.6 in the gateway namespace, started by
 /// `scripts/ocserv-peer.sh`: the same address (`GATEWAY_IP`, TCP and UDP
 /// 443), certificates, pool (192.168.99.0/24) and org route as a [`Gateway`],
-/// password login for `alice` with [`PASSWORD`], DTLS-PSK offered. Stopped
-/// on drop (before the [`Topology`] goes, if declared after it).
+/// password login for `alice` with [`PASSWORD`] (or certificate login, see
+/// [`Ocserv::start_with`]), DTLS-PSK offered. Stopped on drop (before the
+/// [`Topology`] goes, if declared after it).
 pub struct Ocserv {
     /// ocserv.conf, ocpasswd, its socket and pid files, ocserv.log.
     pub rundir: PathBuf,
@@ -334,8 +356,15 @@ pub struct Ocserv {
 }
 
 impl Ocserv {
-    /// Returns once ocserv listens; panics with its log if it does not.
+    /// Password login ([`OcservAuth::Password`]). Returns once ocserv
+    /// listens; panics with its log if it does not.
     pub fn start(t: &Topology) -> Self {
+        Self::start_with(t, OcservAuth::Password)
+    }
+
+    /// Returns once ocserv listens with `auth` as its login; panics with its
+    /// log if it does not.
+    pub fn start_with(t: &Topology, auth: OcservAuth) -> Self {
         for tool in ["ocserv", "ocpasswd", "runuser", "ss"] {
             require(tool);
         }
@@ -350,12 +379,15 @@ impl Ocserv {
             .arg(&t.dir)
             .arg(&rundir)
             .env("OCSERV_PEER_DEBUG", "2")
+            .env("OCSERV_PEER_AUTH", auth.knob())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("scripts/ocserv-peer.sh");
         if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(format!("{PASSWORD}\n").as_bytes()).expect("password to ocserv-peer.sh");
+            if auth == OcservAuth::Password {
+                stdin.write_all(format!("{PASSWORD}\n").as_bytes()).expect("password to ocserv-peer.sh");
+            }
         }
         let out = child.wait_with_output().expect("scripts/ocserv-peer.sh");
         let this = Self { rundir, ns: t.gateway() };

@@ -205,18 +205,7 @@ impl Dataplane {
     /// still queued after the reset, the fd is made readable again, so no
     /// event is left without a wake-up whichever order is used.
     pub fn ack_events(&self) {
-        // The eventfd is reset *before* the rung flag is cleared. The other
-        // order lost wake-ups for good: a shard ringing between the clear
-        // and the reset wrote the eventfd, the reset swallowed that write,
-        // and the flag it had set stayed set, so no shard rang again and
-        // control never drained another event (a gateway whose DTLS
-        // handshakes stopped mid-run, found with `corridor bench run`).
-        // With this order a ring after the clear always reaches the fd.
-        self.control_bell.reset_fd();
-        self.control_bell.clear();
-        if self.shards.iter().any(|s| !s.events.is_empty()) {
-            self.control_bell.ring();
-        }
+        self.control_bell.acknowledge(|| self.shards.iter().any(|s| !s.events.is_empty()));
     }
 
     /// A clone of shard 0's socket, for control's handshake replies: same

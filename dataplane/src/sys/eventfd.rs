@@ -26,11 +26,17 @@ impl EventFd {
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
-    /// Resets the counter to zero (non-blocking; nothing to read is fine).
-    pub(crate) fn reset(&self) {
+    /// Resets the counter to zero and returns what it held (non-blocking;
+    /// nothing to read is 0).
+    pub(crate) fn reset(&self) -> u64 {
         let mut buf = [0u8; 8];
         // SAFETY: reads at most 8 bytes into a live stack array from an fd we own.
-        let _ = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n == 8 {
+            u64::from_ne_bytes(buf)
+        } else {
+            0
+        }
     }
 }
 

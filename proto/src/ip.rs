@@ -117,15 +117,10 @@ pub fn ipv4_dst(packet: &[u8]) -> Option<Ipv4Addr> {
 
 /// The Internet checksum (RFC 1071) over `bytes`: the one's complement of
 /// the one's-complement sum of 16-bit words (an odd last byte is padded).
+/// Summed eight bytes at a time by [`crate::offload::checksum`].
 pub fn internet_checksum(bytes: &[u8]) -> u16 {
-    let mut sum: u32 = bytes
-        .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([*w.first().unwrap_or(&0), *w.get(1).unwrap_or(&0)])))
-        .sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(u16::try_from(sum).unwrap_or(0))
+    use crate::offload::checksum::{fold, sum};
+    !fold(sum(bytes, 0))
 }
 
 /// Writes an IPv4/UDP packet into `out` (cleared first): a 20-byte header

@@ -14,4 +14,5 @@ pub mod http;
 pub mod http_response;
 pub mod ip;
 pub mod mtu;
+pub mod offload;
 mod xml;

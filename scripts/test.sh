@@ -127,6 +127,11 @@ mkdir -p "$REPO/target"
 unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --workspace --offline' </dev/null 2>&1 | tee "$test_log"
 # The pipeline's status is cargo's (pipefail); a failure stops here.
 
+# The same data-plane and end-to-end suites once more on the readiness I/O
+# engine (epoll + recvmmsg/sendmmsg), the fallback where io_uring is off.
+banner "cargo test on the readiness engine (CORRIDOR_IO=readiness)"
+unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && CORRIDOR_IO=readiness exec cargo test --offline -p corridor-dataplane -p corridor --test fast_path --test load --test allocations --test gateway' </dev/null 2>&1 | tee -a "$test_log"
+
 # Deterministic instruction counts of the fast path against the committed
 # baseline (bench/icount-baseline.json); it prints how to update deliberately.
 banner "instruction-count gate"

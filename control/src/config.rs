@@ -182,6 +182,10 @@ struct RawDataplane {
     pin_cores: bool,
     #[serde(default = "d_ring")]
     ring_entries: u32,
+    #[serde(default = "d_true")]
+    offloads: bool,
+    #[serde(default = "d_io")]
+    io: String,
 }
 
 fn d_true() -> bool {
@@ -190,10 +194,13 @@ fn d_true() -> bool {
 fn d_ring() -> u32 {
     1024
 }
+fn d_io() -> String {
+    "auto".to_owned()
+}
 
 impl Default for RawDataplane {
     fn default() -> Self {
-        Self { shards: 0, pin_cores: true, ring_entries: d_ring() }
+        Self { shards: 0, pin_cores: true, ring_entries: d_ring(), offloads: true, io: d_io() }
     }
 }
 
@@ -262,6 +269,10 @@ pub struct Config {
     pub shards: usize,
     pub pin_cores: bool,
     pub ring_entries: u32,
+    /// Kernel offloads in the data plane (`[dataplane] offloads`).
+    pub offloads: bool,
+    /// The shards' I/O engine (`[dataplane] io`).
+    pub io: dataplane::IoBackend,
     pub groups: Vec<Group>,
     /// The first group, used when a user names none.
     pub default_group: Group,
@@ -331,6 +342,18 @@ impl Config {
                 format!("use {}", pool),
             ));
         }
+        let io = match raw.dataplane.io.as_str() {
+            "auto" => dataplane::IoBackend::Auto,
+            "io_uring" => dataplane::IoBackend::IoUring,
+            "readiness" => dataplane::IoBackend::Readiness,
+            other => {
+                return Err(err(
+                    "dataplane.io",
+                    format!("`{other}` is not an I/O engine"),
+                    "use \"auto\" (io_uring, else readiness), \"io_uring\" or \"readiness\"",
+                ))
+            }
+        };
         let gateway_address = Ipv4Addr::from(u32::from(pool.network()) + 1);
         let dns = raw
             .network
@@ -447,6 +470,8 @@ impl Config {
             shards: raw.dataplane.shards,
             pin_cores: raw.dataplane.pin_cores,
             ring_entries: raw.dataplane.ring_entries,
+            offloads: raw.dataplane.offloads,
+            io,
             groups,
             default_group,
             admin_listen,

@@ -204,6 +204,8 @@ impl Gateway {
             pool: config.pool,
             pin_cores: config.pin_cores,
             ring_entries: config.ring_entries,
+            offloads: config.offloads,
+            io: config.io,
         })
         .map_err(|e| StartError::Io("starting the data plane (TUN, UDP, io_uring)", e))?;
         let efd = dataplane.event_fd();
@@ -218,6 +220,12 @@ impl Gateway {
             tun = %config.tun_name,
             pool = %config.pool,
             shards = dataplane.shard_count(),
+            offloads = %describe_offloads(dataplane.info(), config.offloads),
+            io = %describe_io(dataplane.info()),
+            steering = %match &dataplane.info().steering {
+                Ok(()) => "ebpf (TUN reads go to the owner shard's queue)".to_owned(),
+                Err(why) => format!("flow hash ({why})"),
+            },
             fips = aws_lc_rs::try_fips_mode().is_ok(),
             "gateway started"
         );
@@ -776,7 +784,13 @@ impl Gateway {
         // A device whose final flight is still held has not finished its
         // handshake, so CSTP is where its data belongs: no fallback.
         let handshake_finishing = self.held_flights.contains_key(&id);
+        // The write goes through the queue of the shard holding the grant when
+        // there is one: a revoke queued there first is then in force before
+        // the packet reaches the network, so the reply cannot leave over the
+        // DTLS channel the device has given up.
+        let mut target = ShardId(u16::try_from(id.0 as usize % self.dataplane.shard_count().max(1)).unwrap_or(0));
         if let (DtlsState::Granted { shard, peer }, false) = (s.dtls, handshake_finishing) {
+            target = shard;
             // The device sends data over CSTP only when its DTLS channel is
             // down (openconnect-protocol.md §8): stop sending over DTLS too,
             // until it completes a new handshake.
@@ -784,10 +798,9 @@ impl Gateway {
             s.dtls = DtlsState::None;
             tracing::info!(session = %id, user = %s.user, %peer, "device fell back to CSTP; DTLS grant revoked");
         }
-        let shard = ShardId(u16::try_from(id.0 as usize % self.dataplane.shard_count().max(1)).unwrap_or(0));
         let total = ip.total_len();
         let packet = packet.get(..total).unwrap_or(packet).to_vec();
-        if self.dataplane.send(shard, ToShard::TunWrite { session: id, packet }).is_err() {
+        if self.dataplane.send(target, ToShard::TunWrite { session: id, packet }).is_err() {
             tracing::debug!(session = %id, "shard queue full; CSTP packet dropped");
         }
     }
@@ -1159,4 +1172,32 @@ fn reason_phrase(status: u16) -> &'static str {
 
 fn secs(d: Duration) -> u32 {
     u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}
+
+/// What the start-up log says of the data plane's offloads, and why.
+fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
+    match info.shards.first().and_then(|s| s.tun_offloads) {
+        None if !asked => "off (dataplane.offloads = false)".to_owned(),
+        None => "off (the kernel refused IFF_VNET_HDR on the TUN)".to_owned(),
+        Some(o) => {
+            let on: Vec<&str> = [(o.csum, "csum"), (o.tso, "tso"), (o.uso, "uso")]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
+            let tun = if on.is_empty() { "none (TUNSETOFFLOAD refused)".to_owned() } else { on.join("+") };
+            let gro = if info.shards.first().is_some_and(|s| s.udp_gro) { "+gro" } else { "" };
+            format!("tun:{tun} udp:gso{gro}")
+        }
+    }
+}
+
+/// The I/O engine of the shards, why it was chosen, its set-up.
+fn describe_io(info: &dataplane::DataplaneInfo) -> String {
+    let Some(s) = info.shards.first() else { return "no shards".to_owned() };
+    let setup = match s.ring_setup {
+        Some(r) => format!("{r:?}, tun reads {:?}", s.tun_reads),
+        None => "one read per TUN packet".to_owned(),
+    };
+    let why = s.io_fallback.as_ref().map(|w| format!(" (fallback: {w})")).unwrap_or_default();
+    format!("{}{why}; {setup}; {}+{} buffers", s.io, s.buffers, s.tun_buffers)
 }

@@ -39,6 +39,29 @@ pub struct DataplaneConfig {
     pub pin_cores: bool,
     /// Submission-queue entries per shard ring (16..=4096).
     pub ring_entries: u32,
+    /// Use the kernel's offloads: a vnet-header TUN with checksum, TSO and
+    /// USO (super-packets are segmented in the shard, consecutive TCP
+    /// segments from devices are coalesced into one TUN write), and UDP GSO
+    /// (many records per send). What the kernel refuses is left out at run
+    /// time and reported in [`ShardInfo`](crate::ShardInfo). Off: one TUN
+    /// read or write and one UDP datagram per packet, the A/B baseline.
+    pub offloads: bool,
+    /// Which I/O engine the shards use.
+    pub io: IoBackend,
+}
+
+/// The shards' I/O engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IoBackend {
+    /// io_uring, or the readiness engine when io_uring cannot be set up
+    /// (`kernel.io_uring_disabled`, a seccomp profile); the reason is in
+    /// [`ShardInfo::io_fallback`](crate::ShardInfo::io_fallback).
+    #[default]
+    Auto,
+    /// io_uring only: start-up fails without it.
+    IoUring,
+    /// epoll + `recvmmsg`/`sendmmsg`, one `read`/`write` per TUN packet.
+    Readiness,
 }
 
 impl DataplaneConfig {
@@ -74,6 +97,11 @@ impl PoolIndex {
             return None;
         }
         Some(Self { base: u32::from(pool.network()), len: 1u32 << (32 - u32::from(pool.prefix)) })
+    }
+
+    /// The pool's first address.
+    pub(crate) fn base(self) -> Ipv4Addr {
+        Ipv4Addr::from(self.base)
     }
 
     pub(crate) fn len(self) -> usize {

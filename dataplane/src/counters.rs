@@ -75,6 +75,28 @@ shard_counters! {
     keepalives,
     /// TUN packets handed to the shard owning their session.
     cross_shard,
+    /// Steering map updates the kernel refused (packets of that session
+    /// then cross shards).
+    steering_errors,
+    /// Records sent to devices through per-peer batches (offloads on).
+    tx_records,
+    /// UDP sends that carried more than one record (UDP GSO).
+    gso_sends,
+    /// UDP receives that carried several datagrams coalesced by UDP GRO.
+    gro_receives,
+    /// TUN reads that were TSO/USO super-packets, segmented here.
+    tun_super_packets,
+    /// TUN writes that carried device TCP segments coalesced into one.
+    tun_super_writes,
+    /// Packets sent alone, sealed where they were read, because every batch
+    /// buffer was in use.
+    batch_fallbacks,
+    /// Super-packets or checksum-partial packets the segmenter refused
+    /// (unsupported GSO type such as IPv6, inconsistent headers).
+    drop_offload,
+    /// Offloads the kernel refused at run time (a GSO send failed: one
+    /// record per send since).
+    offload_refused,
     /// Datagrams forwarded to control as handshake traffic.
     handshakes_forwarded,
     /// Events or packets dropped because a bounded queue or the op table was full.

@@ -10,15 +10,20 @@ use std::thread::JoinHandle;
 
 use proto::grant::SessionId;
 
-use crate::config::DataplaneConfig;
+use crate::config::{DataplaneConfig, PoolIndex};
 use crate::counters::ShardCounters;
 use crate::messages::{FromShard, ShardId, ToShard};
 use crate::shard::{self, ShardContext, PACKET_AT, TAILROOM};
 use crate::shared::{Doorbell, ShardShared};
-use crate::sys;
+use crate::sys::{self, TunOffloads, TunSteering};
 
 /// Slots per provided-buffer group and shard, at most (per direction).
 const MAX_BUFFERS: u32 = 4096;
+/// TUN read slots per shard when reads may be 64 KiB super-packets: 16 MiB,
+/// each read worth up to ~45 packets.
+const MAX_SUPER_BUFFERS: u32 = 256;
+/// Largest TUN read with TSO/USO: a 64 KiB IP packet behind its vnet header.
+const SUPER_READ: usize = proto::offload::VNET_HDR_LEN + 65_535;
 /// Smallest UDP payload a receive slot holds whole (a handshake flight or
 /// an Ethernet-sized record always fits).
 const MIN_UDP_PAYLOAD: usize = 2048;
@@ -48,18 +53,35 @@ pub struct ShardInfo {
     pub shard: ShardId,
     /// Core the thread is pinned to, if pinning was asked for and worked.
     pub core: Option<usize>,
-    pub ring_setup: RingSetup,
+    /// The I/O engine: "io_uring", or the readiness engine's description.
+    pub io: &'static str,
+    /// Why the readiness engine runs although io_uring was asked for
+    /// (`IoBackend::Auto`).
+    pub io_fallback: Option<String>,
+    /// io_uring set-up flags (`None` for the readiness engine).
+    pub ring_setup: Option<RingSetup>,
     /// As chosen at start-up; a device refusing multishot reads switches to
     /// a read pool on first use.
     pub tun_reads: TunReadStyle,
-    /// Provided buffers per direction.
+    /// Provided buffers for UDP receives.
     pub buffers: u16,
+    /// Provided buffers for TUN reads (64 KiB each with TSO).
+    pub tun_buffers: u16,
+    /// Offloads the TUN queue runs with; `None`: no vnet header (offloads
+    /// off in the configuration, or `IFF_VNET_HDR` refused).
+    pub tun_offloads: Option<TunOffloads>,
+    /// The UDP socket coalesces received datagrams (`UDP_GRO`).
+    pub udp_gro: bool,
 }
 
 /// What started, for control to log (the data plane logs nothing itself).
 #[derive(Debug, Clone)]
 pub struct DataplaneInfo {
     pub tun_name: String,
+    /// How TUN reads reach the shard owning their session: `Ok(())` with
+    /// the steering eBPF program keyed on the pool, or why the kernel's
+    /// flow hash is used instead (and packets cross shards).
+    pub steering: Result<(), String>,
     /// The address every shard's socket is bound to.
     pub udp_local: SocketAddr,
     pub shards: Vec<ShardInfo>,
@@ -93,10 +115,9 @@ impl Dataplane {
         };
         let shard_count = u16::try_from(count).map_err(|_| io::Error::other("too many shards"))?;
 
-        let mut tun_queues = Vec::with_capacity(count);
-        for _ in 0..count {
-            tun_queues.push(sys::open_tun_queue(&config.tun_name)?);
-        }
+        let (tun_queues, offloads) = open_tun_queues(&config.tun_name, count, config.offloads)?;
+        let steering =
+            if count > 1 { steer(&pool, &tun_queues) } else { Err("one shard: nothing to steer".to_owned()) };
         sys::configure_interface(&config.tun_name, config.tun_address.addr, config.tun_address.prefix, config.tun_mtu)?;
 
         let first = sys::bind_reuseport(config.udp_listen)?;
@@ -105,6 +126,16 @@ impl Dataplane {
         let mut sockets = vec![first];
         for _ in 1..count {
             sockets.push(sys::bind_reuseport(udp_local)?);
+        }
+        // All or none: a socket with GRO on needs the 64 KiB receive slots.
+        let mut udp_gro = offloads.is_some();
+        for s in &sockets {
+            udp_gro = udp_gro && sys::set_gro(s, true);
+        }
+        if !udp_gro {
+            for s in &sockets {
+                sys::set_gro(s, false);
+            }
         }
 
         let shards: Arc<[Arc<ShardShared>]> =
@@ -121,11 +152,16 @@ impl Dataplane {
             control_bell,
             stop,
             udp_sender,
-            info: DataplaneInfo { tun_name: config.tun_name.clone(), udp_local, shards: Vec::with_capacity(count) },
+            info: DataplaneInfo {
+                tun_name: config.tun_name.clone(),
+                steering: steering.as_ref().map(|_| ()).map_err(Clone::clone),
+                udp_local,
+                shards: Vec::with_capacity(count),
+            },
         };
 
         let (started_tx, started_rx) = mpsc::channel();
-        let sizes = BufferSizes::for_config(&config);
+        let sizes = BufferSizes::for_config(&config, offloads, udp_gro);
         for (index, (udp, tun)) in (0..shard_count).zip(sockets.into_iter().zip(tun_queues)) {
             let ctx = ShardContext {
                 index,
@@ -138,9 +174,14 @@ impl Dataplane {
                 tun,
                 core: (!cores.is_empty()).then(|| cores.get(usize::from(index) % cores.len()).copied()).flatten(),
                 ring_entries: config.ring_entries,
-                buffers: sizes.buffers,
+                udp_buffers: sizes.udp_buffers,
+                tun_buffers: sizes.tun_buffers,
                 udp_payload: sizes.udp_payload,
-                tun_packet: sizes.tun_packet,
+                tun_read: sizes.tun_read,
+                vnet: offloads,
+                udp_gro,
+                steering: steering.as_ref().ok().cloned(),
+                io: config.io,
             };
             let started = started_tx.clone();
             let thread = std::thread::Builder::new()
@@ -244,20 +285,65 @@ impl Drop for Dataplane {
     }
 }
 
+/// Loads the steering program for `pool` and attaches it to the TUN, so
+/// that the kernel picks the owner shard's queue for each packet.
+fn steer(pool: &PoolIndex, queues: &[std::os::fd::OwnedFd]) -> Result<Arc<TunSteering>, String> {
+    let len = u32::try_from(pool.len()).map_err(|_| "pool too large".to_owned())?;
+    let steering = TunSteering::load(pool.base(), len).map_err(|e| format!("bpf() refused: {e}"))?;
+    let first = queues.first().ok_or_else(|| "no TUN queue".to_owned())?;
+    steering.attach(std::os::fd::AsFd::as_fd(first)).map_err(|e| format!("TUNSETSTEERINGEBPF refused: {e}"))?;
+    Ok(Arc::new(steering))
+}
+
+/// Opens one TUN queue per shard. With `offloads`, asks for a vnet header
+/// and the checksum/TSO/USO offloads; a kernel refusing the vnet header
+/// gets plain queues (reported as `None`).
+fn open_tun_queues(
+    name: &str,
+    count: usize,
+    offloads: bool,
+) -> io::Result<(Vec<std::os::fd::OwnedFd>, Option<TunOffloads>)> {
+    let first = if offloads { sys::open_tun_queue(name, true).ok() } else { None };
+    let Some(first) = first else {
+        let queues = (0..count).map(|_| sys::open_tun_queue(name, false)).collect::<io::Result<Vec<_>>>()?;
+        return Ok((queues, None));
+    };
+    let accepted = sys::set_offloads(&first);
+    let mut queues = vec![first];
+    for _ in 1..count {
+        queues.push(sys::open_tun_queue(name, true)?);
+    }
+    Ok((queues, Some(accepted)))
+}
+
 /// Buffer sizes derived from the configuration.
 struct BufferSizes {
-    buffers: u16,
+    udp_buffers: u16,
+    tun_buffers: u16,
     udp_payload: usize,
-    tun_packet: usize,
+    tun_read: usize,
 }
 
 impl BufferSizes {
-    fn for_config(config: &DataplaneConfig) -> Self {
+    fn for_config(config: &DataplaneConfig, offloads: Option<TunOffloads>, udp_gro: bool) -> Self {
         let buffers = (config.ring_entries * 2).next_power_of_two().clamp(64, MAX_BUFFERS);
-        let tun_packet = usize::from(config.tun_mtu);
+        let mtu = usize::from(config.tun_mtu);
         // A full-MTU DATA record: header, nonce, type byte, packet, tag.
-        let record = PACKET_AT + tun_packet + TAILROOM;
-        Self { buffers: u16::try_from(buffers).unwrap_or(4096), udp_payload: record.max(MIN_UDP_PAYLOAD), tun_packet }
+        let record = PACKET_AT + mtu + TAILROOM;
+        let (tun_buffers, tun_read) = match offloads {
+            Some(o) if o.tso || o.uso => (buffers.min(MAX_SUPER_BUFFERS), SUPER_READ),
+            Some(_) => (buffers, proto::offload::VNET_HDR_LEN + mtu),
+            None => (buffers, mtu),
+        };
+        // A GRO receive holds up to 64 KiB of datagrams.
+        let (udp_buffers, udp_payload) =
+            if udp_gro { (buffers.min(MAX_SUPER_BUFFERS), 65_535) } else { (buffers, record.max(MIN_UDP_PAYLOAD)) };
+        Self {
+            udp_buffers: u16::try_from(udp_buffers).unwrap_or(4096),
+            tun_buffers: u16::try_from(tun_buffers).unwrap_or(256),
+            udp_payload,
+            tun_read,
+        }
     }
 }
 

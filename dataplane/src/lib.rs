@@ -37,6 +37,7 @@ mod config;
 mod counters;
 mod handle;
 mod messages;
+mod readiness;
 mod shard;
 mod shared;
 #[allow(unsafe_code)]
@@ -44,8 +45,9 @@ mod sys;
 #[allow(unsafe_code)]
 mod uring;
 
-pub use config::{DataplaneConfig, MIN_POOL_PREFIX};
+pub use config::{DataplaneConfig, IoBackend, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
 pub use handle::{Dataplane, DataplaneInfo, RingSetup, ShardInfo, TunReadStyle};
 pub use messages::{FromShard, ShardId, ToShard};
 pub use shard::fastpath;
+pub use sys::TunOffloads;

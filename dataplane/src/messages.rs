@@ -62,8 +62,12 @@ pub enum FromShard {
 /// the owner seals it in place.
 #[derive(Debug)]
 pub(crate) struct CrossPacket {
-    pub(crate) offset: u32,
+    /// The packet's destination: the session's pool address.
+    pub(crate) dst: std::net::Ipv4Addr,
     pub(crate) frame: Vec<u8>,
-    /// Bytes of IP packet at `frame[FRAME_PACKET_AT..]`.
+    /// Bytes of IP packet at `frame[PACKET_AT..]`.
     pub(crate) len: usize,
+    /// The TUN's offload header for it (`NONE` without offloads): the
+    /// owner segments and checksums it.
+    pub(crate) hdr: proto::offload::VnetHdr,
 }

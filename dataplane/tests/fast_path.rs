@@ -11,7 +11,7 @@ mod support;
 
 use std::net::SocketAddr;
 
-use dataplane::{Dataplane, DataplaneConfig, FromShard, ToShard};
+use dataplane::{Dataplane, DataplaneConfig, FromShard, IoBackend, ToShard};
 use dtls::{CipherSuite, ContentType};
 use proto::grant::SessionId;
 use support::*;
@@ -19,8 +19,11 @@ use support::*;
 /// Device → server through the TUN, and the server's reply back to the
 /// device as a DATA record; then a DPD request echoed, and a CSTP packet
 /// from control written to the TUN.
-fn round_trip(tun: &str, net: u8, shards: usize, suite: CipherSuite) {
-    let mut h = Harness::start(tun, net, shards);
+fn round_trip(tun: &str, net: u8, shards: usize, suite: CipherSuite, offloads: bool) {
+    round_trip_on(Harness::start_with(tun, net, shards, offloads), shards, suite);
+}
+
+fn round_trip_on(mut h: Harness, shards: usize, suite: CipherSuite) {
     h.grant_device(suite);
     let server_addr = h.server.local_addr().expect("addr");
     let device_inner = SocketAddr::from((h.addr.device(), 5555));
@@ -70,26 +73,44 @@ fn round_trip(tun: &str, net: u8, shards: usize, suite: CipherSuite) {
     assert_eq!((c.rx_records, c.dpd_answered, c.tun_reads), (2, 1, 33), "{c:?}");
     let drops = c.drop_malformed + c.drop_bad_mac + c.drop_replay + c.drop_spoofed_source + c.drop_policy;
     assert_eq!(drops + c.drop_no_session + c.io_errors + c.queue_full, 0, "{c:?}");
-    // 33 flows hashed over the TUN queues: with two shards some land on the
-    // shard that does not own the session (all on one: odds 2^-32).
-    assert_eq!(c.cross_shard > 0, shards > 1, "{c:?}");
+    // With two shards the steering program sends all 33 flows to the owner's
+    // TUN queue; the kernel's flow hash alone would have sent some to the
+    // other shard (all to one: odds 2^-32).
+    assert_eq!(h.dp.info().steering.is_ok(), shards > 1, "{:?}", h.dp.info().steering);
+    assert_eq!((c.cross_shard, c.steering_errors), (0, 0), "{c:?}");
     assert_eq!(h.dp.info().shards.len(), shards);
     h.dp.shutdown();
 }
 
 #[test]
 fn round_trip_one_shard() {
-    round_trip("cdp-rt1", 1, 1, CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384);
+    round_trip("cdp-rt1", 1, 1, CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384, true);
+}
+
+#[test]
+fn round_trip_one_shard_without_offloads() {
+    round_trip("cdp-rt0", 13, 1, CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384, false);
+}
+
+/// The readiness engine (epoll + recvmmsg/sendmmsg) passes the same round
+/// trip, offloads on and off, whatever `CORRIDOR_IO` says.
+#[test]
+fn round_trip_on_the_readiness_engine() {
+    for (tun, net, offloads) in [("cdp-rd1", 15, true), ("cdp-rd0", 16, false)] {
+        let h = Harness::start_io(tun, net, 2, offloads, IoBackend::Readiness);
+        assert!(h.dp.info().shards.iter().all(|s| s.ring_setup.is_none() && s.io_fallback.is_none()));
+        round_trip_on(h, 2, CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    }
 }
 
 #[test]
 fn round_trip_two_shards() {
-    round_trip("cdp-rt2", 2, 2, CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    round_trip("cdp-rt2", 2, 2, CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256, true);
 }
 
 #[test]
 fn round_trip_chacha_without_explicit_nonce() {
-    round_trip("cdp-rt3", 3, 1, CipherSuite::TLS_PSK_WITH_CHACHA20_POLY1305_SHA256);
+    round_trip("cdp-rt3", 3, 1, CipherSuite::TLS_PSK_WITH_CHACHA20_POLY1305_SHA256, true);
 }
 
 /// Every kind of bad input is dropped and counted, and good traffic still flows.
@@ -308,6 +329,8 @@ fn bad_configuration_is_refused_before_touching_the_system() {
         pool: "10.77.7.0/24".parse().expect("net"),
         pin_cores: false,
         ring_entries: 64,
+        offloads: true,
+        io: io_from_env(),
     };
     for bad in [
         DataplaneConfig { tun_name: "a-name-far-too-long".into(), ..base.clone() },
@@ -319,4 +342,43 @@ fn bad_configuration_is_refused_before_touching_the_system() {
         let err = Dataplane::start(bad).expect_err("refused");
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
+}
+
+/// A device that sends with UDP GSO (as corridor's own load generator does)
+/// has its datagrams coalesced by UDP GRO at the gateway: one receive, every
+/// record still opened and written to the TUN.
+#[test]
+fn gro_coalesced_datagrams_are_each_opened() {
+    use std::os::fd::AsRawFd;
+
+    let mut h = Harness::start("cdp-gro", 14, 1);
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    assert!(h.dp.info().shards[0].udp_gro, "UDP_GRO on with offloads");
+    let server_addr = h.server.local_addr().expect("addr");
+    let device_inner = SocketAddr::from((h.addr.device(), 5555));
+    let records: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, &[i; 1000])))
+        .collect();
+    let size = records[0].len();
+    assert!(records.iter().all(|r| r.len() == size));
+    let segment = libc::c_int::try_from(size).expect("size");
+    // SAFETY (test): the option value is a live c_int of the size passed.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            h.device.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_SEGMENT,
+            std::ptr::from_ref(&segment).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "UDP_SEGMENT on the device socket");
+    h.device.send_to(&records.concat(), h.gateway_udp).expect("one GSO send of 8 records");
+    let mut got: Vec<u8> = (0..8).map(|_| h.server_recv().1[0]).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..8).collect::<Vec<u8>>());
+    let c = h.expect_counters("8 records", |c| c.rx_records == 8);
+    // The stand-in ClientHello, then the 8 records in one receive.
+    assert_eq!((c.rx_datagrams, c.gro_receives), (1 + 8, 1), "{c:?}");
 }

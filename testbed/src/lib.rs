@@ -225,6 +225,8 @@ pub struct GatewayOptions {
     pub allowed: Vec<String>,
     pub shards: usize,
     pub dpd: u32,
+    /// `[dataplane] offloads`.
+    pub offloads: bool,
 }
 
 impl Default for GatewayOptions {
@@ -236,6 +238,7 @@ impl Default for GatewayOptions {
             allowed: vec!["10.99.0.0/24".into()],
             shards: 2,
             dpd: 30,
+            offloads: true,
         }
     }
 }
@@ -279,6 +282,8 @@ cookie_grace = 60
 [dataplane]
 shards = {shards}
 pin_cores = false
+offloads = {offloads}
+io = "{io}"
 [admin]
 listen = "127.0.0.1:9443"
 [[group]]
@@ -291,6 +296,9 @@ split_include = ["10.99.0.0/24"]
             idle = o.idle_timeout,
             shards = o.shards,
             dpd = o.dpd,
+            offloads = o.offloads,
+            // `CORRIDOR_IO=readiness` runs the suite on the readiness engine.
+            io = std::env::var("CORRIDOR_IO").unwrap_or_else(|_| "auto".to_owned()),
         );
         let path = t.dir.join("gateway.toml");
         fs::write(&path, config).expect("config");
@@ -545,6 +553,28 @@ impl Org {
 pub fn sha256(path: &Path) -> String {
     let out = run(Command::new("sha256sum").arg(path));
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()
+}
+
+/// Sends the file at `path` over one TCP connection from `namespace` to a
+/// sink in the org namespace (port 9100) and returns the sha256 of what the
+/// sink received.
+pub fn tcp_upload_sha256(t: &Topology, namespace: &str, path: &Path) -> String {
+    let mut sink = ns(&t.org(), "python3");
+    sink.args([
+        "-c",
+        &format!(
+            "import socket,hashlib\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{ORG_IP}',9100))\ns.listen(1)\nprint('ready',flush=True)\nc,_=s.accept()\nh=hashlib.sha256()\nwhile True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d)\nprint('sha256',h.hexdigest(),flush=True)"
+        ),
+    ]);
+    let sink = Proc::spawn("org tcp sink", sink);
+    sink.log.wait_for("ready", Duration::from_secs(10));
+    let send = format!(
+        "import socket\ns=socket.create_connection(('{ORG_IP}',9100),timeout=60)\ns.sendall(open('{}','rb').read())\ns.close()",
+        path.display()
+    );
+    run(ns(namespace, "python3").args(["-c", &send]));
+    let line = sink.log.wait_for("sha256 ", Duration::from_secs(60));
+    line.split_whitespace().last().unwrap_or_default().to_string()
 }
 
 /// Sends `count` datagrams to the org echo server from `namespace` and

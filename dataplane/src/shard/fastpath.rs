@@ -44,6 +44,7 @@ impl DeviceSession {
             tx_packets: 0,
             last_rx: now,
             active: false,
+            batch: None,
         }))
     }
 

@@ -11,6 +11,7 @@ use dtls::{ContentType, OpenError};
 use proto::cstp::PacketType;
 use proto::grant::SessionId;
 use proto::ip::{IpError, Ipv4Packet};
+use proto::offload::{GsoType, Verdict, VnetHdr, VNET_HDR_LEN};
 
 use super::sessions::Session;
 use super::Shard;
@@ -136,17 +137,36 @@ impl Shard {
         peer: Option<SocketAddr>,
         payload: Range<usize>,
         truncated: bool,
+        segment: Option<u16>,
         now: Instant,
     ) {
-        self.counters.rx_datagrams += 1;
         let Some(peer) = peer else {
+            self.counters.rx_datagrams += 1;
             self.counters.drop_malformed += 1;
             return;
         };
         if truncated {
+            self.counters.rx_datagrams += 1;
             self.counters.drop_oversize += 1;
             return;
         }
+        match segment.map(usize::from) {
+            // UDP GRO: several datagrams of one peer back to back.
+            Some(size) if size > 0 && size < payload.len() => {
+                self.counters.gro_receives += 1;
+                let mut at = payload.start;
+                while at < payload.end {
+                    let end = (at + size).min(payload.end);
+                    self.on_one_datagram(bid, peer, at..end, now);
+                    at = end;
+                }
+            }
+            _ => self.on_one_datagram(bid, peer, payload, now),
+        }
+    }
+
+    fn on_one_datagram(&mut self, bid: u16, peer: SocketAddr, payload: Range<usize>, now: Instant) {
+        self.counters.rx_datagrams += 1;
         let Some(slot) = self.sessions.slot_by_peer(&peer) else {
             self.forward_handshake(bid, peer, payload);
             return;
@@ -185,18 +205,57 @@ impl Shard {
             let peer_raw = session.peer_raw;
             match action {
                 RecordAction::Done => {}
-                RecordAction::WriteTun(r) => {
-                    let submitted = self.engine.write_tun(TxBuf::Udp(bid), at + r.start..at + r.end);
-                    self.count_refused(submitted);
-                }
+                RecordAction::WriteTun(r) => self.write_inner(bid, at + r.start..at + r.end),
                 RecordAction::Reply(r) => {
-                    let submitted = self.engine.send_to(TxBuf::Udp(bid), at + r.start..at + r.end, &peer_raw);
+                    let submitted = self.engine.send_to(TxBuf::Udp(bid), at + r.start..at + r.end, &peer_raw, None);
                     self.count_refused(submitted);
                 }
                 RecordAction::Disconnect(session) => self.emit(FromShard::Disconnect { session }),
             }
             at += record_len;
         }
+    }
+
+    /// Writes the opened inner packet at `range` of UDP slot `bid` to the
+    /// TUN: as it lies, or with offloads through the TCP coalescer, or alone
+    /// behind a plain vnet header put where the record header was.
+    fn write_inner(&mut self, bid: u16, range: Range<usize>) {
+        if !self.vnet {
+            let submitted = self.engine.write_tun(TxBuf::Udp(bid), range);
+            self.count_refused(submitted);
+            return;
+        }
+        let Self { engine, coalescer, emitted, .. } = self;
+        let Some(slot) = engine.udp_slot(bid) else { return };
+        let verdict = match (coalescer.as_mut(), slot.get(range.clone())) {
+            (Some(c), Some(packet)) => c.offer(packet, &mut |v| emitted.push(v)),
+            _ => Verdict::Alone,
+        };
+        self.write_emitted();
+        if matches!(verdict, Verdict::Absorbed) {
+            return;
+        }
+        // The record's header and nonce sit in front of the packet (at
+        // least 14 bytes), already consumed: room for the vnet header.
+        let Some(start) = range.start.checked_sub(VNET_HDR_LEN) else { return };
+        let Some(head) = self.engine.udp_slot(bid).and_then(|b| b.get_mut(start..range.start)) else { return };
+        head.copy_from_slice(&VnetHdr::NONE.to_bytes());
+        let submitted = self.engine.write_tun(TxBuf::Udp(bid), start..range.end);
+        self.count_refused(submitted);
+    }
+
+    /// Writes what the coalescer finished (vnet header + packet each).
+    pub(super) fn write_emitted(&mut self) {
+        let mut emitted = core::mem::take(&mut self.emitted);
+        for buf in emitted.drain(..) {
+            if buf.get(1).is_some_and(|&gso| gso != GsoType::NONE.0) {
+                self.counters.tun_super_writes += 1;
+            }
+            let len = buf.len();
+            let submitted = self.engine.write_tun(TxBuf::Owned(buf), 0..len);
+            self.count_refused(submitted);
+        }
+        self.emitted = emitted;
     }
 
     /// Hands `range` of the datagram in `bid` to control's DTLS handshake driver.
@@ -215,7 +274,16 @@ impl Shard {
             None => self.admit_ungranted(id, &packet),
         };
         let Some(len) = len else { return };
-        let submitted = self.engine.write_tun(TxBuf::Owned(packet), 0..len);
+        let framed = if self.vnet {
+            let mut framed = Vec::with_capacity(VNET_HDR_LEN + len);
+            framed.extend_from_slice(&VnetHdr::NONE.to_bytes());
+            framed.extend_from_slice(packet.get(..len).unwrap_or_default());
+            framed
+        } else {
+            packet
+        };
+        let total = framed.len().min(len + if self.vnet { VNET_HDR_LEN } else { 0 });
+        let submitted = self.engine.write_tun(TxBuf::Owned(framed), 0..total);
         self.count_refused(submitted);
     }
 

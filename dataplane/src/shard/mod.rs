@@ -7,10 +7,12 @@
 //! module) → drain the control and cross-shard queues → report activity →
 //! ring control's doorbell if events were queued → publish counters.
 
+mod engine;
 pub mod fastpath;
 mod from_device;
 mod sessions;
 mod to_device;
+mod transmit;
 
 use std::io;
 use std::net::UdpSocket;
@@ -21,17 +23,20 @@ use std::time::{Duration, Instant};
 
 use dtls::RecordProtection;
 use proto::grant::{SessionGrant, SessionId};
+use proto::offload::TcpCoalescer;
 
 use crate::config::PoolIndex;
 use crate::counters::ShardCounters;
 use crate::handle::ShardInfo;
 use crate::messages::{FromShard, ShardId, ToShard};
 use crate::shared::{Doorbell, ShardShared};
-use crate::sys::RawSockAddr;
-use crate::uring::{Completion, Engine, EngineConfig, SubmitError};
+use crate::sys::{RawSockAddr, TunOffloads, TunSteering};
+use crate::uring::{Completion, EngineConfig, SubmitError};
 
+use engine::Io;
 use sessions::{Session, SessionTable};
 pub(crate) use to_device::{PACKET_AT, TAILROOM};
+use transmit::{Transmit, BATCH_BUFFERS};
 
 /// How often per-session activity is reported.
 const ACTIVITY_PERIOD: Duration = Duration::from_secs(1);
@@ -40,6 +45,10 @@ const ACTIVITY_PERIOD: Duration = Duration::from_secs(1);
 const QUEUE_BATCH: usize = 1024;
 /// Consecutive failed waits after which the shard gives up.
 const MAX_WAIT_FAILURES: u32 = 100;
+/// Device TCP flows coalesced at once per shard, and their buffers (each
+/// ~64 KiB: the pending super-packets plus those in the kernel).
+const COALESCE_FLOWS: usize = 16;
+const COALESCE_BUFFERS: usize = 64;
 
 /// Everything a shard thread starts with.
 #[derive(Debug)]
@@ -54,9 +63,18 @@ pub(crate) struct ShardContext {
     pub(crate) tun: OwnedFd,
     pub(crate) core: Option<core_affinity::CoreId>,
     pub(crate) ring_entries: u32,
-    pub(crate) buffers: u16,
+    pub(crate) udp_buffers: u16,
+    pub(crate) tun_buffers: u16,
     pub(crate) udp_payload: usize,
-    pub(crate) tun_packet: usize,
+    /// Largest TUN read, vnet header included.
+    pub(crate) tun_read: usize,
+    /// The TUN queue has a vnet header; these offloads are on.
+    pub(crate) vnet: Option<TunOffloads>,
+    /// The UDP socket has `UDP_GRO` on.
+    pub(crate) udp_gro: bool,
+    /// The TUN's steering map, when the program is attached.
+    pub(crate) steering: Option<Arc<TunSteering>>,
+    pub(crate) io: crate::config::IoBackend,
 }
 
 /// Thread body: pin, build the ring, report how that went, then loop.
@@ -76,7 +94,7 @@ pub(crate) fn run(ctx: ShardContext, started: &mpsc::Sender<(u16, io::Result<Sha
 
 struct Shard {
     /// First field: dropped (quiesced) before the sockets it reads.
-    engine: Engine,
+    engine: Io,
     id: ShardId,
     /// This shard's value in the owner table (index + 1).
     owner_tag: u16,
@@ -90,6 +108,15 @@ struct Shard {
     counters: ShardCounters,
     events_queued: bool,
     next_report: Instant,
+    /// TUN reads and writes carry a vnet header (offloads on).
+    vnet: bool,
+    /// Records sealed into per-peer GSO batches (with offloads).
+    tx: Transmit,
+    /// Device TCP segments merged into TUN super-packets (with TSO).
+    coalescer: Option<TcpCoalescer>,
+    /// Super-packets the coalescer finished, to be written.
+    emitted: Vec<Vec<u8>>,
+    steering: Option<Arc<TunSteering>>,
     _udp: UdpSocket,
     _tun: OwnedFd,
 }
@@ -97,24 +124,34 @@ struct Shard {
 impl Shard {
     fn new(ctx: ShardContext) -> io::Result<(Self, ShardInfo)> {
         let pinned = ctx.core.filter(|c| core_affinity::set_for_current(*c)).map(|c| c.id);
-        let engine = Engine::new(&EngineConfig {
-            entries: ctx.ring_entries,
-            udp_fd: ctx.udp.as_raw_fd(),
-            tun_fd: ctx.tun.as_raw_fd(),
-            wake_fd: ctx.all.get(usize::from(ctx.index)).map_or(-1, |s| s.doorbell.raw_fd()),
-            buffers: ctx.buffers,
-            udp_payload: ctx.udp_payload,
-            tun_headroom: PACKET_AT,
-            tun_packet: ctx.tun_packet,
-            tun_tailroom: TAILROOM,
-        })?;
+        let (engine, io_fallback) = Io::new(
+            &EngineConfig {
+                entries: ctx.ring_entries,
+                udp_fd: ctx.udp.as_raw_fd(),
+                tun_fd: ctx.tun.as_raw_fd(),
+                wake_fd: ctx.all.get(usize::from(ctx.index)).map_or(-1, |s| s.doorbell.raw_fd()),
+                udp_buffers: ctx.udp_buffers,
+                tun_buffers: ctx.tun_buffers,
+                udp_payload: ctx.udp_payload,
+                // The packet lands at PACKET_AT, its vnet header (if any) in front.
+                tun_headroom: PACKET_AT - if ctx.vnet.is_some() { proto::offload::VNET_HDR_LEN } else { 0 },
+                tun_packet: ctx.tun_read,
+                tun_tailroom: TAILROOM,
+            },
+            ctx.io,
+        )?;
         let me = ctx.all.get(usize::from(ctx.index)).cloned().ok_or_else(|| io::Error::other("shard index"))?;
         let info = ShardInfo {
             shard: ShardId(ctx.index),
             core: pinned,
-            ring_setup: engine.setup(),
+            io: engine.describe(),
+            io_fallback,
+            ring_setup: engine.ring_setup(),
             tun_reads: engine.tun_style(),
-            buffers: ctx.buffers,
+            buffers: ctx.udp_buffers,
+            tun_buffers: ctx.tun_buffers,
+            tun_offloads: ctx.vnet,
+            udp_gro: ctx.udp_gro,
         };
         let shard = Self {
             engine,
@@ -130,6 +167,11 @@ impl Shard {
             counters: ShardCounters::default(),
             events_queued: false,
             next_report: Instant::now() + ACTIVITY_PERIOD,
+            vnet: ctx.vnet.is_some(),
+            tx: Transmit::new(if ctx.vnet.is_some() { BATCH_BUFFERS } else { 0 }),
+            coalescer: ctx.vnet.filter(|o| o.tso).map(|_| TcpCoalescer::new(COALESCE_FLOWS, COALESCE_BUFFERS)),
+            emitted: Vec::with_capacity(COALESCE_BUFFERS),
+            steering: ctx.steering,
             _udp: ctx.udp,
             _tun: ctx.tun,
         };
@@ -161,6 +203,7 @@ impl Shard {
             }
             self.drain_inbox(now);
             self.drain_cross();
+            self.end_turn();
             if now >= self.next_report {
                 self.report_activity();
                 self.next_report = now + ACTIVITY_PERIOD;
@@ -176,18 +219,54 @@ impl Shard {
 
     fn on_completion(&mut self, c: Completion, now: Instant) {
         match c {
-            Completion::Datagram { bid, peer, payload, truncated } => {
-                self.on_datagram(bid, peer, payload, truncated, now);
+            Completion::Datagram { bid, peer, payload, truncated, segment } => {
+                self.on_datagram(bid, peer, payload, truncated, segment, now);
             }
             Completion::TunPacket { bid, len } => self.on_tun_packet(bid, len),
             // Clear before draining (see `shared`): later messages ring again.
             Completion::Wake => self.me.doorbell.clear(),
-            Completion::Sent { ok: true } => self.counters.tx_datagrams += 1,
-            Completion::TunWritten { ok: true } => self.counters.tun_writes += 1,
-            Completion::Sent { ok: false } | Completion::TunWritten { ok: false } | Completion::ReceiveFailed => {
-                self.counters.io_errors += 1;
+            Completion::Sent { result, datagrams, owned } => {
+                if result >= 0 {
+                    self.counters.tx_datagrams += u64::from(datagrams);
+                } else if datagrams > 1
+                    && self.tx.gso()
+                    && matches!(-result, libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)
+                {
+                    // The route's device cannot segment UDP (or checksum
+                    // it): one record per send from now on.
+                    self.tx.without_gso();
+                    self.counters.offload_refused += 1;
+                    self.counters.io_errors += 1;
+                } else {
+                    self.counters.io_errors += 1;
+                }
+                if let Some(buf) = owned {
+                    self.tx.buffers.give(buf);
+                }
             }
+            Completion::TunWritten { result, owned } => {
+                if result >= 0 {
+                    self.counters.tun_writes += 1;
+                } else {
+                    self.counters.io_errors += 1;
+                }
+                if let (Some(buf), Some(c)) = (owned, self.coalescer.as_mut()) {
+                    c.recycle(buf);
+                }
+            }
+            Completion::ReceiveFailed => self.counters.io_errors += 1,
         }
+    }
+
+    /// What a loop turn leaves until all its completions are handled:
+    /// coalesced super-packets are written, sealed batches sent.
+    fn end_turn(&mut self) {
+        if let Some(c) = self.coalescer.as_mut() {
+            let emitted = &mut self.emitted;
+            c.flush(&mut |v| emitted.push(v));
+            self.write_emitted();
+        }
+        self.send_batches();
     }
 
     /// Counts a transmit the engine refused (the packet is dropped).
@@ -227,16 +306,29 @@ impl Shard {
         }
     }
 
-    fn set_owner(&self, id: SessionId) {
+    /// Records this shard as the session's owner, in the owner table and
+    /// in the kernel's steering map (its TUN reads then come to this
+    /// shard's queue).
+    fn set_owner(&mut self, id: SessionId) {
         if let Some(o) = self.owners.get(id.0 as usize) {
             o.store(self.owner_tag, Ordering::Release);
+        }
+        if let Some(steering) = &self.steering {
+            if steering.set(id.0, self.id.0).is_err() {
+                self.counters.steering_errors += 1;
+            }
         }
     }
 
     /// Clears the owner entry unless another shard took the session since.
-    fn clear_owner(&self, id: SessionId) {
-        if let Some(o) = self.owners.get(id.0 as usize) {
-            let _ = o.compare_exchange(self.owner_tag, 0, Ordering::AcqRel, Ordering::Relaxed);
+    fn clear_owner(&mut self, id: SessionId) {
+        let Some(o) = self.owners.get(id.0 as usize) else { return };
+        if o.compare_exchange(self.owner_tag, 0, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            if let Some(steering) = &self.steering {
+                if steering.clear(id.0).is_err() {
+                    self.counters.steering_errors += 1;
+                }
+            }
         }
     }
 
@@ -252,6 +344,13 @@ impl Shard {
             self.counters.grants_rejected += 1;
             return;
         };
+        // Sessions this grant displaces lose their unsent records' buffers
+        // otherwise: send those first.
+        for slot in [self.sessions.slot_by_offset(session.0), self.sessions.slot_by_peer(&peer)].into_iter().flatten() {
+            if let Some(old) = self.sessions.get_mut(slot) {
+                self.tx.close(old);
+            }
+        }
         let displaced = self.sessions.insert(Session {
             id: session,
             peer,
@@ -263,6 +362,7 @@ impl Shard {
             tx_packets: 0,
             last_rx: now,
             active: false,
+            batch: None,
         });
         for id in displaced.into_iter().filter(|d| *d != session) {
             self.clear_owner(id);
@@ -273,6 +373,11 @@ impl Shard {
     }
 
     fn on_revoke(&mut self, id: SessionId) {
+        // Records already sealed for it still leave (in order, before any
+        // later session's on the same peer).
+        if let Some(session) = self.sessions.slot_by_offset(id.0).and_then(|s| self.sessions.get_mut(s)) {
+            self.tx.close(session);
+        }
         if self.sessions.remove(id).is_some() {
             self.clear_owner(id);
             self.counters.revokes += 1;

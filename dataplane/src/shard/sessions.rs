@@ -8,6 +8,7 @@ use std::time::Instant;
 use dtls::RecordProtection;
 use proto::grant::{Policy, SessionId};
 
+use super::transmit::Batch;
 use crate::sys::RawSockAddr;
 
 #[derive(Debug)]
@@ -24,6 +25,8 @@ pub(super) struct Session {
     pub(super) last_rx: Instant,
     /// Moved packets since the last activity report.
     pub(super) active: bool,
+    /// Records sealed for the peer this loop turn, not yet sent.
+    pub(super) batch: Option<Batch>,
 }
 
 #[derive(Debug)]
@@ -92,6 +95,10 @@ impl SessionTable {
                 u32::try_from(self.slots.len() - 1).unwrap_or(u32::MAX)
             }
         };
+        // Room for every session to turn active in one report period, made
+        // here (control's grant) rather than on the fast path's first touch.
+        let needed = self.slots.len().saturating_sub(self.newly_active.len());
+        self.newly_active.reserve(needed);
         if let Some(entry) = self.slots.get_mut(slot as usize) {
             *entry = Some(session);
             self.by_peer.insert(peer, slot);

@@ -4,14 +4,21 @@
 //! in `uring`, and says why it is sound.
 
 mod eventfd;
+mod mmsg;
 mod sockaddr;
+mod steering;
 mod tun;
 mod udp;
 
 pub(crate) use eventfd::EventFd;
+pub(crate) use mmsg::{
+    read_eventfd, read_fd, write_fd, Epoll, Interest, Outgoing, Readiness, RecvBatch, SendBatch, MMSG_BATCH,
+};
 pub(crate) use sockaddr::{parse_sockaddr, RawSockAddr, SOCKADDR_MAX};
-pub(crate) use tun::{configure_interface, open_tun_queue};
-pub(crate) use udp::bind_reuseport;
+pub(crate) use steering::TunSteering;
+pub use tun::TunOffloads;
+pub(crate) use tun::{configure_interface, open_tun_queue, set_offloads};
+pub(crate) use udp::{bind_reuseport, set_gro};
 
 use std::io;
 

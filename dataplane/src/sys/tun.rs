@@ -22,11 +22,31 @@ fn ifreq_named(name: &str) -> io::Result<libc::ifreq> {
     Ok(ifr)
 }
 
+/// `TUN_F_*` offload bits of `TUNSETOFFLOAD` (linux/if_tun.h).
+const TUN_F_CSUM: libc::c_uint = 0x01;
+const TUN_F_TSO4: libc::c_uint = 0x02;
+const TUN_F_TSO6: libc::c_uint = 0x04;
+const TUN_F_USO4: libc::c_uint = 0x20;
+const TUN_F_USO6: libc::c_uint = 0x40;
+
+/// Which offloads the kernel accepted on a vnet-header TUN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TunOffloads {
+    /// Packets may arrive checksum-partial (`VIRTIO_NET_HDR_F_NEEDS_CSUM`).
+    pub csum: bool,
+    /// TCP super-packets (TSO) in both directions.
+    pub tso: bool,
+    /// UDP super-packets (USO, Linux 6.2+).
+    pub uso: bool,
+}
+
 /// Opens one more queue of the TUN `name`; the first call creates the
-/// interface. Queues of one interface spread flows by hash.
-pub(crate) fn open_tun_queue(name: &str) -> io::Result<OwnedFd> {
+/// interface. Queues of one interface spread flows by hash. With
+/// `vnet_hdr`, every read and write starts with a `virtio_net_hdr`.
+pub(crate) fn open_tun_queue(name: &str, vnet_hdr: bool) -> io::Result<OwnedFd> {
     let mut ifr = ifreq_named(name)?;
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE) as libc::c_short;
+    let vnet = if vnet_hdr { libc::IFF_VNET_HDR } else { 0 };
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE | vnet) as libc::c_short;
     // SAFETY: the path is a NUL-terminated literal; open takes no other pointer.
     let fd = check(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
     // SAFETY: `fd` is a fresh descriptor nobody else owns.
@@ -34,6 +54,28 @@ pub(crate) fn open_tun_queue(name: &str) -> io::Result<OwnedFd> {
     // SAFETY: TUNSETIFF reads and writes one `struct ifreq`, which `ifr` is, live across the call.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TUNSETIFF, core::ptr::from_mut(&mut ifr)) })?;
     Ok(fd)
+}
+
+/// Asks for checksum, TSO and USO offloads on a vnet-header TUN queue (the
+/// setting is the device's), stepping down when the kernel refuses: USO
+/// needs Linux 6.2, and USO without CSUM is EINVAL. Returns what stuck;
+/// all false means plain packets only, which the shard handles the same way.
+pub(crate) fn set_offloads(queue: &OwnedFd) -> TunOffloads {
+    let ask = |flags: libc::c_uint| {
+        // SAFETY: TUNSETOFFLOAD takes its argument by value (an unsigned
+        // int of TUN_F_* bits); no memory is passed.
+        check(unsafe { libc::ioctl(queue.as_raw_fd(), libc::TUNSETOFFLOAD, libc::c_ulong::from(flags)) }).is_ok()
+    };
+    let tso = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6;
+    if ask(tso | TUN_F_USO4 | TUN_F_USO6) {
+        TunOffloads { csum: true, tso: true, uso: true }
+    } else if ask(tso) {
+        TunOffloads { csum: true, tso: true, uso: false }
+    } else if ask(TUN_F_CSUM) {
+        TunOffloads { csum: true, tso: false, uso: false }
+    } else {
+        TunOffloads::default()
+    }
 }
 
 /// A `struct sockaddr` holding an AF_INET address (port 0), as the SIOCSIF*

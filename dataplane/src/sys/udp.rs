@@ -59,3 +59,21 @@ pub(crate) fn bind_reuseport(addr: SocketAddr) -> io::Result<UdpSocket> {
     check(unsafe { libc::bind(fd.as_raw_fd(), ptr, len) })?;
     Ok(UdpSocket::from(fd))
 }
+
+/// Asks the kernel to coalesce consecutive datagrams of one flow into one
+/// receive (`UDP_GRO`, Linux 5.0+), or not; the segment size then comes with
+/// each receive as a cmsg. False if refused.
+pub(crate) fn set_gro(socket: &UdpSocket, on: bool) -> bool {
+    let one = libc::c_int::from(on);
+    // SAFETY: the option value points at a live c_int and its exact size is passed.
+    check(unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            libc::UDP_GRO,
+            core::ptr::from_ref(&one).cast(),
+            core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .is_ok()
+}

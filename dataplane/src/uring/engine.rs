@@ -15,7 +15,7 @@ use io_uring::types::{CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::buffers::{ProvidedBuffers, SlotLayout};
-use super::ops::{recv_template, Op, OpKind, OpTable, TxBuf};
+use super::ops::{gro_segment, recv_template, Op, OpKind, OpTable, TxBuf, RECV_CMSG_SPACE};
 use crate::handle::{RingSetup, TunReadStyle};
 use crate::sys::{parse_sockaddr, RawSockAddr};
 
@@ -38,13 +38,15 @@ pub(crate) struct EngineConfig {
     pub(crate) udp_fd: RawFd,
     pub(crate) tun_fd: RawFd,
     pub(crate) wake_fd: RawFd,
-    /// Slots per buffer group (a power of two).
-    pub(crate) buffers: u16,
+    /// Slots in the UDP buffer group (a power of two).
+    pub(crate) udp_buffers: u16,
+    /// Slots in the TUN buffer group (a power of two).
+    pub(crate) tun_buffers: u16,
     /// Largest UDP payload received whole.
     pub(crate) udp_payload: usize,
-    /// Headroom in front of each TUN packet.
+    /// Headroom in front of each TUN read (the kernel fills from here).
     pub(crate) tun_headroom: usize,
-    /// Largest TUN packet read whole.
+    /// Largest TUN read (vnet header included, if any) received whole.
     pub(crate) tun_packet: usize,
     /// Room behind each TUN packet.
     pub(crate) tun_tailroom: usize,
@@ -59,20 +61,19 @@ pub(crate) enum Completion {
         peer: Option<SocketAddr>,
         payload: Range<usize>,
         truncated: bool,
+        /// UDP GRO coalesced datagrams of this size (the last possibly
+        /// shorter) into `payload`.
+        segment: Option<u16>,
     },
     /// A packet in TUN slot `bid`, `len` bytes from the slot's headroom.
-    TunPacket {
-        bid: u16,
-        len: usize,
-    },
+    TunPacket { bid: u16, len: usize },
     /// The doorbell rang: control or another shard queued something.
     Wake,
-    Sent {
-        ok: bool,
-    },
-    TunWritten {
-        ok: bool,
-    },
+    /// A send of `datagrams` datagrams (more than one: UDP GSO) finished
+    /// with `result` (bytes, or `-errno`); an owned buffer comes back for reuse.
+    Sent { result: i32, datagrams: u16, owned: Option<Vec<u8>> },
+    /// A TUN write finished, as [`Completion::Sent`].
+    TunWritten { result: i32, owned: Option<Vec<u8>> },
     /// A receive failed or returned something unusable.
     ReceiveFailed,
 }
@@ -166,7 +167,7 @@ impl Engine {
             TunReadStyle::ReadPool(TUN_READ_POOL)
         };
 
-        let udp_fill = RECVMSG_OUT_LEN + crate::sys::SOCKADDR_MAX + cfg.udp_payload;
+        let udp_fill = RECVMSG_OUT_LEN + crate::sys::SOCKADDR_MAX + RECV_CMSG_SPACE + cfg.udp_payload;
         let udp_layout = SlotLayout {
             slot_len: round_up_64(udp_fill),
             fill_at: 0,
@@ -177,19 +178,19 @@ impl Engine {
             fill_at: cfg.tun_headroom,
             fill_len: u32::try_from(cfg.tun_packet).map_err(io::Error::other)?,
         };
-        let udp = ProvidedBuffers::new(cfg.buffers, udp_layout)?;
-        let tun = ProvidedBuffers::new(cfg.buffers, tun_layout)?;
+        let udp = ProvidedBuffers::new(cfg.udp_buffers, udp_layout)?;
+        let tun = ProvidedBuffers::new(cfg.tun_buffers, tun_layout)?;
         udp.register(&ring.submitter(), UDP_GROUP)?;
         tun.register(&ring.submitter(), TUN_GROUP)?;
 
         // Every buffer can carry a few transmits at once (several records per
         // datagram), plus owned buffers and the standing receives.
-        let op_capacity = u32::from(cfg.buffers) * 4 + 64;
+        let op_capacity = (u32::from(cfg.udp_buffers) + u32::from(cfg.tun_buffers)) * 2 + 256;
         let mem = Box::new(KernelVisible {
             ops: OpTable::with_capacity(op_capacity),
             udp,
             tun,
-            recv_msg: recv_template(crate::sys::SOCKADDR_MAX),
+            recv_msg: recv_template(crate::sys::SOCKADDR_MAX, RECV_CMSG_SPACE),
             wake_buf: [0; 8],
         });
         Ok(Self {
@@ -204,7 +205,8 @@ impl Engine {
             tun_reads_live: 0,
             tun_read_worked: false,
             wake_live: false,
-            backlog: VecDeque::new(),
+            // As deep as the op table: a full SQ never makes the fast path allocate.
+            backlog: VecDeque::with_capacity(op_capacity as usize),
             epoch: 0,
             cqes: Vec::with_capacity(cfg.entries as usize * 4),
         })
@@ -391,11 +393,16 @@ impl Engine {
                 out.push(Completion::Wake);
             }
             OpKind::UdpSend | OpKind::TunWrite => {
-                if let Some(Op::UdpSend(buf) | Op::TunWrite(buf)) = self.mem.ops.remove(index) {
-                    self.unpin(&buf);
-                }
-                let ok = res >= 0;
-                out.push(if kind == OpKind::UdpSend { Completion::Sent { ok } } else { Completion::TunWritten { ok } });
+                let datagrams = self.mem.ops.slot(index).map_or(1, |s| s.datagrams);
+                let owned = match self.mem.ops.remove(index) {
+                    Some(Op::UdpSend(buf) | Op::TunWrite(buf)) => self.unpin(buf),
+                    _ => None,
+                };
+                out.push(if kind == OpKind::UdpSend {
+                    Completion::Sent { result: res, datagrams, owned }
+                } else {
+                    Completion::TunWritten { result: res, owned }
+                });
             }
         }
     }
@@ -430,6 +437,7 @@ impl Engine {
                     peer: parse_sockaddr(msg.name_data()),
                     payload: start..start + msg.payload_data().len(),
                     truncated: msg.is_payload_truncated(),
+                    segment: gro_segment(msg.control_data()),
                 }
             }
             None => Completion::ReceiveFailed,
@@ -457,21 +465,30 @@ impl Engine {
         addr.map(|a| (a, len)).ok_or(SubmitError::BadBuffer)
     }
 
-    fn unpin(&mut self, buf: &TxBuf) {
+    /// Ends `buf`'s hold on its memory; an owned buffer is handed back.
+    fn unpin(&mut self, buf: TxBuf) -> Option<Vec<u8>> {
         match buf {
-            TxBuf::Udp(bid) => self.mem.udp.detach(*bid),
-            TxBuf::Tun(bid) => self.mem.tun.detach(*bid),
-            TxBuf::Owned(_) => {}
+            TxBuf::Udp(bid) => self.mem.udp.detach(bid),
+            TxBuf::Tun(bid) => self.mem.tun.detach(bid),
+            TxBuf::Owned(v) => return Some(v),
         }
+        None
     }
 
-    /// Sends `range` of `buf` as one datagram to `peer`.
-    pub(crate) fn send_to(&mut self, buf: TxBuf, range: Range<usize>, peer: &RawSockAddr) -> Result<(), SubmitError> {
+    /// Sends `range` of `buf` to `peer`: one datagram, or with `segment`
+    /// (UDP GSO) one datagram per `segment` bytes, the last possibly shorter.
+    pub(crate) fn send_to(
+        &mut self,
+        buf: TxBuf,
+        range: Range<usize>,
+        peer: &RawSockAddr,
+        segment: Option<u16>,
+    ) -> Result<(), SubmitError> {
         let (addr, len) = self.pin(&buf, &range)?;
         let index = match self.mem.ops.insert(Op::UdpSend(buf)) {
             Ok(i) => i,
             Err(Op::UdpSend(buf)) => {
-                self.unpin(&buf);
+                self.unpin(buf);
                 return Err(SubmitError::OpTableFull);
             }
             Err(_) => return Err(SubmitError::OpTableFull),
@@ -484,6 +501,21 @@ impl Engine {
         slot.msg.msg_namelen = name_len;
         slot.msg.msg_iov = &raw mut slot.iov;
         slot.msg.msg_iovlen = 1;
+        slot.datagrams = match segment {
+            Some(size) if size > 0 => u16::try_from(len.div_ceil(u32::from(size))).unwrap_or(u16::MAX),
+            _ => 1,
+        };
+        match segment {
+            Some(size) => {
+                slot.set_segment_size(size);
+                slot.msg.msg_control = slot.cmsg.as_mut_ptr().cast();
+                slot.msg.msg_controllen = super::ops::SEGMENT_CMSG_LEN;
+            }
+            None => {
+                slot.msg.msg_control = core::ptr::null_mut();
+                slot.msg.msg_controllen = 0;
+            }
+        }
         let entry = opcode::SendMsg::new(Fd(self.udp_fd), &raw const slot.msg).build().user_data(u64::from(index));
         // SAFETY: the msghdr, iovec and address live in the op slot, and the
         // bytes in the pinned slot or owned buffer moved into it; the slot is
@@ -498,7 +530,7 @@ impl Engine {
         let index = match self.mem.ops.insert(Op::TunWrite(buf)) {
             Ok(i) => i,
             Err(Op::TunWrite(buf)) => {
-                self.unpin(&buf);
+                self.unpin(buf);
                 return Err(SubmitError::OpTableFull);
             }
             Err(_) => return Err(SubmitError::OpTableFull),
@@ -517,7 +549,7 @@ impl Engine {
         for entry in core::mem::take(&mut self.backlog) {
             if let Ok(index) = u32::try_from(entry.get_user_data()) {
                 if let Some(Op::UdpSend(buf) | Op::TunWrite(buf)) = self.mem.ops.remove(index) {
-                    self.unpin(&buf);
+                    self.unpin(buf);
                 }
             }
         }

@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use dataplane::{Dataplane, DataplaneConfig, FromShard, ShardCounters, ShardId, ToShard};
+use dataplane::{Dataplane, DataplaneConfig, FromShard, IoBackend, ShardCounters, ShardId, ToShard};
 use dtls::keys::DirectionKeys;
 use dtls::replay::ReplayWindow;
 use dtls::{CipherSuite, ContentType, RecordProtection, Role, SessionKeys};
@@ -25,6 +25,17 @@ pub const TYPE_DPD_REQ: u8 = 0x03;
 pub const TYPE_DPD_RESP: u8 = 0x04;
 pub const TYPE_DISCONNECT: u8 = 0x05;
 pub const TYPE_KEEPALIVE: u8 = 0x07;
+
+/// The I/O engine the tests ask for: `CORRIDOR_IO=readiness` (or
+/// `io_uring`) runs the whole suite on that engine — `scripts/test.sh`
+/// runs it once more on the readiness engine — and anything else `auto`.
+pub fn io_from_env() -> IoBackend {
+    match std::env::var("CORRIDOR_IO").as_deref() {
+        Ok("readiness") => IoBackend::Readiness,
+        Ok("io_uring") => IoBackend::IoUring,
+        _ => IoBackend::Auto,
+    }
+}
 
 /// Upper bound for every wait in these tests.
 pub const PATIENCE: Duration = Duration::from_secs(5);
@@ -137,7 +148,16 @@ pub struct Harness {
 }
 
 impl Harness {
+    /// A data plane with offloads on (as the gateway runs by default).
     pub fn start(tun_name: &str, net: u8, shards: usize) -> Harness {
+        Self::start_with(tun_name, net, shards, true)
+    }
+
+    pub fn start_with(tun_name: &str, net: u8, shards: usize, offloads: bool) -> Harness {
+        Self::start_io(tun_name, net, shards, offloads, io_from_env())
+    }
+
+    pub fn start_io(tun_name: &str, net: u8, shards: usize, offloads: bool, io: IoBackend) -> Harness {
         let addr = Addressing { net };
         let dp = Dataplane::start(DataplaneConfig {
             shards,
@@ -148,6 +168,8 @@ impl Harness {
             pool: addr.pool(),
             pin_cores: shards > 1,
             ring_entries: 64,
+            offloads,
+            io,
         })
         .expect("start the data plane (needs root, in a private network namespace)");
         assert_eq!(dp.shard_count(), shards);

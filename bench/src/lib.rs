@@ -27,6 +27,7 @@ pub mod compare;
 mod deframe;
 mod handshake;
 pub mod load;
+mod offload;
 mod record;
 mod shard_batch;
 
@@ -83,6 +84,16 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "shard-batch-64",
         about: "64 device datagrams through the shard's per-record step (open, type byte, admit, TUN write decision)",
         run: shard_batch::batch_64,
+    },
+    Scenario {
+        name: "tso-segment-seal-48",
+        about: "one 48 x 1360 B TSO super-packet: segmented (headers, checksums) and each segment sealed, AES-256-GCM",
+        run: offload::tso_segment_seal_48,
+    },
+    Scenario {
+        name: "tcp-coalesce-48",
+        about: "48 consecutive 1360 B device TCP segments coalesced into one TUN super-packet (checksums checked)",
+        run: offload::tcp_coalesce_48,
     },
 ];
 

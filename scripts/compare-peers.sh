@@ -14,6 +14,8 @@
 #   --quick            1 round of 3 s, 20 load-generator devices (CI)
 #   --json FILE        also write every figure (medians, per round, per test)
 #   --only LIST        comma-separated subset of baseline,corridor,ocserv,openvpn,boringtun
+#                      and corridor's variants corridor-plain (offloads off) and
+#                      corridor-epoll (readiness I/O engine), which only run when named
 #   --prefix P         namespace prefix (default cp: cpdevice, cpgateway, cporg)
 #   --bench-devices N  devices of `corridor bench run` (default 100; --quick 20)
 #   --passwd-iterations N
@@ -111,7 +113,10 @@ source "$SCRIPTS/openvpn-peer.sh"
 # shellcheck source=scripts/boringtun-peer.sh
 source "$SCRIPTS/boringtun-peer.sh"
 
-ALL_CONTENDERS=(baseline corridor ocserv openvpn boringtun)
+# corridor-plain (offloads = false) and corridor-epoll (io = "readiness")
+# are corridor's own A/B variants: measured only when --only names them.
+ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll ocserv openvpn boringtun)
+DEFAULT_CONTENDERS=(baseline corridor ocserv openvpn boringtun)
 
 PREFIX="cp"
 ROUNDS=3
@@ -121,7 +126,7 @@ KEEP=0
 BENCH_DEVICES=100
 BENCH_DEVICES_SET=""
 PASSWD_ITERATIONS=5000
-CONTENDERS=("${ALL_CONTENDERS[@]}")
+CONTENDERS=("${DEFAULT_CONTENDERS[@]}")
 
 GATEWAY_IP=10.10.0.1
 GATEWAY_ORG_IP=10.99.0.1
@@ -222,6 +227,7 @@ FAILURES=0
 FAILED_WHAT=()
 
 has_contender() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
+has_openconnect_gateway() { [[ " ${CONTENDERS[*]} " == *" corridor"* || " ${CONTENDERS[*]} " == *" ocserv "* ]]; }
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -381,7 +387,7 @@ bring_up() {
     chmod 755 "$WORK/certs"
     PERF_PASSWORD="$(openssl rand -hex 12)"
     start_iperf_server
-    if has_contender corridor || has_contender ocserv; then start_reflector; fi
+    if has_openconnect_gateway; then start_reflector; fi
     info "work directory $WORK"
 }
 
@@ -432,8 +438,18 @@ verify_path() { # CONTENDER DEV
     meta "$1" path_dev "$2"
 }
 
+# The corridor variant being measured: corridor, corridor-plain or corridor-epoll.
+CORRIDOR_NAME=corridor
+
+is_corridor() { [[ "$1" == corridor* ]]; }
+
 write_corridor_config() {
-    local dir="$WORK/corridor"
+    local dir="$WORK/$CORRIDOR_NAME" variant=""
+    mkdir -p "$dir"
+    case "$CORRIDOR_NAME" in
+        corridor-plain) variant='offloads = false' ;;
+        corridor-epoll) variant='io = "readiness"' ;;
+    esac
     cat >"$dir/gateway.toml" <<EOT
 # Written by scripts/compare-peers.sh.
 [server]
@@ -454,6 +470,7 @@ tun_name = "corridor0"
 # The gateway's defaults, written out: one shard per core, each pinned.
 shards = 0
 pin_cores = true
+$variant
 
 [[group]]
 name = "$PERF_GROUP"
@@ -472,7 +489,7 @@ EOT
 }
 
 start_corridor() {
-    local dir="$WORK/corridor"
+    local dir="$WORK/$CORRIDOR_NAME"
     write_corridor_config || { warn "corridor passwd failed"; return 1; }
     # NO_COLOR: plain log lines. `ip netns exec` execs, so $! is the gateway.
     NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$dir/gateway.toml" \
@@ -495,7 +512,7 @@ start_corridor() {
         sleep 0.1
     done
     [ "$rc" -eq 0 ] || { warn "corridor not listening on TCP+UDP 443 within 20 s"; return 1; }
-    meta corridor gateway_version "$("$CORRIDOR" --version 2>/dev/null | head -n 1)"
+    meta "$CORRIDOR_NAME" gateway_version "$("$CORRIDOR" --version 2>/dev/null | head -n 1)"
     wait_for 5 grep -q 'gateway started' "$dir/gateway.log" || true
     info "corridor pid $CORRIDOR_PID listening; $(strip_ansi "$dir/gateway.log" | grep -m1 -o 'shards=[^ ]*' || true)"
 }
@@ -512,7 +529,7 @@ stop_corridor() {
 
 save_corridor_metrics() { # TAG
     ip netns exec "$NS_GATEWAY" curl -s --max-time 5 "http://$ADMIN_LISTEN/metrics" \
-        >"$WORK/corridor/metrics-$1.txt" 2>/dev/null || warn "could not read corridor metrics ($1)"
+        >"$WORK/$CORRIDOR_NAME/metrics-$1.txt" 2>/dev/null || warn "could not read corridor metrics ($1)"
 }
 
 start_ocserv() {
@@ -757,7 +774,7 @@ run_rounds() { # CONTENDER
             fi
             if run_test "$name" "$r" "$t"; then good[$t]=$((${good[$t]:-0} + 1)); fi
         done
-        [ "$name" = corridor ] && save_corridor_metrics "r$r"
+        is_corridor "$name" && save_corridor_metrics "r$r"
     done
     local missing=()
     for t in "${TESTS[@]}"; do [ -n "${good[$t]:-}" ] || missing+=("$t"); done
@@ -853,7 +870,7 @@ measure_openconnect_gateway() { # CONTENDER
         return
     fi
     CLIENT_PIDS="$OPENCONNECT_PID"
-    if [ "$name" = corridor ]; then
+    if is_corridor "$name"; then
         TUNNEL_PIDS="$OPENCONNECT_PID $CORRIDOR_PID"
     else
         TUNNEL_PIDS="$OPENCONNECT_PID $(cat "$OCSERV_RUNDIR/ocserv.main.pid")"
@@ -862,7 +879,7 @@ measure_openconnect_gateway() { # CONTENDER
         contender_failed "$name" "the tunnel carries no ping"
         return
     fi
-    [ "$name" = corridor ] && save_corridor_metrics before
+    is_corridor "$name" && save_corridor_metrics before
     if ! run_rounds "$name"; then
         contender_failed "$name" "tests failed or the tunnel died during the rounds"
         return
@@ -880,18 +897,24 @@ measure_openconnect_gateway() { # CONTENDER
 }
 
 measure_corridor() {
-    step "corridor: target/release/corridor in $NS_GATEWAY, openconnect in $NS_DEVICE"
+    CORRIDOR_NAME="${1:-corridor}"
+    local name="$CORRIDOR_NAME"
+    step "$name: target/release/corridor in $NS_GATEWAY, openconnect in $NS_DEVICE"
     if ! start_corridor; then
-        contender_failed corridor "gateway did not start"
+        contender_failed "$name" "gateway did not start"
     else
-        measure_openconnect_gateway corridor
+        measure_openconnect_gateway "$name"
     fi
-    disconnect_client corridor
+    disconnect_client "$name"
     stop_corridor
-    strip_ansi "$WORK/corridor/gateway.log" >"$WORK/corridor/gateway.clean.log" 2>/dev/null || true
-    meta corridor log_error_lines "$(grep -c '\bERROR\b' "$WORK/corridor/gateway.clean.log" || true)"
-    meta corridor log_warn_lines "$(grep -c '\bWARN\b' "$WORK/corridor/gateway.clean.log" || true)"
+    strip_ansi "$WORK/$name/gateway.log" >"$WORK/$name/gateway.clean.log" 2>/dev/null || true
+    meta "$name" log_error_lines "$(grep -c '\bERROR\b' "$WORK/$name/gateway.clean.log" || true)"
+    meta "$name" log_warn_lines "$(grep -c '\bWARN\b' "$WORK/$name/gateway.clean.log" || true)"
+    CORRIDOR_NAME=corridor
 }
+
+measure_corridor-plain() { measure_corridor corridor-plain; }
+measure_corridor-epoll() { measure_corridor corridor-epoll; }
 
 measure_ocserv() {
     step "ocserv: $(ocserv --version 2>&1 | head -n 1) in $NS_GATEWAY, openconnect in $NS_DEVICE"
@@ -1126,7 +1149,7 @@ def per_round(name):
                "gbit_per_gateway_cpu_s": g("tcp1", "gbit_per_gateway_cpu_s"),
                "client_cores_tcp1": g("tcp1", "client_cpu_cores"),
                "machine_busy_cores_tcp1": g("tcp1", "machine_busy_cores")}
-        if name in ("corridor", "ocserv"):
+        if name.startswith("corridor") or name == "ocserv":
             row.update(bench_figures(name, rnd))
         row["tests"] = tests
         rows.append(row)
@@ -1153,7 +1176,7 @@ for name in contenders:
     # The load generator speaks OpenConnect: figures for corridor and ocserv,
     # null for the others (same keys everywhere).
     for k in BENCH_KEYS:
-        e[k] = median(r.get(k) for r in rows) if name in ("corridor", "ocserv") else None
+        e[k] = median(r.get(k) for r in rows) if name.startswith("corridor") or name == "ocserv" else None
     e["status"] = meta.get("status", "failed: did not finish")
     detail = {}
     for t in tests_run:
@@ -1191,6 +1214,12 @@ for other in ("ocserv", "openvpn", "boringtun"):
         ratios[f"corridor/{other}"] = {k: ratio(a[k], b[k]) for k, _, _ in COLS}
 if "corridor" in by_name and "ocserv" in by_name:
     ratios["corridor/ocserv"].update({k: ratio(by_name["corridor"].get(k), by_name["ocserv"].get(k)) for k in BENCH_KEYS[:7]})
+# corridor's own A/B: what offloads and io_uring buy, same run.
+for variant in ("corridor-plain", "corridor-epoll"):
+    if "corridor" in by_name and variant in by_name:
+        a, b = by_name["corridor"], by_name[variant]
+        ratios[f"corridor/{variant}"] = {k: ratio(a[k], b[k]) for k, _, _ in COLS}
+        ratios[f"corridor/{variant}"].update({k: ratio(a.get(k), b.get(k)) for k in BENCH_KEYS[:7]})
 
 print()
 print(f"Medians of {machine['rounds']} round(s) x {machine['seconds']} s; commit {machine['commit']}"
@@ -1214,7 +1243,7 @@ print("gateway cores: gateway processes' user+system CPU-s per wall-s in tcp1; G
 print("over those CPU-s. ÷ base: the contender's median over the baseline's. Ratio rows are plain quotients")
 print("(for loss, ping and cores, lower is better).")
 
-bench_rows = [e for e in entries if e["name"] in ("corridor", "ocserv")]
+bench_rows = [e for e in entries if e["name"].startswith("corridor") or e["name"] == "ocserv"]
 if bench_rows:
     print()
     print(f"Load generator (`corridor bench run`, {machine['bench_devices']} devices; udp-echo {machine['bench_rate']} probes/s"
@@ -1229,9 +1258,10 @@ if bench_rows:
     for e in bench_rows:
         print(f"| {e['name']} | " + " | ".join(fmt(e.get(k), nd) for k, _, nd in BCOLS)
               + f" | {e['meta'].get('bench_status', 'not run')} |")
-    if "corridor/ocserv" in ratios:
-        r = ratios["corridor/ocserv"]
-        print("| **corridor/ocserv** | " + " | ".join(fmt(r.get(k), 2) for k, _, _ in BCOLS) + " | |")
+    for label in ("corridor/ocserv", "corridor/corridor-plain", "corridor/corridor-epoll"):
+        if label in ratios:
+            r = ratios[label]
+            print(f"| **{label}** | " + " | ".join(fmt(r.get(k), 2) for k, _, _ in BCOLS) + " | |")
     print()
     print("Every login verifies the password: " + "; ".join(
         f"{e['name']} {e['meta'].get('password_hash', '?')}" for e in bench_rows)
@@ -1306,7 +1336,7 @@ main() {
     [ -z "$JSON_OUT" ] || rm -f "$JSON_OUT"
     install_packages
     if has_contender boringtun; then install_boringtun; fi
-    if has_contender corridor || has_contender ocserv; then build_gateway; fi
+    if has_openconnect_gateway; then build_gateway; fi
     bring_up
     for c in "${CONTENDERS[@]}"; do
         "measure_$c"

@@ -22,6 +22,8 @@ const MAX_BUFFERS: u32 = 4096;
 /// TUN read slots per shard when reads may be 64 KiB super-packets: 16 MiB,
 /// each read worth up to ~45 packets.
 const MAX_SUPER_BUFFERS: u32 = 256;
+/// Batch buffers of a shard's GSO sends (`shard::transmit`), with room.
+const BATCH_TRANSMITS: u32 = 256;
 /// Largest TUN read with TSO/USO: a 64 KiB IP packet behind its vnet header.
 const SUPER_READ: usize = proto::offload::VNET_HDR_LEN + 65_535;
 /// Smallest UDP payload a receive slot holds whole (a handshake flight or
@@ -178,6 +180,7 @@ impl Dataplane {
                 tun_buffers: sizes.tun_buffers,
                 udp_payload: sizes.udp_payload,
                 tun_read: sizes.tun_read,
+                transmits: sizes.transmits,
                 vnet: offloads,
                 udp_gro,
                 steering: steering.as_ref().ok().cloned(),
@@ -322,6 +325,7 @@ struct BufferSizes {
     tun_buffers: u16,
     udp_payload: usize,
     tun_read: usize,
+    transmits: u32,
 }
 
 impl BufferSizes {
@@ -338,11 +342,18 @@ impl BufferSizes {
         // A GRO receive holds up to 64 KiB of datagrams.
         let (udp_buffers, udp_payload) =
             if udp_gro { (buffers.min(MAX_SUPER_BUFFERS), 65_535) } else { (buffers, record.max(MIN_UDP_PAYLOAD)) };
+        // Every record of every held receive may become a transmit (a TUN
+        // write or a DPD reply) before the turn ends: a GRO receive holds up
+        // to 64 datagrams. A TUN read becomes at most one send (offloads
+        // batch its segments); each batch buffer is one more.
+        let per_udp_slot = if udp_gro { 64 } else { 4 };
+        let transmits = udp_buffers * per_udp_slot + tun_buffers * 2 + BATCH_TRANSMITS;
         Self {
             udp_buffers: u16::try_from(udp_buffers).unwrap_or(4096),
             tun_buffers: u16::try_from(tun_buffers).unwrap_or(256),
             udp_payload,
             tun_read,
+            transmits,
         }
     }
 }

@@ -1,35 +1,48 @@
-//! corridor's data plane: sharded io_uring packet engine between DTLS-over-UDP
+//! corridor's data plane: sharded packet engine between DTLS-over-UDP
 //! devices and the organisation's network (a multi-queue TUN).
 //!
 //! # Shape
 //!
 //! [`Dataplane::start`] creates one TUN queue, one UDP socket (all in one
-//! `SO_REUSEPORT` group) and one thread per shard. Each shard owns an
-//! io_uring and the sessions granted to it; it never takes a lock and never
-//! waits on control. Control talks to a shard through a bounded lock-free
-//! queue ([`Dataplane::send`]) and hears back through another
+//! `SO_REUSEPORT` group) and one thread per shard. Each shard owns an I/O
+//! engine — io_uring, or where that cannot be set up (or
+//! [`IoBackend::Readiness`] is asked for) epoll with `recvmmsg`/`sendmmsg` —
+//! and the sessions granted to it; it never takes a lock and never waits on
+//! control. Control talks to a shard through a bounded lock-free queue
+//! ([`Dataplane::send`]) and hears back through another
 //! ([`Dataplane::drain_events`]); both sides sleep on an eventfd.
 //!
 //! # Fast path
 //!
-//! Device → network: multishot `recvmsg` into a provided-buffer ring →
-//! session by peer address → DTLS record opened in place → OpenConnect type
-//! byte → policy (inner source is the assigned address, destination allowed)
-//! → TUN write straight from the receive buffer.
+//! Device → network: multishot `recvmsg` into a provided-buffer ring (with
+//! UDP GRO, one receive may hold many datagrams of a peer) → session by
+//! peer address → DTLS record opened in place → OpenConnect type byte →
+//! policy (inner source is the assigned address, destination allowed) →
+//! TUN write straight from the receive buffer, or, with offloads,
+//! consecutive TCP segments of a flow coalesced into one TUN GSO write.
 //!
-//! Network → device: TUN read into a provided buffer at an offset that leaves
-//! room for the type byte, the record header and the explicit nonce in front,
-//! and the tag behind → session by pool offset (an array index) → seal in
-//! place → UDP send from the same buffer. A packet for a session another
-//! shard owns crosses a shard-to-shard queue (counted as `cross_shard`).
+//! Network → device: TUN read (with offloads a `virtio_net_hdr` and a
+//! TSO/USO super-packet of up to 64 KiB) → session by pool offset (an array
+//! index) → each MTU-sized packet, or segment of the super-packet, sealed
+//! into the peer's batch buffer → at the end of the loop turn one UDP GSO
+//! `sendmsg` per peer. Without offloads each packet is sealed in place in
+//! its read buffer and sent alone. An eBPF steering program keyed on the
+//! pool offset makes the kernel queue each packet on the owner shard's TUN
+//! queue; a packet that still lands elsewhere crosses a shard-to-shard
+//! queue (counted as `cross_shard`).
+//!
+//! Offloads the kernel refuses are left out at start-up ([`ShardInfo`]) or
+//! at run time (`offload_refused`); steady-state packets allocate nothing
+//! (`tests/allocations.rs` counts).
 //!
 //! The device → network per-record step is public as [`fastpath`], so that
 //! benchmarks and tests run the shard's own code on memory, without a ring.
 //!
 //! # Unsafe
 //!
-//! Only `sys` (sockets, ioctls, eventfd) and `uring` (io_uring, shared
-//! buffers) may use it; every block says why it is sound.
+//! Only `sys` (sockets, ioctls, eventfd, bpf, epoll and mmsg syscalls) and
+//! `uring` (io_uring, shared buffers) may use it; every block says why it
+//! is sound.
 
 #![deny(unsafe_code)]
 

@@ -381,4 +381,21 @@ fn gro_coalesced_datagrams_are_each_opened() {
     let c = h.expect_counters("8 records", |c| c.rx_records == 8);
     // The stand-in ClientHello, then the 8 records in one receive.
     assert_eq!((c.rx_datagrams, c.gro_receives), (1 + 8, 1), "{c:?}");
+
+    // A burst of coalesced receives: each record may become a TUN write
+    // in the same loop turn, so the engine must hold that many transmits
+    // (regression: an op table sized per receive slot, not per datagram,
+    // dropped most of them as queue_full).
+    let sends: Vec<Vec<u8>> = (0..48)
+        .map(|_| {
+            (0..40u8)
+                .flat_map(|i| seal_message(h.client(), TYPE_DATA, &ipv4_udp(device_inner, server_addr, &[i; 1000])))
+                .collect()
+        })
+        .collect();
+    for send in &sends {
+        h.device.send_to(send, h.gateway_udp).expect("a GSO send of 40 records");
+    }
+    let c = h.expect_counters("the burst opened", |c| c.rx_records >= 8 + 48 * 40);
+    assert_eq!((c.queue_full, c.drop_replay), (0, 0), "{c:?}");
 }

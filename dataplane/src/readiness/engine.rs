@@ -304,7 +304,7 @@ impl ReadinessEngine {
 
         // The io_uring engine's op-table size: every slot may carry a few
         // transmits (several records per datagram), plus owned buffers.
-        let queue_capacity = (usize::from(cfg.udp_buffers) + usize::from(cfg.tun_buffers)) * 2 + 256;
+        let queue_capacity = cfg.transmits as usize + 256;
         Ok(Self {
             epoll,
             udp_fd: cfg.udp_fd,
@@ -694,6 +694,7 @@ mod tests {
                 tun_headroom: TUN_HEADROOM,
                 tun_packet: 1500,
                 tun_tailroom: 16,
+                transmits: 32,
             };
             tweak(&mut cfg);
             let engine = ReadinessEngine::new(&cfg).expect("engine");
@@ -906,7 +907,7 @@ mod tests {
             _ => false,
         });
 
-        // (8 + 8) × 2 + 256 transmits fit, as in the io_uring op table.
+        // 32 + 256 transmits fit, as in the io_uring op table.
         let capacity = 288;
         for i in 0..capacity {
             assert_eq!(rig.engine.send_to(TxBuf::Owned(vec![1]), 0..1, &to, None), Ok(()), "transmit {i}");

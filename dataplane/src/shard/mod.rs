@@ -1,11 +1,14 @@
-//! One shard: a thread that owns an io_uring, a UDP socket of the reuseport
-//! group, a TUN queue and the sessions granted to it. It never takes a lock
-//! and never blocks on control; it sleeps only inside `io_uring_enter`.
+//! One shard: a thread that owns an I/O engine (io_uring or readiness), a
+//! UDP socket of the reuseport group, a TUN queue and the sessions granted
+//! to it. It never takes a lock and never blocks on control; it sleeps only
+//! inside the engine's wait (`io_uring_enter` or `epoll_wait`).
 //!
 //! One loop turn: wait for completions (at most until the next activity
 //! report is due) → handle them (each direction of the fast path in its own
-//! module) → drain the control and cross-shard queues → report activity →
-//! ring control's doorbell if events were queued → publish counters.
+//! module) → drain the control and cross-shard queues → end the turn
+//! (coalesced TUN super-packets written, each peer's GSO batch sent) →
+//! report activity → ring control's doorbell if events were queued →
+//! publish counters.
 
 mod engine;
 pub mod fastpath;
@@ -68,6 +71,8 @@ pub(crate) struct ShardContext {
     pub(crate) udp_payload: usize,
     /// Largest TUN read, vnet header included.
     pub(crate) tun_read: usize,
+    /// Transmits the engine holds at once.
+    pub(crate) transmits: u32,
     /// The TUN queue has a vnet header; these offloads are on.
     pub(crate) vnet: Option<TunOffloads>,
     /// The UDP socket has `UDP_GRO` on.
@@ -137,6 +142,7 @@ impl Shard {
                 tun_headroom: PACKET_AT - if ctx.vnet.is_some() { proto::offload::VNET_HDR_LEN } else { 0 },
                 tun_packet: ctx.tun_read,
                 tun_tailroom: TAILROOM,
+                transmits: ctx.transmits,
             },
             ctx.io,
         )?;

@@ -50,6 +50,8 @@ pub(crate) struct EngineConfig {
     pub(crate) tun_packet: usize,
     /// Room behind each TUN packet.
     pub(crate) tun_tailroom: usize,
+    /// Transmits (sends and TUN writes) in flight or queued at once.
+    pub(crate) transmits: u32,
 }
 
 /// Something the shard must look at.
@@ -183,9 +185,8 @@ impl Engine {
         udp.register(&ring.submitter(), UDP_GROUP)?;
         tun.register(&ring.submitter(), TUN_GROUP)?;
 
-        // Every buffer can carry a few transmits at once (several records per
-        // datagram), plus owned buffers and the standing receives.
-        let op_capacity = (u32::from(cfg.udp_buffers) + u32::from(cfg.tun_buffers)) * 2 + 256;
+        // The transmits, plus owned buffers and the standing receives.
+        let op_capacity = cfg.transmits + 256;
         let mem = Box::new(KernelVisible {
             ops: OpTable::with_capacity(op_capacity),
             udp,

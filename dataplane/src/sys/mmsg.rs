@@ -15,6 +15,7 @@ use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use super::cmsg::{gro_segment, SegmentCmsg, SEGMENT_SPACE};
 use super::{check, parse_sockaddr, RawSockAddr, SOCKADDR_MAX};
 
 /// Messages one `recvmmsg` or `sendmmsg` call carries at most.
@@ -267,55 +268,6 @@ impl RecvBatch {
     }
 }
 
-/// A `cmsghdr` copied out of control bytes, if they hold a whole one.
-fn cmsg_header(bytes: &[u8]) -> Option<libc::cmsghdr> {
-    let b = bytes.get(..core::mem::size_of::<libc::cmsghdr>())?;
-    // SAFETY: `b` is exactly size_of::<cmsghdr>() initialised bytes, and
-    // cmsghdr is integers only (every bit pattern is a value);
-    // read_unaligned needs no alignment.
-    Some(unsafe { b.as_ptr().cast::<libc::cmsghdr>().read_unaligned() })
-}
-
-/// `CMSG_ALIGN`: control messages start at multiples of `size_t`.
-fn cmsg_align(n: usize) -> usize {
-    n.div_ceil(core::mem::size_of::<usize>()) * core::mem::size_of::<usize>()
-}
-
-/// The segment size of a `SOL_UDP`/`UDP_GRO` cmsg in `control`, if any.
-fn gro_segment(control: &[u8]) -> Option<u16> {
-    let header = core::mem::size_of::<libc::cmsghdr>();
-    let mut at = 0usize;
-    while let Some(h) = control.get(at..).and_then(cmsg_header) {
-        let len = h.cmsg_len;
-        if len < header {
-            return None;
-        }
-        if h.cmsg_level == libc::SOL_UDP && h.cmsg_type == libc::UDP_GRO {
-            let data = control.get(at + cmsg_align(header)..at + len)?;
-            let v = libc::c_int::from_ne_bytes(data.get(..4)?.try_into().ok()?);
-            return u16::try_from(v).ok().filter(|&v| v > 0);
-        }
-        at += cmsg_align(len);
-    }
-    None
-}
-
-/// One `SOL_UDP`/`UDP_SEGMENT` cmsg: the header, then the u16 at
-/// `CMSG_DATA`, which is right behind a Linux `cmsghdr` (its size is a
-/// multiple of `size_t`).
-#[repr(C, align(8))]
-#[derive(Clone, Copy)]
-struct SegmentCmsg {
-    header: libc::cmsghdr,
-    size: u16,
-}
-
-// SAFETY: CMSG_SPACE/CMSG_LEN are arithmetic on their argument; no memory is touched.
-const SEGMENT_SPACE: usize = unsafe { libc::CMSG_SPACE(2) } as usize;
-// SAFETY: as above.
-const SEGMENT_LEN: usize = unsafe { libc::CMSG_LEN(2) } as usize;
-const _: () = assert!(core::mem::size_of::<SegmentCmsg>() >= SEGMENT_SPACE);
-
 /// One datagram to send (or with `segment`, UDP GSO: one per `segment`
 /// bytes of `data`, the last possibly shorter).
 #[derive(Debug, Clone, Copy)]
@@ -343,14 +295,7 @@ impl core::fmt::Debug for SendBatch {
 
 impl Default for SendBatch {
     fn default() -> Self {
-        let cmsg = SegmentCmsg {
-            header: libc::cmsghdr {
-                cmsg_len: SEGMENT_LEN as _,
-                cmsg_level: libc::SOL_UDP,
-                cmsg_type: libc::UDP_SEGMENT,
-            },
-            size: 0,
-        };
+        let cmsg = SegmentCmsg::new(0);
         Self {
             hdrs: (0..MMSG_BATCH).map(|_| empty_mmsghdr()).collect(),
             iovs: (0..MMSG_BATCH).map(|_| empty_iovec()).collect(),
@@ -388,7 +333,7 @@ impl SendBatch {
             // A zero size would mean "no segmentation" to the kernel anyway.
             match out.segment.filter(|&s| s > 0) {
                 Some(size) => {
-                    control.size = size;
+                    *control = SegmentCmsg::new(size);
                     msg.msg_control = core::ptr::from_mut(control).cast();
                     msg.msg_controllen = SEGMENT_SPACE as _;
                 }
@@ -456,42 +401,11 @@ pub(crate) fn read_eventfd(fd: RawFd) -> io::Result<u64> {
 mod tests {
     use super::*;
 
-    fn cmsg_bytes(level: libc::c_int, kind: libc::c_int, data: &[u8]) -> Vec<u8> {
-        let header = core::mem::size_of::<libc::cmsghdr>();
-        let mut v = vec![0u8; cmsg_align(header + data.len())];
-        v[..8].copy_from_slice(&(header + data.len()).to_ne_bytes());
-        v[8..12].copy_from_slice(&level.to_ne_bytes());
-        v[12..16].copy_from_slice(&kind.to_ne_bytes());
-        v[header..header + data.len()].copy_from_slice(data);
-        v
-    }
-
-    #[test]
-    fn gro_segment_is_found_behind_another_cmsg() {
-        let mut control = cmsg_bytes(libc::SOL_IP, libc::IP_TOS, &[0x10]);
-        control.extend(cmsg_bytes(libc::SOL_UDP, libc::UDP_GRO, &1400i32.to_ne_bytes()));
-        assert_eq!(gro_segment(&control), Some(1400));
-        assert_eq!(gro_segment(&control[..20]), None);
-        assert_eq!(gro_segment(&[]), None);
-        // A zero length must not loop forever.
-        assert_eq!(gro_segment(&[0u8; 32]), None);
-    }
-
     #[test]
     fn timeouts_round_up_to_whole_milliseconds() {
         assert_eq!(timeout_ms(Duration::ZERO), 0);
         assert_eq!(timeout_ms(Duration::from_micros(100)), 1);
         assert_eq!(timeout_ms(Duration::from_millis(7)), 7);
         assert_eq!(timeout_ms(Duration::from_secs(u64::MAX)), libc::c_int::MAX);
-    }
-
-    #[test]
-    fn segment_cmsg_matches_the_kernel_layout() {
-        let batch = SendBatch::default();
-        let c = &batch.control[0];
-        let (start, data) = (core::ptr::from_ref(c) as usize, core::ptr::from_ref(&c.size) as usize);
-        // CMSG_DATA: the size sits right behind the header.
-        assert_eq!(data - start, SEGMENT_LEN - 2);
-        assert_eq!(c.header.cmsg_len, SEGMENT_LEN);
     }
 }

@@ -3,6 +3,7 @@
 //! device with its interface configuration. Every `unsafe` block sits here or
 //! in `uring`, and says why it is sound.
 
+mod cmsg;
 mod eventfd;
 mod mmsg;
 mod sockaddr;
@@ -10,6 +11,7 @@ mod steering;
 mod tun;
 mod udp;
 
+pub(crate) use cmsg::{gro_segment, SegmentCmsg, GRO_SPACE, SEGMENT_SPACE};
 pub(crate) use eventfd::EventFd;
 pub(crate) use mmsg::{
     read_eventfd, read_fd, write_fd, Epoll, Interest, Outgoing, Readiness, RecvBatch, SendBatch, MMSG_BATCH,

@@ -15,9 +15,9 @@ use io_uring::types::{CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::buffers::{ProvidedBuffers, SlotLayout};
-use super::ops::{gro_segment, recv_template, Op, OpKind, OpTable, TxBuf, RECV_CMSG_SPACE};
+use super::ops::{recv_template, Op, OpKind, OpTable, TxBuf};
 use crate::handle::{RingSetup, TunReadStyle};
-use crate::sys::{parse_sockaddr, RawSockAddr};
+use crate::sys::{parse_sockaddr, RawSockAddr, SegmentCmsg};
 
 const UDP_GROUP: u16 = 0;
 const TUN_GROUP: u16 = 1;
@@ -169,7 +169,7 @@ impl Engine {
             TunReadStyle::ReadPool(TUN_READ_POOL)
         };
 
-        let udp_fill = RECVMSG_OUT_LEN + crate::sys::SOCKADDR_MAX + RECV_CMSG_SPACE + cfg.udp_payload;
+        let udp_fill = RECVMSG_OUT_LEN + crate::sys::SOCKADDR_MAX + crate::sys::GRO_SPACE + cfg.udp_payload;
         let udp_layout = SlotLayout {
             slot_len: round_up_64(udp_fill),
             fill_at: 0,
@@ -191,7 +191,7 @@ impl Engine {
             ops: OpTable::with_capacity(op_capacity),
             udp,
             tun,
-            recv_msg: recv_template(crate::sys::SOCKADDR_MAX, RECV_CMSG_SPACE),
+            recv_msg: recv_template(crate::sys::SOCKADDR_MAX, crate::sys::GRO_SPACE),
             wake_buf: [0; 8],
         });
         Ok(Self {
@@ -438,7 +438,7 @@ impl Engine {
                     peer: parse_sockaddr(msg.name_data()),
                     payload: start..start + msg.payload_data().len(),
                     truncated: msg.is_payload_truncated(),
-                    segment: gro_segment(msg.control_data()),
+                    segment: crate::sys::gro_segment(msg.control_data()),
                 }
             }
             None => Completion::ReceiveFailed,
@@ -508,9 +508,9 @@ impl Engine {
         };
         match segment {
             Some(size) => {
-                slot.set_segment_size(size);
-                slot.msg.msg_control = slot.cmsg.as_mut_ptr().cast();
-                slot.msg.msg_controllen = super::ops::SEGMENT_CMSG_LEN;
+                slot.cmsg = SegmentCmsg::new(size);
+                slot.msg.msg_control = (&raw mut slot.cmsg).cast();
+                slot.msg.msg_controllen = crate::sys::SEGMENT_SPACE;
             }
             None => {
                 slot.msg.msg_control = core::ptr::null_mut();

@@ -4,7 +4,7 @@
 //! address) from submission until the completion is reaped. The table is
 //! allocated once and never grows, so those addresses stay put.
 
-use crate::sys::RawSockAddr;
+use crate::sys::{RawSockAddr, SegmentCmsg};
 
 /// Memory an outgoing operation reads from.
 #[derive(Debug)]
@@ -44,51 +44,16 @@ pub(super) enum OpKind {
     TunWrite,
 }
 
-/// Bytes of control data for one `UDP_SEGMENT` cmsg: `CMSG_SPACE(2)`, a
-/// 16-byte `cmsghdr` and the u16 padded to 8.
-const SEGMENT_CMSG_SPACE: usize = 24;
-/// `msg_controllen` for one `UDP_SEGMENT` cmsg.
-pub(super) const SEGMENT_CMSG_LEN: usize = SEGMENT_CMSG_SPACE;
-
 pub(super) struct OpSlot {
     op: Option<Op>,
     /// Kernel-visible parts of a `sendmsg`; pointers into this same slot.
     pub(super) msg: libc::msghdr,
     pub(super) iov: libc::iovec,
     pub(super) peer: Option<RawSockAddr>,
-    /// Control data (`cmsghdr`-aligned): the GSO segment size of a send.
-    pub(super) cmsg: [u64; SEGMENT_CMSG_SPACE / 8],
+    /// Control data: the GSO segment size of a send.
+    pub(super) cmsg: SegmentCmsg,
     /// Datagrams a send puts on the wire (segments of a GSO send).
     pub(super) datagrams: u16,
-}
-
-impl OpSlot {
-    /// Fills `cmsg` with one `SOL_UDP`/`UDP_SEGMENT` message carrying `size`.
-    pub(super) fn set_segment_size(&mut self, size: u16) {
-        let header = libc::cmsghdr {
-            // CMSG_LEN(2): the header plus the data, unpadded.
-            cmsg_len: core::mem::size_of::<libc::cmsghdr>() + 2,
-            cmsg_level: libc::SOL_UDP,
-            cmsg_type: libc::UDP_SEGMENT,
-        };
-        let mut bytes = [0u8; SEGMENT_CMSG_SPACE];
-        let (head, data) = bytes.split_at_mut(core::mem::size_of::<libc::cmsghdr>());
-        // SAFETY: cmsghdr is plain data (integers) of exactly head's size;
-        // copying its bytes out is a plain read of a live value.
-        let raw = unsafe {
-            core::slice::from_raw_parts(
-                core::ptr::from_ref(&header).cast::<u8>(),
-                core::mem::size_of::<libc::cmsghdr>(),
-            )
-        };
-        head.copy_from_slice(raw);
-        if let Some(d) = data.get_mut(..2) {
-            d.copy_from_slice(&size.to_ne_bytes());
-        }
-        for (word, chunk) in self.cmsg.iter_mut().zip(bytes.chunks_exact(8)) {
-            *word = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-        }
-    }
 }
 
 impl core::fmt::Debug for OpSlot {
@@ -111,7 +76,7 @@ impl OpTable {
                 msg: empty_msghdr(),
                 iov: libc::iovec { iov_base: core::ptr::null_mut(), iov_len: 0 },
                 peer: None,
-                cmsg: [0; SEGMENT_CMSG_SPACE / 8],
+                cmsg: SegmentCmsg::new(0),
                 datagrams: 0,
             })
             .collect();
@@ -167,10 +132,6 @@ fn empty_msghdr() -> libc::msghdr {
     unsafe { core::mem::zeroed() }
 }
 
-/// Control data a receive makes room for: one `UDP_GRO` cmsg (an int),
-/// `CMSG_SPACE(4)`.
-pub(super) const RECV_CMSG_SPACE: usize = 24;
-
 /// A `msghdr` with room for a source address and `control_len` bytes of
 /// control data, as the multishot `recvmsg` template (the kernel lays both
 /// out in each provided buffer, in front of the payload).
@@ -179,26 +140,4 @@ pub(super) fn recv_template(name_len: usize, control_len: usize) -> libc::msghdr
     m.msg_namelen = name_len as libc::socklen_t;
     m.msg_controllen = control_len;
     m
-}
-
-/// The segment size of a `UDP_GRO` cmsg in `control`, if there is one: the
-/// payload is then several datagrams of that size, the last possibly shorter.
-pub(super) fn gro_segment(control: &[u8]) -> Option<u16> {
-    let header = core::mem::size_of::<libc::cmsghdr>();
-    let mut at = 0usize;
-    while let Some(h) = control.get(at..at + header) {
-        // cmsghdr: len (usize), level (i32), type (i32), native endian.
-        let len = usize::from_ne_bytes(h.get(..8)?.try_into().ok()?);
-        let level = i32::from_ne_bytes(h.get(8..12)?.try_into().ok()?);
-        let kind = i32::from_ne_bytes(h.get(12..16)?.try_into().ok()?);
-        if len < header {
-            return None;
-        }
-        if level == libc::SOL_UDP && kind == libc::UDP_GRO {
-            let v = i32::from_ne_bytes(control.get(at + header..at + header + 4)?.try_into().ok()?);
-            return u16::try_from(v).ok().filter(|&v| v > 0);
-        }
-        at += len.div_ceil(8) * 8;
-    }
-    None
 }

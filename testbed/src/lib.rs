@@ -457,7 +457,20 @@ impl Client {
     pub fn connect(t: &Topology, login: Login<'_>, extra: &[&str]) -> Self {
         let mut c = Self::spawn(t, login, extra, "tun0");
         c.address = c.wait_address(Duration::from_secs(30));
+        c.wait_route("tun0", Duration::from_secs(10));
         c
+    }
+
+    /// Waits until the org network is routed through `ifname`: the
+    /// client's script sets the address first and the split routes after,
+    /// so traffic sent on the address alone can race the route.
+    pub fn wait_route(&self, ifname: &str, timeout: Duration) {
+        let ns = self.ns.clone();
+        let via = format!("dev {ifname} ");
+        wait_until("the route to the org network through the tunnel", timeout, || {
+            let out = Command::new("ip").args(["-n", &ns, "-4", "route", "get", ORG_IP]).output().ok()?;
+            String::from_utf8_lossy(&out.stdout).contains(&via).then_some(())
+        });
     }
 
     pub fn spawn(t: &Topology, login: Login<'_>, extra: &[&str], ifname: &str) -> Self {

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Network-namespace topology for one end-to-end run (demo, e2e tests, peer A/B).
 #
-#   scripts/topology.sh up   [PREFIX]
-#   scripts/topology.sh down [PREFIX]
+#   scripts/topology.sh up       [PREFIX]
+#   scripts/topology.sh up-relay [PREFIX]
+#   scripts/topology.sh down     [PREFIX]
 #
 #   ${PREFIX}device                 ${PREFIX}gateway                 ${PREFIX}org
 #   to-gw 10.10.0.2/24 ──veth── to-dev 10.10.0.1/24
@@ -12,6 +13,19 @@
 # The device has no route to the org network (10.99.0.0/24) and the org has no
 # route to the device link (10.10.0.0/24): the only way between them is the VPN
 # tunnel, whose pool (192.168.99.0/24, or $CORRIDOR_POOL) the org routes back to the gateway.
+#
+# `up-relay` builds the relayed topology instead (the organisation opens no
+# inbound port; the gateways dial out to the relay):
+#
+#   ${PREFIX}device  10.10.0.2 ─┐                ┌─ 10.20.0.2 ${PREFIX}gateway  10.99.0.1 ─┐
+#   ${PREFIX}device2 10.10.0.3 ─┴─ br-dev 10.10.0.1 ${PREFIX}relay br-gw 10.20.0.1 ─┴─ 10.20.0.3 ${PREFIX}gateway2 10.99.0.3 ─┴─ br-org 10.99.0.2 ${PREFIX}org
+#
+# Devices reach only the relay (10.10.0.1, the address the direct topology
+# gives the gateway, so certificates and client commands stay the same); the
+# relay reaches the gateways' 10.20.0.0/24 side; the org is behind the
+# gateways. Each gateway masquerades tunnel traffic into the org network
+# (both may hand out the same pool), and its nftables input chain accepts
+# only loopback and established/related packets: nothing connects in.
 #
 # Every link is created directly inside its namespaces (`ip -n NS link add ...
 # peer ... netns NS2`), so nothing is ever added to the host's own network
@@ -26,7 +40,7 @@
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 up|down [PREFIX]" >&2
+    echo "usage: $0 up|up-relay|down [PREFIX]" >&2
     exit 2
 }
 
@@ -37,7 +51,10 @@ PREFIX="${2:-}"
 NS_DEVICE="${PREFIX}device"
 NS_GATEWAY="${PREFIX}gateway"
 NS_ORG="${PREFIX}org"
-ALL_NS=("$NS_DEVICE" "$NS_GATEWAY" "$NS_ORG")
+NS_DEVICE2="${PREFIX}device2"
+NS_GATEWAY2="${PREFIX}gateway2"
+NS_RELAY="${PREFIX}relay"
+ALL_NS=("$NS_DEVICE" "$NS_GATEWAY" "$NS_ORG" "$NS_DEVICE2" "$NS_GATEWAY2" "$NS_RELAY")
 
 # Addresses are fixed: namespaces isolate one run from another, so there is no
 # reason to vary them with the prefix.
@@ -102,6 +119,66 @@ topology_up() {
     ip -n "$NS_ORG" route replace "$POOL" via "${GATEWAY_ORG_SIDE_IP%/*}"
 }
 
+ensure_bridge() { # NS BRIDGE ADDR/PREFIX
+    link_exists "$1" "$2" || ip -n "$1" link add "$2" type bridge
+    ip -n "$1" addr replace "$3" dev "$2"
+    ip -n "$1" link set "$2" up
+}
+
+# A veth from NS (IFNAME, ADDR) to a port of BRIDGE in BRIDGE_NS (PORT).
+attach_to_bridge() { # NS IFNAME ADDR/PREFIX BRIDGE_NS PORT BRIDGE
+    ensure_veth "$1" "$2" "$4" "$5"
+    ip -n "$1" addr replace "$3" dev "$2"
+    ip -n "$1" link set "$2" up
+    ip -n "$4" link set "$5" master "$6"
+    ip -n "$4" link set "$5" up
+}
+
+# The gateway side of the relayed topology: org link, NAT, no inbound.
+relayed_gateway() { # NS RELAY_SIDE_ADDR ORG_SIDE_ADDR ORG_PORT
+    local ns="$1"
+    attach_to_bridge "$ns" to-relay "$2" "$NS_RELAY" "$4-r" br-gw
+    attach_to_bridge "$ns" to-org "$3" "$NS_ORG" "$4" br-org
+    ip netns exec "$ns" sysctl -q -w net.ipv4.ip_forward=1
+    # Relays are reached through the relay side; nothing else is routed.
+    ip netns exec "$ns" nft -f - <<NFT
+table inet corridor_fw
+delete table inet corridor_fw
+table inet corridor_fw {
+    chain input {
+        type filter hook input priority 0; policy drop;
+        iif "lo" accept
+        ct state established,related accept
+        counter comment "dropped inbound"
+    }
+    chain nat {
+        type nat hook postrouting priority 100;
+        oifname "to-org" ip saddr $POOL masquerade
+    }
+}
+NFT
+}
+
+topology_up_relay() {
+    local ns
+    for ns in "$NS_DEVICE" "$NS_DEVICE2" "$NS_RELAY" "$NS_GATEWAY" "$NS_GATEWAY2" "$NS_ORG"; do
+        ns_exists "$ns" || ip netns add "$ns"
+        ip -n "$ns" link set lo up
+    done
+    for ns in "$NS_DEVICE" "$NS_DEVICE2"; do
+        mkdir -p "/etc/netns/$ns"
+        [ -f "/etc/netns/$ns/resolv.conf" ] ||
+            echo "# private resolv.conf of netns $ns (scripts/topology.sh)" >"/etc/netns/$ns/resolv.conf"
+    done
+    ensure_bridge "$NS_RELAY" br-dev 10.10.0.1/24
+    ensure_bridge "$NS_RELAY" br-gw 10.20.0.1/24
+    ensure_bridge "$NS_ORG" br-org 10.99.0.2/24
+    attach_to_bridge "$NS_DEVICE" to-relay 10.10.0.2/24 "$NS_RELAY" dev1 br-dev
+    attach_to_bridge "$NS_DEVICE2" to-relay 10.10.0.3/24 "$NS_RELAY" dev2 br-dev
+    relayed_gateway "$NS_GATEWAY" 10.20.0.2/24 10.99.0.1/24 gw1
+    relayed_gateway "$NS_GATEWAY2" 10.20.0.3/24 10.99.0.3/24 gw2
+}
+
 # Processes still running inside NS: TERM first (openconnect sends its BYE and
 # runs its vpnc-script disconnect), KILL whatever is left after ~3 s.
 kill_ns_processes() { # NS
@@ -124,7 +201,7 @@ topology_down() {
         kill_ns_processes "$ns"
         ip netns del "$ns"
     done
-    rm -rf "/etc/netns/$NS_DEVICE"
+    rm -rf "/etc/netns/$NS_DEVICE" "/etc/netns/$NS_DEVICE2"
     # /etc/netns itself only if we left it empty (other namespaces may use it).
     [ -d /etc/netns ] && rmdir --ignore-fail-on-non-empty /etc/netns
     return 0
@@ -132,6 +209,7 @@ topology_down() {
 
 case "$ACTION" in
 up) topology_up ;;
+up-relay) topology_up_relay ;;
 down) topology_down ;;
 *) usage ;;
 esac

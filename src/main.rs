@@ -23,6 +23,12 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Run the infrastructure relay: devices connect to it, gateways dial out to it.
+    Relay {
+        /// The TOML configuration (see config/relay.example.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
     /// Add a user to a password file, or change their password.
     Passwd {
         /// The password file (created if missing).
@@ -135,6 +141,7 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Gateway { config } => gateway(&config),
+        Command::Relay { config } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
         Command::Bench { command } => bench_command(command),
     }
@@ -229,6 +236,43 @@ fn bench_command(command: BenchCommand) -> ExitCode {
     }
 }
 
+/// SIGINT and SIGTERM set the flag the event loops poll.
+fn stop_flag() -> Option<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("corridor: cannot install a signal handler: {e}");
+            return None;
+        }
+    }
+    Some(stop)
+}
+
+fn relay(path: &std::path::Path) -> ExitCode {
+    let config = match relay::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
+    let r = match relay::Relay::start(config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match r.run(&stop) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("corridor: event loop failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn gateway(path: &std::path::Path) -> ExitCode {
     let config = match control::Config::load(path) {
         Ok(c) => c,
@@ -237,13 +281,7 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("corridor: cannot install a signal handler: {e}");
-            return ExitCode::FAILURE;
-        }
-    }
+    let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
     let gw = match control::Gateway::start(config) {
         Ok(g) => g,
         Err(control::StartError::Config(e)) => {

@@ -21,8 +21,24 @@ pub enum AdminRequest {
     BadRequest,
 }
 
-/// Reads one request (up to 4 KiB, 200 ms).
+/// Reads one request (up to 4 KiB, 200 ms) and names what it asks for.
 pub fn read_request(stream: &mut TcpStream) -> AdminRequest {
+    let Some((method, path)) = read_request_line(stream) else { return AdminRequest::BadRequest };
+    match (method.as_str(), path.as_str()) {
+        ("GET", "/metrics") => AdminRequest::Metrics,
+        ("GET", "/sessions") => AdminRequest::Sessions,
+        ("POST", p) => p
+            .strip_prefix("/sessions/")
+            .and_then(|r| r.strip_suffix("/kill"))
+            .and_then(|id| id.trim_start_matches('s').parse().ok())
+            .map_or(AdminRequest::NotFound, AdminRequest::Kill),
+        _ => AdminRequest::NotFound,
+    }
+}
+
+/// Reads one request's head (up to 4 KiB, 200 ms): its method and path,
+/// or `None` when the request line is not there.
+pub fn read_request_line(stream: &mut TcpStream) -> Option<(String, String)> {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 4096];
     let mut n = 0;
@@ -40,17 +56,7 @@ pub fn read_request(stream: &mut TcpStream) -> AdminRequest {
     }
     let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
     let mut first = text.lines().next().unwrap_or("").split_whitespace();
-    match (first.next(), first.next()) {
-        (Some("GET"), Some("/metrics")) => AdminRequest::Metrics,
-        (Some("GET"), Some("/sessions")) => AdminRequest::Sessions,
-        (Some("POST"), Some(p)) => p
-            .strip_prefix("/sessions/")
-            .and_then(|r| r.strip_suffix("/kill"))
-            .and_then(|id| id.trim_start_matches('s').parse().ok())
-            .map_or(AdminRequest::NotFound, AdminRequest::Kill),
-        (Some(_), Some(_)) => AdminRequest::NotFound,
-        _ => AdminRequest::BadRequest,
-    }
+    Some((first.next()?.to_owned(), first.next()?.to_owned()))
 }
 
 pub fn respond(stream: &mut TcpStream, status: &str, body: &str) {

@@ -45,6 +45,19 @@ struct RawConfig {
     groups: Vec<RawGroup>,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default, rename = "relay")]
+    relays: Vec<RawRelay>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    address: String,
+    name: String,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -278,6 +291,8 @@ pub struct Config {
     pub default_group: Group,
     /// The admin/metrics endpoint, if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// Relays to dial out to (`[[relay]]`).
+    pub relays: Vec<crate::relay_link::RelayTarget>,
 }
 
 fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
@@ -286,6 +301,78 @@ fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
             s.parse::<Ipv4Net>().map_err(|e| err(field, format!("`{s}`: {e}"), "write networks as \"10.99.0.0/16\""))
         })
         .collect()
+}
+
+/// The shortest relay token: 128 bits of secret.
+pub const MIN_RELAY_TOKEN: usize = 16;
+
+fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayTarget>, ConfigError> {
+    if raw.len() > crate::relay_link::MAX_RELAYS {
+        return Err(err(
+            "relay",
+            format!("{} [[relay]] entries", raw.len()),
+            format!("use at most {}", crate::relay_link::MAX_RELAYS),
+        ));
+    }
+    let mut out: Vec<crate::relay_link::RelayTarget> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let f = |k: &str| format!("relay[{i}].{k}");
+        let address: SocketAddr = r.address.parse().map_err(|_| {
+            err(
+                &f("address"),
+                format!("`{}` is not an address:port", r.address),
+                "use the relay's gateway port, e.g. \"203.0.113.7:3101\"",
+            )
+        })?;
+        let name_ok = !r.name.is_empty()
+            && r.name.len() <= proto::relay::MAX_NAME
+            && r.name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        if !name_ok {
+            return Err(err(
+                &f("name"),
+                format!("`{}` is not a DNS host name", r.name),
+                "use the name devices connect to, e.g. \"vpn.example.com\"",
+            ));
+        }
+        let token = match (&r.token_file, &r.token) {
+            (Some(p), None) => {
+                let p = if p.is_relative() { base.join(p) } else { p.clone() };
+                let t = std::fs::read_to_string(&p).map_err(|e| {
+                    err(
+                        &f("token_file"),
+                        format!("cannot read {}: {e}", p.display()),
+                        "point it at the file the relay's [[gateway]] names",
+                    )
+                })?;
+                t.trim().as_bytes().to_vec()
+            }
+            (None, Some(t)) => t.as_bytes().to_vec(),
+            _ => {
+                return Err(err(
+                    &f("token_file"),
+                    "give exactly one of token_file and token",
+                    "prefer token_file: the secret shared with the relay's [[gateway]] of this name",
+                ))
+            }
+        };
+        if token.len() < MIN_RELAY_TOKEN {
+            return Err(err(
+                &f("token_file"),
+                format!("the token has {} bytes", token.len()),
+                format!("use at least {MIN_RELAY_TOKEN} random bytes, e.g. `openssl rand -hex 32`"),
+            ));
+        }
+        let name = r.name.to_ascii_lowercase();
+        if out.iter().any(|o| o.address == address && o.name == name) {
+            return Err(err(
+                &f("address"),
+                format!("{address} with name `{name}` is listed twice"),
+                "list each relay once",
+            ));
+        }
+        out.push(crate::relay_link::RelayTarget { address, name, token });
+    }
+    Ok(out)
 }
 
 fn secs(v: u32) -> Option<Duration> {
@@ -298,8 +385,8 @@ impl Config {
         let text = std::fs::read_to_string(path).map_err(|e| {
             err("(file)", format!("cannot read {}: {e}", path.display()), "pass an existing file with --config")
         })?;
-        let mut c = Self::parse(&text)?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let mut c = Self::parse_in(&text, base)?;
         for p in
             [Some(&mut c.cert), Some(&mut c.key), c.password_file.as_mut(), c.client_ca.as_mut()].into_iter().flatten()
         {
@@ -311,8 +398,14 @@ impl Config {
         Ok(c)
     }
 
-    /// Parses and checks configuration text (paths are not checked here).
+    /// Parses and checks configuration text (paths are not checked here;
+    /// relay token files are read relative to the working directory).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_in(text, Path::new("."))
+    }
+
+    /// As [`Config::parse`], with relay token files relative to `base`.
+    fn parse_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
             err(
@@ -438,6 +531,7 @@ impl Config {
             })?),
             None => None,
         };
+        let relays = relays(&raw.relays, base)?;
         let Some(default_group) = groups.first().cloned() else {
             return Err(err("group", "no [[group]]", "add at least one [[group]] with a name and allowed networks"));
         };
@@ -475,6 +569,7 @@ impl Config {
             groups,
             default_group,
             admin_listen,
+            relays,
         })
     }
 
@@ -547,6 +642,28 @@ split_include = ["10.99.0.0/16"]
             let e = Config::parse(&with(line)).expect_err(line);
             assert_eq!(e.field, field, "{e}");
             assert!(e.fix.starts_with("use 1..="), "{e}");
+        }
+    }
+
+    #[test]
+    fn relays_are_checked() {
+        let with = |r: &str| format!("{GOOD}[[relay]]\n{r}\n");
+        let c = Config::parse(&with("address = \"10.20.0.1:3101\"\nname = \"VPN.test\"\ntoken = \"0123456789abcdef\""))
+            .expect("valid");
+        assert_eq!(c.relays.len(), 1);
+        assert_eq!(c.relays[0].name, "vpn.test");
+        for (r, field) in [
+            ("address = \"nowhere\"\nname = \"vpn.test\"\ntoken = \"0123456789abcdef\"", "relay[0].address"),
+            ("address = \"10.20.0.1:3101\"\nname = \"bad name\"\ntoken = \"0123456789abcdef\"", "relay[0].name"),
+            ("address = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken = \"short\"", "relay[0].token_file"),
+            ("address = \"10.20.0.1:3101\"\nname = \"vpn.test\"", "relay[0].token_file"),
+            (
+                "address = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken_file = \"/nonexistent/token\"",
+                "relay[0].token_file",
+            ),
+        ] {
+            let e = Config::parse(&with(r)).expect_err(r);
+            assert_eq!(e.field, field, "{e}");
         }
     }
 

@@ -47,6 +47,8 @@ pub struct TlsConn {
     pub check: Option<PendingCheck>,
     /// The socket refused more bytes; DATA frames are dropped until it drains.
     pub blocked: bool,
+    /// The relay link this connection came through (`None`: direct).
+    pub via: Option<crate::relay_link::RelayRoute>,
 }
 
 /// What reading found.
@@ -80,6 +82,7 @@ impl TlsConn {
             login_failures: 0,
             check: None,
             blocked: false,
+            via: None,
         })
     }
 

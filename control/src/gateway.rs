@@ -27,6 +27,7 @@ use crate::conn::{Phase, ReadOutcome, TlsConn};
 use crate::handshakes::{Established, Handshakes};
 use crate::passwd::PasswordFile;
 use crate::pool::AddressPool;
+use crate::relay_link::{LinkEvent, RelayLinks};
 use crate::session::{random_bytes, random_hex, DtlsState, EndReason, Session, Sessions};
 use crate::verifier::{self, CheckResult, PendingCheck, SubmitError, Verdict, Verifiers};
 
@@ -132,6 +133,7 @@ pub struct Gateway {
     pub counters: ControlCounters,
     limits: Limits,
     admin: Option<std::net::TcpListener>,
+    relays: RelayLinks,
 }
 
 impl core::fmt::Debug for Gateway {
@@ -227,6 +229,7 @@ impl Gateway {
                 Err(why) => format!("flow hash ({why})"),
             },
             fips = aws_lc_rs::try_fips_mode().is_ok(),
+            relays = ?config.relays.iter().map(|r| format!("{}@{}", r.name, r.address)).collect::<Vec<_>>(),
             "gateway started"
         );
         let admin = match config.admin_listen {
@@ -243,6 +246,7 @@ impl Gateway {
         };
         raise_open_file_limit(config.max_connections);
         let pool = AddressPool::new(config.pool);
+        let relays = RelayLinks::new(&config.relays, Instant::now());
         Ok(Self {
             config: Arc::new(config),
             tls,
@@ -259,6 +263,7 @@ impl Gateway {
             counters: ControlCounters::default(),
             limits: Limits::default(),
             admin,
+            relays,
         })
     }
 
@@ -288,6 +293,7 @@ impl Gateway {
                     DATAPLANE => self.on_dataplane(now),
                     ADMIN => self.on_admin(),
                     VERIFIERS => self.on_verdicts(now),
+                    t if self.relays.owns(t) => self.on_relay(t, now),
                     t => self.on_conn(t, now, ev.is_readable()),
                 }
             }
@@ -343,6 +349,49 @@ impl Gateway {
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
                     return;
+                }
+            }
+        }
+    }
+
+    /// Readiness on a relay link or a stream being dialled back to a relay.
+    fn on_relay(&mut self, token: Token, now: Instant) {
+        let mut events = Vec::new();
+        self.relays.on_event(token, now, self.poll.registry(), &mut self.next_token, &mut events);
+        for e in events {
+            match e {
+                LinkEvent::Stream { token, mut stream, device, via } => {
+                    if self.conns.len() >= self.config.max_connections {
+                        self.counters.connections_refused += 1;
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        tracing::debug!(%device, "connection limit reached; relayed stream refused");
+                        continue;
+                    }
+                    match TlsConn::new(token, stream, device, self.tls.clone(), now) {
+                        Ok(mut c) => {
+                            self.counters.tls_accepted += 1;
+                            c.via = Some(via);
+                            self.conns.insert(token, c);
+                            // The device's ClientHello may be waiting already.
+                            self.on_conn(token, now, true);
+                        }
+                        Err(e) => tracing::warn!(%device, error = %e, "TLS setup failed"),
+                    }
+                }
+                LinkEvent::Allocate { link, flow, relay, nonce, app_id, device } => {
+                    if self.handshakes.keys().has(&app_id) {
+                        let bind = proto::relay::Bind { flow, nonce }.to_bytes();
+                        // The bind leaves from the shards' port: the relay's
+                        // replies to it are then "established" for the
+                        // firewall, and the shards see the device as `relay`.
+                        if self.dataplane.udp_sender().send_to(&bind, relay).is_ok() {
+                            self.relays.counters.flows_bound += 1;
+                            tracing::debug!(%device, %relay, flow, "relay flow bound");
+                        }
+                    } else {
+                        tracing::info!(%device, %relay, flow, "relay flow for an App-ID no session has; refused");
+                        self.relays.refuse(link, flow);
+                    }
                 }
             }
         }
@@ -674,7 +723,22 @@ impl Gateway {
                 tracing::info!(session = %id, requested = %prev, assigned = %s.address, "reconnect asked for another address");
             }
         }
-        let dtls_on = config.dtls_port.is_some() && cr.psk_negotiate;
+        // Through a relay the device sends DTLS to the relay's port, with an
+        // App-ID that names this gateway's link there.
+        let dtls_port = match c.via {
+            Some(v) => config.dtls_port.and((v.dtls_port != 0).then_some(v.dtls_port)),
+            None => config.dtls_port,
+        };
+        if let Some(v) = c.via {
+            let mut tagged = s.app_id;
+            proto::relay::tag_app_id(&mut tagged, v.route);
+            if tagged != s.app_id {
+                self.handshakes.keys().remove(&s.app_id);
+                self.sessions.replace_app_id(id, tagged);
+            }
+        }
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        let dtls_on = dtls_port.is_some() && cr.psk_negotiate;
         let (base_mtu, mtu) = if dtls_on {
             proto::mtu::tunnel_mtu(config.link_mtu, cr.base_mtu, proto::mtu::DTLS_AES_GCM_OVERHEAD)
         } else {
@@ -706,7 +770,7 @@ impl Gateway {
             rekey: None,
             banner: config.banner.clone(),
             dtls: dtls_on.then(|| DtlsParams {
-                port: config.dtls_port.unwrap_or(0),
+                port: dtls_port.unwrap_or(0),
                 app_id: s.app_id.to_vec(),
                 dpd_secs: secs(config.timers.dpd),
                 keepalive_secs: secs(config.timers.keepalive),
@@ -715,7 +779,7 @@ impl Gateway {
         if dtls_on {
             self.handshakes.keys().set(&s.app_id, psk);
         }
-        tracing::info!(session = %id, user = %s.user, address = %s.address, mtu, dtls = dtls_on, peer = %c.peer, "tunnel up (CSTP)");
+        tracing::info!(session = %id, user = %s.user, address = %s.address, mtu, dtls = dtls_on, peer = %c.peer, via = %c.via.map_or("direct".to_owned(), |v| format!("relay route {:08x}", v.route)), "tunnel up (CSTP)");
         // The header block is its own record; frames follow in records of their own.
         let _ = c.send(&connect::connect_response(&params));
         c.phase = Phase::Tunnel { session: id, deframer: Deframer::new() };
@@ -923,6 +987,7 @@ impl Gateway {
     }
 
     fn on_tick(&mut self, now: Instant) {
+        self.relays.on_tick(now, self.poll.registry());
         // Events are drained on every tick too, so even a lost doorbell
         // could delay a shard's events by one tick, never strand them.
         self.on_dataplane(now);
@@ -1098,6 +1163,23 @@ impl Gateway {
         ] {
             m.counter(name, help, "", v);
         }
+        let r = &self.relays.counters;
+        for (name, help, v) in [
+            ("corridor_relay_links_up_total", "relay links authenticated", r.links_up),
+            ("corridor_relay_links_lost_total", "relay links that dropped after coming up", r.links_lost),
+            ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),
+            ("corridor_relay_streams_attached_total", "device streams dialled back to a relay", r.streams_attached),
+            ("corridor_relay_streams_failed_total", "device streams that could not be dialled back", r.streams_failed),
+            ("corridor_relay_flows_bound_total", "relay DTLS flows bound from the shards' port", r.flows_bound),
+            (
+                "corridor_relay_flows_refused_total",
+                "relay DTLS flows refused: no session had the App-ID",
+                r.flows_refused,
+            ),
+        ] {
+            m.counter(name, help, "", v);
+        }
+        m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);
         let h = &self.handshakes.counters;
         for (name, v) in [
             ("established", h.established),

@@ -40,7 +40,7 @@ impl KeysByAppId {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(app_id);
     }
 
-    fn has(&self, app_id: &[u8]) -> bool {
+    pub fn has(&self, app_id: &[u8]) -> bool {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).contains_key(app_id)
     }
 }

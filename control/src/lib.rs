@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod handshakes;
 pub mod passwd;
 pub mod pool;
+pub mod relay_link;
 pub mod session;
 pub mod tls;
 pub mod verifier;

@@ -106,6 +106,15 @@ impl Sessions {
         self.by_app_id.get(&key).copied()
     }
 
+    /// Gives a session a new App-ID (a CONNECT through another relay link
+    /// retags it); the old one no longer finds it.
+    pub fn replace_app_id(&mut self, id: SessionId, app_id: [u8; 32]) {
+        let Some(s) = self.by_id.get_mut(&id) else { return };
+        self.by_app_id.remove(&s.app_id);
+        s.app_id = app_id;
+        self.by_app_id.insert(app_id, id);
+    }
+
     pub fn ids(&self) -> Vec<SessionId> {
         self.by_id.keys().copied().collect()
     }

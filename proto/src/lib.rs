@@ -15,4 +15,6 @@ pub mod http_response;
 pub mod ip;
 pub mod mtu;
 pub mod offload;
+pub mod relay;
+pub mod sni;
 mod xml;

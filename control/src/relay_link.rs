@@ -1,0 +1,521 @@
+//! The gateway's links to its relays (`[[relay]]` in the configuration):
+//! it dials out to each relay on TCP 3101, proves the token of the name it
+//! registers, and then does what the relay asks over that link: dial a new
+//! stream back for each device connection (the device's TLS then runs over
+//! it, end to end) and bind a relay UDP port for each device's DTLS flow.
+//! Nothing ever connects in to the gateway. A link that drops is dialled
+//! again with exponential back-off. See [`proto::relay`] for the frames.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use proto::relay::{self as link, Frame, Nonce};
+
+/// Link tokens: `LINK_TOKEN_BASE + index` (the gateway's fixed tokens are
+/// below, its connections above).
+pub const LINK_TOKEN_BASE: usize = 4;
+/// How many relays a gateway may have (the token range between).
+pub const MAX_RELAYS: usize = 12;
+
+const BACKOFF_MIN: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long a dial or the authentication may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const PING_EVERY: Duration = Duration::from_secs(10);
+/// A link silent this long is dead (the relay pings as often as we do).
+const SILENCE: Duration = Duration::from_secs(30);
+/// How long an attaching stream may take to connect.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Unsent link bytes past which the relay is not reading: drop the link.
+const MAX_OUTBOX: usize = 256 * 1024;
+
+/// One relay of the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayTarget {
+    /// The relay's gateway port (TCP 3101 by convention).
+    pub address: SocketAddr,
+    /// The name devices ask the relay for (the SNI of their TLS).
+    pub name: String,
+    pub token: Vec<u8>,
+}
+
+/// How a connection came in: through which relay link. Sessions that CONNECT
+/// over it get the relay's DTLS port and an App-ID that routes back here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRoute {
+    pub link: usize,
+    pub route: u32,
+    /// The relay's UDP port for devices; 0: the relay carries no DTLS.
+    pub dtls_port: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Not connected; dial at `retry_at`.
+    Waiting,
+    Connecting,
+    /// Hello sent.
+    AwaitChallenge,
+    /// Auth sent.
+    AwaitWelcome,
+    Up {
+        route: u32,
+        dtls_port: u16,
+    },
+}
+
+#[derive(Debug)]
+struct GatewayLink {
+    target: RelayTarget,
+    token: Token,
+    state: State,
+    stream: Option<TcpStream>,
+    inbox: Vec<u8>,
+    outbox: Vec<u8>,
+    backoff: Duration,
+    retry_at: Instant,
+    since: Instant,
+    last_rx: Instant,
+    last_ping: Instant,
+    /// The route this relay gave us last: asked for again on redial, so
+    /// App-IDs handed out before a drop still route.
+    route_hint: u32,
+}
+
+/// A stream being dialled back to the relay for a device.
+#[derive(Debug)]
+struct Attaching {
+    stream: TcpStream,
+    link: usize,
+    id: u64,
+    nonce: Nonce,
+    device: SocketAddr,
+    since: Instant,
+}
+
+/// What the links ask of the gateway.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// A stream to the relay that carries a device's TLS: serve it like an
+    /// accepted connection (it is registered under `token` already).
+    Stream { token: Token, stream: TcpStream, device: SocketAddr, via: RelayRoute },
+    /// The relay opened `port` for a device whose ClientHello carried
+    /// `app_id`: bind it ([`link::Bind`]) from the DTLS port, or refuse it.
+    Allocate { link: usize, flow: u64, relay: SocketAddr, nonce: Nonce, app_id: Vec<u8>, device: SocketAddr },
+}
+
+/// Counters of the relay links, for /metrics.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LinkCounters {
+    pub links_up: u64,
+    pub links_lost: u64,
+    pub links_refused: u64,
+    pub streams_attached: u64,
+    pub streams_declined: u64,
+    pub streams_failed: u64,
+    pub flows_bound: u64,
+    pub flows_refused: u64,
+}
+
+#[derive(Debug)]
+pub struct RelayLinks {
+    links: Vec<GatewayLink>,
+    attaching: std::collections::HashMap<Token, Attaching>,
+    pub counters: LinkCounters,
+}
+
+/// `d` stretched by up to a quarter at random, so gateways that lost one
+/// relay together do not redial in lockstep.
+fn jittered(d: Duration) -> Duration {
+    let mut b = [0u8; 1];
+    let _ = aws_lc_rs::rand::fill(&mut b);
+    d + d.mul_f64(f64::from(b[0]) / 1024.0)
+}
+
+impl GatewayLink {
+    fn send(&mut self, f: &Frame) -> io::Result<()> {
+        f.write(&mut self.outbox);
+        self.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let Some(s) = self.stream.as_mut() else { return Err(io::ErrorKind::NotConnected.into()) };
+        while !self.outbox.is_empty() {
+            match s.write(&self.outbox) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.outbox.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.outbox.len() > MAX_OUTBOX {
+            return Err(io::Error::other("the relay is not reading the link"));
+        }
+        Ok(())
+    }
+
+    fn route(&self) -> Option<(u32, u16)> {
+        match self.state {
+            State::Up { route, dtls_port } => Some((route, dtls_port)),
+            _ => None,
+        }
+    }
+}
+
+impl RelayLinks {
+    pub fn new(targets: &[RelayTarget], now: Instant) -> Self {
+        let links = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| GatewayLink {
+                target: t.clone(),
+                token: Token(LINK_TOKEN_BASE + i),
+                state: State::Waiting,
+                stream: None,
+                inbox: Vec::new(),
+                outbox: Vec::new(),
+                backoff: BACKOFF_MIN,
+                retry_at: now,
+                since: now,
+                last_rx: now,
+                last_ping: now,
+                route_hint: 0,
+            })
+            .collect();
+        Self { links, attaching: std::collections::HashMap::new(), counters: LinkCounters::default() }
+    }
+
+    /// Whether `token` is a link's or an attaching stream's.
+    pub fn owns(&self, token: Token) -> bool {
+        (LINK_TOKEN_BASE..LINK_TOKEN_BASE + self.links.len()).contains(&token.0) || self.attaching.contains_key(&token)
+    }
+
+    pub fn up(&self) -> usize {
+        self.links.iter().filter(|l| matches!(l.state, State::Up { .. })).count()
+    }
+
+    /// One line per relay, for the admin endpoint.
+    pub fn describe(&self) -> Vec<String> {
+        self.links
+            .iter()
+            .map(|l| {
+                let state = match l.state {
+                    State::Up { route, dtls_port } => format!("up route={route:08x} dtls_port={dtls_port}"),
+                    State::Waiting => "waiting".to_owned(),
+                    s => format!("{s:?}").to_lowercase(),
+                };
+                format!("relay {} name={} {state}", l.target.address, l.target.name)
+            })
+            .collect()
+    }
+
+    /// The relay a stream came from, with its current route.
+    pub fn route_of(&self, link: usize) -> Option<RelayRoute> {
+        let (route, dtls_port) = self.links.get(link)?.route()?;
+        Some(RelayRoute { link, route, dtls_port })
+    }
+
+    /// Readiness on one of our tokens.
+    pub fn on_event(
+        &mut self,
+        token: Token,
+        now: Instant,
+        registry: &Registry,
+        next_token: &mut usize,
+        events: &mut Vec<LinkEvent>,
+    ) {
+        if let Some(a) = self.attaching.remove(&token) {
+            return self.on_attaching(token, a, registry, events);
+        }
+        let Some(i) = token.0.checked_sub(LINK_TOKEN_BASE).filter(|i| *i < self.links.len()) else { return };
+        if let Err(why) = self.drive(i, now, registry, next_token, events) {
+            self.lost(i, &why, now, registry);
+        }
+    }
+
+    fn on_attaching(&mut self, token: Token, mut a: Attaching, registry: &Registry, events: &mut Vec<LinkEvent>) {
+        match a.stream.take_error() {
+            Ok(None) => {}
+            _ => return self.attach_failed(a, registry, "connect failed"),
+        }
+        match a.stream.peer_addr() {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.attaching.insert(token, a);
+                return;
+            }
+            Err(_) => return self.attach_failed(a, registry, "connect failed"),
+        }
+        // 27 bytes into an empty socket buffer: one write takes them all.
+        let frame = Frame::Attach { stream: a.id, nonce: a.nonce }.to_vec();
+        match a.stream.write(&frame) {
+            Ok(n) if n == frame.len() => {}
+            _ => return self.attach_failed(a, registry, "writing the attach failed"),
+        }
+        let Some(via) = self.route_of(a.link) else {
+            return self.attach_failed(a, registry, "the link went down meanwhile");
+        };
+        self.counters.streams_attached += 1;
+        events.push(LinkEvent::Stream { token, stream: a.stream, device: a.device, via });
+    }
+
+    fn attach_failed(&mut self, mut a: Attaching, registry: &Registry, why: &str) {
+        self.counters.streams_failed += 1;
+        let _ = registry.deregister(&mut a.stream);
+        tracing::info!(device = %a.device, stream = a.id, reason = why, "could not dial a stream back to the relay");
+    }
+
+    /// Moves a link along: connect, authenticate, then serve its frames.
+    fn drive(
+        &mut self,
+        i: usize,
+        now: Instant,
+        registry: &Registry,
+        next_token: &mut usize,
+        events: &mut Vec<LinkEvent>,
+    ) -> Result<(), String> {
+        let Some(l) = self.links.get_mut(i) else { return Ok(()) };
+        if l.state == State::Connecting {
+            let Some(s) = l.stream.as_mut() else { return Err("no socket".into()) };
+            if let Ok(Some(e)) | Err(e) = s.take_error() {
+                return Err(format!("connect failed: {e}"));
+            }
+            match s.peer_addr() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
+                Err(e) => return Err(format!("connect failed: {e}")),
+            }
+            l.state = State::AwaitChallenge;
+            let hello = Frame::Hello { version: link::VERSION, route_hint: l.route_hint, name: l.target.name.clone() };
+            l.send(&hello).map_err(|e| format!("write failed: {e}"))?;
+        }
+        l.flush().map_err(|e| format!("write failed: {e}"))?;
+        let mut closed = None;
+        if let Some(s) = l.stream.as_mut() {
+            let mut buf = [0u8; 4096];
+            loop {
+                match s.read(&mut buf) {
+                    Ok(0) => {
+                        closed = Some("closed by the relay".to_owned());
+                        break;
+                    }
+                    Ok(n) => {
+                        l.last_rx = now;
+                        l.inbox.extend_from_slice(buf.get(..n).unwrap_or_default());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        closed = Some(format!("read failed: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        loop {
+            let Some(l) = self.links.get_mut(i) else { return Ok(()) };
+            let (frame, used) = match link::next_frame(&l.inbox) {
+                Ok(Some(f)) => f,
+                Ok(None) => break,
+                Err(e) => return Err(format!("bad frame from the relay: {e}")),
+            };
+            l.inbox.drain(..used);
+            self.on_frame(i, frame, now, registry, next_token, events)?;
+        }
+        match closed {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    fn on_frame(
+        &mut self,
+        i: usize,
+        f: Frame,
+        now: Instant,
+        registry: &Registry,
+        next_token: &mut usize,
+        events: &mut Vec<LinkEvent>,
+    ) -> Result<(), String> {
+        let Some(l) = self.links.get_mut(i) else { return Ok(()) };
+        match (l.state, f) {
+            (State::AwaitChallenge, Frame::Challenge { nonce }) => {
+                let mac = link::link_mac(&l.target.token, &nonce, &l.target.name);
+                l.state = State::AwaitWelcome;
+                l.send(&Frame::Auth { mac }).map_err(|e| format!("write failed: {e}"))?;
+            }
+            (State::AwaitWelcome, Frame::Welcome { route, dtls_port }) => {
+                l.state = State::Up { route, dtls_port };
+                l.backoff = BACKOFF_MIN;
+                l.route_hint = route;
+                l.last_ping = now;
+                self.counters.links_up += 1;
+                tracing::info!(
+                    relay = %l.target.address,
+                    name = %l.target.name,
+                    route = format_args!("{route:08x}"),
+                    dtls_port,
+                    "relay link up"
+                );
+            }
+            (_, Frame::Refused { reason }) => {
+                self.counters.links_refused += 1;
+                // A refusal is a configuration matter: retry slowly.
+                l.backoff = BACKOFF_MAX;
+                tracing::error!(relay = %l.target.address, name = %l.target.name, reason = %reason, "the relay refused the link; check [[relay]] name and token against the relay's [[gateway]]");
+                return Err(format!("refused: {reason}"));
+            }
+            (State::Up { .. }, Frame::Open { stream, nonce, device }) => {
+                self.open(i, stream, nonce, device, now, registry, next_token);
+            }
+            (State::Up { .. }, Frame::Allocate { flow, port, nonce, device, app_id }) => {
+                let Some(s) = l.stream.as_ref() else { return Ok(()) };
+                let relay_ip: IpAddr = s.peer_addr().map_or(l.target.address.ip(), |a| a.ip());
+                events.push(LinkEvent::Allocate {
+                    link: i,
+                    flow,
+                    relay: SocketAddr::new(relay_ip, port),
+                    nonce,
+                    app_id,
+                    device,
+                });
+            }
+            (_, Frame::Ping { token }) => l.send(&Frame::Pong { token }).map_err(|e| format!("write failed: {e}"))?,
+            (_, Frame::Pong { .. }) => {}
+            (state, other) => return Err(format!("unexpected {other:?} in state {state:?}")),
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open(
+        &mut self,
+        i: usize,
+        id: u64,
+        nonce: Nonce,
+        device: SocketAddr,
+        now: Instant,
+        registry: &Registry,
+        next_token: &mut usize,
+    ) {
+        let Some(l) = self.links.get_mut(i) else { return };
+        let addr = l.stream.as_ref().and_then(|s| s.peer_addr().ok()).unwrap_or(l.target.address);
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.streams_failed += 1;
+                tracing::info!(relay = %addr, error = %e, "could not dial a stream back to the relay");
+                let _ = l.send(&Frame::Decline { stream: id });
+                return;
+            }
+        };
+        let token = Token(*next_token);
+        *next_token += 1;
+        if registry.register(&mut stream, token, Interest::READABLE | Interest::WRITABLE).is_err() {
+            self.counters.streams_failed += 1;
+            let _ = l.send(&Frame::Decline { stream: id });
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        self.attaching.insert(token, Attaching { stream, link: i, id, nonce, device, since: now });
+    }
+
+    /// Tells the relay this gateway will not take a stream (at its limit).
+    pub fn decline(&mut self, link: usize, stream: u64) {
+        self.counters.streams_declined += 1;
+        if let Some(l) = self.links.get_mut(link) {
+            let _ = l.send(&Frame::Decline { stream });
+        }
+    }
+
+    /// Tells the relay no session has the flow's App-ID.
+    pub fn refuse(&mut self, link: usize, flow: u64) {
+        self.counters.flows_refused += 1;
+        if let Some(l) = self.links.get_mut(link) {
+            let _ = l.send(&Frame::Refuse { flow });
+        }
+    }
+
+    fn lost(&mut self, i: usize, why: &str, now: Instant, registry: &Registry) {
+        let Some(l) = self.links.get_mut(i) else { return };
+        if let Some(mut s) = l.stream.take() {
+            let _ = registry.deregister(&mut s);
+        }
+        if matches!(l.state, State::Up { .. }) {
+            self.counters.links_lost += 1;
+        }
+        let was_up = matches!(l.state, State::Up { .. });
+        l.state = State::Waiting;
+        l.inbox.clear();
+        l.outbox.clear();
+        let wait = jittered(l.backoff);
+        l.retry_at = now + wait;
+        l.backoff = (l.backoff * 2).min(BACKOFF_MAX);
+        if was_up {
+            tracing::warn!(relay = %l.target.address, name = %l.target.name, reason = why, retry_in = ?wait, "relay link lost; redialling");
+        } else {
+            tracing::info!(relay = %l.target.address, name = %l.target.name, reason = why, retry_in = ?wait, "relay link not established; redialling");
+        }
+    }
+
+    /// Dials links that are due, pings live ones, drops silent ones.
+    pub fn on_tick(&mut self, now: Instant, registry: &Registry) {
+        for i in 0..self.links.len() {
+            let Some(l) = self.links.get_mut(i) else { continue };
+            match l.state {
+                State::Waiting if now >= l.retry_at => {
+                    let mut s = match TcpStream::connect(l.target.address) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let why = format!("connect failed: {e}");
+                            self.lost(i, &why, now, registry);
+                            continue;
+                        }
+                    };
+                    if registry.register(&mut s, l.token, Interest::READABLE | Interest::WRITABLE).is_err() {
+                        self.lost(i, "could not register the socket", now, registry);
+                        continue;
+                    }
+                    let _ = s.set_nodelay(true);
+                    l.stream = Some(s);
+                    l.state = State::Connecting;
+                    l.since = now;
+                    l.last_rx = now;
+                }
+                State::Waiting => {}
+                State::Up { .. } => {
+                    if now.saturating_duration_since(l.last_rx) >= SILENCE {
+                        self.lost(i, "silent for 30 s", now, registry);
+                    } else if now.saturating_duration_since(l.last_ping) >= PING_EVERY {
+                        l.last_ping = now;
+                        if l.send(&Frame::Ping { token: 0 }).is_err() {
+                            self.lost(i, "write failed", now, registry);
+                        }
+                    }
+                }
+                _ => {
+                    if now.saturating_duration_since(l.since) >= HANDSHAKE_TIMEOUT {
+                        self.lost(i, "no answer to the link handshake", now, registry);
+                    }
+                }
+            }
+        }
+        let late: Vec<Token> = self
+            .attaching
+            .iter()
+            .filter(|(_, a)| now.saturating_duration_since(a.since) >= ATTACH_TIMEOUT)
+            .map(|(t, _)| *t)
+            .collect();
+        for t in late {
+            if let Some(a) = self.attaching.remove(&t) {
+                self.attach_failed(a, registry, "connect timed out");
+            }
+        }
+    }
+}

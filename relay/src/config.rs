@@ -1,0 +1,394 @@
+//! The relay's TOML configuration, checked field by field: every mistake
+//! names the field and the fix (`config/relay.example.toml` documents them).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A configuration mistake: which field, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: String,
+    pub fix: String,
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "config field `{}`: {}; fix: {}", self.field, self.problem, self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
+    ConfigError { field: field.to_string(), problem: problem.into(), fix: fix.into() }
+}
+
+/// The shortest gateway token: 128 bits of secret.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    relay: RawRelay,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default, rename = "gateway")]
+    gateways: Vec<RawGateway>,
+    #[serde(default)]
+    admin: RawAdmin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    listen: String,
+    #[serde(default = "d_dtls_port")]
+    dtls_port: u16,
+    gateway_listen: String,
+    #[serde(default)]
+    default_name: Option<String>,
+}
+
+fn d_dtls_port() -> u16 {
+    443
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    #[serde(default = "d_max_connections")]
+    max_connections: usize,
+    #[serde(default = "d_per_source")]
+    max_connections_per_source: usize,
+    #[serde(default = "d_pending_streams")]
+    max_pending_streams: usize,
+    #[serde(default = "d_ten")]
+    hello_timeout: u32,
+    #[serde(default = "d_ten")]
+    attach_timeout: u32,
+    #[serde(default = "d_max_flows")]
+    max_flows: usize,
+    #[serde(default = "d_pending_flows")]
+    max_pending_flows: usize,
+    #[serde(default = "d_flow_idle")]
+    flow_idle_timeout: u32,
+    #[serde(default = "d_link_timeout")]
+    link_timeout: u32,
+}
+
+fn d_max_connections() -> usize {
+    10_000
+}
+fn d_per_source() -> usize {
+    64
+}
+fn d_pending_streams() -> usize {
+    1024
+}
+fn d_ten() -> u32 {
+    10
+}
+fn d_max_flows() -> usize {
+    10_000
+}
+fn d_pending_flows() -> usize {
+    1024
+}
+fn d_flow_idle() -> u32 {
+    180
+}
+fn d_link_timeout() -> u32 {
+    30
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: d_max_connections(),
+            max_connections_per_source: d_per_source(),
+            max_pending_streams: d_pending_streams(),
+            hello_timeout: d_ten(),
+            attach_timeout: d_ten(),
+            max_flows: d_max_flows(),
+            max_pending_flows: d_pending_flows(),
+            flow_idle_timeout: d_flow_idle(),
+            link_timeout: d_link_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    name: String,
+    #[serde(default)]
+    token_file: Option<PathBuf>,
+    #[serde(default)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default)]
+    listen: Option<String>,
+}
+
+/// Limits that keep one source or one slow gateway from using up the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Device TCP connections held at once; more are closed at accept.
+    pub max_connections: usize,
+    /// Device TCP connections from one IP address at once.
+    pub max_connections_per_source: usize,
+    /// Device streams whose gateway has not attached yet.
+    pub max_pending_streams: usize,
+    /// How long a device has to send its ClientHello.
+    pub hello_timeout: Duration,
+    /// How long a gateway has to attach a stream it was asked to open.
+    pub attach_timeout: Duration,
+    /// UDP flows (one relay port per device DTLS flow).
+    pub max_flows: usize,
+    /// Flows whose gateway has not bound them yet.
+    pub max_pending_flows: usize,
+    /// A flow with no datagram either way for this long is closed.
+    pub flow_idle_timeout: Duration,
+    /// A gateway link silent for this long is dead (pings go every third of it).
+    pub link_timeout: Duration,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Devices' TLS (TCP) listener.
+    pub listen: SocketAddr,
+    /// Devices' DTLS (UDP) port on `listen`'s address; `None`: no DTLS relaying.
+    pub dtls_port: Option<u16>,
+    /// Where gateways dial in (TCP).
+    pub gateway_listen: SocketAddr,
+    /// The name a ClientHello without SNI is routed by.
+    pub default_name: Option<String>,
+    /// Gateway names (lowercase) and the token their gateways prove.
+    pub tokens: HashMap<String, Vec<u8>>,
+    pub limits: Limits,
+    pub admin_listen: Option<SocketAddr>,
+}
+
+fn addr(field: &str, v: &str, example: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse().map_err(|_| err(field, format!("`{v}` is not an address:port"), format!("use e.g. \"{example}\"")))
+}
+
+fn positive(field: &str, v: u32, default: u32) -> Result<Duration, ConfigError> {
+    if v == 0 || v > 86_400 {
+        return Err(err(field, format!("{v} s"), format!("use 1..=86400 seconds ({default} by default)")));
+    }
+    Ok(Duration::from_secs(u64::from(v)))
+}
+
+fn at_least_one(field: &str, v: usize, default: usize) -> Result<usize, ConfigError> {
+    if v == 0 {
+        return Err(err(field, "0", format!("allow at least 1 ({default} by default)")));
+    }
+    Ok(v)
+}
+
+/// A gateway name as devices put it in SNI: a DNS host name, compared lowercased.
+fn check_name(field: &str, name: &str) -> Result<String, ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= proto::relay::MAX_NAME
+        && !name.ends_with('.')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+    if !ok {
+        return Err(err(
+            field,
+            format!("`{name}` is not a DNS host name"),
+            "use the name devices connect to, e.g. \"vpn.example.com\"",
+        ));
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+impl Config {
+    /// Reads and checks a configuration file; token files are relative to it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            err("(file)", format!("cannot read {}: {e}", path.display()), "pass an existing file with --config")
+        })?;
+        Self::parse_in(&text, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// Parses configuration text; `base` is where relative token files are.
+    pub fn parse_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
+            err(
+                if field.is_empty() { "(syntax)" } else { &field },
+                e.message().to_string(),
+                "see config/relay.example.toml for every field",
+            )
+        })?;
+        let listen = addr("relay.listen", &raw.relay.listen, "0.0.0.0:443")?;
+        let gateway_listen = addr("relay.gateway_listen", &raw.relay.gateway_listen, "0.0.0.0:3101")?;
+        if gateway_listen == listen {
+            return Err(err(
+                "relay.gateway_listen",
+                "the same address as relay.listen",
+                "gateways dial another port, 3101 by default",
+            ));
+        }
+        let default_name = match &raw.relay.default_name {
+            Some(n) => Some(check_name("relay.default_name", n)?),
+            None => None,
+        };
+        let mut tokens = HashMap::new();
+        for (i, g) in raw.gateways.iter().enumerate() {
+            let f = |k: &str| format!("gateway[{i}].{k}");
+            let name = check_name(&f("name"), &g.name)?;
+            let token = match (&g.token_file, &g.token) {
+                (Some(p), None) => {
+                    let p = if p.is_relative() { base.join(p) } else { p.clone() };
+                    let t = std::fs::read_to_string(&p).map_err(|e| {
+                        err(&f("token_file"), format!("cannot read {}: {e}", p.display()), "point it at the token file")
+                    })?;
+                    t.trim().as_bytes().to_vec()
+                }
+                (None, Some(t)) => t.as_bytes().to_vec(),
+                _ => {
+                    return Err(err(
+                        &f("token_file"),
+                        "give exactly one of token_file and token",
+                        "prefer token_file: a file holding the secret the gateways of this name share",
+                    ))
+                }
+            };
+            if token.len() < MIN_TOKEN_LEN {
+                return Err(err(
+                    &f("token_file"),
+                    format!("the token has {} bytes", token.len()),
+                    format!("use at least {MIN_TOKEN_LEN} random bytes, e.g. `openssl rand -hex 32`"),
+                ));
+            }
+            if tokens.insert(name.clone(), token).is_some() {
+                return Err(err(
+                    &f("name"),
+                    format!("`{name}` is listed twice"),
+                    "list each name once; every gateway of that name uses its token",
+                ));
+            }
+        }
+        if tokens.is_empty() {
+            return Err(err(
+                "gateway",
+                "no [[gateway]]",
+                "add a [[gateway]] with the name devices ask for and a token_file",
+            ));
+        }
+        if let Some(n) = &default_name {
+            if !tokens.contains_key(n) {
+                return Err(err(
+                    "relay.default_name",
+                    format!("`{n}` is no [[gateway]] name"),
+                    "name one of the [[gateway]] entries",
+                ));
+            }
+        }
+        let l = &raw.limits;
+        let limits = Limits {
+            max_connections: at_least_one("limits.max_connections", l.max_connections, d_max_connections())?,
+            max_connections_per_source: at_least_one(
+                "limits.max_connections_per_source",
+                l.max_connections_per_source,
+                d_per_source(),
+            )?,
+            max_pending_streams: at_least_one(
+                "limits.max_pending_streams",
+                l.max_pending_streams,
+                d_pending_streams(),
+            )?,
+            hello_timeout: positive("limits.hello_timeout", l.hello_timeout, d_ten())?,
+            attach_timeout: positive("limits.attach_timeout", l.attach_timeout, d_ten())?,
+            max_flows: at_least_one("limits.max_flows", l.max_flows, d_max_flows())?,
+            max_pending_flows: at_least_one("limits.max_pending_flows", l.max_pending_flows, d_pending_flows())?,
+            flow_idle_timeout: positive("limits.flow_idle_timeout", l.flow_idle_timeout, d_flow_idle())?,
+            link_timeout: positive("limits.link_timeout", l.link_timeout, d_link_timeout())?,
+        };
+        if limits.link_timeout < Duration::from_secs(3) {
+            return Err(err("limits.link_timeout", "under 3 s", "use at least 3 seconds (30 by default)"));
+        }
+        let admin_listen = match &raw.admin.listen {
+            Some(a) => Some(addr("admin.listen", a, "127.0.0.1:9101")?),
+            None => None,
+        };
+        Ok(Self {
+            listen,
+            dtls_port: (raw.relay.dtls_port != 0).then_some(raw.relay.dtls_port),
+            gateway_listen,
+            default_name,
+            tokens,
+            limits,
+            admin_listen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[relay]
+listen = "0.0.0.0:443"
+gateway_listen = "0.0.0.0:3101"
+[[gateway]]
+name = "VPN.example.test"
+token = "0123456789abcdef0123"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(text, Path::new("."))
+    }
+
+    #[test]
+    fn a_good_config_gets_defaults() {
+        let c = parse(GOOD).expect("valid");
+        assert_eq!(c.dtls_port, Some(443));
+        assert!(c.tokens.contains_key("vpn.example.test"), "names are lowercased");
+        assert_eq!(c.limits.max_connections_per_source, 64);
+        assert_eq!(c.limits.flow_idle_timeout, Duration::from_secs(180));
+    }
+
+    #[test]
+    fn mistakes_name_the_field() {
+        let cases = [
+            (GOOD.replace("0123456789abcdef0123", "short"), "gateway[0].token_file"),
+            (GOOD.replace("\"0.0.0.0:3101\"", "\"0.0.0.0:443\""), "relay.gateway_listen"),
+            (GOOD.replace("\"0.0.0.0:443\"", "\"nowhere\""), "relay.listen"),
+            (GOOD.replace("VPN.example.test", "bad name!"), "gateway[0].name"),
+            (format!("{GOOD}[limits]\nmax_flows = 0\n"), "limits.max_flows"),
+            (format!("{GOOD}[limits]\nlink_timeout = 1\n"), "limits.link_timeout"),
+            (GOOD.replace("gateway_listen", "default_name = \"other.test\"\ngateway_listen"), "relay.default_name"),
+            (GOOD.replace("token = ", "token_file = \"x\"\ntoken = "), "gateway[0].token_file"),
+        ];
+        for (text, field) in cases {
+            let e = parse(&text).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+            assert!(!e.fix.is_empty());
+        }
+        let e = parse(&GOOD.replace("[[gateway]]", "[[gateway]]\nbogus = 1")).expect_err("unknown field");
+        assert!(e.problem.contains("bogus"), "{e}");
+    }
+
+    /// The shipped example must stay valid (its token file is beside it).
+    #[test]
+    fn the_example_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let text = std::fs::read_to_string(dir.join("relay.example.toml")).expect("config/relay.example.toml");
+        let c = Config::parse_in(&text, &dir).expect("config/relay.example.toml is valid");
+        assert_eq!(c.tokens.len(), 1);
+    }
+}

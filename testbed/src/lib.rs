@@ -135,6 +135,17 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl Topology {
     pub fn up() -> Self {
+        Self::make("up")
+    }
+
+    /// The relayed topology of `scripts/topology.sh up-relay`: two devices,
+    /// a relay, two gateways behind firewalls that let nothing in, the org.
+    pub fn up_relay() -> Self {
+        require("nft");
+        Self::make("up-relay")
+    }
+
+    fn make(verb: &str) -> Self {
         for t in ["ip", "openssl", "openconnect", "curl", "python3"] {
             require(t);
         }
@@ -142,7 +153,7 @@ impl Topology {
         let dir = scratch(&prefix);
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("tmpdir");
-        run(Command::new("bash").arg(repo().join("scripts/topology.sh")).args(["up", &prefix]));
+        run(Command::new("bash").arg(repo().join("scripts/topology.sh")).args([verb, &prefix]));
         run(Command::new("bash").arg(repo().join("scripts/certs.sh")).arg(&dir));
         Self { prefix, dir }
     }
@@ -157,6 +168,21 @@ impl Topology {
 
     pub fn org(&self) -> String {
         format!("{}org", self.prefix)
+    }
+
+    /// Relayed topology only.
+    pub fn relay(&self) -> String {
+        format!("{}relay", self.prefix)
+    }
+
+    /// Relayed topology only.
+    pub fn gateway2(&self) -> String {
+        format!("{}gateway2", self.prefix)
+    }
+
+    /// Relayed topology only.
+    pub fn device2(&self) -> String {
+        format!("{}device2", self.prefix)
     }
 }
 
@@ -227,6 +253,9 @@ pub struct GatewayOptions {
     pub dpd: u32,
     /// `[dataplane] offloads`.
     pub offloads: bool,
+    /// Relayed topology: which gateway (1 or 2) this is; it listens on its
+    /// relay-side address and dials the [`Relay`] (`[[relay]]`). 0: direct.
+    pub relayed: u8,
 }
 
 impl Default for GatewayOptions {
@@ -239,6 +268,7 @@ impl Default for GatewayOptions {
             shards: 2,
             dpd: 30,
             offloads: true,
+            relayed: 0,
         }
     }
 }
@@ -263,9 +293,21 @@ impl Gateway {
             assert!(p.wait().expect("wait").success());
         }
         let allowed = o.allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+        let (listen, relay, namespace, file) = match o.relayed {
+            0 => (GATEWAY_IP.to_owned(), String::new(), t.gateway(), "gateway.toml".to_owned()),
+            n => (
+                format!("10.20.0.{}", n + 1),
+                format!("[[relay]]\naddress = \"{RELAY_GATEWAY_SIDE}:3101\"\nname = \"{RELAY_NAME}\"\ntoken_file = \"relay.token\"\n"),
+                if n == 1 { t.gateway() } else { t.gateway2() },
+                format!("gateway{n}.toml"),
+            ),
+        };
+        if o.relayed != 0 {
+            fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+        }
         let config = format!(
             r#"[server]
-listen = "{GATEWAY_IP}:443"
+listen = "{listen}:443"
 dtls_port = {dtls}
 cert = "server.crt"
 key = "server.key"
@@ -290,7 +332,7 @@ listen = "127.0.0.1:9443"
 name = "default"
 allowed = [{allowed}]
 split_include = ["10.99.0.0/24"]
-"#,
+{relay}"#,
             dtls = if o.dtls { 443 } else { 0 },
             ca = if o.client_ca { "client_ca = \"ca.crt\"" } else { "" },
             idle = o.idle_timeout,
@@ -300,13 +342,13 @@ split_include = ["10.99.0.0/24"]
             // `CORRIDOR_IO=readiness` runs the suite on the readiness engine.
             io = std::env::var("CORRIDOR_IO").unwrap_or_else(|_| "auto".to_owned()),
         );
-        let path = t.dir.join("gateway.toml");
+        let path = t.dir.join(file);
         fs::write(&path, config).expect("config");
-        let mut cmd = ns(&t.gateway(), corridor_bin());
+        let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
-        let proc = Proc::spawn("corridor gateway", cmd);
+        let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
         proc.log.wait_for("gateway started", Duration::from_secs(10));
-        Self { proc, ns: t.gateway() }
+        Self { proc, ns: namespace }
     }
 
     /// The admin endpoint, from inside the gateway namespace.
@@ -327,6 +369,72 @@ split_include = ["10.99.0.0/24"]
 
     pub fn sessions(&self) -> String {
         self.admin("GET", "/sessions")
+    }
+}
+
+/// The relay's device-side address in the relayed topology (where the
+/// direct topology has its gateway, so the certificate covers it too).
+pub const RELAY_IP: &str = GATEWAY_IP;
+/// The relay's gateway-side address.
+pub const RELAY_GATEWAY_SIDE: &str = "10.20.0.1";
+/// The name devices ask the relay for (the certificate's DNS name).
+pub const RELAY_NAME: &str = "vpn.test";
+const RELAY_TOKEN: &str = "testbed-relay-token-0123456789abcdef";
+
+/// `corridor relay` in the relay namespace of [`Topology::up_relay`]: TLS
+/// and DTLS on 443 for devices, 3101 for gateways, `vpn.test` registered,
+/// admin on its loopback. Killed on drop.
+pub struct Relay {
+    pub proc: Proc,
+    pub ns: String,
+}
+
+impl Relay {
+    pub fn start(t: &Topology) -> Self {
+        fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+        let config = format!(
+            r#"[relay]
+listen = "{RELAY_IP}:443"
+gateway_listen = "{RELAY_GATEWAY_SIDE}:3101"
+[limits]
+link_timeout = 6
+[[gateway]]
+name = "{RELAY_NAME}"
+token_file = "relay.token"
+[admin]
+listen = "127.0.0.1:9101"
+"#
+        );
+        let path = t.dir.join("relay.toml");
+        fs::write(&path, config).expect("config");
+        let mut cmd = ns(&t.relay(), corridor_bin());
+        cmd.args(["relay", "--config"]).arg(&path).env("RUST_LOG", "info");
+        let proc = Proc::spawn("corridor relay", cmd);
+        proc.log.wait_for("relay started", Duration::from_secs(10));
+        Self { proc, ns: t.relay() }
+    }
+
+    /// The admin endpoint, from inside the relay namespace.
+    pub fn admin(&self, path: &str) -> String {
+        let out = run(ns(&self.ns, "curl").args(["-sS", &format!("http://127.0.0.1:9101{path}")]));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A counter or gauge of /metrics.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.admin("/metrics")
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| l.split(['{', ' ']).next() == Some(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Waits until `n` gateway links are up.
+    pub fn wait_links(&self, n: u64, timeout: Duration) {
+        wait_until(&format!("{n} gateway links up at the relay"), timeout, || {
+            (self.metric("corridor_relay_links") == n).then_some(())
+        });
     }
 }
 
@@ -474,7 +582,21 @@ impl Client {
     }
 
     pub fn spawn(t: &Topology, login: Login<'_>, extra: &[&str], ifname: &str) -> Self {
-        let mut cmd = ns(&t.device(), "openconnect");
+        Self::spawn_in(t, &t.device(), &format!("https://{GATEWAY_IP}/"), login, extra, ifname)
+    }
+
+    /// A client in the device namespace `namespace` through the relay:
+    /// `https://vpn.test/` resolved to the relay, so its TLS carries SNI.
+    pub fn connect_relayed(t: &Topology, namespace: &str, login: Login<'_>) -> Self {
+        let resolve = format!("--resolve={RELAY_NAME}:{RELAY_IP}");
+        let mut c = Self::spawn_in(t, namespace, &format!("https://{RELAY_NAME}/"), login, &[&resolve], "tun0");
+        c.address = c.wait_address(Duration::from_secs(30));
+        c.wait_route("tun0", Duration::from_secs(10));
+        c
+    }
+
+    pub fn spawn_in(t: &Topology, namespace: &str, url: &str, login: Login<'_>, extra: &[&str], ifname: &str) -> Self {
+        let mut cmd = ns(namespace, "openconnect");
         cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", ifname, "--cafile"])
             .arg(t.dir.join("ca.crt"));
         let mut password = None;
@@ -487,14 +609,14 @@ impl Client {
                 cmd.arg("-c").arg(t.dir.join("client.crt")).arg("-k").arg(t.dir.join("client.key"));
             }
         }
-        cmd.args(extra).arg(format!("https://{GATEWAY_IP}/"));
-        let mut proc = Proc::spawn("openconnect", cmd);
+        cmd.args(extra).arg(url);
+        let mut proc = Proc::spawn(&format!("openconnect ({namespace})"), cmd);
         if let Some(pw) = password {
             if let Some(mut stdin) = proc.child.stdin.take() {
                 let _ = stdin.write_all(format!("{pw}\n").as_bytes());
             }
         }
-        Self { proc, ns: t.device(), address: String::new() }
+        Self { proc, ns: namespace.to_owned(), address: String::new() }
     }
 
     /// The tunnel address once the client configured its interface.

@@ -18,7 +18,15 @@
 # Then it prints a short report. Everything it started (client, gateway, org
 # servers, namespaces, temp files) is removed on success, failure and Ctrl-C.
 #
-#   sudo bash scripts/demo.sh
+#   sudo bash scripts/demo.sh            # device → gateway directly
+#   sudo bash scripts/demo.sh --relay    # device → relay ← gateway (dials out)
+#
+# With --relay the same checks run through `corridor relay` on the relayed
+# topology (scripts/topology.sh up-relay): the gateway sits behind a firewall
+# that lets nothing in and dials out to the relay on 3101; the device asks
+# the relay for vpn.test on 443; TLS is spliced by SNI and DTLS forwarded by
+# App-ID through a UDP port the gateway opened from inside. It also checks
+# that nothing can connect in to the gateway, and reports the relay's counters.
 #
 # Runs as root on Debian 12; installs its apt packages if missing (apt-get
 # update only then) and needs a Rust toolchain (cargo) for the build.
@@ -34,13 +42,29 @@ SCRIPTS="$REPO/scripts"
 # shellcheck source=scripts/lib/proc.sh
 . "$SCRIPTS/lib/proc.sh"
 
-# The demo topology uses the plain names device/gateway/org.
+RELAYED=""
+case "${1:-}" in
+"") ;;
+--relay) RELAYED=1 ;;
+*)
+    echo "usage: $0 [--relay]" >&2
+    exit 2
+    ;;
+esac
+
+# The demo topology uses the plain names device/gateway/org (and relay).
 PREFIX=""
 NS_DEVICE="${PREFIX}device"
 NS_GATEWAY="${PREFIX}gateway"
 NS_ORG="${PREFIX}org"
+NS_RELAY="${PREFIX}relay"
 
+# Direct: the device reaches the gateway at 10.10.0.1. Relayed: the relay
+# holds 10.10.0.1 and the gateway 10.20.0.2 behind it.
 GATEWAY_IP=10.10.0.1
+RELAY_GATEWAY_SIDE=10.20.0.1
+GATEWAY_RELAY_SIDE=10.20.0.2
+SERVER_NAME=vpn.test
 ORG_IP=10.99.0.2
 HTTP_PORT=8080
 UDP_PORT=9000
@@ -54,7 +78,7 @@ DEMO_GROUP=org
 BIG_FILE_MB=200
 UDP_DATAGRAMS=100
 
-APT_PACKAGES=(openconnect vpnc-scripts iproute2 openssl curl python3)
+APT_PACKAGES=(openconnect vpnc-scripts iproute2 openssl curl python3 nftables)
 
 # What the gateway's log must show (tracing output, one line per event). Kept
 # here so a change of wording in the gateway is a one-line change in the demo.
@@ -70,6 +94,7 @@ LOG_REPORT='gateway started|login |tunnel up|DTLS established|shard|session ende
 WORK=""
 DATA=""
 GATEWAY_PID=""
+RELAY_PID=""
 OPENCONNECT_PID=""
 HTTP_PID=""
 UDP_PID=""
@@ -111,11 +136,13 @@ cleanup() {
     # A failed check shows the logs behind it; an interrupt (130/143) does not.
     if [ "$rc" -eq 1 ] && [ -n "$WORK" ]; then
         show_log_tail "gateway log" "$WORK/gateway.log"
+        show_log_tail "relay log" "$WORK/relay.log"
         show_log_tail "openconnect log" "$WORK/openconnect.log"
     fi
     step "cleaning up"
     stop_pid "$OPENCONNECT_PID" 5
     stop_pid "$GATEWAY_PID" 10
+    stop_pid "$RELAY_PID" 5
     stop_pid "$HTTP_PID" 3
     stop_pid "$UDP_PID" 3
     # Also takes down anything left inside the namespaces.
@@ -167,14 +194,22 @@ build_gateway() {
 }
 
 bring_up_topology() {
-    step "topology: namespaces $NS_DEVICE, $NS_GATEWAY, $NS_ORG"
+    if [ -n "$RELAYED" ]; then
+        step "topology: namespaces $NS_DEVICE, $NS_RELAY, $NS_GATEWAY (firewalled, NAT), $NS_ORG"
+    else
+        step "topology: namespaces $NS_DEVICE, $NS_GATEWAY, $NS_ORG"
+    fi
     # A run that was killed hard (SIGKILL, power loss) can leave the namespaces
     # and whatever ran in them behind; start from nothing.
     "$SCRIPTS/topology.sh" down "$PREFIX"
     local t0
     t0="$(now)"
     TOPOLOGY_UP=1
-    "$SCRIPTS/topology.sh" up "$PREFIX"
+    if [ -n "$RELAYED" ]; then
+        "$SCRIPTS/topology.sh" up-relay "$PREFIX"
+    else
+        "$SCRIPTS/topology.sh" up "$PREFIX"
+    fi
     info "up in $(elapsed "$t0") s"
 }
 
@@ -199,11 +234,13 @@ make_certs() {
 write_gateway_config() {
     step "gateway configuration and user $DEMO_USER"
     # Relative paths are relative to the config file (see config/gateway.example.toml).
+    local listen="$GATEWAY_IP"
+    [ -n "$RELAYED" ] && listen="$GATEWAY_RELAY_SIDE"
     cat >"$WORK/gateway.toml" <<EOF
 # Written by scripts/demo.sh.
 [server]
 name = "corridor-demo"
-listen = "$GATEWAY_IP:443"
+listen = "$listen:443"
 dtls_port = 443
 cert = "certs/server.crt"
 key = "certs/server.key"
@@ -224,6 +261,18 @@ name = "$DEMO_GROUP"
 allowed = ["10.99.0.0/24"]
 split_include = ["10.99.0.0/24"]
 EOF
+    if [ -n "$RELAYED" ]; then
+        # The secret the gateway proves to the relay (never sent itself).
+        openssl rand -hex 32 >"$WORK/relay.token"
+        cat >>"$WORK/gateway.toml" <<EOF
+
+# The gateway dials out to the relay; nothing connects in.
+[[relay]]
+address = "$RELAY_GATEWAY_SIDE:3101"
+name = "$SERVER_NAME"
+token_file = "relay.token"
+EOF
+    fi
     # A fresh random password each run; it never leaves the work directory.
     DEMO_PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$DEMO_PASSWORD" |
@@ -249,7 +298,53 @@ start_gateway() {
     wait_for 20 gateway_ready || fail "gateway not listening on TCP+UDP $GATEWAY_IP:443 within 20 s"
     ip -n "$NS_GATEWAY" -4 addr show dev "$GATEWAY_TUN" 2>/dev/null | grep -q "inet $GATEWAY_TUN_ADDR/" ||
         fail "gateway TUN $GATEWAY_TUN missing or without address $GATEWAY_TUN_ADDR"
-    info "pid $GATEWAY_PID, listening on TCP and UDP $GATEWAY_IP:443, TUN $GATEWAY_TUN = $GATEWAY_TUN_ADDR"
+    local where="$GATEWAY_IP"
+    [ -n "$RELAYED" ] && where="$GATEWAY_RELAY_SIDE (firewalled: only the relay link brings devices)"
+    info "pid $GATEWAY_PID, listening on TCP and UDP $where:443, TUN $GATEWAY_TUN = $GATEWAY_TUN_ADDR"
+}
+
+start_relay() {
+    step "starting corridor relay in netns $NS_RELAY"
+    cat >"$WORK/relay.toml" <<EOF
+# Written by scripts/demo.sh.
+[relay]
+listen = "$GATEWAY_IP:443"
+gateway_listen = "$RELAY_GATEWAY_SIDE:3101"
+
+[[gateway]]
+name = "$SERVER_NAME"
+token_file = "relay.token"
+
+[admin]
+listen = "127.0.0.1:9101"
+EOF
+    NO_COLOR=1 ip netns exec "$NS_RELAY" "$CORRIDOR" relay --config "$WORK/relay.toml" \
+        </dev/null >"$WORK/relay.log" 2>&1 &
+    RELAY_PID=$!
+    relay_ready() {
+        alive "$RELAY_PID" || fail "relay exited during start-up"
+        listening "$NS_RELAY" tcp 443 && listening "$NS_RELAY" udp 443 && listening "$NS_RELAY" tcp 3101
+    }
+    wait_for 20 relay_ready || fail "relay not listening on TCP+UDP $GATEWAY_IP:443 and TCP 3101 within 20 s"
+    info "pid $RELAY_PID: devices on TCP+UDP $GATEWAY_IP:443, gateways on TCP $RELAY_GATEWAY_SIDE:3101"
+}
+
+# The relayed gateway: its link must come up, and nothing may connect in.
+check_relay_link() {
+    step "gateway link to the relay"
+    wait_for 15 grep -q "relay link up" "$WORK/gateway.log" || fail "the gateway's relay link did not come up"
+    info "$(strip_ansi "$WORK/gateway.log" | grep -m1 -o 'relay link up.*')"
+    if ip netns exec "$NS_RELAY" timeout 3 bash -c "exec 3<>/dev/tcp/$GATEWAY_RELAY_SIDE/443" 2>/dev/null; then
+        fail "a TCP connection from the relay's side into the gateway got through its firewall"
+    fi
+    RESULT[firewall]="$(ip netns exec "$NS_GATEWAY" nft list table inet corridor_fw |
+        grep -o 'counter packets [0-9]*' | awk '{print $3}')"
+    info "inbound TCP to $GATEWAY_RELAY_SIDE:443 dropped by the gateway's firewall (${RESULT[firewall]} packets)"
+}
+
+relay_metric() { # NAME: a relay counter or gauge
+    ip netns exec "$NS_RELAY" curl -s --max-time 5 http://127.0.0.1:9101/metrics |
+        awk -v n="$1" '$1 == n { s += $2 } END { print s + 0 }'
 }
 
 # Orderly stop, so the log ends with the gateway's own summary.
@@ -312,12 +407,15 @@ connect_device() {
     # --background: the client forks once the tunnel is configured and the
     # parent exits 0, or exits non-zero when login or CONNECT fails.
     # --non-inter: never wait for a prompt. -v: the log lines checked below.
+    local target=("https://$GATEWAY_IP/")
+    # Through the relay the device asks for a name (SNI), as a real one would.
+    [ -n "$RELAYED" ] && target=("--resolve=$SERVER_NAME:$GATEWAY_IP" "https://$SERVER_NAME/")
     printf '%s\n' "$DEMO_PASSWORD" |
         timeout 60 ip netns exec "$NS_DEVICE" openconnect --protocol=anyconnect \
             --user "$DEMO_USER" --passwd-on-stdin --non-inter \
             --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
             --background --pid-file "$WORK/openconnect.pid" -v --timestamp \
-            "https://$GATEWAY_IP/" >"$WORK/openconnect.log" 2>&1 || rc=$?
+            "${target[@]}" >"$WORK/openconnect.log" 2>&1 || rc=$?
     [ "$rc" -eq 0 ] || fail "openconnect could not connect (exit $rc)"
     OPENCONNECT_PID="$(cat "$WORK/openconnect.pid")"
     wait_for 20 bash -c "ip -n $NS_DEVICE -4 addr show dev $DEVICE_TUN 2>/dev/null | grep -qF 'inet $POOL_PREFIX'" ||
@@ -414,6 +512,12 @@ report() {
         "  over DTLS" "${RESULT[udp]} UDP datagrams received by the device" \
         "UDP echo" "${RESULT[echo]#udp echo: }" \
         "transferred" "$((RESULT[bytes] + RESULT[page])) bytes over HTTP + the UDP echo"
+    if [ -n "$RELAYED" ]; then
+        printf '  %-18s %s\n' \
+            "relay" "streams spliced $(relay_metric corridor_relay_streams_spliced_total), DTLS flows bound $(relay_metric corridor_relay_flows_bound_total)" \
+            "  datagrams" "$(relay_metric corridor_relay_udp_to_devices_total) to the device ($(relay_metric corridor_relay_udp_bytes_to_devices_total) bytes), $(relay_metric corridor_relay_udp_to_gateways_total) to the gateway" \
+            "  gateway firewall" "inbound connection refused; ${RESULT[firewall]} inbound packets dropped"
+    fi
     printf '  gateway log (sessions, shards, counters):\n'
     grep -E -- "$LOG_REPORT" "$WORK/gateway.clean.log" | sed 's/^/    /'
     if [ "${RESULT[errors]}" -gt 0 ]; then
@@ -441,12 +545,17 @@ main() {
     bring_up_topology
     make_certs
     write_gateway_config
+    [ -n "$RELAYED" ] && start_relay
     start_gateway
+    [ -n "$RELAYED" ] && check_relay_link
     start_org_servers
     connect_device
     fetch_page
     fetch_big_file
     udp_echo
+    if [ -n "$RELAYED" ] && [ "$(relay_metric corridor_relay_flows_bound_total)" -lt 1 ]; then
+        fail "no DTLS flow went through the relay"
+    fi
     disconnect_device
     stop_gateway
     check_gateway_log

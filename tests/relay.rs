@@ -151,8 +151,9 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
     let t = Topology::up_relay();
     let _org = Org::start(&t);
     let relay = Relay::start(&t);
-    let gw1 = Gateway::start(&t, &relayed(1));
-    let gw2 = Gateway::start(&t, &relayed(2));
+    let clustered = |n| GatewayOptions { cluster: true, ..relayed(n) };
+    let gw1 = Gateway::start(&t, &clustered(1));
+    let gw2 = Gateway::start(&t, &clustered(2));
     relay.wait_links(2, Duration::from_secs(10));
 
     let c1 = Client::connect_relayed(&t, &t.device(), Login::Password("alice", PASSWORD));
@@ -161,10 +162,10 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
         c.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
         assert_eq!(udp_echo(&c.ns, 20), 20, "{}", c.ns);
     }
+    assert_ne!(c1.address, c2.address, "cluster nodes hand out addresses from their own shares");
     // One device on each gateway.
     let on = |gw: &Gateway, user: &str| gw.sessions().contains(&format!("user={user}"));
     assert!(on(&gw1, "alice") != on(&gw2, "alice"), "alice on one gateway:\n{}\n{}", gw1.sessions(), gw2.sessions());
-    assert!(on(&gw1, "bob") != on(&gw2, "bob"), "bob on one gateway");
     assert!(
         on(&gw1, "alice") != on(&gw1, "bob"),
         "both devices on one gateway:\n{}\n{}",
@@ -173,18 +174,19 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
     );
 
     // Kill alice's gateway (SIGKILL: a crash, no goodbye to the devices).
-    // Her session lived there, so the survivor refuses her cookie and
-    // openconnect gives up; started again, as a device's VPN agent does,
-    // she lands on the live gateway.
+    // openconnect reconnects with its cookie; the relay gives it the live
+    // gateway, which adopts the session from the cookie with its address.
     let (mut dead, live) = if on(&gw1, "alice") { (gw1, gw2) } else { (gw2, gw1) };
     let _ = dead.proc.child.kill();
     let _ = dead.proc.child.wait();
     relay.wait_links(1, Duration::from_secs(10));
-    let mut c1 = c1;
-    wait_until("the orphaned client to give up", Duration::from_secs(60), || c1.proc.child.try_wait().ok().flatten());
-    let c1 = Client::connect_relayed(&t, &t.device(), Login::Password("alice", PASSWORD));
-    c1.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    live.proc.log.wait_for("session adopted from a cluster peer", Duration::from_secs(60));
+    wait_until("alice's DTLS on the live gateway", Duration::from_secs(30), || {
+        (c1.proc.log.text().matches("Established DTLS connection").count() >= 2).then_some(())
+    });
+    assert_eq!(c1.wait_address(Duration::from_secs(5)), c1.address, "the same address after the move");
     assert_eq!(udp_echo(&c1.ns, 20), 20, "alice's traffic on the live gateway");
     assert!(on(&live, "alice") && on(&live, "bob"), "{}", live.sessions());
+    assert_eq!(live.metric("corridor_sessions_adopted_total"), 1);
     assert_eq!(udp_echo(&c2.ns, 20), 20, "bob never noticed");
 }

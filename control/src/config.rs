@@ -47,6 +47,16 @@ struct RawConfig {
     admin: RawAdmin,
     #[serde(default, rename = "relay")]
     relays: Vec<RawRelay>,
+    #[serde(default)]
+    cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    secret_file: PathBuf,
+    node: u32,
+    nodes: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -293,6 +303,8 @@ pub struct Config {
     pub admin_listen: Option<SocketAddr>,
     /// Relays to dial out to (`[[relay]]`).
     pub relays: Vec<crate::relay_link::RelayTarget>,
+    /// Gateways sharing cookies and a pool (`[cluster]`).
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
@@ -373,6 +385,39 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
         out.push(crate::relay_link::RelayTarget { address, name, token });
     }
     Ok(out)
+}
+
+fn cluster(c: &RawCluster, base: &Path) -> Result<crate::cluster::Cluster, ConfigError> {
+    if c.nodes == 0 || c.nodes > 64 {
+        return Err(err("cluster.nodes", format!("{}", c.nodes), "count the gateways that share the name: 1..=64"));
+    }
+    if c.node == 0 || c.node > c.nodes {
+        return Err(err(
+            "cluster.node",
+            format!("{} of {}", c.node, c.nodes),
+            format!("number the gateways 1..={} and give each its own", c.nodes),
+        ));
+    }
+    let p = if c.secret_file.is_relative() { base.join(&c.secret_file) } else { c.secret_file.clone() };
+    let secret = std::fs::read_to_string(&p)
+        .map_err(|e| {
+            err(
+                "cluster.secret_file",
+                format!("cannot read {}: {e}", p.display()),
+                "point it at the secret every node of the cluster holds",
+            )
+        })?
+        .trim()
+        .as_bytes()
+        .to_vec();
+    if secret.len() < 32 {
+        return Err(err(
+            "cluster.secret_file",
+            format!("the secret has {} bytes", secret.len()),
+            "use at least 32 random bytes, e.g. `openssl rand -hex 32`",
+        ));
+    }
+    Ok(crate::cluster::Cluster { secret, node: c.node, nodes: c.nodes })
 }
 
 fn secs(v: u32) -> Option<Duration> {
@@ -532,6 +577,10 @@ impl Config {
             None => None,
         };
         let relays = relays(&raw.relays, base)?;
+        let cluster = match &raw.cluster {
+            Some(c) => Some(cluster(c, base)?),
+            None => None,
+        };
         let Some(default_group) = groups.first().cloned() else {
             return Err(err("group", "no [[group]]", "add at least one [[group]] with a name and allowed networks"));
         };
@@ -570,6 +619,7 @@ impl Config {
             default_group,
             admin_listen,
             relays,
+            cluster,
         })
     }
 
@@ -665,6 +715,33 @@ split_include = ["10.99.0.0/16"]
             let e = Config::parse(&with(r)).expect_err(r);
             assert_eq!(e.field, field, "{e}");
         }
+    }
+
+    #[test]
+    fn the_cluster_is_checked() {
+        let dir = std::env::temp_dir().join(format!("corridor-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("good.key"), "0123456789abcdef0123456789abcdef\n").expect("key");
+        std::fs::write(dir.join("short.key"), "tooshort").expect("key");
+        let with = |key: &str, node: u32, nodes: u32| {
+            Config::parse_in(
+                &format!("{GOOD}[cluster]\nsecret_file = \"{key}\"\nnode = {node}\nnodes = {nodes}\n"),
+                &dir,
+            )
+        };
+        let c = with("good.key", 2, 2).expect("valid").cluster.expect("cluster");
+        assert_eq!((c.node, c.nodes, c.secret.len()), (2, 2, 32), "the newline is not part of the secret");
+        for (key, node, nodes, field) in [
+            ("short.key", 1, 2, "cluster.secret_file"),
+            ("missing.key", 1, 2, "cluster.secret_file"),
+            ("good.key", 3, 2, "cluster.node"),
+            ("good.key", 0, 2, "cluster.node"),
+            ("good.key", 1, 0, "cluster.nodes"),
+        ] {
+            let e = with(key, node, nodes).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

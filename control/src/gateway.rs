@@ -22,6 +22,7 @@ use proto::grant::{Policy, SessionGrant, SessionId};
 use proto::http::{self, Limits, Parsed, Request};
 use proto::ip::{Ipv4Net, Ipv4Packet};
 
+use crate::cluster::CookieClaims;
 use crate::config::Config;
 use crate::conn::{Phase, ReadOutcome, TlsConn};
 use crate::handshakes::{Established, Handshakes};
@@ -89,6 +90,8 @@ pub struct ControlCounters {
     pub drop_policy: u64,
     pub drop_not_ipv4: u64,
     pub sessions_ended: u64,
+    /// Sessions another cluster node began that reconnected here.
+    pub sessions_adopted: u64,
     /// Final DTLS flights sent after [`FINAL_FLIGHT_HOLD`] with no word
     /// from the shard that its grant was installed.
     pub final_flights_released_by_timer: u64,
@@ -650,20 +653,33 @@ impl Gateway {
     }
 
     fn login_ok(&mut self, c: &mut TlsConn, user: &str, group: Option<&str>, now: Instant, method: &str) {
-        let Some(id) = self.pool.allocate() else {
+        let config = self.config.clone();
+        // A cluster node hands out fresh addresses from its share only.
+        let allocated = match &config.cluster {
+            Some(cl) => self.pool.allocate_where(|i| cl.owns_offset(i)),
+            None => self.pool.allocate(),
+        };
+        let Some(id) = allocated else {
             tracing::warn!(user = %user, "address pool exhausted; login refused");
             let form = self.login_form(Some("No addresses left; try again later."));
             self.respond(c, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
             return;
         };
         let group = self.config.group(group).name.clone();
-        let cookie = random_hex::<32>();
+        let address = self.pool.address(id);
+        let cookie = match &config.cluster {
+            Some(cl) => cl.mint(
+                &CookieClaims { user: user.to_string(), group: group.clone(), address, issued: unix_now() },
+                &random_bytes::<16>(),
+            ),
+            None => random_hex::<32>(),
+        };
         let s = Session {
             id,
             user: user.to_string(),
             group: group.clone(),
             cookie: cookie.clone(),
-            address: self.pool.address(id),
+            address,
             app_id: random_bytes::<32>(),
             created: now,
             last_data: now,
@@ -699,7 +715,8 @@ impl Gateway {
                 return reject(self, c, 400, "Bad CONNECT request");
             }
         };
-        let Some(id) = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k)) else {
+        let known = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k));
+        let Some(id) = known.or_else(|| self.adopt(cr.cookie.as_deref()?, now)) else {
             tracing::info!(peer = %c.peer, "CONNECT with an unknown cookie");
             return reject(self, c, 401, "Cookie is not acceptable");
         };
@@ -784,6 +801,51 @@ impl Gateway {
         let _ = c.send(&connect::connect_response(&params));
         c.phase = Phase::Tunnel { session: id, deframer: Deframer::new() };
         self.counters.connects += 1;
+    }
+
+    /// A cookie another node of the cluster minted: its session moves
+    /// here, with the address it had (openconnect gives up on any other).
+    fn adopt(&mut self, cookie: &str, now: Instant) -> Option<SessionId> {
+        let cluster = self.config.cluster.as_ref()?;
+        let claims = cluster.verify(cookie)?;
+        let age = unix_now().saturating_sub(claims.issued);
+        if claims.issued > unix_now() + 300 {
+            tracing::warn!(user = %claims.user, "cluster cookie issued in the future; check the nodes' clocks");
+            return None;
+        }
+        if self.config.timers.session_timeout.is_some_and(|t| age >= t.as_secs()) {
+            tracing::info!(user = %claims.user, "cluster cookie past the session timeout");
+            return None;
+        }
+        let id = self.pool.id_of(claims.address)?;
+        if !self.pool.take(id) {
+            tracing::warn!(user = %claims.user, address = %claims.address, "cluster cookie for an address in use here; refused");
+            return None;
+        }
+        let group = self.config.group(Some(&claims.group)).name.clone();
+        tracing::info!(session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
+        self.sessions.insert(Session {
+            id,
+            user: claims.user,
+            group,
+            cookie: cookie.to_owned(),
+            address: claims.address,
+            app_id: random_bytes::<32>(),
+            created: now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
+            last_data: now,
+            conn: None,
+            detached_at: Some(now),
+            dtls: DtlsState::None,
+            mtu: 0,
+            cstp_rx_packets: 0,
+            cstp_tx_packets: 0,
+            dtls_rx_packets: 0,
+            dtls_tx_packets: 0,
+            drops_spoofed: 0,
+            drops_policy: 0,
+        });
+        self.counters.sessions_adopted += 1;
+        Some(id)
     }
 
     fn send_frame(&mut self, c: &mut TlsConn, t: PacketType, payload: &[u8]) {
@@ -1156,6 +1218,11 @@ impl Gateway {
             ("corridor_cstp_drop_not_ipv4_total", "CSTP packets that were not IPv4", c.drop_not_ipv4),
             ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
             (
+                "corridor_sessions_adopted_total",
+                "sessions another cluster node began, reconnected here",
+                c.sessions_adopted,
+            ),
+            (
                 "corridor_dtls_final_flight_released_by_timer_total",
                 "final DTLS handshake flights sent without the shard confirming the grant",
                 c.final_flights_released_by_timer,
@@ -1250,6 +1317,12 @@ fn reason_phrase(status: u16) -> &'static str {
         505 => "HTTP Version Not Supported",
         _ => "Bad Request",
     }
+}
+
+/// Seconds since the Unix epoch: cluster cookies carry wall-clock time,
+/// since another node's `Instant` means nothing here.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn secs(d: Duration) -> u32 {

@@ -56,9 +56,17 @@ impl AddressPool {
     }
 
     pub fn allocate(&mut self) -> Option<SessionId> {
+        self.allocate_where(|_| true)
+    }
+
+    /// A free address whose offset `mine` accepts (a cluster node's share).
+    pub fn allocate_where(&mut self, mine: impl Fn(usize) -> bool) -> Option<SessionId> {
         let n = self.used.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
+            if !mine(i) {
+                continue;
+            }
             if let Some(u) = self.used.get_mut(i) {
                 if !*u {
                     *u = true;
@@ -68,6 +76,19 @@ impl AddressPool {
             }
         }
         None
+    }
+
+    /// Takes `id`'s address if it is a free host address (a session
+    /// another cluster node began, reconnecting here).
+    pub fn take(&mut self, id: SessionId) -> bool {
+        let i = id.0 as usize;
+        match self.used.get_mut(i) {
+            Some(u) if !*u => {
+                *u = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn release(&mut self, id: SessionId) {
@@ -92,6 +113,8 @@ mod tests {
         assert_eq!(p.address(ids[0]), Ipv4Addr::new(10, 0, 0, 2));
         assert_eq!(p.address(ids[4]), Ipv4Addr::new(10, 0, 0, 6));
         assert!(p.allocate().is_none(), "broadcast never handed out");
+        assert!(!p.take(ids[0]), "in use");
+        assert!(!p.take(SessionId(7)), "broadcast");
         p.release(ids[1]);
         assert_eq!(p.allocate(), Some(ids[1]));
         assert_eq!(p.id_of(Ipv4Addr::new(10, 0, 0, 4)), Some(ids[2]));

@@ -256,6 +256,8 @@ pub struct GatewayOptions {
     /// Relayed topology: which gateway (1 or 2) this is; it listens on its
     /// relay-side address and dials the [`Relay`] (`[[relay]]`). 0: direct.
     pub relayed: u8,
+    /// Relayed gateways 1 and 2 as one `[cluster]`: shared cookies, split pool.
+    pub cluster: bool,
 }
 
 impl Default for GatewayOptions {
@@ -269,6 +271,7 @@ impl Default for GatewayOptions {
             dpd: 30,
             offloads: true,
             relayed: 0,
+            cluster: false,
         }
     }
 }
@@ -305,6 +308,12 @@ impl Gateway {
         if o.relayed != 0 {
             fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
         }
+        let cluster = if o.cluster {
+            fs::write(t.dir.join("cluster.key"), CLUSTER_SECRET).expect("cluster secret");
+            format!("[cluster]\nsecret_file = \"cluster.key\"\nnode = {}\nnodes = 2\n", o.relayed.max(1))
+        } else {
+            String::new()
+        };
         let config = format!(
             r#"[server]
 listen = "{listen}:443"
@@ -332,7 +341,7 @@ listen = "127.0.0.1:9443"
 name = "default"
 allowed = [{allowed}]
 split_include = ["10.99.0.0/24"]
-{relay}"#,
+{relay}{cluster}"#,
             dtls = if o.dtls { 443 } else { 0 },
             ca = if o.client_ca { "client_ca = \"ca.crt\"" } else { "" },
             idle = o.idle_timeout,
@@ -380,6 +389,7 @@ pub const RELAY_GATEWAY_SIDE: &str = "10.20.0.1";
 /// The name devices ask the relay for (the certificate's DNS name).
 pub const RELAY_NAME: &str = "vpn.test";
 const RELAY_TOKEN: &str = "testbed-relay-token-0123456789abcdef";
+const CLUSTER_SECRET: &str = "testbed-cluster-secret-0123456789abcdef0123456789";
 
 /// `corridor relay` in the relay namespace of [`Topology::up_relay`]: TLS
 /// and DTLS on 443 for devices, 3101 for gateways, `vpn.test` registered,

@@ -674,26 +674,7 @@ impl Gateway {
             ),
             None => random_hex::<32>(),
         };
-        let s = Session {
-            id,
-            user: user.to_string(),
-            group: group.clone(),
-            cookie: cookie.clone(),
-            address,
-            app_id: random_bytes::<32>(),
-            created: now,
-            last_data: now,
-            conn: None,
-            detached_at: Some(now),
-            dtls: DtlsState::None,
-            mtu: 0,
-            cstp_rx_packets: 0,
-            cstp_tx_packets: 0,
-            dtls_rx_packets: 0,
-            dtls_tx_packets: 0,
-            drops_spoofed: 0,
-            drops_policy: 0,
-        };
+        let s = Session::new(id, user.to_string(), group.clone(), cookie.clone(), address, now, now);
         tracing::info!(session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = %c.peer, "login");
         self.sessions.insert(s);
         self.counters.logins_ok += 1;
@@ -824,26 +805,8 @@ impl Gateway {
         }
         let group = self.config.group(Some(&claims.group)).name.clone();
         tracing::info!(session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
-        self.sessions.insert(Session {
-            id,
-            user: claims.user,
-            group,
-            cookie: cookie.to_owned(),
-            address: claims.address,
-            app_id: random_bytes::<32>(),
-            created: now.checked_sub(Duration::from_secs(age)).unwrap_or(now),
-            last_data: now,
-            conn: None,
-            detached_at: Some(now),
-            dtls: DtlsState::None,
-            mtu: 0,
-            cstp_rx_packets: 0,
-            cstp_tx_packets: 0,
-            dtls_rx_packets: 0,
-            dtls_tx_packets: 0,
-            drops_spoofed: 0,
-            drops_policy: 0,
-        });
+        let created = now.checked_sub(Duration::from_secs(age)).unwrap_or(now);
+        self.sessions.insert(Session::new(id, claims.user, group, cookie.to_owned(), claims.address, created, now));
         self.counters.sessions_adopted += 1;
         Some(id)
     }

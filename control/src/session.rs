@@ -67,6 +67,42 @@ pub struct Session {
     pub drops_policy: u64,
 }
 
+impl Session {
+    /// A session with no connection yet: it waits for its CONNECT as a
+    /// detached one waits for its reconnect. `created` may lie in the past
+    /// (a session another cluster node began).
+    pub fn new(
+        id: SessionId,
+        user: String,
+        group: String,
+        cookie: String,
+        address: Ipv4Addr,
+        created: Instant,
+        now: Instant,
+    ) -> Self {
+        Self {
+            id,
+            user,
+            group,
+            cookie,
+            address,
+            app_id: random_bytes::<32>(),
+            created,
+            last_data: now,
+            conn: None,
+            detached_at: Some(now),
+            dtls: DtlsState::None,
+            mtu: 0,
+            cstp_rx_packets: 0,
+            cstp_tx_packets: 0,
+            dtls_rx_packets: 0,
+            dtls_tx_packets: 0,
+            drops_spoofed: 0,
+            drops_policy: 0,
+        }
+    }
+}
+
 /// All sessions, by id (= pool slot), cookie and App-ID.
 #[derive(Debug, Default)]
 pub struct Sessions {

@@ -31,7 +31,8 @@ pub struct Flow {
     pub gateway: Option<SocketAddr>,
     /// The link's peer address: binds must come from it.
     pub gateway_ip: std::net::IpAddr,
-    pub queue: Vec<Vec<u8>>,
+    /// Buffers held until the bind, each with its GRO segment size.
+    pub queue: Vec<(Vec<u8>, Option<usize>)>,
     pub created: Instant,
     pub last_active: Instant,
 }

@@ -31,6 +31,7 @@ pub mod flows;
 pub mod links;
 pub mod server;
 pub mod splice;
+pub mod udp;
 
 pub use config::{Config, ConfigError};
 pub use server::{Relay, StartError};

@@ -18,6 +18,7 @@ use crate::counters::Counters;
 use crate::flows::{self, Flow, Flows, QUEUE_BEFORE_BIND};
 use crate::links::{Link, LinkState};
 use crate::splice::Splice;
+use crate::udp;
 
 const DEVICE_LISTENER: Token = Token(0);
 const GATEWAY_LISTENER: Token = Token(1);
@@ -165,6 +166,7 @@ impl Relay {
                 let mut s = UdpSocket::bind(SocketAddr::new(config.listen.ip(), port))
                     .map_err(|e| StartError("binding relay.dtls_port", e))?;
                 size_buffers(&s, DTLS_SOCKET_BUFFER);
+                udp::enable_gro(&s);
                 poll.registry()
                     .register(&mut s, DTLS, Interest::READABLE)
                     .map_err(|e| StartError("registering the DTLS socket", e))?;
@@ -728,23 +730,27 @@ impl Relay {
     fn on_dtls(&mut self, now: Instant) {
         loop {
             let Some(sock) = self.dtls.as_ref() else { return };
-            let (n, from) = match sock.recv_from(&mut self.buf) {
+            let r = match udp::recv(sock, &mut self.buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
             let d = std::mem::take(&mut self.buf);
-            self.on_device_datagram(from, d.get(..n).unwrap_or_default(), now);
+            self.on_device_datagrams(r, d.get(..r.len).unwrap_or_default(), now);
             self.buf = d;
         }
     }
 
-    fn on_device_datagram(&mut self, from: SocketAddr, d: &[u8], now: Instant) {
-        self.counters.udp_from_devices += 1;
-        let hello = flows::is_client_hello(d);
+    /// Datagrams from one device: one, or several coalesced by GRO (then
+    /// of `r.segment` bytes each), forwarded the same way.
+    fn on_device_datagrams(&mut self, r: udp::Received, d: &[u8], now: Instant) {
+        let from = r.from;
+        self.counters.udp_from_devices += r.datagrams();
+        let first = r.segment.and_then(|s| d.get(..s)).unwrap_or(d);
+        let hello = flows::is_client_hello(first);
         let route = if hello {
-            match dtls::PeekedClientHello::parse(d) {
+            match dtls::PeekedClientHello::parse(first) {
                 Ok(p) => link::app_id_route(p.hello.app_id()),
                 Err(_) => None,
             }
@@ -758,16 +764,15 @@ impl Relay {
             if !(hello && route.is_some() && route != Some(f.route)) {
                 f.last_active = now;
                 match f.gateway {
-                    Some(gw) => {
-                        if f.socket.send_to(d, gw).is_ok() {
-                            self.counters.udp_to_gateways += 1;
+                    Some(gw) => match udp::send(&f.socket, d, r.segment, gw) {
+                        Ok(n) => {
+                            self.counters.udp_to_gateways += n;
                             self.counters.udp_bytes_to_gateways += d.len() as u64;
-                        } else {
-                            self.counters.drop_udp_send_failed += 1;
                         }
-                    }
-                    None if f.queue.len() < QUEUE_BEFORE_BIND => f.queue.push(d.to_vec()),
-                    None => self.counters.drop_udp_queue_full += 1,
+                        Err(_) => self.counters.drop_udp_send_failed += r.datagrams(),
+                    },
+                    None if f.queue.len() < QUEUE_BEFORE_BIND => f.queue.push((d.to_vec(), r.segment)),
+                    None => self.counters.drop_udp_queue_full += r.datagrams(),
                 }
                 return;
             }
@@ -795,11 +800,19 @@ impl Relay {
             self.counters.drop_udp_pending_flows += 1;
             return;
         }
-        self.allocate(link_token, route, from, d, now);
+        self.allocate(link_token, route, from, d, r.segment, now);
     }
 
     /// Opens a relay port for a device's flow and asks the link's gateway to bind it.
-    fn allocate(&mut self, link_token: Token, route: u32, device: SocketAddr, first: &[u8], now: Instant) {
+    fn allocate(
+        &mut self,
+        link_token: Token,
+        route: u32,
+        device: SocketAddr,
+        first: &[u8],
+        segment: Option<usize>,
+        now: Instant,
+    ) {
         let Some(l) = self.links.get(&link_token) else { return };
         let (local_ip, gateway_ip) = (l.local.ip(), l.peer.ip());
         let mut socket = match UdpSocket::bind(SocketAddr::new(local_ip, 0)) {
@@ -811,6 +824,7 @@ impl Relay {
             }
         };
         size_buffers(&socket, FLOW_SOCKET_BUFFER);
+        udp::enable_gro(&socket);
         let Ok(port) = socket.local_addr().map(|a| a.port()) else { return };
         let id = self.flows.next_id();
         let token = self.token(Owner::Flow);
@@ -819,7 +833,8 @@ impl Relay {
             return;
         }
         let nonce = random::<16>();
-        let app_id = dtls::PeekedClientHello::parse(first).map(|p| p.hello.app_id().to_vec()).unwrap_or_default();
+        let hello = segment.and_then(|s| first.get(..s)).unwrap_or(first);
+        let app_id = dtls::PeekedClientHello::parse(hello).map(|p| p.hello.app_id().to_vec()).unwrap_or_default();
         let sent =
             self.links.get_mut(&link_token).map(|l| l.send(&Frame::Allocate { flow: id, port, nonce, device, app_id }));
         if !matches!(sent, Some(Ok(()))) {
@@ -839,7 +854,7 @@ impl Relay {
             nonce,
             gateway: None,
             gateway_ip,
-            queue: vec![first.to_vec()],
+            queue: vec![(first.to_vec(), segment)],
             created: now,
             last_active: now,
         });
@@ -849,25 +864,29 @@ impl Relay {
         let Some(id) = self.flows.of_token(token) else { return };
         loop {
             let Some(f) = self.flows.get_mut(id) else { return };
-            let (n, from) = match f.socket.recv_from(&mut self.buf) {
+            let r = match udp::recv(&f.socket, &mut self.buf) {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
+            let (n, from) = (r.len, r.from);
             let d = self.buf.get(..n).unwrap_or_default();
             match f.gateway {
                 Some(gw) if gw == from => {
                     f.last_active = now;
-                    let sent = self.dtls.as_ref().map(|s| s.send_to(d, f.device));
-                    if matches!(sent, Some(Ok(_))) {
-                        self.counters.udp_to_devices += 1;
-                        self.counters.udp_bytes_to_devices += n as u64;
-                    } else {
-                        self.counters.drop_udp_send_failed += 1;
+                    // A gateway's GSO batch arrives whole (GRO) and leaves
+                    // whole (GSO): one receive and one send per batch.
+                    match self.dtls.as_ref().map(|s| udp::send(s, d, r.segment, f.device)) {
+                        Some(Ok(k)) => {
+                            self.counters.udp_to_devices += k;
+                            self.counters.udp_bytes_to_devices += n as u64;
+                        }
+                        _ => self.counters.drop_udp_send_failed += r.datagrams(),
                     }
                 }
-                Some(_) => self.counters.drop_udp_stranger += 1,
+                Some(_) => self.counters.drop_udp_stranger += r.datagrams(),
+                None if r.segment.is_some() => self.counters.drop_udp_stranger += r.datagrams(),
                 None => match Bind::parse(d) {
                     Some(b)
                         if b.flow == id
@@ -877,9 +896,9 @@ impl Relay {
                         f.gateway = Some(from);
                         f.last_active = now;
                         self.counters.flows_bound += 1;
-                        for q in std::mem::take(&mut f.queue) {
-                            if f.socket.send_to(&q, from).is_ok() {
-                                self.counters.udp_to_gateways += 1;
+                        for (q, segment) in std::mem::take(&mut f.queue) {
+                            if let Ok(k) = udp::send(&f.socket, &q, segment, from) {
+                                self.counters.udp_to_gateways += k;
                                 self.counters.udp_bytes_to_gateways += q.len() as u64;
                             }
                         }

@@ -54,6 +54,7 @@ NS_ORG="${PREFIX}org"
 NS_DEVICE2="${PREFIX}device2"
 NS_GATEWAY2="${PREFIX}gateway2"
 NS_RELAY="${PREFIX}relay"
+# Every namespace either topology may have made: `down` removes them all.
 ALL_NS=("$NS_DEVICE" "$NS_GATEWAY" "$NS_ORG" "$NS_DEVICE2" "$NS_GATEWAY2" "$NS_RELAY")
 
 # Addresses are fixed: namespaces isolate one run from another, so there is no
@@ -91,7 +92,7 @@ ensure_veth() { # NS_A IF_A NS_B IF_B
 
 topology_up() {
     local ns
-    for ns in "${ALL_NS[@]}"; do
+    for ns in "$NS_DEVICE" "$NS_GATEWAY" "$NS_ORG"; do
         ns_exists "$ns" || ip netns add "$ns"
         ip -n "$ns" link set lo up
     done

@@ -360,7 +360,8 @@ impl Gateway {
     /// Readiness on a relay link or a stream being dialled back to a relay.
     fn on_relay(&mut self, token: Token, now: Instant) {
         let mut events = Vec::new();
-        self.relays.on_event(token, now, self.poll.registry(), &mut self.next_token, &mut events);
+        let room = self.config.max_connections.saturating_sub(self.conns.len());
+        self.relays.on_event(token, now, self.poll.registry(), &mut self.next_token, room, &mut events);
         for e in events {
             match e {
                 LinkEvent::Stream { token, mut stream, device, via } => {
@@ -1200,6 +1201,11 @@ impl Gateway {
             ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),
             ("corridor_relay_streams_attached_total", "device streams dialled back to a relay", r.streams_attached),
             ("corridor_relay_streams_failed_total", "device streams that could not be dialled back", r.streams_failed),
+            (
+                "corridor_relay_streams_declined_total",
+                "device streams declined: server.max_connections reached",
+                r.streams_declined,
+            ),
             ("corridor_relay_flows_bound_total", "relay DTLS flows bound from the shards' port", r.flows_bound),
             (
                 "corridor_relay_flows_refused_total",

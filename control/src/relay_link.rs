@@ -31,6 +31,9 @@ const SILENCE: Duration = Duration::from_secs(30);
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Unsent link bytes past which the relay is not reading: drop the link.
 const MAX_OUTBOX: usize = 256 * 1024;
+/// Streams being dialled back at once; more Opens are declined, so a relay
+/// cannot make the gateway hold unbounded half-open sockets.
+const MAX_ATTACHING: usize = 1024;
 
 /// One relay of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,6 +127,8 @@ pub struct LinkCounters {
 pub struct RelayLinks {
     links: Vec<GatewayLink>,
     attaching: std::collections::HashMap<Token, Attaching>,
+    /// Connections the gateway can still take, as of the last event.
+    room: usize,
     pub counters: LinkCounters,
 }
 
@@ -188,7 +193,12 @@ impl RelayLinks {
                 route_hint: 0,
             })
             .collect();
-        Self { links, attaching: std::collections::HashMap::new(), counters: LinkCounters::default() }
+        Self {
+            links,
+            attaching: std::collections::HashMap::new(),
+            room: MAX_ATTACHING,
+            counters: LinkCounters::default(),
+        }
     }
 
     /// Whether `token` is a link's or an attaching stream's.
@@ -221,15 +231,19 @@ impl RelayLinks {
         Some(RelayRoute { link, route, dtls_port })
     }
 
-    /// Readiness on one of our tokens.
+    /// Readiness on one of our tokens. `room`: connections the gateway may
+    /// still take (server.max_connections less those it holds); Opens past
+    /// it are declined.
     pub fn on_event(
         &mut self,
         token: Token,
         now: Instant,
         registry: &Registry,
         next_token: &mut usize,
+        room: usize,
         events: &mut Vec<LinkEvent>,
     ) {
+        self.room = room;
         if let Some(a) = self.attaching.remove(&token) {
             return self.on_attaching(token, a, registry, events);
         }
@@ -405,6 +419,11 @@ impl RelayLinks {
         next_token: &mut usize,
     ) {
         let Some(l) = self.links.get_mut(i) else { return };
+        if self.attaching.len() >= self.room.min(MAX_ATTACHING) {
+            self.counters.streams_declined += 1;
+            let _ = l.send(&Frame::Decline { stream: id });
+            return;
+        }
         let addr = l.stream.as_ref().and_then(|s| s.peer_addr().ok()).unwrap_or(l.target.address);
         let mut stream = match TcpStream::connect(addr) {
             Ok(s) => s,
@@ -424,14 +443,6 @@ impl RelayLinks {
         }
         let _ = stream.set_nodelay(true);
         self.attaching.insert(token, Attaching { stream, link: i, id, nonce, device, since: now });
-    }
-
-    /// Tells the relay this gateway will not take a stream (at its limit).
-    pub fn decline(&mut self, link: usize, stream: u64) {
-        self.counters.streams_declined += 1;
-        if let Some(l) = self.links.get_mut(link) {
-            let _ = l.send(&Frame::Decline { stream });
-        }
     }
 
     /// Tells the relay no session has the flow's App-ID.

@@ -14,8 +14,9 @@
 #   --quick            1 round of 3 s, 20 load-generator devices (CI)
 #   --json FILE        also write every figure (medians, per round, per test)
 #   --only LIST        comma-separated subset of baseline,corridor,ocserv,openvpn,boringtun
-#                      and corridor's variants corridor-plain (offloads off) and
-#                      corridor-epoll (readiness I/O engine), which only run when named
+#                      and corridor's variants corridor-plain (offloads off),
+#                      corridor-epoll (readiness I/O engine) and corridor-1shard
+#                      (one shard instead of one per core), which only run when named
 #   --prefix P         namespace prefix (default cp: cpdevice, cpgateway, cporg)
 #   --bench-devices N  devices of `corridor bench run` (default 100; --quick 20)
 #   --passwd-iterations N
@@ -113,9 +114,10 @@ source "$SCRIPTS/openvpn-peer.sh"
 # shellcheck source=scripts/boringtun-peer.sh
 source "$SCRIPTS/boringtun-peer.sh"
 
-# corridor-plain (offloads = false) and corridor-epoll (io = "readiness")
-# are corridor's own A/B variants: measured only when --only names them.
-ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll ocserv openvpn boringtun)
+# corridor-plain (offloads = false), corridor-epoll (io = "readiness") and
+# corridor-1shard (shards = 1) are corridor's own A/B variants: measured
+# only when --only names them.
+ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll corridor-1shard ocserv openvpn boringtun)
 DEFAULT_CONTENDERS=(baseline corridor ocserv openvpn boringtun)
 
 PREFIX="cp"
@@ -444,11 +446,12 @@ CORRIDOR_NAME=corridor
 is_corridor() { [[ "$1" == corridor* ]]; }
 
 write_corridor_config() {
-    local dir="$WORK/$CORRIDOR_NAME" variant=""
+    local dir="$WORK/$CORRIDOR_NAME" variant="" shards=0
     mkdir -p "$dir"
     case "$CORRIDOR_NAME" in
         corridor-plain) variant='offloads = false' ;;
         corridor-epoll) variant='io = "readiness"' ;;
+        corridor-1shard) shards=1 ;;
     esac
     cat >"$dir/gateway.toml" <<EOT
 # Written by scripts/compare-peers.sh.
@@ -467,8 +470,8 @@ pool = "$POOL"
 tun_name = "corridor0"
 
 [dataplane]
-# The gateway's defaults, written out: one shard per core, each pinned.
-shards = 0
+# The gateway's defaults, written out: one shard per core (0), each pinned.
+shards = $shards
 pin_cores = true
 $variant
 
@@ -915,6 +918,7 @@ measure_corridor() {
 
 measure_corridor-plain() { measure_corridor corridor-plain; }
 measure_corridor-epoll() { measure_corridor corridor-epoll; }
+measure_corridor-1shard() { measure_corridor corridor-1shard; }
 
 measure_ocserv() {
     step "ocserv: $(ocserv --version 2>&1 | head -n 1) in $NS_GATEWAY, openconnect in $NS_DEVICE"
@@ -1215,7 +1219,7 @@ for other in ("ocserv", "openvpn", "boringtun"):
 if "corridor" in by_name and "ocserv" in by_name:
     ratios["corridor/ocserv"].update({k: ratio(by_name["corridor"].get(k), by_name["ocserv"].get(k)) for k in BENCH_KEYS[:7]})
 # corridor's own A/B: what offloads and io_uring buy, same run.
-for variant in ("corridor-plain", "corridor-epoll"):
+for variant in ("corridor-plain", "corridor-epoll", "corridor-1shard"):
     if "corridor" in by_name and variant in by_name:
         a, b = by_name["corridor"], by_name[variant]
         ratios[f"corridor/{variant}"] = {k: ratio(a[k], b[k]) for k, _, _ in COLS}
@@ -1258,7 +1262,7 @@ if bench_rows:
     for e in bench_rows:
         print(f"| {e['name']} | " + " | ".join(fmt(e.get(k), nd) for k, _, nd in BCOLS)
               + f" | {e['meta'].get('bench_status', 'not run')} |")
-    for label in ("corridor/ocserv", "corridor/corridor-plain", "corridor/corridor-epoll"):
+    for label in ("corridor/ocserv", "corridor/corridor-plain", "corridor/corridor-epoll", "corridor/corridor-1shard"):
         if label in ratios:
             r = ratios[label]
             print(f"| **{label}** | " + " | ".join(fmt(r.get(k), 2) for k, _, _ in BCOLS) + " | |")

@@ -48,6 +48,10 @@ fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
         assert!(gw.metric(&format!("corridor_shard_{metric}_total")) > 0, "{metric}:\n{}", gw.admin("GET", "/metrics"));
     }
     assert_eq!(gw.metric("corridor_shard_drop_offload_total"), 0);
+    // Every shard's latency histogram is served; the turns counted.
+    let metrics = gw.admin("GET", "/metrics");
+    assert!(metrics.contains("# TYPE corridor_shard_turn_seconds histogram"), "{metrics}");
+    assert!(gw.metric("corridor_shard_turn_seconds_count") > 100, "{metrics}");
     let sessions = gw.sessions();
     assert!(sessions.contains("user=alice") && sessions.contains(&format!("address={}", client.address)), "{sessions}");
 }

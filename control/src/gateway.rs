@@ -1234,6 +1234,18 @@ impl Gateway {
                 m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
             }
         }
+        for (i, l) in self.dataplane.latency().iter().enumerate() {
+            let cumulative: Vec<(Option<f64>, u64)> =
+                l.cumulative().iter().map(|(b, n)| (b.map(|ns| ns as f64 / 1e9), *n)).collect();
+            m.histogram(
+                "corridor_shard_turn_seconds",
+                "time from harvesting a shard loop turn's completions to submitting all it produced: an upper bound \
+                 on each of its packets' time inside the shard",
+                &format!("shard=\"{i}\""),
+                &cumulative,
+                l.sum_ns as f64 / 1e9,
+            );
+        }
         m.gauge("corridor_sessions", "live sessions", self.sessions.len() as u64);
         m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.pool.in_use() as u64);
         m.gauge("corridor_dtls_handshakes_pending", "DTLS handshakes in progress", self.handshakes.pending() as u64);
@@ -1319,7 +1331,9 @@ fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
 fn describe_io(info: &dataplane::DataplaneInfo) -> String {
     let Some(s) = info.shards.first() else { return "no shards".to_owned() };
     let setup = match s.ring_setup {
-        Some(r) => format!("{r:?}, tun reads {:?}", s.tun_reads),
+        Some(r) => {
+            format!("{r:?}{}, tun reads {:?}", if s.fixed_files { ", fixed files" } else { "" }, s.tun_reads)
+        }
         None => "one read per TUN packet".to_owned(),
     };
     let why = s.io_fallback.as_ref().map(|w| format!(" (fallback: {w})")).unwrap_or_default();

@@ -62,6 +62,10 @@ pub struct ShardInfo {
     pub io_fallback: Option<String>,
     /// io_uring set-up flags (`None` for the readiness engine).
     pub ring_setup: Option<RingSetup>,
+    /// io_uring operations name the UDP socket, TUN queue and doorbell by
+    /// the ring's registered file table (false: raw descriptors, or the
+    /// readiness engine).
+    pub fixed_files: bool,
     /// As chosen at start-up; a device refusing multishot reads switches to
     /// a read pool on first use.
     pub tun_reads: TunReadStyle,
@@ -263,6 +267,11 @@ impl Dataplane {
     pub fn owner_of(&self, session: SessionId) -> Option<ShardId> {
         let tag = self.owners.get(session.0 as usize)?.load(Ordering::Acquire);
         tag.checked_sub(1).map(ShardId)
+    }
+
+    /// Each shard's loop-turn latency histogram, in shard order.
+    pub fn latency(&self) -> Vec<crate::latency::TurnLatency> {
+        self.shards.iter().map(|s| s.latency.snapshot()).collect()
     }
 
     /// The latest published counters of each shard, in shard order.

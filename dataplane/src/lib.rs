@@ -35,6 +35,9 @@
 //! at run time (`offload_refused`); steady-state packets allocate nothing
 //! (`tests/allocations.rs` counts).
 //!
+//! Each shard samples its loop-turn latency (one clock read per turn) into
+//! a fixed histogram published with its counters ([`latency`]).
+//!
 //! The device → network per-record step is public as [`fastpath`], so that
 //! benchmarks and tests run the shard's own code on memory, without a ring.
 //!
@@ -49,6 +52,7 @@
 mod config;
 mod counters;
 mod handle;
+pub mod latency;
 mod messages;
 mod readiness;
 mod shard;
@@ -61,6 +65,7 @@ mod uring;
 pub use config::{DataplaneConfig, IoBackend, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
 pub use handle::{Dataplane, DataplaneInfo, RingSetup, ShardInfo, TunReadStyle};
+pub use latency::TurnLatency;
 pub use messages::{FromShard, ShardId, ToShard};
 pub use shard::fastpath;
 pub use sys::TunOffloads;

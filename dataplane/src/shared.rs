@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_queue::ArrayQueue;
 
 use crate::counters::PublishedCounters;
+use crate::latency::PublishedLatency;
 use crate::messages::{CrossPacket, FromShard, ToShard};
 use crate::sys::EventFd;
 
@@ -85,6 +86,7 @@ pub(crate) struct ShardShared {
     /// This shard → control.
     pub(crate) events: ArrayQueue<FromShard>,
     pub(crate) counters: PublishedCounters,
+    pub(crate) latency: PublishedLatency,
 }
 
 impl ShardShared {
@@ -95,6 +97,7 @@ impl ShardShared {
             doorbell: Doorbell::new()?,
             events: ArrayQueue::new(EVENTS_CAPACITY),
             counters: PublishedCounters::default(),
+            latency: PublishedLatency::default(),
         })
     }
 }

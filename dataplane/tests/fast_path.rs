@@ -79,6 +79,18 @@ fn round_trip_on(mut h: Harness, shards: usize, suite: CipherSuite) {
     assert_eq!(h.dp.info().steering.is_ok(), shards > 1, "{:?}", h.dp.info().steering);
     assert_eq!((c.cross_shard, c.steering_errors), (0, 0), "{c:?}");
     assert_eq!(h.dp.info().shards.len(), shards);
+    // The latency sample path saw the turns that moved these packets: at
+    // least one per direction, each a finite, positive time.
+    let turns: Vec<_> = h.dp.latency();
+    let total: u64 = turns.iter().map(|l| l.count).sum();
+    assert!(total >= 2, "{turns:?}");
+    for l in &turns {
+        assert_eq!(l.buckets.iter().sum::<u64>(), l.count, "{l:?}");
+        assert!(l.count == 0 || l.sum_ns > 0, "{l:?}");
+    }
+    // io_uring names its files by the registered table (this kernel allows it).
+    let uring = h.dp.info().shards.iter().all(|s| s.io == "io_uring");
+    assert!(!uring || h.dp.info().shards.iter().all(|s| s.fixed_files), "{:?}", h.dp.info().shards);
     h.dp.shutdown();
 }
 

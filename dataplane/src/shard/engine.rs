@@ -61,6 +61,13 @@ impl Io {
         }
     }
 
+    pub(super) fn fixed_files(&self) -> bool {
+        match self {
+            Io::Uring(e) => e.fixed_files(),
+            Io::Readiness(_) => false,
+        }
+    }
+
     pub(super) fn tun_style(&self) -> TunReadStyle {
         match self {
             Io::Uring(e) => e.tun_style(),

@@ -111,6 +111,7 @@ struct Shard {
     control_bell: Arc<Doorbell>,
     stop: Arc<AtomicBool>,
     counters: ShardCounters,
+    latency: crate::latency::TurnLatency,
     events_queued: bool,
     next_report: Instant,
     /// TUN reads and writes carry a vnet header (offloads on).
@@ -153,6 +154,7 @@ impl Shard {
             io: engine.describe(),
             io_fallback,
             ring_setup: engine.ring_setup(),
+            fixed_files: engine.fixed_files(),
             tun_reads: engine.tun_style(),
             buffers: ctx.udp_buffers,
             tun_buffers: ctx.tun_buffers,
@@ -171,6 +173,7 @@ impl Shard {
             control_bell: ctx.control_bell,
             stop: ctx.stop,
             counters: ShardCounters::default(),
+            latency: crate::latency::TurnLatency::default(),
             events_queued: false,
             next_report: Instant::now() + ACTIVITY_PERIOD,
             vnet: ctx.vnet.is_some(),
@@ -204,12 +207,18 @@ impl Shard {
                 failures = 0;
             }
             let now = Instant::now();
+            let worked = !completions.is_empty();
             for c in completions.drain(..) {
                 self.on_completion(c, now);
             }
             self.drain_inbox(now);
             self.drain_cross();
             self.end_turn();
+            if worked {
+                // The latency sample path: one clock read per turn.
+                let ns = u64::try_from(now.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.latency.record(ns);
+            }
             if now >= self.next_report {
                 self.report_activity();
                 self.next_report = now + ACTIVITY_PERIOD;
@@ -219,8 +228,10 @@ impl Shard {
                 self.control_bell.ring();
             }
             self.me.counters.publish(&self.counters);
+            self.me.latency.publish(&self.latency);
         }
         self.me.counters.publish(&self.counters);
+        self.me.latency.publish(&self.latency);
     }
 
     fn on_completion(&mut self, c: Completion, now: Instant) {

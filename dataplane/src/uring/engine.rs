@@ -11,7 +11,7 @@ use std::ops::Range;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use io_uring::types::{CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::types::{self, CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::buffers::{ProvidedBuffers, SlotLayout};
@@ -99,13 +99,39 @@ struct KernelVisible {
     wake_buf: [u8; 8],
 }
 
+/// How an operation names its file: an index into the ring's registered
+/// file table (the kernel then skips the per-operation descriptor lookup
+/// and reference count), or the raw descriptor where registration failed.
+#[derive(Debug, Clone, Copy)]
+enum File {
+    Raw(RawFd),
+    Fixed(u32),
+}
+
+/// Builds an entry over `$file` with the right descriptor type: `Fd` and
+/// `Fixed` are different types to the opcode builders.
+macro_rules! on_file {
+    ($file:expr, |$t:ident| $build:expr) => {
+        match $file {
+            File::Raw(fd) => {
+                let $t = Fd(fd);
+                $build
+            }
+            File::Fixed(i) => {
+                let $t = types::Fixed(i);
+                $build
+            }
+        }
+    };
+}
+
 pub(crate) struct Engine {
     ring: IoUring,
     /// Freed only once no operation can reach it (see Drop).
     mem: ManuallyDrop<Box<KernelVisible>>,
-    udp_fd: RawFd,
-    tun_fd: RawFd,
-    wake_fd: RawFd,
+    udp_file: File,
+    tun_file: File,
+    wake_file: File,
     setup: RingSetup,
     tun_style: TunReadStyle,
     udp_recv_live: bool,
@@ -184,6 +210,9 @@ impl Engine {
         let tun = ProvidedBuffers::new(cfg.tun_buffers, tun_layout)?;
         udp.register(&ring.submitter(), UDP_GROUP)?;
         tun.register(&ring.submitter(), TUN_GROUP)?;
+        // Registered files, in this order; the ring drops the table with itself.
+        let fixed = ring.submitter().register_files(&[cfg.udp_fd, cfg.tun_fd, cfg.wake_fd]).is_ok();
+        let file = |i: u32, fd: RawFd| if fixed { File::Fixed(i) } else { File::Raw(fd) };
 
         // The transmits, plus owned buffers and the standing receives.
         let op_capacity = cfg.transmits + 256;
@@ -197,9 +226,9 @@ impl Engine {
         Ok(Self {
             ring,
             mem: ManuallyDrop::new(mem),
-            udp_fd: cfg.udp_fd,
-            tun_fd: cfg.tun_fd,
-            wake_fd: cfg.wake_fd,
+            udp_file: file(0, cfg.udp_fd),
+            tun_file: file(1, cfg.tun_fd),
+            wake_file: file(2, cfg.wake_fd),
             setup,
             tun_style,
             udp_recv_live: false,
@@ -215,6 +244,11 @@ impl Engine {
 
     pub(crate) fn setup(&self) -> RingSetup {
         self.setup
+    }
+
+    /// Whether operations name their files by the registered table.
+    pub(crate) fn fixed_files(&self) -> bool {
+        matches!(self.udp_file, File::Fixed(_))
     }
 
     pub(crate) fn tun_style(&self) -> TunReadStyle {
@@ -241,9 +275,9 @@ impl Engine {
     fn arm(&mut self) {
         if !self.udp_recv_live && self.mem.udp.in_kernel() > 0 {
             if let Ok(index) = self.mem.ops.insert(Op::UdpRecv) {
-                let entry = opcode::RecvMsgMulti::new(Fd(self.udp_fd), &self.mem.recv_msg, UDP_GROUP)
-                    .build()
-                    .user_data(u64::from(index));
+                let entry = on_file!(self.udp_file, |f| opcode::RecvMsgMulti::new(f, &self.mem.recv_msg, UDP_GROUP)
+                    .build())
+                .user_data(u64::from(index));
                 // SAFETY: the msghdr template lives in `mem`, which outlives
                 // every operation; the kernel fills only buffers of the group.
                 unsafe { self.push(entry) };
@@ -254,8 +288,8 @@ impl Engine {
             TunReadStyle::Multishot => {
                 if self.tun_reads_live == 0 && self.mem.tun.in_kernel() > 0 {
                     if let Ok(index) = self.mem.ops.insert(Op::TunReadMulti) {
-                        let entry =
-                            opcode::ReadMulti::new(Fd(self.tun_fd), 0, TUN_GROUP).build().user_data(u64::from(index));
+                        let entry = on_file!(self.tun_file, |f| opcode::ReadMulti::new(f, 0, TUN_GROUP).build())
+                            .user_data(u64::from(index));
                         // SAFETY: no user memory besides the registered group.
                         unsafe { self.push(entry) };
                         self.tun_reads_live = 1;
@@ -266,11 +300,11 @@ impl Engine {
                 while self.tun_reads_live < n && self.mem.tun.in_kernel() > usize::from(self.tun_reads_live) {
                     let Ok(index) = self.mem.ops.insert(Op::TunRead) else { break };
                     let fill = self.mem.tun.layout().fill_len;
-                    let entry = opcode::Read::new(Fd(self.tun_fd), core::ptr::null_mut(), fill)
+                    let entry = on_file!(self.tun_file, |f| opcode::Read::new(f, core::ptr::null_mut(), fill)
                         .buf_group(TUN_GROUP)
-                        .build()
-                        .flags(squeue::Flags::BUFFER_SELECT)
-                        .user_data(u64::from(index));
+                        .build())
+                    .flags(squeue::Flags::BUFFER_SELECT)
+                    .user_data(u64::from(index));
                     // SAFETY: the kernel picks the buffer from the registered group.
                     unsafe { self.push(entry) };
                     self.tun_reads_live += 1;
@@ -280,7 +314,8 @@ impl Engine {
         if !self.wake_live {
             if let Ok(index) = self.mem.ops.insert(Op::Wake) {
                 let buf = self.mem.wake_buf.as_mut_ptr();
-                let entry = opcode::Read::new(Fd(self.wake_fd), buf, 8).build().user_data(u64::from(index));
+                let entry =
+                    on_file!(self.wake_file, |f| opcode::Read::new(f, buf, 8).build()).user_data(u64::from(index));
                 // SAFETY: `wake_buf` lives in `mem` and is never read by us.
                 unsafe { self.push(entry) };
                 self.wake_live = true;
@@ -517,7 +552,8 @@ impl Engine {
                 slot.msg.msg_controllen = 0;
             }
         }
-        let entry = opcode::SendMsg::new(Fd(self.udp_fd), &raw const slot.msg).build().user_data(u64::from(index));
+        let entry = on_file!(self.udp_file, |f| opcode::SendMsg::new(f, &raw const slot.msg).build())
+            .user_data(u64::from(index));
         // SAFETY: the msghdr, iovec and address live in the op slot, and the
         // bytes in the pinned slot or owned buffer moved into it; the slot is
         // freed only when this operation's completion is reaped.
@@ -536,7 +572,7 @@ impl Engine {
             }
             Err(_) => return Err(SubmitError::OpTableFull),
         };
-        let entry = opcode::Write::new(Fd(self.tun_fd), addr, len).build().user_data(u64::from(index));
+        let entry = on_file!(self.tun_file, |f| opcode::Write::new(f, addr, len).build()).user_data(u64::from(index));
         // SAFETY: the bytes are in a pinned slot or an owned buffer held by
         // the op slot until this operation's completion is reaped.
         unsafe { self.push(entry) };

@@ -1332,7 +1332,13 @@ fn describe_io(info: &dataplane::DataplaneInfo) -> String {
     let Some(s) = info.shards.first() else { return "no shards".to_owned() };
     let setup = match s.ring_setup {
         Some(r) => {
-            format!("{r:?}{}, tun reads {:?}", if s.fixed_files { ", fixed files" } else { "" }, s.tun_reads)
+            let fixed = match (s.fixed_files, s.fixed_buffers) {
+                (true, true) => ", fixed files+buffers",
+                (true, false) => ", fixed files",
+                (false, true) => ", fixed buffers",
+                (false, false) => "",
+            };
+            format!("{r:?}{fixed}, tun reads {:?}", s.tun_reads)
         }
         None => "one read per TUN packet".to_owned(),
     };

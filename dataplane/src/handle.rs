@@ -66,6 +66,9 @@ pub struct ShardInfo {
     /// the ring's registered file table (false: raw descriptors, or the
     /// readiness engine).
     pub fixed_files: bool,
+    /// TUN writes from receive slots are `WRITE_FIXED` from the ring's
+    /// registered buffers.
+    pub fixed_buffers: bool,
     /// As chosen at start-up; a device refusing multishot reads switches to
     /// a read pool on first use.
     pub tun_reads: TunReadStyle,

@@ -88,9 +88,10 @@ fn round_trip_on(mut h: Harness, shards: usize, suite: CipherSuite) {
         assert_eq!(l.buckets.iter().sum::<u64>(), l.count, "{l:?}");
         assert!(l.count == 0 || l.sum_ns > 0, "{l:?}");
     }
-    // io_uring names its files by the registered table (this kernel allows it).
+    // io_uring names its files by the registered table and writes slots
+    // from registered buffers (this kernel allows both).
     let uring = h.dp.info().shards.iter().all(|s| s.io == "io_uring");
-    assert!(!uring || h.dp.info().shards.iter().all(|s| s.fixed_files), "{:?}", h.dp.info().shards);
+    assert!(!uring || h.dp.info().shards.iter().all(|s| s.fixed_files && s.fixed_buffers), "{:?}", h.dp.info().shards);
     h.dp.shutdown();
 }
 

@@ -68,6 +68,13 @@ impl Io {
         }
     }
 
+    pub(super) fn fixed_buffers(&self) -> bool {
+        match self {
+            Io::Uring(e) => e.fixed_buffers(),
+            Io::Readiness(_) => false,
+        }
+    }
+
     pub(super) fn tun_style(&self) -> TunReadStyle {
         match self {
             Io::Uring(e) => e.tun_style(),

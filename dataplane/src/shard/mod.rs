@@ -155,6 +155,7 @@ impl Shard {
             io_fallback,
             ring_setup: engine.ring_setup(),
             fixed_files: engine.fixed_files(),
+            fixed_buffers: engine.fixed_buffers(),
             tun_reads: engine.tun_style(),
             buffers: ctx.udp_buffers,
             tun_buffers: ctx.tun_buffers,

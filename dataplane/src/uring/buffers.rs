@@ -146,6 +146,11 @@ impl ProvidedBuffers {
         unsafe { submitter.register_buf_ring_with_flags(self.ring.ptr.as_ptr() as u64, self.count, group, 0) }
     }
 
+    /// The slots' memory as one region, for `io_uring_register_buffers`.
+    pub(super) fn region(&self) -> libc::iovec {
+        libc::iovec { iov_base: self.data.ptr.as_ptr().cast(), iov_len: self.data.len }
+    }
+
     /// Slots the kernel can fill right now.
     pub(super) fn in_kernel(&self) -> usize {
         self.in_kernel

@@ -21,6 +21,9 @@ use crate::sys::{parse_sockaddr, RawSockAddr, SegmentCmsg};
 
 const UDP_GROUP: u16 = 0;
 const TUN_GROUP: u16 = 1;
+/// Indexes of the two slot regions in the ring's registered buffer table.
+const UDP_REGION: u16 = 0;
+const TUN_REGION: u16 = 1;
 /// `user_data` of cancel requests; never an op-table index.
 const CANCEL_TOKEN: u64 = u64::MAX;
 /// `struct io_uring_recvmsg_out` (four u32) that precedes every multishot
@@ -132,6 +135,9 @@ pub(crate) struct Engine {
     udp_file: File,
     tun_file: File,
     wake_file: File,
+    /// Both slot regions are registered buffers: TUN writes from a slot are
+    /// `WRITE_FIXED` (the kernel maps no user pages per write).
+    fixed_buffers: bool,
     setup: RingSetup,
     tun_style: TunReadStyle,
     udp_recv_live: bool,
@@ -213,6 +219,10 @@ impl Engine {
         // Registered files, in this order; the ring drops the table with itself.
         let fixed = ring.submitter().register_files(&[cfg.udp_fd, cfg.tun_fd, cfg.wake_fd]).is_ok();
         let file = |i: u32, fd: RawFd| if fixed { File::Fixed(i) } else { File::Raw(fd) };
+        // SAFETY: both regions are mappings owned by `mem` below, which
+        // outlives the registration: Drop unregisters before freeing it, or
+        // leaks it (and the ring's close then releases the pages).
+        let fixed_buffers = unsafe { ring.submitter().register_buffers(&[udp.region(), tun.region()]) }.is_ok();
 
         // The transmits, plus owned buffers and the standing receives.
         let op_capacity = cfg.transmits + 256;
@@ -229,6 +239,7 @@ impl Engine {
             udp_file: file(0, cfg.udp_fd),
             tun_file: file(1, cfg.tun_fd),
             wake_file: file(2, cfg.wake_fd),
+            fixed_buffers,
             setup,
             tun_style,
             udp_recv_live: false,
@@ -249,6 +260,11 @@ impl Engine {
     /// Whether operations name their files by the registered table.
     pub(crate) fn fixed_files(&self) -> bool {
         matches!(self.udp_file, File::Fixed(_))
+    }
+
+    /// Whether TUN writes from slots use the registered buffers.
+    pub(crate) fn fixed_buffers(&self) -> bool {
+        self.fixed_buffers
     }
 
     pub(crate) fn tun_style(&self) -> TunReadStyle {
@@ -564,6 +580,11 @@ impl Engine {
     /// Writes `range` of `buf` to the TUN queue as one packet.
     pub(crate) fn write_tun(&mut self, buf: TxBuf, range: Range<usize>) -> Result<(), SubmitError> {
         let (addr, len) = self.pin(&buf, &range)?;
+        let region = match (&buf, self.fixed_buffers) {
+            (TxBuf::Udp(_), true) => Some(UDP_REGION),
+            (TxBuf::Tun(_), true) => Some(TUN_REGION),
+            _ => None,
+        };
         let index = match self.mem.ops.insert(Op::TunWrite(buf)) {
             Ok(i) => i,
             Err(Op::TunWrite(buf)) => {
@@ -572,7 +593,11 @@ impl Engine {
             }
             Err(_) => return Err(SubmitError::OpTableFull),
         };
-        let entry = on_file!(self.tun_file, |f| opcode::Write::new(f, addr, len).build()).user_data(u64::from(index));
+        let entry = match region {
+            Some(r) => on_file!(self.tun_file, |f| opcode::WriteFixed::new(f, addr, len, r).build()),
+            None => on_file!(self.tun_file, |f| opcode::Write::new(f, addr, len).build()),
+        }
+        .user_data(u64::from(index));
         // SAFETY: the bytes are in a pinned slot or an owned buffer held by
         // the op slot until this operation's completion is reaped.
         unsafe { self.push(entry) };
@@ -611,8 +636,12 @@ impl Drop for Engine {
         if self.quiesce() {
             let _ = self.ring.submitter().unregister_buf_ring(UDP_GROUP);
             let _ = self.ring.submitter().unregister_buf_ring(TUN_GROUP);
-            // SAFETY: no operation is in flight and both buffer groups are
-            // unregistered, so the kernel holds no pointer into `mem`; it is
+            if self.fixed_buffers {
+                let _ = self.ring.submitter().unregister_buffers();
+            }
+            // SAFETY: no operation is in flight and both buffer groups (and
+            // the registered regions) are unregistered, so the kernel holds
+            // no pointer into `mem`; it is
             // dropped once, here, and never used again.
             unsafe { ManuallyDrop::drop(&mut self.mem) };
         }

@@ -15,8 +15,9 @@
 #   --json FILE        also write every figure (medians, per round, per test)
 #   --only LIST        comma-separated subset of baseline,corridor,ocserv,openvpn,boringtun
 #                      and corridor's variants corridor-plain (offloads off),
-#                      corridor-epoll (readiness I/O engine) and corridor-1shard
-#                      (one shard instead of one per core), which only run when named
+#                      corridor-epoll (readiness I/O engine), corridor-1shard
+#                      (one shard instead of one per core) and corridor-nosteer
+#                      (no TUN steering program), which only run when named
 #   --prefix P         namespace prefix (default cp: cpdevice, cpgateway, cporg)
 #   --bench-devices N  devices of `corridor bench run` (default 100; --quick 20)
 #   --passwd-iterations N
@@ -114,10 +115,10 @@ source "$SCRIPTS/openvpn-peer.sh"
 # shellcheck source=scripts/boringtun-peer.sh
 source "$SCRIPTS/boringtun-peer.sh"
 
-# corridor-plain (offloads = false), corridor-epoll (io = "readiness") and
-# corridor-1shard (shards = 1) are corridor's own A/B variants: measured
-# only when --only names them.
-ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll corridor-1shard ocserv openvpn boringtun)
+# corridor-plain (offloads = false), corridor-epoll (io = "readiness"),
+# corridor-1shard (shards = 1) and corridor-nosteer (steering = false) are
+# corridor's own A/B variants: measured only when --only names them.
+ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll corridor-1shard corridor-nosteer ocserv openvpn boringtun)
 DEFAULT_CONTENDERS=(baseline corridor ocserv openvpn boringtun)
 
 PREFIX="cp"
@@ -452,6 +453,7 @@ write_corridor_config() {
         corridor-plain) variant='offloads = false' ;;
         corridor-epoll) variant='io = "readiness"' ;;
         corridor-1shard) shards=1 ;;
+        corridor-nosteer) variant='steering = false' ;;
     esac
     cat >"$dir/gateway.toml" <<EOT
 # Written by scripts/compare-peers.sh.
@@ -919,6 +921,7 @@ measure_corridor() {
 measure_corridor-plain() { measure_corridor corridor-plain; }
 measure_corridor-epoll() { measure_corridor corridor-epoll; }
 measure_corridor-1shard() { measure_corridor corridor-1shard; }
+measure_corridor-nosteer() { measure_corridor corridor-nosteer; }
 
 measure_ocserv() {
     step "ocserv: $(ocserv --version 2>&1 | head -n 1) in $NS_GATEWAY, openconnect in $NS_DEVICE"
@@ -1219,7 +1222,7 @@ for other in ("ocserv", "openvpn", "boringtun"):
 if "corridor" in by_name and "ocserv" in by_name:
     ratios["corridor/ocserv"].update({k: ratio(by_name["corridor"].get(k), by_name["ocserv"].get(k)) for k in BENCH_KEYS[:7]})
 # corridor's own A/B: what offloads and io_uring buy, same run.
-for variant in ("corridor-plain", "corridor-epoll", "corridor-1shard"):
+for variant in ("corridor-plain", "corridor-epoll", "corridor-1shard", "corridor-nosteer"):
     if "corridor" in by_name and variant in by_name:
         a, b = by_name["corridor"], by_name[variant]
         ratios[f"corridor/{variant}"] = {k: ratio(a[k], b[k]) for k, _, _ in COLS}
@@ -1262,7 +1265,8 @@ if bench_rows:
     for e in bench_rows:
         print(f"| {e['name']} | " + " | ".join(fmt(e.get(k), nd) for k, _, nd in BCOLS)
               + f" | {e['meta'].get('bench_status', 'not run')} |")
-    for label in ("corridor/ocserv", "corridor/corridor-plain", "corridor/corridor-epoll", "corridor/corridor-1shard"):
+    for label in ("corridor/ocserv", "corridor/corridor-plain", "corridor/corridor-epoll", "corridor/corridor-1shard",
+                  "corridor/corridor-nosteer"):
         if label in ratios:
             r = ratios[label]
             print(f"| **{label}** | " + " | ".join(fmt(r.get(k), 2) for k, _, _ in BCOLS) + " | |")

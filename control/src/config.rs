@@ -209,6 +209,8 @@ struct RawDataplane {
     offloads: bool,
     #[serde(default = "d_io")]
     io: String,
+    #[serde(default = "d_true")]
+    steering: bool,
 }
 
 fn d_true() -> bool {
@@ -223,7 +225,7 @@ fn d_io() -> String {
 
 impl Default for RawDataplane {
     fn default() -> Self {
-        Self { shards: 0, pin_cores: true, ring_entries: d_ring(), offloads: true, io: d_io() }
+        Self { shards: 0, pin_cores: true, ring_entries: d_ring(), offloads: true, io: d_io(), steering: true }
     }
 }
 
@@ -296,6 +298,8 @@ pub struct Config {
     pub offloads: bool,
     /// The shards' I/O engine (`[dataplane] io`).
     pub io: dataplane::IoBackend,
+    /// The TUN steering program (`[dataplane] steering`).
+    pub steering: bool,
     pub groups: Vec<Group>,
     /// The first group, used when a user names none.
     pub default_group: Group,
@@ -615,6 +619,7 @@ impl Config {
             ring_entries: raw.dataplane.ring_entries,
             offloads: raw.dataplane.offloads,
             io,
+            steering: raw.dataplane.steering,
             groups,
             default_group,
             admin_listen,

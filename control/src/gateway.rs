@@ -211,6 +211,7 @@ impl Gateway {
             ring_entries: config.ring_entries,
             offloads: config.offloads,
             io: config.io,
+            steering: config.steering,
         })
         .map_err(|e| StartError::Io("starting the data plane (TUN, UDP, io_uring)", e))?;
         let efd = dataplane.event_fd();

@@ -48,6 +48,12 @@ pub struct DataplaneConfig {
     pub offloads: bool,
     /// Which I/O engine the shards use.
     pub io: IoBackend,
+    /// Attach the eBPF program that queues each TUN packet on its owner
+    /// shard (with more than one shard). Off: the kernel's flow hash picks
+    /// the queue and packets for another shard's sessions cross over its
+    /// queue (`cross_shard`); for kernels that refuse the program anyway,
+    /// and to measure what steering buys.
+    pub steering: bool,
 }
 
 /// The shards' I/O engine.

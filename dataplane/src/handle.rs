@@ -125,8 +125,13 @@ impl Dataplane {
         let shard_count = u16::try_from(count).map_err(|_| io::Error::other("too many shards"))?;
 
         let (tun_queues, offloads) = open_tun_queues(&config.tun_name, count, config.offloads)?;
-        let steering =
-            if count > 1 { steer(&pool, &tun_queues) } else { Err("one shard: nothing to steer".to_owned()) };
+        let steering = if count < 2 {
+            Err("one shard: nothing to steer".to_owned())
+        } else if !config.steering {
+            Err("dataplane.steering = false".to_owned())
+        } else {
+            steer(&pool, &tun_queues)
+        };
         sys::configure_interface(&config.tun_name, config.tun_address.addr, config.tun_address.prefix, config.tun_mtu)?;
 
         let first = sys::bind_reuseport(config.udp_listen)?;

@@ -121,6 +121,28 @@ fn round_trip_two_shards() {
     round_trip("cdp-rt2", 2, 2, CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256, true);
 }
 
+/// Without steering the kernel's flow hash spreads TUN reads over both
+/// queues: packets for the session that land on the other shard cross over
+/// its queue, and every one still reaches the device, once, in order per flow.
+#[test]
+fn without_steering_packets_cross_to_the_owner_shard() {
+    let mut h = Harness::start_steered("cdp-xs", 17, 2, true, io_from_env(), false);
+    assert_eq!(h.dp.info().steering, Err("dataplane.steering = false".to_owned()));
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_256_GCM_SHA384);
+    for i in 0..64u16 {
+        let flow = SocketAddr::from((h.addr.device(), 7000 + i));
+        h.server.send_to(&i.to_be_bytes(), flow).expect("send");
+        let (kind, inner) = h.device_recv();
+        assert_eq!(kind, TYPE_DATA);
+        let (_, dst, payload) = parse_ipv4_udp(&inner);
+        assert_eq!((dst, payload), (flow, i.to_be_bytes().to_vec()), "packet {i}");
+    }
+    // 64 flows all hashed to the owner's queue: odds 2^-64.
+    let c = h.expect_counters("packets crossed shards", |c| c.tx_datagrams == 64 && c.cross_shard > 0);
+    assert_eq!((c.drop_no_session, c.queue_full, c.io_errors), (0, 0, 0), "{c:?}");
+    h.dp.shutdown();
+}
+
 #[test]
 fn round_trip_chacha_without_explicit_nonce() {
     round_trip("cdp-rt3", 3, 1, CipherSuite::TLS_PSK_WITH_CHACHA20_POLY1305_SHA256, true);
@@ -344,6 +366,7 @@ fn bad_configuration_is_refused_before_touching_the_system() {
         ring_entries: 64,
         offloads: true,
         io: io_from_env(),
+        steering: true,
     };
     for bad in [
         DataplaneConfig { tun_name: "a-name-far-too-long".into(), ..base.clone() },

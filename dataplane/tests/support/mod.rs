@@ -158,6 +158,17 @@ impl Harness {
     }
 
     pub fn start_io(tun_name: &str, net: u8, shards: usize, offloads: bool, io: IoBackend) -> Harness {
+        Self::start_steered(tun_name, net, shards, offloads, io, true)
+    }
+
+    pub fn start_steered(
+        tun_name: &str,
+        net: u8,
+        shards: usize,
+        offloads: bool,
+        io: IoBackend,
+        steering: bool,
+    ) -> Harness {
         let addr = Addressing { net };
         let dp = Dataplane::start(DataplaneConfig {
             shards,
@@ -170,6 +181,7 @@ impl Harness {
             ring_entries: 64,
             offloads,
             io,
+            steering,
         })
         .expect("start the data plane (needs root, in a private network namespace)");
         assert_eq!(dp.shard_count(), shards);

@@ -99,6 +99,8 @@ counters! {
     drop_udp_stranger,
     /// datagrams the kernel refused to send
     drop_udp_send_failed,
+    /// device datagrams larger than the relay takes whole (9216 bytes)
+    drop_udp_truncated,
     /// flows not opened: no UDP port could be bound
     drop_udp_socket_failed,
 }

@@ -132,6 +132,10 @@ pub struct Relay {
     affinity: HashMap<(String, IpAddr), (u32, Instant)>,
     pub counters: Counters,
     buf: Vec<u8>,
+    /// The devices' socket's receive batch and the runs made of it.
+    batch: udp::RecvBatch,
+    runs: udp::Runs,
+    run_out: Vec<u8>,
 }
 
 impl core::fmt::Debug for Relay {
@@ -165,8 +169,8 @@ impl Relay {
             Some(port) => {
                 let mut s = UdpSocket::bind(SocketAddr::new(config.listen.ip(), port))
                     .map_err(|e| StartError("binding relay.dtls_port", e))?;
+                // No GRO here: [`udp::RecvBatch`] slots hold one datagram each.
                 size_buffers(&s, DTLS_SOCKET_BUFFER);
-                udp::enable_gro(&s);
                 poll.registry()
                     .register(&mut s, DTLS, Interest::READABLE)
                     .map_err(|e| StartError("registering the DTLS socket", e))?;
@@ -216,6 +220,9 @@ impl Relay {
             affinity: HashMap::new(),
             counters: Counters::default(),
             buf: vec![0u8; MAX_DATAGRAM],
+            batch: udp::RecvBatch::default(),
+            runs: udp::Runs::default(),
+            run_out: Vec::new(),
         })
     }
 
@@ -727,19 +734,46 @@ impl Relay {
 
     // ---- DTLS ------------------------------------------------------------
 
+    /// Devices' datagrams, [`udp::BATCH`] per receive; a device's run of
+    /// same-sized datagrams is handled (and forwarded) as one GSO buffer.
+    /// A ClientHello always goes alone: it may start a new flow.
     fn on_dtls(&mut self, now: Instant) {
         loop {
             let Some(sock) = self.dtls.as_ref() else { return };
-            let r = match udp::recv(sock, &mut self.buf) {
-                Ok(r) => r,
+            let n = match self.batch.recv(sock) {
+                Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return,
             };
-            let d = std::mem::take(&mut self.buf);
-            self.on_device_datagrams(r, d.get(..r.len).unwrap_or_default(), now);
-            self.buf = d;
+            for i in 0..n {
+                let Some((d, from)) = self.batch.get(i) else { break };
+                let Some(from) = from else {
+                    self.counters.drop_udp_truncated += 1;
+                    continue;
+                };
+                let alone = flows::is_client_hello(d);
+                if !alone && self.runs.push(from, d) {
+                    continue;
+                }
+                self.flush_run(now);
+                let Some((d, _)) = self.batch.get(i) else { break };
+                if alone || !self.runs.push(from, d) {
+                    let d = d.to_vec();
+                    self.on_device_datagrams(udp::Received { len: d.len(), from, segment: None }, &d, now);
+                }
+            }
+            // Until the socket would block: mio reports edges only.
+            self.flush_run(now);
         }
+    }
+
+    fn flush_run(&mut self, now: Instant) {
+        let mut out = std::mem::take(&mut self.run_out);
+        if let Some(r) = self.runs.take(&mut out) {
+            self.on_device_datagrams(r, out.get(..r.len).unwrap_or_default(), now);
+        }
+        self.run_out = out;
     }
 
     /// Datagrams from one device: one, or several coalesced by GRO (then

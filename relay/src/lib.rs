@@ -20,6 +20,10 @@
 //!   link with the fewest active streams, a device sticks to its gateway
 //!   while it lives, and a dead one's devices land on the others.
 //!
+//! * Datagrams move in batches ([`udp`]): a gateway's GSO batch arrives
+//!   whole (GRO) and leaves as one GSO send; devices' datagrams come 32 per
+//!   `recvmmsg` and a device's same-sized run leaves as one GSO send.
+//!
 //! One mio thread ([`server::Relay`]); limits and counters for every drop
 //! ([`counters`]), a Prometheus endpoint, one log line per link event.
 

@@ -26,8 +26,47 @@ impl core::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    pub fn new(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { field: field.to_string(), problem: problem.into(), fix: fix.into() }
+    }
+}
+
 fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.to_string(), problem: problem.into(), fix: fix.into() }
+    ConfigError::new(field, problem, fix)
+}
+
+/// A shared secret given as `PREFIX.token_file` (relative to `base`) or
+/// `PREFIX.token`, exactly one, of at least `min` bytes. A file's
+/// surrounding whitespace (its newline) is not part of the secret.
+/// `what`: whose secret it is, for the fixes.
+pub fn secret(
+    prefix: &str,
+    file: Option<&Path>,
+    inline: Option<&str>,
+    base: &Path,
+    min: usize,
+    what: &str,
+) -> Result<Vec<u8>, ConfigError> {
+    let field = format!("{prefix}.token_file");
+    let token = match (file, inline) {
+        (Some(p), None) => {
+            let p = if p.is_relative() { base.join(p) } else { p.to_path_buf() };
+            let t = std::fs::read_to_string(&p)
+                .map_err(|e| err(&field, format!("cannot read {}: {e}", p.display()), format!("point it at {what}")))?;
+            t.trim().as_bytes().to_vec()
+        }
+        (None, Some(t)) => t.as_bytes().to_vec(),
+        _ => return Err(err(&field, "give exactly one of token_file and token", format!("prefer token_file: {what}"))),
+    };
+    if token.len() < min {
+        return Err(err(
+            &field,
+            format!("the token has {} bytes", token.len()),
+            format!("use at least {min} random bytes, e.g. `openssl rand -hex 32`"),
+        ));
+    }
+    Ok(token)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -350,34 +389,14 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
                 "use the name devices connect to, e.g. \"vpn.example.com\"",
             ));
         }
-        let token = match (&r.token_file, &r.token) {
-            (Some(p), None) => {
-                let p = if p.is_relative() { base.join(p) } else { p.clone() };
-                let t = std::fs::read_to_string(&p).map_err(|e| {
-                    err(
-                        &f("token_file"),
-                        format!("cannot read {}: {e}", p.display()),
-                        "point it at the file the relay's [[gateway]] names",
-                    )
-                })?;
-                t.trim().as_bytes().to_vec()
-            }
-            (None, Some(t)) => t.as_bytes().to_vec(),
-            _ => {
-                return Err(err(
-                    &f("token_file"),
-                    "give exactly one of token_file and token",
-                    "prefer token_file: the secret shared with the relay's [[gateway]] of this name",
-                ))
-            }
-        };
-        if token.len() < MIN_RELAY_TOKEN {
-            return Err(err(
-                &f("token_file"),
-                format!("the token has {} bytes", token.len()),
-                format!("use at least {MIN_RELAY_TOKEN} random bytes, e.g. `openssl rand -hex 32`"),
-            ));
-        }
+        let token = secret(
+            &format!("relay[{i}]"),
+            r.token_file.as_deref(),
+            r.token.as_deref(),
+            base,
+            MIN_RELAY_TOKEN,
+            "the secret of this name on the relay (its [[gateway]] token_file)",
+        )?;
         let name = r.name.to_ascii_lowercase();
         if out.iter().any(|o| o.address == address && o.name == name) {
             return Err(err(

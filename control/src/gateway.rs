@@ -1144,6 +1144,7 @@ impl Gateway {
     fn metrics(&self) -> String {
         let mut m = crate::admin::Metrics::default();
         let c = &self.counters;
+        let r = &self.relays.counters;
         for (name, help, v) in [
             ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
             (
@@ -1192,11 +1193,6 @@ impl Gateway {
                 "final DTLS handshake flights sent without the shard confirming the grant",
                 c.final_flights_released_by_timer,
             ),
-        ] {
-            m.counter(name, help, "", v);
-        }
-        let r = &self.relays.counters;
-        for (name, help, v) in [
             ("corridor_relay_links_up_total", "relay links authenticated", r.links_up),
             ("corridor_relay_links_lost_total", "relay links that dropped after coming up", r.links_lost),
             ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),

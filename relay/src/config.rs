@@ -8,28 +8,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-/// A configuration mistake: which field, what is wrong, how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "config field `{}`: {}; fix: {}", self.field, self.problem, self.fix)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+/// A configuration mistake: which field, what is wrong, how to fix it
+/// (the gateway's type: both say it the same way).
+pub use control::ConfigError;
 
 fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
-    ConfigError { field: field.to_string(), problem: problem.into(), fix: fix.into() }
+    ConfigError::new(field, problem, fix)
 }
 
 /// The shortest gateway token: 128 bits of secret.
-pub const MIN_TOKEN_LEN: usize = 16;
+pub const MIN_TOKEN_LEN: usize = control::config::MIN_RELAY_TOKEN;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -249,30 +237,14 @@ impl Config {
         for (i, g) in raw.gateways.iter().enumerate() {
             let f = |k: &str| format!("gateway[{i}].{k}");
             let name = check_name(&f("name"), &g.name)?;
-            let token = match (&g.token_file, &g.token) {
-                (Some(p), None) => {
-                    let p = if p.is_relative() { base.join(p) } else { p.clone() };
-                    let t = std::fs::read_to_string(&p).map_err(|e| {
-                        err(&f("token_file"), format!("cannot read {}: {e}", p.display()), "point it at the token file")
-                    })?;
-                    t.trim().as_bytes().to_vec()
-                }
-                (None, Some(t)) => t.as_bytes().to_vec(),
-                _ => {
-                    return Err(err(
-                        &f("token_file"),
-                        "give exactly one of token_file and token",
-                        "prefer token_file: a file holding the secret the gateways of this name share",
-                    ))
-                }
-            };
-            if token.len() < MIN_TOKEN_LEN {
-                return Err(err(
-                    &f("token_file"),
-                    format!("the token has {} bytes", token.len()),
-                    format!("use at least {MIN_TOKEN_LEN} random bytes, e.g. `openssl rand -hex 32`"),
-                ));
-            }
+            let token = control::config::secret(
+                &format!("gateway[{i}]"),
+                g.token_file.as_deref(),
+                g.token.as_deref(),
+                base,
+                MIN_TOKEN_LEN,
+                "a file holding the secret the gateways of this name share",
+            )?;
             if tokens.insert(name.clone(), token).is_some() {
                 return Err(err(
                     &f("name"),

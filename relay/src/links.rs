@@ -2,17 +2,13 @@
 //! connection the gateway dialled, the challenge that authenticates it, and
 //! what the relay knows of the gateway behind it.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use mio::net::TcpStream;
 use mio::Token;
 use proto::relay::{next_frame, Frame, LinkError};
-
-/// Unsent link bytes beyond which the gateway is too slow to keep: it is
-/// not reading its link.
-pub const MAX_OUTBOX: usize = 256 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -112,21 +108,7 @@ impl Link {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        while !self.outbox.is_empty() {
-            match self.stream.write(&self.outbox) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    self.outbox.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if self.outbox.len() > MAX_OUTBOX {
-            return Err(io::Error::other("the gateway is not reading its link"));
-        }
-        Ok(())
+        control::relay_link::write_out(&mut self.stream, &mut self.outbox)
     }
 
     /// Reads what arrived and splits it into frames.

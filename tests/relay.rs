@@ -115,6 +115,30 @@ fn bad_names_and_stray_datagrams_are_counted_drops_at_the_relay() {
 }
 
 #[test]
+fn one_source_cannot_hold_more_connections_than_its_limit() {
+    let t = Topology::up_relay();
+    let relay = Relay::start_with(&t, "max_connections_per_source = 3\nhello_timeout = 2");
+    // Four silent connections from one device: the fourth is closed at
+    // accept; the three held are closed by the hello timeout.
+    let script = format!(
+        "import socket,time\n\
+         s=[socket.create_connection(('{RELAY_IP}',443),timeout=5) for _ in range(4)]\n\
+         def closed(c):\n\
+         \x20c.settimeout(5)\n\
+         \x20try:\n\
+         \x20\x20return c.recv(1)==b''\n\
+         \x20except OSError:\n\
+         \x20\x20return True\n\
+         print(closed(s[3]), all(closed(c) for c in s[:3]))"
+    );
+    let out = run(ns(&t.device(), "python3").args(["-c", &script]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True True");
+    assert_eq!(relay.metric("corridor_relay_refused_per_source_total"), 1, "{}", relay.admin("/metrics"));
+    assert_eq!(relay.metric("corridor_relay_drop_hello_timeout_total"), 3);
+    assert_eq!(relay.metric("corridor_relay_streams_pending"), 0, "every held connection was let go");
+}
+
+#[test]
 fn a_relay_restart_brings_the_clients_back() {
     let t = Topology::up_relay();
     let _org = Org::start(&t);

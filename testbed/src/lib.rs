@@ -401,6 +401,11 @@ pub struct Relay {
 
 impl Relay {
     pub fn start(t: &Topology) -> Self {
+        Self::start_with(t, "")
+    }
+
+    /// With more `[limits]` lines.
+    pub fn start_with(t: &Topology, limits: &str) -> Self {
         fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
         let config = format!(
             r#"[relay]
@@ -408,6 +413,7 @@ listen = "{RELAY_IP}:443"
 gateway_listen = "{RELAY_GATEWAY_SIDE}:3101"
 [limits]
 link_timeout = 6
+{limits}
 [[gateway]]
 name = "{RELAY_NAME}"
 token_file = "relay.token"

@@ -7,8 +7,10 @@
 //! cluster's secret, and each node hands out fresh addresses only from its
 //! own share of the common pool, so two nodes never give out the same one.
 //!
-//! What a stateless cookie cannot carry is a logout: a cookie a device
-//! logged out with at one node stays good at the others until the session
+//! A node never adopts a cookie it minted itself: a session it ended
+//! (logout, timeout, kill) stays ended there. What a stateless cookie
+//! cannot carry is that end to the other nodes: a cookie a device logged
+//! out with at one node stays good at the others until the session
 //! timeout. Keep `timers.session_timeout` set on clustered gateways.
 
 use std::net::Ipv4Addr;
@@ -39,6 +41,8 @@ pub struct CookieClaims {
     pub address: Ipv4Addr,
     /// When the session began, in seconds since the Unix epoch.
     pub issued: u64,
+    /// The node that minted it.
+    pub node: u32,
 }
 
 const PREFIX: &str = "c1.";
@@ -66,8 +70,10 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
 impl Cluster {
     /// A cookie for a new session. `nonce` makes two sessions of one user
     /// at one second different cookies.
+    /// `claims.node` is ignored: the cookie names this node.
     pub fn mint(&self, claims: &CookieClaims, nonce: &[u8; 16]) -> String {
         let mut p = Vec::new();
+        p.extend_from_slice(&self.node.to_be_bytes());
         p.extend_from_slice(&claims.issued.to_be_bytes());
         p.extend_from_slice(&claims.address.octets());
         for text in [&claims.user, &claims.group] {
@@ -91,13 +97,14 @@ impl Cluster {
         msg.extend_from_slice(&payload);
         hmac::verify(&key, &msg, &tag).ok()?;
         let mut r = Reader::new(&payload);
+        let node = u32::from_be_bytes(r.array().ok()?);
         let issued = u64::from_be_bytes(r.array().ok()?);
         let address = Ipv4Addr::from(r.array::<4>().ok()?);
         let user = String::from_utf8(r.sub_u8().ok()?.rest().to_vec()).ok()?;
         let group = String::from_utf8(r.sub_u8().ok()?.rest().to_vec()).ok()?;
         r.take(16).ok()?;
         r.finish().ok()?;
-        Some(CookieClaims { user, group, address, issued })
+        Some(CookieClaims { user, group, address, issued, node })
     }
 
     /// Whether pool offset `i` is this node's to hand out fresh.
@@ -120,6 +127,7 @@ mod tests {
             group: "staff".into(),
             address: Ipv4Addr::new(192, 168, 99, 7),
             issued: 1_700_000_000,
+            node: 1,
         }
     }
 
@@ -131,6 +139,8 @@ mod tests {
         assert!(cookie.starts_with("c1.") && cookie.bytes().all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b'c'));
         assert_eq!(b.verify(&cookie), Some(claims()));
         assert_ne!(a.mint(&claims(), &[8; 16]), cookie, "the nonce makes cookies unique");
+        let from_b = b.verify(&b.mint(&claims(), &[7; 16])).expect("valid");
+        assert_eq!(from_b.node, 2, "a cookie names the node that minted it, whatever the claims say");
     }
 
     #[test]

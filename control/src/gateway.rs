@@ -671,7 +671,13 @@ impl Gateway {
         let address = self.pool.address(id);
         let cookie = match &config.cluster {
             Some(cl) => cl.mint(
-                &CookieClaims { user: user.to_string(), group: group.clone(), address, issued: unix_now() },
+                &CookieClaims {
+                    user: user.to_string(),
+                    group: group.clone(),
+                    address,
+                    issued: unix_now(),
+                    node: cl.node,
+                },
                 &random_bytes::<16>(),
             ),
             None => random_hex::<32>(),
@@ -791,6 +797,10 @@ impl Gateway {
     fn adopt(&mut self, cookie: &str, now: Instant) -> Option<SessionId> {
         let cluster = self.config.cluster.as_ref()?;
         let claims = cluster.verify(cookie)?;
+        if claims.node == cluster.node {
+            // Ours, and no longer live here: that session has ended.
+            return None;
+        }
         let age = unix_now().saturating_sub(claims.issued);
         if claims.issued > unix_now() + 300 {
             tracing::warn!(user = %claims.user, "cluster cookie issued in the future; check the nodes' clocks");

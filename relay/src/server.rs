@@ -567,19 +567,16 @@ impl Relay {
             tracing::info!(peer = %c.peer, stream, "attach for no stream waiting for it; closed");
             return self.forget(token, c.stream);
         };
-        let Some(d) = self.devices.remove(&stream) else { return };
-        self.owners.insert(token, Owner::GatewaySide(stream));
-        let mut splice = Splice::new(d.stream, c.stream, &d.hello);
         if !leftover.is_empty() {
             // A gateway sends nothing before the device's ClientHello.
             self.counters.drop_bad_attach += 1;
-            let _ = self.poll.registry().deregister(&mut splice.device);
-            let _ = self.poll.registry().deregister(&mut splice.gateway);
-            self.owners.remove(&d.token);
-            self.owners.remove(&token);
-            self.release_source(d.peer.ip());
-            return;
+            tracing::info!(peer = %c.peer, stream, "gateway stream sent bytes before the device did; closed");
+            self.close_device(stream, "bad attach");
+            return self.forget(token, c.stream);
         }
+        let Some(d) = self.devices.remove(&stream) else { return };
+        self.owners.insert(token, Owner::GatewaySide(stream));
+        let splice = Splice::new(d.stream, c.stream, &d.hello);
         self.counters.streams_spliced += 1;
         tracing::debug!(device = %d.peer, gateway = %c.peer, stream, "stream spliced");
         self.splices.insert(

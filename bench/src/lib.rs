@@ -95,6 +95,12 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "48 consecutive 1360 B device TCP segments coalesced into one TUN super-packet (checksums checked)",
         run: offload::tcp_coalesce_48,
     },
+    Scenario {
+        name: "udp-coalesce-48",
+        about:
+            "48 consecutive 1360 B device UDP datagrams coalesced into one TUN UDP_L4 super-packet (checksums checked)",
+        run: offload::udp_coalesce_48,
+    },
 ];
 
 /// The scenario called `name`.

@@ -4,10 +4,10 @@
 //! into one TUN super-packet.
 
 use std::hint::black_box;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dtls::{ContentType, RecordProtection};
-use proto::offload::{checksum, GsoType, Segments, TcpCoalescer, Verdict, VnetFlags, VnetHdr};
+use proto::offload::{checksum, Coalescer, GsoType, Segments, Verdict, VnetFlags, VnetHdr};
 
 use crate::measured;
 use crate::record::session_keys;
@@ -105,6 +105,39 @@ pub(crate) fn tso_segment_seal_48() -> u64 {
     delivered
 }
 
+/// 48 consecutive device UDP datagrams of one flow (1360-byte payloads, as
+/// `corridor bench bulk` sends them, with checksums) coalesced into one TUN
+/// `UDP_L4` super-packet (checks of each datagram's checksums included).
+pub(crate) fn udp_coalesce_48() -> u64 {
+    let payload = pattern(SEGMENTS * MSS);
+    let packets: Vec<Vec<u8>> = payload
+        .chunks(MSS)
+        .map(|chunk| {
+            let mut p = Vec::new();
+            proto::ip::emit_ipv4_udp(SocketAddrV4::new(DST, 40_000), SocketAddrV4::new(SRC, 9000), chunk, &mut p);
+            p
+        })
+        .collect();
+    let mut coalescer = Coalescer::new(4, 4).with_udp(true);
+    let mut written: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let absorbed = measured(|| {
+        let mut absorbed = 0u64;
+        for p in &packets {
+            if matches!(coalescer.offer(black_box(p), &mut |v| written.push(v)), Verdict::Absorbed) {
+                absorbed += 1;
+            }
+        }
+        coalescer.flush(&mut |v| written.push(v));
+        absorbed
+    });
+    assert_eq!(absorbed, SEGMENTS as u64, "every datagram joins");
+    assert_eq!(written.len(), 1, "one super-packet");
+    let (hdr, packet) = written.first().and_then(|w| VnetHdr::parse(w)).expect("vnet header");
+    assert_eq!((hdr.gso_type, usize::from(hdr.gso_size)), (GsoType::UDP_L4, MSS));
+    assert_eq!(packet.get(28..), Some(&payload[..]), "payload in order");
+    packet.len() as u64
+}
+
 /// 48 consecutive device TCP segments of one flow coalesced into one TUN
 /// super-packet (checks of each segment's checksums included).
 pub(crate) fn tcp_coalesce_48() -> u64 {
@@ -118,7 +151,7 @@ pub(crate) fn tcp_coalesce_48() -> u64 {
             tcp_packet(1000 + (i * MSS) as u32, 1 + i as u16, flags, chunk, false)
         })
         .collect();
-    let mut coalescer = TcpCoalescer::new(4, 4);
+    let mut coalescer = Coalescer::new(4, 4);
     let mut written: Vec<Vec<u8>> = Vec::with_capacity(4);
     let absorbed = measured(|| {
         let mut absorbed = 0u64;

@@ -144,6 +144,18 @@ fn bulk_saturated_echo_and_many_sessions_through_corridor() {
     assert!(delivered.is_some_and(|d| d > 0 && Some(d) <= sent), "{imix}");
     assert!(imix["figures"]["generator_datagrams_per_send"].as_f64().is_some_and(|b| b > 1.0), "GSO batches: {imix}");
 
+    // At full speed one device's datagrams of one size reach a shard in
+    // batches, and go to the TUN as UDP_L4 super-packets (USO) that the
+    // kernel cuts back into the datagrams the reflector counts.
+    let before = gw.metric("corridor_shard_tun_super_writes_total");
+    let full = bench_run(&t, gateway, "bulk", &["--devices", "1", "--size", "1400", "--seconds", "1"]);
+    assert!(full["figures"]["packets_delivered"].as_u64().is_some_and(|d| d > 1000), "{full}");
+    assert!(
+        gw.metric("corridor_shard_tun_super_writes_total") > before,
+        "no coalesced UDP write: {}",
+        gw.admin("GET", "/metrics")
+    );
+
     // Saturation: a window of probes per device, answered or given up on.
     let echo =
         bench_run(&t, gateway, "udp-echo", &["--devices", "4", "--rate", "0", "--window", "4", "--seconds", "1"]);

@@ -86,8 +86,11 @@ shard_counters! {
     gro_receives,
     /// TUN reads that were TSO/USO super-packets, segmented here.
     tun_super_packets,
-    /// TUN writes that carried device TCP segments coalesced into one.
+    /// TUN writes that carried device TCP segments, or UDP datagrams,
+    /// coalesced into one.
     tun_super_writes,
+    /// The device packets those super-packet writes carried.
+    tun_super_segments,
     /// Packets sent alone, sealed where they were read, because every batch
     /// buffer was in use.
     batch_fallbacks,

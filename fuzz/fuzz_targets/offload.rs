@@ -7,14 +7,15 @@
 //! Device → network: the input after the first byte is a run of
 //! `len(2) ‖ packet`, offered to a coalescer. The first byte's bits make the
 //! packets reachable for coalescing, which random checksums never are:
-//! bit 0 fixes their IPv4 and TCP checksums, bit 1 chains sequence numbers
-//! and IP IDs as consecutive segments of one flow would be. Every emitted
-//! write, cut the way the kernel cuts it, must give packets whose IPv4 and
-//! TCP checksums are valid: coalescing never turns bad data into good.
+//! bit 0 fixes their IPv4 and TCP/UDP checksums (and a UDP length), bit 1
+//! chains sequence numbers and IP IDs as consecutive segments of one flow
+//! would be, bit 2 turns UDP coalescing on. Every emitted write, cut the way
+//! the kernel cuts it, must give packets whose IPv4 and TCP/UDP checksums
+//! are valid: coalescing never turns bad data into good.
 #![no_main]
 
 use proto::offload::checksum::{fold, pseudo_header_v4, sum};
-use proto::offload::{complete_checksum, GsoType, Segments, TcpCoalescer, Verdict, VnetHdr, VNET_HDR_LEN};
+use proto::offload::{complete_checksum, GsoType, Segments, Coalescer, Verdict, VnetHdr, VNET_HDR_LEN};
 use std::net::Ipv4Addr;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
@@ -46,7 +47,7 @@ fn check_segments(mut segments: Segments<'_>, tcp_valid: bool) -> usize {
         assert_eq!(ip.total_len(), n);
         assert_eq!(fold(sum(&seg[..ip.header_len()], 0)), 0xffff, "IPv4 header checksum");
         if tcp_valid {
-            assert!(tcp_checksum_ok(seg), "TCP checksum of a segment");
+            assert!(l4_checksum_ok(seg), "TCP/UDP checksum of a segment");
         }
     }
     assert!(seen <= count);
@@ -55,7 +56,7 @@ fn check_segments(mut segments: Segments<'_>, tcp_valid: bool) -> usize {
 
 fn device_packets(data: &[u8]) {
     let Some((&mode, mut rest)) = data.split_first() else { return };
-    let mut coalescer = TcpCoalescer::new(3, 4);
+    let mut coalescer = Coalescer::new(3, 4).with_udp(mode & 4 != 0);
     let mut prev: Option<(u32, u16)> = None;
     let mut emitted = Vec::new();
     while let Some((len, tail)) = rest.split_first_chunk::<2>() {
@@ -70,7 +71,7 @@ fn device_packets(data: &[u8]) {
             fix_checksums(&mut packet);
         }
         let verdict = coalescer.offer(&packet, &mut |b| emitted.push(b));
-        let good = tcp_checksum_ok(&packet);
+        let good = l4_checksum_ok(&packet);
         assert!(verdict == Verdict::Alone || good, "a packet with a bad checksum was absorbed");
         for b in emitted.drain(..) {
             check_write(&b);
@@ -86,21 +87,28 @@ fn device_packets(data: &[u8]) {
 fn check_write(buf: &[u8]) {
     let (hdr, packet) = VnetHdr::parse(buf).expect("a vnet header");
     if hdr == VnetHdr::NONE {
-        assert!(tcp_checksum_ok(packet), "a plain write was a valid TCP segment");
+        assert!(l4_checksum_ok(packet), "a plain write was a valid TCP segment or UDP datagram");
         return;
     }
-    assert_eq!(hdr.gso_type, GsoType::TCPV4);
+    assert!(hdr.gso_type == GsoType::TCPV4 || hdr.gso_type == GsoType::UDP_L4, "{hdr:?}");
     assert_eq!(buf.len(), VNET_HDR_LEN + usize::from(u16::from_be_bytes([packet[2], packet[3]])));
     let segments = Segments::new(&hdr, packet).expect("a coalesced write segments");
     assert!(check_segments(segments, true) >= 2);
 }
 
-/// Whether `p` is IPv4 carrying TCP with a right TCP checksum.
-fn tcp_checksum_ok(p: &[u8]) -> bool {
+/// Whether `p` is IPv4 carrying TCP, or UDP with a checksum, and that
+/// checksum is right.
+fn l4_checksum_ok(p: &[u8]) -> bool {
     let Ok(ip) = proto::ip::Ipv4Packet::new_checked(p) else { return false };
     let Ok(len) = u16::try_from(ip.payload().len()) else { return false };
-    ip.protocol() == proto::ip::IpProtocol::TCP
-        && fold(sum(ip.payload(), pseudo_header_v4(ip.src(), ip.dst(), 6, len))) == 0xffff
+    let proto = if ip.protocol() == proto::ip::IpProtocol::TCP {
+        6
+    } else if ip.protocol() == proto::ip::IpProtocol::UDP && ip.payload().get(6..8).is_some_and(|c| c != [0, 0]) {
+        17
+    } else {
+        return false;
+    };
+    fold(sum(ip.payload(), pseudo_header_v4(ip.src(), ip.dst(), proto, len))) == 0xffff
 }
 
 /// Gives `p` the sequence number and IP ID that follow `prev`, if it looks
@@ -129,13 +137,18 @@ fn fix_checksums(p: &mut [u8]) {
     p[10..12].copy_from_slice(&[0, 0]);
     let c = proto::ip::internet_checksum(&p[..ihl]);
     p[10..12].copy_from_slice(&c.to_be_bytes());
-    let tcp_len = total - ihl;
-    if tcp_len < 18 {
+    let l4_len = total - ihl;
+    let at = if p[9] == 17 { 6 } else { 16 };
+    if l4_len < at + 2 {
         return;
+    }
+    if p[9] == 17 {
+        p[ihl + 4..ihl + 6].copy_from_slice(&(l4_len as u16).to_be_bytes());
     }
     let src = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
     let dst = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
-    p[ihl + 16..ihl + 18].copy_from_slice(&[0, 0]);
-    let c = !fold(sum(&p[ihl..total], pseudo_header_v4(src, dst, p[9], tcp_len as u16)));
-    p[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+    p[ihl + at..ihl + at + 2].copy_from_slice(&[0, 0]);
+    let c = !fold(sum(&p[ihl..total], pseudo_header_v4(src, dst, p[9], l4_len as u16)));
+    let c = if c == 0 && p[9] == 17 { 0xffff } else { c };
+    p[ihl + at..ihl + at + 2].copy_from_slice(&c.to_be_bytes());
 }

@@ -124,8 +124,10 @@ pub fn internet_checksum(bytes: &[u8]) -> u16 {
 }
 
 /// Writes an IPv4/UDP packet into `out` (cleared first): a 20-byte header
-/// with its checksum, DF set, TTL 64, then UDP with checksum 0 (none, which
-/// IPv4 allows). What generators and tests put into the tunnel.
+/// with its checksum, DF set, TTL 64, then UDP with its checksum, as a
+/// device's stack sends it (and as the gateway's coalescer requires: a
+/// datagram without a checksum is written alone). What generators and tests
+/// put into the tunnel.
 pub fn emit_ipv4_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], out: &mut Vec<u8>) {
     let udp_len = u16::try_from(8 + payload.len()).unwrap_or(u16::MAX);
     let total = udp_len.saturating_add(20);
@@ -135,15 +137,22 @@ pub fn emit_ipv4_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8], out: 
     out.extend_from_slice(&[0, 1, 0x40, 0, 64, IpProtocol::UDP.0, 0, 0]);
     out.extend_from_slice(&src.ip().octets());
     out.extend_from_slice(&dst.ip().octets());
-    let sum = internet_checksum(out.get(..20).unwrap_or_default());
+    let header = internet_checksum(out.get(..20).unwrap_or_default());
     if let Some(c) = out.get_mut(10..12) {
-        c.copy_from_slice(&sum.to_be_bytes());
+        c.copy_from_slice(&header.to_be_bytes());
     }
     out.extend_from_slice(&src.port().to_be_bytes());
     out.extend_from_slice(&dst.port().to_be_bytes());
     out.extend_from_slice(&udp_len.to_be_bytes());
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(payload);
+    use crate::offload::checksum::{fold, pseudo_header_v4, sum};
+    let c = !fold(sum(out.get(20..).unwrap_or_default(), pseudo_header_v4(*src.ip(), *dst.ip(), 17, udp_len)));
+    // RFC 768: a computed zero is sent as all ones (zero means "none").
+    let c = if c == 0 { 0xffff } else { c };
+    if let Some(field) = out.get_mut(26..28) {
+        field.copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// An IPv4 network: address and prefix length.
@@ -236,8 +245,12 @@ mod tests {
         assert_eq!((ip.src(), ip.dst(), ip.protocol()), (*src.ip(), *dst.ip(), IpProtocol::UDP));
         assert_eq!(ip.payload().len(), 8 + 5);
         assert_eq!(ip.udp(), Some((4000, 9000, &b"hello"[..])));
-        // A header with its checksum in place sums to zero (RFC 1071).
+        // A header with its checksum in place sums to zero (RFC 1071), and
+        // so does the UDP datagram with its pseudo-header.
         assert_eq!(internet_checksum(&p[..20]), 0);
+        use crate::offload::checksum::{fold, pseudo_header_v4, sum};
+        assert_ne!(&p[26..28], &[0, 0]);
+        assert_eq!(fold(sum(&p[20..], pseudo_header_v4(*src.ip(), *dst.ip(), 17, 13))), 0xffff);
     }
 
     #[test]

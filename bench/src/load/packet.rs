@@ -25,7 +25,7 @@ pub(crate) const BULK_HEADER: usize = 16;
 /// IPv4 (20) + UDP (8) headers in front of every payload.
 pub(crate) const IP_UDP_HEADERS: usize = 28;
 
-/// An IPv4/UDP packet; UDP checksum 0 (allowed over IPv4, RFC 768).
+/// An IPv4/UDP packet with its UDP checksum, as a device sends it.
 pub(crate) fn ipv4_udp(src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16, payload: &[u8], out: &mut Vec<u8>) {
     proto::ip::emit_ipv4_udp(SocketAddrV4::new(src, sport), SocketAddrV4::new(dst, dport), payload, out);
 }

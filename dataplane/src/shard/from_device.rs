@@ -217,7 +217,7 @@ impl Shard {
     }
 
     /// Writes the opened inner packet at `range` of UDP slot `bid` to the
-    /// TUN: as it lies, or with offloads through the TCP coalescer, or alone
+    /// TUN: as it lies, or with offloads through the coalescer, or alone
     /// behind a plain vnet header put where the record header was.
     fn write_inner(&mut self, bid: u16, range: Range<usize>) {
         if !self.vnet {
@@ -248,8 +248,10 @@ impl Shard {
     pub(super) fn write_emitted(&mut self) {
         let mut emitted = core::mem::take(&mut self.emitted);
         for buf in emitted.drain(..) {
-            if buf.get(1).is_some_and(|&gso| gso != GsoType::NONE.0) {
+            if let Some((hdr, packet)) = VnetHdr::parse(&buf).filter(|(h, _)| h.gso_type != GsoType::NONE) {
                 self.counters.tun_super_writes += 1;
+                let data = packet.len().saturating_sub(usize::from(hdr.hdr_len));
+                self.counters.tun_super_segments += data.div_ceil(usize::from(hdr.gso_size).max(1)) as u64;
             }
             let len = buf.len();
             let submitted = self.engine.write_tun(TxBuf::Owned(buf), 0..len);

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use dtls::RecordProtection;
 use proto::grant::{SessionGrant, SessionId};
-use proto::offload::TcpCoalescer;
+use proto::offload::Coalescer;
 
 use crate::config::PoolIndex;
 use crate::counters::ShardCounters;
@@ -118,8 +118,9 @@ struct Shard {
     vnet: bool,
     /// Records sealed into per-peer GSO batches (with offloads).
     tx: Transmit,
-    /// Device TCP segments merged into TUN super-packets (with TSO).
-    coalescer: Option<TcpCoalescer>,
+    /// Device TCP segments (and, with USO, UDP datagrams) merged into TUN
+    /// super-packets (with TSO).
+    coalescer: Option<Coalescer>,
     /// Super-packets the coalescer finished, to be written.
     emitted: Vec<Vec<u8>>,
     steering: Option<Arc<TunSteering>>,
@@ -179,7 +180,11 @@ impl Shard {
             next_report: Instant::now() + ACTIVITY_PERIOD,
             vnet: ctx.vnet.is_some(),
             tx: Transmit::new(if ctx.vnet.is_some() { BATCH_BUFFERS } else { 0 }),
-            coalescer: ctx.vnet.filter(|o| o.tso).map(|_| TcpCoalescer::new(COALESCE_FLOWS, COALESCE_BUFFERS)),
+            // UDP joins only where the TUN takes UDP_L4 writes (USO).
+            coalescer: ctx
+                .vnet
+                .filter(|o| o.tso)
+                .map(|o| Coalescer::new(COALESCE_FLOWS, COALESCE_BUFFERS).with_udp(o.uso)),
             emitted: Vec::with_capacity(COALESCE_BUFFERS),
             steering: ctx.steering,
             _udp: ctx.udp,

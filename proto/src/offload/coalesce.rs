@@ -1,12 +1,13 @@
-//! Device → network: consecutive TCP segments of a flow, joined into one
-//! TUN write.
+//! Device → network: consecutive TCP segments, and with USO consecutive
+//! UDP datagrams, of a flow, joined into one TUN write.
 //!
 //! Each TUN write costs a syscall and a pass through the kernel's stack; a
-//! write of one `TCPV4` super-packet carrying many segments costs about the
-//! same as a write of one segment. [`TcpCoalescer`] does for the TUN writer
-//! what GRO (`tcp_gro_receive`) does for a NIC, with the same rules, so the
-//! kernel can cut the super-packet back into exactly the segments the
-//! device sent (`tcp_gso_segment`), or hand it whole to a TSO-capable NIC.
+//! write of one `TCPV4` (or `UDP_L4`) super-packet carrying many segments
+//! costs about the same as a write of one. [`Coalescer`] does for the TUN
+//! writer what GRO (`tcp_gro_receive`, `udp_gro_receive_segment`) does for
+//! a NIC, with the same rules, so the kernel can cut the super-packet back
+//! into exactly the packets the device sent (`tcp_gso_segment`,
+//! `__udp_gso_segment`), or hand it whole to an offloading NIC.
 //! wireguard-go's `tun/offload_linux.go` does the same for its TUN.
 //!
 //! The order per flow is kept; packets of different flows may overtake one
@@ -22,7 +23,7 @@ use super::{ipv4_lengths, set_ipv4_header_checksum};
 /// Appending never grows a buffer beyond it, so it never reallocates.
 const BUF_CAPACITY: usize = VNET_HDR_LEN + IP_MAX_LEN;
 
-/// What [`TcpCoalescer::offer`] did with a packet.
+/// What [`Coalescer::offer`] did with a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Copied into a pending super-packet; the caller is done with it.
@@ -32,9 +33,14 @@ pub enum Verdict {
     Alone,
 }
 
-/// A TCP flow: both addresses (source high) and both ports, as on the wire.
+/// The most datagrams one `UDP_L4` super-packet carries: what the kernel's
+/// UDP GRO builds (`UDP_GRO_CNT_MAX`) and every kernel's GSO takes.
+const UDP_MAX_SEGMENTS: usize = 64;
+
+/// A flow: protocol, both addresses (source high) and both ports, as on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Flow {
+    proto: u8,
     addrs: u64,
     ports: u32,
 }
@@ -45,7 +51,9 @@ struct Candidate<'a> {
     /// The IPv4 packet, exactly its total length.
     packet: &'a [u8],
     flow: Flow,
-    tcp_hlen: usize,
+    /// The TCP header's length, or UDP's 8.
+    l4_hlen: usize,
+    /// TCP only (0 for UDP).
     seq: u32,
     id: u16,
     push: bool,
@@ -60,7 +68,7 @@ struct Pending {
     /// `VNET_HDR_LEN` bytes left for the vnet header (zero while the pending
     /// holds one segment), then the IPv4 packet.
     buf: Vec<u8>,
-    tcp_hlen: usize,
+    l4_hlen: usize,
     /// The first segment's payload length: every other but the last has it.
     gso_size: usize,
     segments: usize,
@@ -91,17 +99,23 @@ impl Pending {
         let byte = |b: &[u8], at: usize| b.get(at).copied();
         let df = |b: &[u8]| u16_at(b, IP_FRAG).map(|f| f & IP_DF);
         let same = |a: Option<&[u8]>, b: Option<&[u8]>| a.is_some() && a == b;
-        let hlen = self.tcp_hlen;
-        c.tcp_hlen == hlen
-            && c.seq == self.next_seq
-            && c.payload.len() <= self.gso_size
+        let ip_ok = c.payload.len() <= self.gso_size
             && self.ip_len() + c.payload.len() <= IP_MAX_LEN
             && byte(ip, IP_TOS) == byte(c_ip, IP_TOS)
             && byte(ip, IP_TTL) == byte(c_ip, IP_TTL)
             && df(ip) == df(c_ip)
             // Without DF the ID must run on: the kernel gives segment i the
             // first ID + i, and fragments are reassembled by it.
-            && (df(c_ip) == Some(IP_DF) || c.id == self.next_id)
+            && (df(c_ip) == Some(IP_DF) || c.id == self.next_id);
+        if self.flow.proto == PROTO_UDP {
+            // udp_gro_receive_segment: same length but a shorter last one,
+            // which the caller then emits; nothing else in a UDP header.
+            return ip_ok && self.segments < UDP_MAX_SEGMENTS;
+        }
+        let hlen = self.l4_hlen;
+        ip_ok
+            && c.l4_hlen == hlen
+            && c.seq == self.next_seq
             // ACK number, data offset byte, flags but PSH, window, options.
             && same(tcp.get(TCP_ACK..TCP_FLAGS), c_tcp.get(TCP_ACK..TCP_FLAGS))
             && byte(tcp, TCP_FLAGS).map(|f| f & !TCP_PSH) == byte(c_tcp, TCP_FLAGS).map(|f| f & !TCP_PSH)
@@ -115,19 +129,24 @@ impl Pending {
     /// pseudo-header sum over the whole TCP length, not inverted), as
     /// `__tcp_v4_send_check` leaves it for `CHECKSUM_PARTIAL` and
     /// `tcp_gso_segment` expects it.
+    ///
+    /// A UDP super-packet is the same with `UDP_L4`: the UDP length is the
+    /// whole, the checksum the partial pseudo-header sum over it, which
+    /// `__udp_gso_segment` adjusts per datagram.
     fn finish(self) -> Vec<u8> {
-        let Self { mut buf, tcp_hlen, gso_size, segments, push, .. } = self;
+        let Self { mut buf, l4_hlen, gso_size, segments, push, flow, .. } = self;
         if segments < 2 {
             return buf;
         }
+        let udp = flow.proto == PROTO_UDP;
         let ip_len = buf.len().saturating_sub(VNET_HDR_LEN);
         let hdr = VnetHdr {
             flags: VnetFlags::NEEDS_CSUM,
-            gso_type: GsoType::TCPV4,
-            hdr_len: u16::try_from(IP_MIN_HDR + tcp_hlen).unwrap_or(0),
+            gso_type: if udp { GsoType::UDP_L4 } else { GsoType::TCPV4 },
+            hdr_len: u16::try_from(IP_MIN_HDR + l4_hlen).unwrap_or(0),
             gso_size: u16::try_from(gso_size).unwrap_or(0),
             csum_start: IP_MIN_HDR as u16,
-            csum_offset: TCP_CHECKSUM as u16,
+            csum_offset: if udp { UDP_CHECKSUM as u16 } else { TCP_CHECKSUM as u16 },
         };
         let at = VNET_HDR_LEN.min(buf.len());
         let (head, packet) = buf.split_at_mut(at);
@@ -137,6 +156,15 @@ impl Pending {
         let (ip, tcp) = packet.split_at_mut(IP_MIN_HDR.min(packet.len()));
         put_u16(ip, IP_TOTAL_LEN, u16::try_from(ip_len).unwrap_or(0));
         set_ipv4_header_checksum(ip);
+        if udp {
+            if let (Some(src), Some(dst), Ok(udp_len)) =
+                (addr_at(ip, IP_SRC), addr_at(ip, IP_DST), u16::try_from(tcp.len()))
+            {
+                put_u16(tcp, UDP_LEN, udp_len);
+                put_u16(tcp, UDP_CHECKSUM, fold(pseudo_header_v4(src, dst, PROTO_UDP, udp_len)));
+            }
+            return buf;
+        }
         if push {
             if let Some(f) = tcp.get_mut(TCP_FLAGS) {
                 *f |= TCP_PSH;
@@ -151,7 +179,8 @@ impl Pending {
     }
 }
 
-/// Joins consecutive TCP segments of up to `max_flows` flows into `TCPV4`
+/// Joins consecutive TCP segments (and, [`with_udp`](Self::with_udp), UDP
+/// datagrams) of up to `max_flows` flows into `TCPV4` (`UDP_L4`)
 /// super-packets for the TUN writer.
 ///
 /// Call order per receive batch: [`offer`](Self::offer) each decrypted
@@ -161,24 +190,34 @@ impl Pending {
 /// All buffers are allocated by [`new`](Self::new): in steady state nothing
 /// allocates. With no spare buffer a packet is simply left alone.
 #[derive(Debug)]
-pub struct TcpCoalescer {
+pub struct Coalescer {
     /// Oldest first, at most `max_flows`, one per flow.
     pending: Vec<Pending>,
     spare: Vec<Vec<u8>>,
     buffers: usize,
     max_flows: usize,
+    /// UDP datagrams are coalesced too (the TUN takes `UDP_L4`: USO).
+    udp: bool,
 }
 
-impl TcpCoalescer {
+impl Coalescer {
     /// A coalescer with `buffers` buffers of 64 KiB and a vnet header each,
-    /// building at most `max_flows` super-packets at once.
+    /// building at most `max_flows` super-packets at once; TCP only.
     pub fn new(max_flows: usize, buffers: usize) -> Self {
         Self {
             pending: Vec::with_capacity(max_flows),
             spare: (0..buffers).map(|_| Vec::with_capacity(BUF_CAPACITY)).collect(),
             buffers,
             max_flows,
+            udp: false,
         }
+    }
+
+    /// Also coalesces UDP datagrams (only where the TUN accepts `UDP_L4`
+    /// writes, i.e. has USO on).
+    pub fn with_udp(mut self, on: bool) -> Self {
+        self.udp = on;
+        self
     }
 
     /// Offers one IPv4 packet from the device; see [`Verdict`]. Buffers
@@ -187,11 +226,13 @@ impl TcpCoalescer {
     /// A packet is taken if it is a TCP segment with payload, no IP options,
     /// not a fragment, flags exactly ACK or ACK|PSH, and correct IPv4 header
     /// and TCP checksums (a super-packet gets a fresh checksum over its data,
-    /// which must not turn a corrupted segment into a valid one). It joins
-    /// its flow's pending super-packet if it continues it; otherwise that
-    /// one is emitted first, keeping the flow's order.
+    /// which must not turn a corrupted segment into a valid one); or, with
+    /// UDP on, a UDP datagram with payload, a length that matches the IP
+    /// header's, and a correct, non-zero checksum. It joins its flow's
+    /// pending super-packet if it continues it; otherwise that one is
+    /// emitted first, keeping the flow's order.
     pub fn offer(&mut self, packet: &[u8], emit: &mut impl FnMut(Vec<u8>)) -> Verdict {
-        let Some(c) = candidate(packet) else {
+        let Some(c) = candidate(packet, self.udp) else {
             self.emit_flow_of(packet, emit);
             return Verdict::Alone;
         };
@@ -228,7 +269,7 @@ impl TcpCoalescer {
         self.pending.push(Pending {
             flow: c.flow,
             buf,
-            tcp_hlen: c.tcp_hlen,
+            l4_hlen: c.l4_hlen,
             gso_size: c.payload.len(),
             segments: 1,
             next_seq: c.seq.wrapping_add(c.payload.len() as u32),
@@ -270,9 +311,10 @@ impl TcpCoalescer {
     /// belong to, so it cannot overtake them: its flow's, or, for a fragment
     /// whose ports are not in it, every flow between its two addresses.
     fn emit_flow_of(&mut self, packet: &[u8], emit: &mut impl FnMut(Vec<u8>)) {
+        let proto = packet.get(IP_PROTO).copied().unwrap_or(0);
         if self.pending.is_empty()
             || packet.first().map(|b| b >> 4) != Some(4)
-            || packet.get(IP_PROTO) != Some(&PROTO_TCP)
+            || !(proto == PROTO_TCP || (self.udp && proto == PROTO_UDP))
         {
             return;
         }
@@ -284,7 +326,7 @@ impl TcpCoalescer {
         let ports = if first_fragment && ihl >= IP_MIN_HDR { u32_at(packet, ihl) } else { None };
         let mut i = 0;
         while let Some(p) = self.pending.get(i) {
-            if p.flow.addrs == addrs && ports.is_none_or(|ports| ports == p.flow.ports) {
+            if p.flow.proto == proto && p.flow.addrs == addrs && ports.is_none_or(|ports| ports == p.flow.ports) {
                 self.emit_at(i, emit);
             } else {
                 i += 1;
@@ -298,11 +340,17 @@ fn addrs(packet: &[u8]) -> Option<u64> {
 }
 
 /// `packet` as a segment that may join a super-packet, or `None`.
-fn candidate(packet: &[u8]) -> Option<Candidate<'_>> {
+fn candidate(packet: &[u8], udp: bool) -> Option<Candidate<'_>> {
     let (ihl, total) = ipv4_lengths(packet).ok()?;
     let packet = packet.get(..total)?;
-    if ihl != IP_MIN_HDR || u16_at(packet, IP_FRAG)? & IP_MF_OFFSET != 0 || packet.get(IP_PROTO).copied()? != PROTO_TCP
-    {
+    let proto = packet.get(IP_PROTO).copied()?;
+    if ihl != IP_MIN_HDR || u16_at(packet, IP_FRAG)? & IP_MF_OFFSET != 0 {
+        return None;
+    }
+    if udp && proto == PROTO_UDP {
+        return udp_candidate(packet);
+    }
+    if proto != PROTO_TCP {
         return None;
     }
     let (ip, tcp) = packet.split_at_checked(IP_MIN_HDR)?;
@@ -323,11 +371,37 @@ fn candidate(packet: &[u8]) -> Option<Candidate<'_>> {
     }
     Some(Candidate {
         packet,
-        flow: Flow { addrs: addrs(ip)?, ports: u32_at(tcp, 0)? },
-        tcp_hlen,
+        flow: Flow { proto: PROTO_TCP, addrs: addrs(ip)?, ports: u32_at(tcp, 0)? },
+        l4_hlen: tcp_hlen,
         seq: u32_at(tcp, TCP_SEQ)?,
         id: u16_at(ip, IP_ID)?,
         push: flags & TCP_PSH != 0,
+        payload,
+    })
+}
+
+/// An IPv4 packet without options or fragmentation, as a UDP datagram
+/// that may join a super-packet, or `None`.
+fn udp_candidate(packet: &[u8]) -> Option<Candidate<'_>> {
+    let (ip, udp) = packet.split_at_checked(IP_MIN_HDR)?;
+    let (_, payload) = udp.split_at_checked(UDP_HDR)?;
+    // RFC 768: a zero checksum is "none": the super-packet would get one
+    // the device never sent, so such datagrams go alone.
+    if payload.is_empty() || usize::from(u16_at(udp, UDP_LEN)?) != udp.len() || u16_at(udp, UDP_CHECKSUM)? == 0 {
+        return None;
+    }
+    let (src, dst) = (addr_at(ip, IP_SRC)?, addr_at(ip, IP_DST)?);
+    let udp_len = u16::try_from(udp.len()).ok()?;
+    if fold(sum(ip, 0)) != 0xffff || fold(sum(udp, pseudo_header_v4(src, dst, PROTO_UDP, udp_len))) != 0xffff {
+        return None;
+    }
+    Some(Candidate {
+        packet,
+        flow: Flow { proto: PROTO_UDP, addrs: addrs(ip)?, ports: u32_at(udp, 0)? },
+        l4_hlen: UDP_HDR,
+        seq: 0,
+        id: u16_at(ip, IP_ID)?,
+        push: false,
         payload,
     })
 }
@@ -359,7 +433,7 @@ mod tests {
         Alone(Vec<u8>),
     }
 
-    fn offer_all(c: &mut TcpCoalescer, packets: &[Vec<u8>]) -> (Vec<Write>, Vec<Verdict>) {
+    fn offer_all(c: &mut Coalescer, packets: &[Vec<u8>]) -> (Vec<Write>, Vec<Verdict>) {
         let mut writes = Vec::new();
         let mut verdicts = Vec::new();
         for p in packets {
@@ -406,10 +480,71 @@ mod tests {
         [hdr.to_bytes().to_vec(), s.build_partial()].concat()
     }
 
+    fn udp(i: u16, len: usize) -> Vec<u8> {
+        Udp {
+            ip: Ip { id: 0x100 + i, ..Ip::default() },
+            sport: 5000,
+            dport: 9000,
+            payload: counting(len).iter().map(|b| b.wrapping_add(i as u8)).collect(),
+        }
+        .build()
+    }
+
+    #[test]
+    fn consecutive_udp_datagrams_become_one_udp_l4_write() {
+        let packets = vec![udp(0, 1000), udp(1, 1000), udp(2, 300)];
+        let mut c = Coalescer::new(4, 4).with_udp(true);
+        let (w, v) = offer_all(&mut c, &packets);
+        assert_eq!(v, vec![Verdict::Absorbed; 3]);
+        let [Write::Emitted(b)] = &w[..] else { panic!("one write: {w:?}") };
+        let (hdr, packet) = VnetHdr::parse(b).unwrap();
+        let payload: Vec<u8> = packets.iter().flat_map(|p| p[28..].to_vec()).collect();
+        let whole = Udp { ip: Ip { id: 0x100, ..Ip::default() }, sport: 5000, dport: 9000, payload };
+        assert_eq!(
+            hdr,
+            VnetHdr {
+                flags: VnetFlags::NEEDS_CSUM,
+                gso_type: GsoType::UDP_L4,
+                hdr_len: 28,
+                gso_size: 1000,
+                csum_start: 20,
+                csum_offset: 6,
+            }
+        );
+        assert_eq!(packet, &whole.build_partial()[..], "headers describe the whole, checksum partial");
+    }
+
+    #[test]
+    fn udp_without_its_switch_or_checksum_or_with_a_lying_length_goes_alone() {
+        let p = udp(0, 500);
+        let mut tcp_only = Coalescer::new(4, 4);
+        assert_eq!(offer_all(&mut tcp_only, std::slice::from_ref(&p)).1, vec![Verdict::Alone]);
+        let mut c = Coalescer::new(4, 4).with_udp(true);
+        let mut no_checksum = p.clone();
+        no_checksum[26..28].copy_from_slice(&[0, 0]);
+        let mut bad_checksum = p.clone();
+        bad_checksum[27] ^= 1;
+        let mut short_len = p.clone();
+        short_len[24..26].copy_from_slice(&100u16.to_be_bytes());
+        for bad in [no_checksum, bad_checksum, short_len] {
+            assert_eq!(offer_all(&mut c, std::slice::from_ref(&bad)).1, vec![Verdict::Alone]);
+        }
+    }
+
+    #[test]
+    fn a_udp_and_a_tcp_flow_on_the_same_ports_never_mix() {
+        let u = udp(0, 200);
+        let t = Tcp { sport: 5000, dport: 9000, payload: counting(200), ..Tcp::default() }.build();
+        let mut c = Coalescer::new(4, 4).with_udp(true);
+        let (w, v) = offer_all(&mut c, &[u.clone(), t.clone()]);
+        assert_eq!(v, vec![Verdict::Absorbed, Verdict::Absorbed]);
+        assert_eq!(w, vec![plain(&u), plain(&t)], "two flows, each written alone as it came");
+    }
+
     #[test]
     fn one_segment_is_written_unchanged() {
         let p = Tcp { payload: counting(100), ..Tcp::default() }.build();
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, v) = offer_all(&mut c, std::slice::from_ref(&p));
         assert_eq!((w, v), (vec![plain(&p)], vec![Verdict::Absorbed]));
     }
@@ -418,7 +553,7 @@ mod tests {
     fn consecutive_segments_become_one_tcpv4_write() {
         let mut ts = run(&Tcp::default(), 3, 1000);
         ts[2].flags |= PSH;
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, v) = offer_all(&mut c, &built(&ts));
         assert_eq!(v, [Verdict::Absorbed; 3]);
         assert_eq!(w, [Write::Emitted(expected_super(&ts))]);
@@ -442,7 +577,7 @@ mod tests {
         let b = run(&Tcp { sport: 444, ..Tcp::default() }, 2, 1000);
         let a_ack = Tcp { seq: a[1].seq + 1000, ..Tcp::default() }.build();
         let b_ack = Tcp { sport: 444, seq: b[1].seq + 1000, ..Tcp::default() }.build();
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (a0, a1, b0, b1) = (a[0].build(), a[1].build(), b[0].build(), b[1].build());
         let (w, v) = offer_all(&mut c, &[a0, b0, a1, a_ack.clone(), b1, b_ack.clone()]);
         use Verdict::*;
@@ -464,7 +599,7 @@ mod tests {
         let a = run(&Tcp::default(), 1, 1000);
         let other_ack = Tcp { dport: 1, ..Tcp::default() }.build();
         let udp = Udp { ip: Ip::default(), sport: 443, dport: 51000, payload: vec![1; 100] }.build();
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, v) = offer_all(&mut c, &[a[0].build(), other_ack.clone(), udp.clone(), b"junk".to_vec()]);
         assert_eq!(v, [Verdict::Absorbed, Verdict::Alone, Verdict::Alone, Verdict::Alone]);
         assert_eq!(
@@ -476,7 +611,7 @@ mod tests {
     #[test]
     fn a_gap_in_sequence_emits_and_starts_afresh() {
         let a = run(&Tcp::default(), 4, 1000);
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, v) = offer_all(&mut c, &[a[0].build(), a[2].build(), a[3].build()]);
         assert_eq!(v, [Verdict::Absorbed; 3]);
         assert_eq!(w, [plain(&a[0].build()), Write::Emitted(expected_super(&a[2..]))]);
@@ -491,7 +626,7 @@ mod tests {
         a[2].flags |= PSH;
         a[4].payload.truncate(500);
         a[5].seq -= 500;
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let mut emitted = Vec::new();
         let mut emit = |b| emitted.push(b);
         assert_eq!(c.offer(&a[0].build(), &mut emit), Verdict::Absorbed);
@@ -521,7 +656,7 @@ mod tests {
             payload: vec![3; 501],
             ..Tcp::default()
         };
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, _) = offer_all(&mut c, &[a[0].build(), a[1].build(), longer.build()]);
         assert_eq!(w, [Write::Emitted(expected_super(&a)), plain(&longer.build())]);
     }
@@ -543,7 +678,7 @@ mod tests {
         for (i, change) in changes.iter().enumerate() {
             let mut second = base[1].clone();
             change(&mut second);
-            let mut c = TcpCoalescer::new(4, 4);
+            let mut c = Coalescer::new(4, 4);
             let (w, _) = offer_all(&mut c, &[base[0].build(), second.build()]);
             assert_eq!(w.len(), 2, "change {i}");
             assert_eq!(w[0], plain(&base[0].build()), "change {i}");
@@ -554,7 +689,7 @@ mod tests {
     fn ip_ids_must_run_on_without_df_only() {
         let no_df = Tcp { ip: Ip { df: false, ..Ip::default() }, ..Tcp::default() };
         let mut a = run(&no_df, 2, 1000);
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         assert_eq!(offer_all(&mut c, &built(&a)).0, [Write::Emitted(expected_super(&a))]);
         a[1].ip.id += 1;
         assert_eq!(offer_all(&mut c, &built(&a)).0.len(), 2);
@@ -567,7 +702,7 @@ mod tests {
     #[test]
     fn the_oldest_flow_makes_room() {
         let flows: Vec<Vec<Tcp>> = (0..3).map(|i| run(&Tcp { sport: 1000 + i, ..Tcp::default() }, 2, 100)).collect();
-        let mut c = TcpCoalescer::new(2, 8);
+        let mut c = Coalescer::new(2, 8);
         let mut emitted = Vec::new();
         for f in &flows {
             assert_eq!(c.offer(&f[0].build(), &mut |b| emitted.push(b)), Verdict::Absorbed);
@@ -579,7 +714,7 @@ mod tests {
         }
         c.flush(&mut |b| emitted.push(b));
         assert_eq!(emitted[1..], [expected_super(&flows[1]), expected_super(&flows[2])]);
-        let mut none = TcpCoalescer::new(0, 8);
+        let mut none = Coalescer::new(0, 8);
         assert_eq!(none.offer(&flows[0][0].build(), &mut |_| panic!("no flows")), Verdict::Alone);
     }
 
@@ -591,7 +726,7 @@ mod tests {
         let mut bad_ip = a[1].build();
         bad_ip[8] -= 1; // TTL, covered only by the IP header checksum
         for bad in [bad_payload, bad_ip] {
-            let mut c = TcpCoalescer::new(4, 4);
+            let mut c = Coalescer::new(4, 4);
             let (w, v) = offer_all(&mut c, &[a[0].build(), bad.clone(), a[2].build()]);
             assert_eq!(v, [Verdict::Absorbed, Verdict::Alone, Verdict::Absorbed]);
             assert_eq!(w, [plain(&a[0].build()), Write::Alone(bad), plain(&a[2].build())]);
@@ -608,7 +743,7 @@ mod tests {
         later_fragment[7] = 0x10;
         let mut long = a[0].build();
         long[3] += 1;
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         for odd in [with_ip_options.build(), fragment, later_fragment, long] {
             let (w, v) = offer_all(&mut c, &[a[0].build(), odd.clone()]);
             assert_eq!(v, [Verdict::Absorbed, Verdict::Alone]);
@@ -619,7 +754,7 @@ mod tests {
         let mut later_fragment = a[0].build();
         later_fragment[7] = 0x10;
         let stranger = Tcp { ip: Ip { src: [1, 2, 3, 4], ..Ip::default() }, ..a[0].clone() }.build();
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, _) = offer_all(&mut c, &[a[0].build(), other.clone(), stranger.clone(), later_fragment.clone()]);
         assert_eq!(w, [plain(&a[0].build()), plain(&other), Write::Alone(later_fragment), plain(&stranger)]);
     }
@@ -627,7 +762,7 @@ mod tests {
     #[test]
     fn a_super_packet_stays_within_64k() {
         let a = run(&Tcp::default(), 50, 1400);
-        let mut c = TcpCoalescer::new(4, 4);
+        let mut c = Coalescer::new(4, 4);
         let (w, _) = offer_all(&mut c, &built(&a));
         // 20 + 32 + 46 × 1400 = 64452; a 47th would pass 65535.
         assert_eq!(w, [Write::Emitted(expected_super(&a[..46])), Write::Emitted(expected_super(&a[46..]))]);
@@ -637,7 +772,7 @@ mod tests {
     fn buffers_run_out_and_come_back() {
         let a = run(&Tcp::default(), 2, 100);
         let b = run(&Tcp { sport: 7, ..Tcp::default() }, 2, 100);
-        let mut c = TcpCoalescer::new(4, 1);
+        let mut c = Coalescer::new(4, 1);
         let mut emitted = Vec::new();
         assert_eq!(c.offer(&a[0].build(), &mut |e| emitted.push(e)), Verdict::Absorbed);
         assert_eq!(c.offer(&b[0].build(), &mut |e| emitted.push(e)), Verdict::Alone);
@@ -656,7 +791,7 @@ mod tests {
 
     #[test]
     fn steady_state_reuses_the_same_buffers() {
-        let mut c = TcpCoalescer::new(3, 6);
+        let mut c = Coalescer::new(3, 6);
         let mut seen = std::collections::HashSet::new();
         let flows: Vec<Tcp> = (0..4).map(|i| Tcp { sport: 2000 + i, ..Tcp::default() }).collect();
         let mut seq = [0u32; 4];

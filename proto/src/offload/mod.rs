@@ -11,8 +11,8 @@
 //! - [`checksum`]: the RFC 1071 sum, eight bytes per step.
 //! - [`segment`]: network → device, cutting a super-packet into packets
 //!   ([`Segments`]) or finishing a partial checksum ([`complete_checksum`]).
-//! - [`coalesce`]: device → network, joining consecutive TCP segments of a
-//!   flow into one TUN write ([`TcpCoalescer`]).
+//! - [`coalesce`]: device → network, joining consecutive TCP segments (and,
+//!   with USO, UDP datagrams) of a flow into one TUN write ([`Coalescer`]).
 //!
 //! No I/O, no clock: the caller owns the TUN descriptor and the buffers'
 //! lifetimes.
@@ -24,7 +24,7 @@ pub mod coalesce;
 pub mod segment;
 pub mod vnet;
 
-pub use coalesce::{TcpCoalescer, Verdict};
+pub use coalesce::{Coalescer, Verdict};
 pub use segment::{complete_checksum, Segments};
 pub use vnet::{GsoType, VnetFlags, VnetHdr, VNET_HDR_LEN};
 
@@ -423,7 +423,7 @@ mod tests {
                     .build()
                 })
                 .collect();
-            let mut c = TcpCoalescer::new(4, 64);
+            let mut c = Coalescer::new(4, 64);
             let mut written = Vec::new();
             for p in &packets {
                 let mut emitted = Vec::new();
@@ -437,6 +437,52 @@ mod tests {
             c.flush(&mut |b| emitted.push(b));
             written.extend(emitted.iter().flat_map(|b| kernel_segments(b)));
             prop_assert_eq!(written, packets);
+        }
+
+        /// The same for UDP datagrams (USO): a run of one size, the last
+        /// possibly shorter, any number of them, IDs running on.
+        #[test]
+        fn segmenting_coalesced_udp_gives_the_datagrams_back(
+            size in 1usize..1461,
+            n in 1usize..140,
+            last in any::<prop::sample::Index>(),
+            df in any::<bool>(),
+            id in any::<u16>(),
+        ) {
+            let last_len = last.index(size) + 1;
+            let packets: Vec<Vec<u8>> = (0..n)
+                .map(|i| {
+                    let len = if i + 1 == n { last_len } else { size };
+                    Udp {
+                        ip: Ip { id: id.wrapping_add(i as u16), df, ..Ip::default() },
+                        sport: 5000,
+                        dport: 9000,
+                        payload: counting(i * size + len)[i * size..].to_vec(),
+                    }
+                    .build()
+                })
+                .collect();
+            let mut c = Coalescer::new(4, 64).with_udp(true);
+            let mut written = Vec::new();
+            let mut writes = 0;
+            for p in &packets {
+                let mut emitted = Vec::new();
+                let v = c.offer(p, &mut |b| emitted.push(b));
+                writes += emitted.len();
+                written.extend(emitted.iter().flat_map(|b| kernel_segments(b)));
+                if v == Verdict::Alone {
+                    writes += 1;
+                    written.push(p.clone());
+                }
+            }
+            let mut emitted = Vec::new();
+            c.flush(&mut |b| emitted.push(b));
+            writes += emitted.len();
+            written.extend(emitted.iter().flat_map(|b| kernel_segments(b)));
+            prop_assert_eq!(written, packets);
+            // At most 64 datagrams a write, 64 KiB a super-packet.
+            let per_write = 64.min(65_000 / size).max(1);
+            prop_assert!(writes <= n.div_ceil(per_write) + 1, "{} writes for {} datagrams", writes, n);
         }
 
         /// A super-packet from the TCP stack, segmented for the device and
@@ -466,7 +512,7 @@ mod tests {
             };
             let wire = [hdr.to_bytes().to_vec(), sup.build_partial()].concat();
             let segs = kernel_segments(&wire);
-            let mut c = TcpCoalescer::new(4, 4);
+            let mut c = Coalescer::new(4, 4);
             let mut emitted = Vec::new();
             let mut alone = Vec::new();
             for s in &segs {

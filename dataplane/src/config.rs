@@ -41,7 +41,8 @@ pub struct DataplaneConfig {
     pub ring_entries: u32,
     /// Use the kernel's offloads: a vnet-header TUN with checksum, TSO and
     /// USO (super-packets are segmented in the shard, consecutive TCP
-    /// segments from devices are coalesced into one TUN write), and UDP GSO
+    /// segments and UDP datagrams from devices are coalesced into one TUN
+    /// write), and UDP GSO
     /// (many records per send). What the kernel refuses is left out at run
     /// time and reported in [`ShardInfo`](crate::ShardInfo). Off: one TUN
     /// read or write and one UDP datagram per packet, the A/B baseline.

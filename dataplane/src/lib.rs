@@ -19,7 +19,8 @@
 //! peer address → DTLS record opened in place → OpenConnect type byte →
 //! policy (inner source is the assigned address, destination allowed) →
 //! TUN write straight from the receive buffer, or, with offloads,
-//! consecutive TCP segments of a flow coalesced into one TUN GSO write.
+//! consecutive TCP segments (and, with USO, same-sized UDP datagrams) of a
+//! flow coalesced into one TUN GSO write.
 //!
 //! Network → device: TUN read (with offloads a `virtio_net_hdr` and a
 //! TSO/USO super-packet of up to 64 KiB) → session by pool offset (an array

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use control::session::random_bytes as random;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use proto::relay::{self as link, Bind, Frame};
@@ -142,13 +143,6 @@ impl core::fmt::Debug for Relay {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Relay").field("links", &self.links.len()).field("flows", &self.flows.len()).finish()
     }
-}
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    // AWS-LC aborts rather than fail; an error here would mean no entropy.
-    aws_lc_rs::rand::fill(&mut b).expect("the system CSPRNG failed");
-    b
 }
 
 impl Relay {

@@ -5,6 +5,11 @@
 //! with the `dtls` crate, and hands each established session to a
 //! data-plane shard as a [`proto::grant::SessionGrant`]. It is the only
 //! place that allocates per-session state. See [`gateway::Gateway`].
+//!
+//! It also dials out to the infrastructure relays of `[[relay]]`
+//! ([`relay_link`]): devices then reach it through a relay and nothing
+//! connects in. Gateways serving one name form a `[cluster]`
+//! ([`cluster`]) whose nodes honour each other's session cookies.
 
 #![forbid(unsafe_code)]
 

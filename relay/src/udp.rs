@@ -84,7 +84,7 @@ pub fn recv(s: &UdpSocket, buf: &mut [u8]) -> io::Result<Received> {
 /// Sends `data` to `to`, split into `segment`-byte datagrams when given.
 /// Returns how many datagrams left.
 pub fn send(s: &UdpSocket, data: &[u8], segment: Option<usize>, to: SocketAddr) -> io::Result<u64> {
-    let Some(seg) = segment.filter(|n| *n < data.len()) else {
+    let Some(seg) = segment.filter(|n| *n > 0 && *n < data.len()) else {
         s.send_to(data, to)?;
         return Ok(1);
     };
@@ -264,6 +264,11 @@ mod tests {
         let r = runs.take(&mut out).expect("a run");
         assert_eq!((r.len, r.segment), (50, None), "one datagram needs no GSO");
         assert!(runs.take(&mut out).is_none());
+        // Empty datagrams never make a zero segment size.
+        assert!(runs.push(a, &[]) && runs.push(a, &[]));
+        let r = runs.take(&mut out).expect("a run");
+        let sock = UdpSocket::bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        assert_eq!(send(&sock, &out[..r.len], r.segment, sock.local_addr().expect("addr")).expect("send"), 1);
     }
 
     #[test]

@@ -118,11 +118,23 @@ pub(crate) fn udp_coalesce_48() -> u64 {
             p
         })
         .collect();
-    let mut coalescer = Coalescer::new(4, 4).with_udp(true);
+    coalesce_into_one(Coalescer::new(4, 4).with_udp(true), &packets, GsoType::UDP_L4, 28, &payload)
+}
+
+/// Offers `packets` to `coalescer` (the measured part) and checks they made
+/// one super-packet of `gso_type` whose payload after `headers` bytes is
+/// `payload`; returns its length.
+fn coalesce_into_one(
+    mut coalescer: Coalescer,
+    packets: &[Vec<u8>],
+    gso_type: GsoType,
+    headers: usize,
+    payload: &[u8],
+) -> u64 {
     let mut written: Vec<Vec<u8>> = Vec::with_capacity(4);
     let absorbed = measured(|| {
         let mut absorbed = 0u64;
-        for p in &packets {
+        for p in packets {
             if matches!(coalescer.offer(black_box(p), &mut |v| written.push(v)), Verdict::Absorbed) {
                 absorbed += 1;
             }
@@ -130,11 +142,11 @@ pub(crate) fn udp_coalesce_48() -> u64 {
         coalescer.flush(&mut |v| written.push(v));
         absorbed
     });
-    assert_eq!(absorbed, SEGMENTS as u64, "every datagram joins");
+    assert_eq!(absorbed, packets.len() as u64, "every packet joins");
     assert_eq!(written.len(), 1, "one super-packet");
     let (hdr, packet) = written.first().and_then(|w| VnetHdr::parse(w)).expect("vnet header");
-    assert_eq!((hdr.gso_type, usize::from(hdr.gso_size)), (GsoType::UDP_L4, MSS));
-    assert_eq!(packet.get(28..), Some(&payload[..]), "payload in order");
+    assert_eq!((hdr.gso_type, usize::from(hdr.gso_size)), (gso_type, MSS));
+    assert_eq!(packet.get(headers..), Some(payload), "payload in order");
     packet.len() as u64
 }
 
@@ -151,22 +163,5 @@ pub(crate) fn tcp_coalesce_48() -> u64 {
             tcp_packet(1000 + (i * MSS) as u32, 1 + i as u16, flags, chunk, false)
         })
         .collect();
-    let mut coalescer = Coalescer::new(4, 4);
-    let mut written: Vec<Vec<u8>> = Vec::with_capacity(4);
-    let absorbed = measured(|| {
-        let mut absorbed = 0u64;
-        for p in &packets {
-            if matches!(coalescer.offer(black_box(p), &mut |v| written.push(v)), Verdict::Absorbed) {
-                absorbed += 1;
-            }
-        }
-        coalescer.flush(&mut |v| written.push(v));
-        absorbed
-    });
-    assert_eq!(absorbed, SEGMENTS as u64, "every segment joins");
-    assert_eq!(written.len(), 1, "one super-packet");
-    let (hdr, packet) = written.first().and_then(|w| VnetHdr::parse(w)).expect("vnet header");
-    assert_eq!((hdr.gso_type, usize::from(hdr.gso_size)), (GsoType::TCPV4, MSS));
-    assert_eq!(packet.get(40..), Some(&payload[..]), "payload in order");
-    packet.len() as u64
+    coalesce_into_one(Coalescer::new(4, 4), &packets, GsoType::TCPV4, 40, &payload)
 }

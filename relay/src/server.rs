@@ -774,14 +774,11 @@ impl Relay {
         self.counters.udp_from_devices += r.datagrams();
         let first = r.segment.and_then(|s| d.get(..s)).unwrap_or(d);
         let hello = flows::is_client_hello(first);
-        let route = if hello {
-            match dtls::PeekedClientHello::parse(first) {
-                Ok(p) => link::app_id_route(p.hello.app_id()),
-                Err(_) => None,
-            }
-        } else {
-            None
-        };
+        // The ClientHello is parsed once: its App-ID routes it and, for a
+        // new flow, goes to the gateway in the Allocate.
+        let app_id =
+            hello.then(|| dtls::PeekedClientHello::parse(first).ok()).flatten().map(|p| p.hello.app_id().to_vec());
+        let route = app_id.as_deref().and_then(link::app_id_route);
         if let Some(id) = self.flows.of_device(from) {
             let Some(f) = self.flows.get_mut(id) else { return };
             // A ClientHello for another gateway (the device reconnected
@@ -825,7 +822,7 @@ impl Relay {
             self.counters.drop_udp_pending_flows += 1;
             return;
         }
-        self.allocate(link_token, route, from, d, r.segment, now);
+        self.allocate(link_token, route, r, d, app_id.unwrap_or_default(), now);
     }
 
     /// Opens a relay port for a device's flow and asks the link's gateway to bind it.
@@ -833,11 +830,12 @@ impl Relay {
         &mut self,
         link_token: Token,
         route: u32,
-        device: SocketAddr,
+        r: udp::Received,
         first: &[u8],
-        segment: Option<usize>,
+        app_id: Vec<u8>,
         now: Instant,
     ) {
+        let (device, segment) = (r.from, r.segment);
         let Some(l) = self.links.get(&link_token) else { return };
         let (local_ip, gateway_ip) = (l.local.ip(), l.peer.ip());
         let mut socket = match UdpSocket::bind(SocketAddr::new(local_ip, 0)) {
@@ -858,8 +856,6 @@ impl Relay {
             return;
         }
         let nonce = random::<16>();
-        let hello = segment.and_then(|s| first.get(..s)).unwrap_or(first);
-        let app_id = dtls::PeekedClientHello::parse(hello).map(|p| p.hello.app_id().to_vec()).unwrap_or_default();
         let sent =
             self.links.get_mut(&link_token).map(|l| l.send(&Frame::Allocate { flow: id, port, nonce, device, app_id }));
         if !matches!(sent, Some(Ok(()))) {

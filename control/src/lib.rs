@@ -16,11 +16,12 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
-pub mod conn;
+pub mod core;
 pub mod gateway;
 pub mod handshakes;
 pub mod passwd;
 pub mod pool;
+pub mod port;
 pub mod relay_link;
 pub mod session;
 pub mod tls;

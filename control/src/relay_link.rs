@@ -45,15 +45,7 @@ pub struct RelayTarget {
     pub token: Vec<u8>,
 }
 
-/// How a connection came in: through which relay link. Sessions that CONNECT
-/// over it get the relay's DTLS port and an App-ID that routes back here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelayRoute {
-    pub link: usize,
-    pub route: u32,
-    /// The relay's UDP port for devices; 0: the relay carries no DTLS.
-    pub dtls_port: u16,
-}
+pub use crate::core::RelayRoute;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -119,7 +111,6 @@ pub struct LinkCounters {
     pub streams_attached: u64,
     pub streams_declined: u64,
     pub streams_failed: u64,
-    pub flows_bound: u64,
     pub flows_refused: u64,
 }
 

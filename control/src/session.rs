@@ -8,8 +8,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use dataplane::ShardId;
-use mio::Token;
 use proto::grant::SessionId;
+
+use crate::core::ConnId;
 
 /// Why a session ended; logged with the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub struct Session {
     /// Last DATA in either direction on either channel (idle timeout).
     pub last_data: Instant,
     /// The TLS connection carrying CSTP, once CONNECT succeeded.
-    pub conn: Option<Token>,
+    pub conn: Option<ConnId>,
     /// When the session last lost its TLS connection.
     pub detached_at: Option<Instant>,
     pub dtls: DtlsState,
@@ -149,6 +150,10 @@ impl Sessions {
         self.by_app_id.remove(&s.app_id);
         s.app_id = app_id;
         self.by_app_id.insert(app_id, id);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.by_id.values()
     }
 
     pub fn ids(&self) -> Vec<SessionId> {

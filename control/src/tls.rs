@@ -82,3 +82,11 @@ pub fn dtls_psk(conn: &rustls::ServerConnection) -> Option<zeroize::Zeroizing<Ve
     conn.export_keying_material(&mut out[..], b"EXPORTER-openconnect-psk", None).ok()?;
     Some(out)
 }
+
+/// What a connection's completed TLS handshake established, for the core.
+pub fn facts(conn: &rustls::ServerConnection) -> crate::core::TlsFacts {
+    crate::core::TlsFacts {
+        dtls_psk: dtls_psk(conn),
+        certificate_user: conn.peer_certificates().and_then(|chain| chain.first()).and_then(certificate_user),
+    }
+}

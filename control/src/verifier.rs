@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mio::{Token, Waker};
+use mio::Waker;
 use zeroize::Zeroizing;
 
 use crate::passwd::PasswordFile;
@@ -48,13 +48,7 @@ impl Credentials for PasswordFile {
     }
 }
 
-/// One password check: the connection that asked, and which of its checks
-/// this is (a connection may log in again after a failure).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct CheckId {
-    pub conn: Token,
-    pub seq: u64,
-}
+pub use crate::core::CheckId;
 
 /// What a verifier decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,7 +126,6 @@ pub struct Verifiers {
     /// Set at shutdown: checks still queued are answered unverified, as
     /// no connection will read their verdict.
     stopping: Arc<AtomicBool>,
-    next_seq: u64,
     /// Checks queued whose result has not been taken yet.
     in_flight: usize,
 }
@@ -152,14 +145,8 @@ impl Verifiers {
         // std's Receiver has one owner; the verifiers take turns at it.
         let requests = Arc::new(Mutex::new(requests));
         let stopping = Arc::new(AtomicBool::new(false));
-        let mut me = Self {
-            queue: Some(queue),
-            results,
-            workers: Vec::new(),
-            stopping: stopping.clone(),
-            next_seq: 0,
-            in_flight: 0,
-        };
+        let mut me =
+            Self { queue: Some(queue), results, workers: Vec::new(), stopping: stopping.clone(), in_flight: 0 };
         for i in 0..threads.max(1) {
             let (credentials, requests, answers, waker, stopping) =
                 (credentials.clone(), requests.clone(), answers.clone(), waker.clone(), stopping.clone());
@@ -177,21 +164,19 @@ impl Verifiers {
         Ok(me)
     }
 
-    /// Queues a check of `password` for `user` on behalf of `conn`; the
-    /// connection keeps the returned [`PendingCheck`] until the verdict.
+    /// Queues check `id` of `password` for `user`; the connection keeps the
+    /// returned [`PendingCheck`] until the verdict.
     pub fn submit(
         &mut self,
-        conn: Token,
+        id: CheckId,
         user: &str,
         password: Zeroizing<String>,
     ) -> Result<PendingCheck, SubmitError> {
         let Some(queue) = &self.queue else { return Err(SubmitError::Stopped) };
-        let id = CheckId { conn, seq: self.next_seq };
         let abandoned = Arc::new(AtomicBool::new(false));
         let check = QueuedCheck { id, user: user.to_string(), password, abandoned: abandoned.clone() };
         match queue.try_send(check) {
             Ok(()) => {
-                self.next_seq += 1;
                 self.in_flight += 1;
                 Ok(PendingCheck { id, user: user.to_string(), abandoned })
             }
@@ -275,8 +260,9 @@ fn verify_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::ConnId;
     use crate::passwd::Entry;
-    use mio::{Events, Poll};
+    use mio::{Events, Poll, Token};
 
     const WAKE: Token = Token(7);
 
@@ -303,6 +289,11 @@ mod tests {
         out
     }
 
+    /// Check `seq` of connection `conn`.
+    fn check(conn: usize, seq: u64) -> CheckId {
+        CheckId { conn: ConnId(conn), seq }
+    }
+
     fn password(p: &str) -> Zeroizing<String> {
         Zeroizing::new(p.to_string())
     }
@@ -315,27 +306,28 @@ mod tests {
         let (mut poll, waker) = poll();
         let mut v = Verifiers::start(Arc::new(file), 2, 8, waker).expect("start");
         let mut pending = Vec::new();
-        for (conn, user, pw) in
+        for (seq, (conn, user, pw)) in
             [(16, "alice", "s3cret"), (17, "alice", "wrong"), (18, "carol", "s3cret"), (19, "bob", "hunter2")]
+                .into_iter()
+                .enumerate()
         {
-            pending.push(v.submit(Token(conn), user, password(pw)).expect("queued"));
+            pending.push(v.submit(check(conn, seq as u64), user, password(pw)).expect("queued"));
         }
         assert_eq!(v.in_flight(), 4);
         let mut got = collect(&mut poll, &mut v, 4);
         got.sort_by_key(|r| r.id.conn);
-        let verdicts: Vec<(Token, Verdict)> = got.into_iter().map(|r| (r.id.conn, r.verdict)).collect();
+        let verdicts: Vec<(ConnId, Verdict)> = got.into_iter().map(|r| (r.id.conn, r.verdict)).collect();
         assert_eq!(
             verdicts,
             [
-                (Token(16), Verdict::Accepted { group: Some("staff".into()) }),
-                (Token(17), Verdict::Rejected),
-                (Token(18), Verdict::Rejected),
-                (Token(19), Verdict::Accepted { group: None }),
+                (ConnId(16), Verdict::Accepted { group: Some("staff".into()) }),
+                (ConnId(17), Verdict::Rejected),
+                (ConnId(18), Verdict::Rejected),
+                (ConnId(19), Verdict::Accepted { group: None }),
             ]
         );
         assert_eq!(v.in_flight(), 0);
-        let seqs: Vec<u64> = pending.iter().map(|p| p.id.seq).collect();
-        assert_eq!(seqs, [0, 1, 2, 3], "every check has its own number");
+        drop(pending);
     }
 
     /// Credentials that hold each check until the test lets it go, and say
@@ -365,17 +357,17 @@ mod tests {
         let (gate, started, release) = gate();
         let (mut poll, waker) = poll();
         let mut v = Verifiers::start(gate, 1, 1, waker).expect("start");
-        let _a = v.submit(Token(16), "a", password("x")).expect("queued");
+        let _a = v.submit(check(16, 0), "a", password("x")).expect("queued");
         assert_eq!(started.recv().expect("the verifier took a"), "a");
-        let _b = v.submit(Token(17), "b", password("x")).expect("queued behind a");
-        assert_eq!(v.submit(Token(18), "c", password("x")).err(), Some(SubmitError::Full));
+        let _b = v.submit(check(17, 0), "b", password("x")).expect("queued behind a");
+        assert_eq!(v.submit(check(18, 0), "c", password("x")).err(), Some(SubmitError::Full));
         assert_eq!(v.in_flight(), 2, "the refused check is not in flight");
         release.send(()).expect("release a");
         assert_eq!(started.recv().expect("the verifier took b"), "b");
         release.send(()).expect("release b");
         let got = collect(&mut poll, &mut v, 2);
-        assert_eq!(got.iter().map(|r| r.id.conn).collect::<Vec<_>>(), [Token(16), Token(17)]);
-        assert!(v.submit(Token(18), "c", password("x")).is_ok(), "room again once the verifier caught up");
+        assert_eq!(got.iter().map(|r| r.id.conn).collect::<Vec<_>>(), [ConnId(16), ConnId(17)]);
+        assert!(v.submit(check(18, 1), "c", password("x")).is_ok(), "room again once the verifier caught up");
         release.send(()).expect("release c");
     }
 
@@ -384,9 +376,9 @@ mod tests {
         let (gate, started, release) = gate();
         let (mut poll, waker) = poll();
         let mut v = Verifiers::start(gate, 1, 4, waker).expect("start");
-        let a = v.submit(Token(16), "a", password("x")).expect("queued");
+        let a = v.submit(check(16, 0), "a", password("x")).expect("queued");
         assert_eq!(started.recv().expect("the verifier took a"), "a");
-        let b = v.submit(Token(17), "b", password("x")).expect("queued");
+        let b = v.submit(check(17, 0), "b", password("x")).expect("queued");
         // Both connections close: a is already being hashed, b is not.
         drop(a);
         drop(b);
@@ -403,14 +395,14 @@ mod tests {
         // Two checks from one connection: the first (say it timed out
         // client-side and the device asked again) must not answer the second.
         let mut v = Verifiers::start(gate, 1, 4, waker).expect("start");
-        let first = v.submit(Token(16), "a", password("x")).expect("queued");
-        let second = v.submit(Token(16), "a", password("y")).expect("queued");
+        let first = v.submit(check(16, 0), "a", password("x")).expect("queued");
+        let second = v.submit(check(16, 1), "a", password("y")).expect("queued");
         let (stale, current) = (first.id, second.id);
         assert_ne!(stale, current);
         let mut slot = Some(second);
         assert!(PendingCheck::claim(&mut slot, stale).is_none());
         assert!(slot.is_some(), "the stale verdict left the pending check alone");
-        assert!(PendingCheck::claim(&mut slot, CheckId { conn: Token(17), seq: current.seq }).is_none());
+        assert!(PendingCheck::claim(&mut slot, check(17, current.seq)).is_none());
         assert_eq!(PendingCheck::claim(&mut slot, current).map(|p| p.user.clone()), Some("a".into()));
         assert!(slot.is_none());
         drop(first);
@@ -425,7 +417,7 @@ mod tests {
         let mut v = Verifiers::start(Arc::new(PasswordFile::default()), 3, 4, waker).expect("start");
         v.shutdown();
         assert!(v.workers.is_empty(), "every verifier joined");
-        assert_eq!(v.submit(Token(16), "a", password("x")).err(), Some(SubmitError::Stopped));
+        assert_eq!(v.submit(check(16, 0), "a", password("x")).err(), Some(SubmitError::Stopped));
     }
 
     #[test]

@@ -1,0 +1,464 @@
+//! The gateway's control plane as a sans-IO state machine: no sockets, no
+//! threads, no clock reads. It owns every connection's protocol state (HTTP
+//! login → awaiting a password verdict → CSTP tunnel), the sessions, the
+//! address pool, the timers, cluster adoption and the DTLS hand-off to the
+//! shards.
+//!
+//! # Call order
+//!
+//! The driver ([`crate::gateway::Gateway`], or a test) owns sockets, TLS and
+//! the clock, and after each of these calls drains
+//! [`poll_effect`](Core::poll_effect) until it returns `None`:
+//!
+//! * [`handle_conn_open`](Core::handle_conn_open) when a TCP connection is
+//!   accepted (or dialled back through a relay), then
+//!   [`handle_tls_established`](Core::handle_tls_established) once its TLS
+//!   handshake is done, [`handle_conn_data`](Core::handle_conn_data) with
+//!   each read's plaintext, [`handle_conn_blocked`](Core::handle_conn_blocked)
+//!   when its socket fills or drains, and
+//!   [`handle_conn_closed`](Core::handle_conn_closed) when it ends;
+//! * [`handle_verdict`](Core::handle_verdict) for each password check it
+//!   asked for with [`Effect::CheckPassword`];
+//! * [`handle_dataplane`](Core::handle_dataplane) when the shards have
+//!   events (the core takes them from its [`DataplanePort`]);
+//! * [`handle_flow_request`](Core::handle_flow_request) for a relay's
+//!   Allocate;
+//! * [`handle_tick`](Core::handle_tick) every [`TICK`] or so, after
+//!   [`set_wall_clock`](Core::set_wall_clock).
+//!
+//! Messages to shards and handshake datagrams go straight to the port; the
+//! rest comes back as [`Effect`]s.
+
+mod effect;
+mod handoff;
+mod login;
+mod tunnel;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::ToShard;
+use proto::cstp::Deframer;
+use proto::grant::SessionId;
+use proto::http::Limits;
+
+pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict, WriteKind};
+
+use crate::config::Config;
+use crate::handshakes::{HandshakeCounters, Handshakes};
+use crate::pool::AddressPool;
+use crate::port::DataplanePort;
+use crate::session::{DtlsState, EndReason, Sessions};
+use handoff::HeldFlight;
+
+/// How often the driver should call [`Core::handle_tick`].
+pub const TICK: Duration = Duration::from_millis(250);
+/// How long a connection may take to log in and CONNECT.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Plaintext held for a connection that has not formed a request yet: a
+/// little above the HTTP parser's own head + body limits.
+pub const MAX_PENDING_PLAINTEXT: usize = 96 * 1024;
+
+/// How a connection came in: through which relay link. Sessions that
+/// CONNECT over it get the relay's DTLS port and an App-ID that routes
+/// back here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayRoute {
+    pub link: usize,
+    pub route: u32,
+    /// The relay's UDP port for devices; 0: the relay carries no DTLS.
+    pub dtls_port: u16,
+}
+
+/// Counters of the control plane, for `/metrics` and the stop log.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ControlCounters {
+    pub tls_accepted: u64,
+    pub connections_refused: u64,
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+    /// Logins answered "busy": the password verifiers' queue was full.
+    pub logins_busy: u64,
+    /// Verdicts that came back for a connection that had closed (or no
+    /// longer waited for that check).
+    pub verdicts_discarded: u64,
+    pub bad_requests: u64,
+    pub connects: u64,
+    pub connect_rejected: u64,
+    pub cstp_frames_in: u64,
+    pub cstp_frames_out: u64,
+    pub cstp_dropped_blocked: u64,
+    pub cstp_protocol_errors: u64,
+    pub drop_spoofed_source: u64,
+    pub drop_policy: u64,
+    pub drop_not_ipv4: u64,
+    pub sessions_ended: u64,
+    /// Sessions another cluster node began that reconnected here.
+    pub sessions_adopted: u64,
+    /// Final DTLS flights sent after the hold with no word from the shard
+    /// that its grant was installed.
+    pub final_flights_released_by_timer: u64,
+    /// Relay DTLS flows bound from the shards' port.
+    pub relay_flows_bound: u64,
+}
+
+/// What a connection is doing.
+#[derive(Debug)]
+enum Phase {
+    /// HTTP: login and CONNECT.
+    Http,
+    /// After CONNECT: CSTP frames for this session.
+    Tunnel { session: SessionId, deframer: Deframer },
+}
+
+/// The core's view of one TLS connection.
+#[derive(Debug)]
+struct Connection {
+    peer: SocketAddr,
+    via: Option<RelayRoute>,
+    opened: Instant,
+    last_rx: Instant,
+    tls: TlsFacts,
+    phase: Phase,
+    /// Plaintext not yet formed into a request (HTTP phase).
+    plaintext: Vec<u8>,
+    login_failures: u32,
+    /// The password check in flight and the user it is for. Requests that
+    /// arrive meanwhile wait in `plaintext`, as they would behind an inline check.
+    check: Option<(CheckId, String)>,
+    /// The driver reported the socket full: DATA frames are dropped.
+    blocked: bool,
+}
+
+/// Wall-clock time, for cluster cookies: another node's `Instant` means
+/// nothing here. The driver sets it every tick; between ticks it advances
+/// with `now`.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    at: Instant,
+    unix_secs: u64,
+}
+
+/// The control plane's state. See the [module documentation](self) for the
+/// call order.
+#[derive(Debug)]
+pub struct Core<P: DataplanePort> {
+    config: Arc<Config>,
+    port: P,
+    conns: HashMap<ConnId, Connection>,
+    sessions: Sessions,
+    pool: AddressPool,
+    handshakes: Handshakes,
+    held_flights: HashMap<SessionId, HeldFlight>,
+    effects: VecDeque<Effect>,
+    counters: ControlCounters,
+    limits: Limits,
+    /// Whether there is a password file to check logins against.
+    passwords: bool,
+    next_check: u64,
+    wall: WallClock,
+}
+
+impl<P: DataplanePort> Core<P> {
+    /// A core with no connections and no sessions. `unix_secs` is the wall
+    /// clock at `now`.
+    pub fn new(config: Arc<Config>, port: P, now: Instant, unix_secs: u64) -> Result<Self, dtls::ConfigError> {
+        let pool = AddressPool::new(config.pool);
+        Ok(Self {
+            passwords: config.password_file.is_some(),
+            config,
+            port,
+            conns: HashMap::new(),
+            sessions: Sessions::default(),
+            pool,
+            handshakes: Handshakes::new(now)?,
+            held_flights: HashMap::new(),
+            effects: VecDeque::new(),
+            counters: ControlCounters::default(),
+            limits: Limits::default(),
+            next_check: 0,
+            wall: WallClock { at: now, unix_secs },
+        })
+    }
+
+    /// The next thing the driver must do, oldest first.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.wall = WallClock { at: now, unix_secs };
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.wall.unix_secs + now.saturating_duration_since(self.wall.at).as_secs()
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// Gives the port back (to shut the data plane down).
+    pub fn into_port(self) -> P {
+        self.port
+    }
+
+    pub fn counters(&self) -> &ControlCounters {
+        &self.counters
+    }
+
+    pub fn handshake_counters(&self) -> &HandshakeCounters {
+        &self.handshakes.counters
+    }
+
+    /// DTLS handshakes in progress.
+    pub fn handshakes_pending(&self) -> usize {
+        self.handshakes.pending()
+    }
+
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    pub fn addresses_in_use(&self) -> usize {
+        self.pool.in_use()
+    }
+
+    /// Connections the core still takes before `server.max_connections`.
+    pub fn connection_room(&self) -> usize {
+        self.config.max_connections.saturating_sub(self.conns.len())
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    // ----- connections ---------------------------------------------------
+
+    /// A new TCP connection (`via` a relay link, or direct). `false`: refused
+    /// (`server.max_connections`); the driver closes it and calls nothing else.
+    pub fn handle_conn_open(&mut self, conn: ConnId, peer: SocketAddr, via: Option<RelayRoute>, now: Instant) -> bool {
+        if self.conns.len() >= self.config.max_connections || self.conns.contains_key(&conn) {
+            self.counters.connections_refused += 1;
+            tracing::debug!(%peer, "connection limit reached; refused");
+            return false;
+        }
+        self.counters.tls_accepted += 1;
+        self.conns.insert(
+            conn,
+            Connection {
+                peer,
+                via,
+                opened: now,
+                last_rx: now,
+                tls: TlsFacts::default(),
+                phase: Phase::Http,
+                plaintext: Vec::new(),
+                login_failures: 0,
+                check: None,
+                blocked: false,
+            },
+        );
+        true
+    }
+
+    /// The connection's TLS handshake completed with these facts.
+    pub fn handle_tls_established(&mut self, conn: ConnId, facts: TlsFacts) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.tls = facts;
+        }
+    }
+
+    /// Plaintext read from the connection (possibly empty: the read carried
+    /// only TLS records, which still shows the peer is alive).
+    pub fn handle_conn_data(&mut self, conn: ConnId, now: Instant, plaintext: &[u8]) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        c.last_rx = now;
+        match &mut c.phase {
+            Phase::Http => {
+                c.plaintext.extend_from_slice(plaintext);
+                if c.plaintext.len() > MAX_PENDING_PLAINTEXT {
+                    self.counters.bad_requests += 1;
+                    self.close(conn, "request too large", now);
+                    return;
+                }
+            }
+            Phase::Tunnel { deframer, .. } => deframer.push(plaintext),
+        }
+        self.process(conn, now);
+    }
+
+    /// The driver's socket for the connection filled up (`true`) or drained.
+    pub fn handle_conn_blocked(&mut self, conn: ConnId, blocked: bool) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.blocked = blocked;
+        }
+    }
+
+    /// The connection ended on the driver's side (peer closed, TLS or socket
+    /// error). A tunnel's session waits for a reconnect with its cookie.
+    pub fn handle_conn_closed(&mut self, conn: ConnId, now: Instant, why: &str) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.detach(conn, c, now, why);
+        }
+    }
+
+    /// Forgets `conn` and asks the driver to close it once its queue is
+    /// written. A tunnel's session is detached and waits for a reconnect.
+    fn close(&mut self, conn: ConnId, reason: &'static str, now: Instant) {
+        if let Some(c) = self.conns.remove(&conn) {
+            self.detach(conn, c, now, reason);
+            self.effects.push_back(Effect::Close { conn, reason });
+        }
+    }
+
+    /// As [`close`](Self::close), leaving any session alone: it ended, or
+    /// another connection carries it now.
+    fn close_quietly(&mut self, conn: ConnId, reason: &'static str) {
+        if self.conns.remove(&conn).is_some() {
+            self.effects.push_back(Effect::Close { conn, reason });
+        }
+    }
+
+    fn detach(&mut self, conn: ConnId, c: Connection, now: Instant, why: &str) {
+        let Phase::Tunnel { session, .. } = c.phase else { return };
+        if let Some(s) = self.sessions.get_mut(session) {
+            if s.conn == Some(conn) {
+                s.conn = None;
+                s.detached_at = Some(now);
+                tracing::info!(session = %session, user = %s.user, reason = %why, "CSTP connection lost; waiting for reconnect");
+            }
+        }
+    }
+
+    /// Consumes the connection's input: HTTP requests, then (after CONNECT,
+    /// which may be followed by frames in the same read) CSTP frames.
+    fn process(&mut self, conn: ConnId, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get(&conn) else { return };
+            match c.phase {
+                Phase::Http => {
+                    if !self.next_request(conn, now) {
+                        return;
+                    }
+                }
+                Phase::Tunnel { .. } => return self.drain_frames(conn, now),
+            }
+        }
+    }
+
+    fn write(&mut self, conn: ConnId, bytes: Vec<u8>) {
+        self.effects.push_back(Effect::Write { conn, bytes, kind: WriteKind::Signalling });
+    }
+
+    // ----- timers --------------------------------------------------------
+
+    /// Timers: DTLS retransmissions, overdue final flights, session and
+    /// connection deadlines. Shard events are taken too, so a lost wake-up
+    /// delays them by one tick at most.
+    pub fn handle_tick(&mut self, now: Instant) {
+        self.handle_dataplane(now);
+        self.handshake_timers(now);
+        let t = self.config.timers;
+        let mut ending = Vec::new();
+        for s in self.sessions.iter() {
+            let reason = if t.session_timeout.is_some_and(|d| now.saturating_duration_since(s.created) >= d) {
+                Some(EndReason::SessionTimeout)
+            } else if t.idle_timeout.is_some_and(|d| now.saturating_duration_since(s.last_data) >= d) {
+                Some(EndReason::IdleTimeout)
+            } else if s.detached_at.is_some_and(|d| now.saturating_duration_since(d) >= t.cookie_grace) {
+                Some(EndReason::ReconnectWindowExpired)
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                ending.push((s.id, r));
+            }
+        }
+        for (id, r) in ending {
+            self.end_session(id, r);
+        }
+        // Connections that never logged in, or whose CSTP went silent for
+        // three DPD periods (ocserv's rule, openconnect-protocol.md §6.2).
+        let dead: Vec<(ConnId, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match c.phase {
+                Phase::Http if now.saturating_duration_since(c.opened) >= AUTH_TIMEOUT => {
+                    Some((*id, "authentication timeout"))
+                }
+                Phase::Tunnel { .. } if now.saturating_duration_since(c.last_rx) >= t.dpd * 3 => {
+                    Some((*id, "CSTP dead-peer detection timeout"))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, why) in dead {
+            self.close(id, why, now);
+        }
+    }
+
+    // ----- sessions ------------------------------------------------------
+
+    /// An administrator ends session `id`; `false` if there is none.
+    pub fn kill(&mut self, id: SessionId) -> bool {
+        if self.sessions.get(id).is_none() {
+            return false;
+        }
+        self.end_session(id, EndReason::AdminKill);
+        true
+    }
+
+    /// Ends every session (the gateway is stopping).
+    pub fn shutdown(&mut self) {
+        for id in self.sessions.ids() {
+            self.end_session(id, EndReason::Shutdown);
+        }
+    }
+
+    /// Ends a session: tell the device (CSTP DISCONNECT, except after its
+    /// own logout), revoke its shard grant, forget its key and cookie,
+    /// return its address.
+    fn end_session(&mut self, id: SessionId, reason: EndReason) {
+        let Some(s) = self.sessions.remove(id) else { return };
+        self.held_flights.remove(&id);
+        if let DtlsState::Granted { shard, .. } = s.dtls {
+            let _ = self.port.send(shard, ToShard::Revoke(id));
+        }
+        self.handshakes.keys().remove(&s.app_id);
+        if let Some(conn) = s.conn {
+            if reason != EndReason::Logout {
+                self.send_frame(conn, proto::cstp::PacketType::DISCONNECT, &[]);
+            }
+            self.close_quietly(conn, "session ended");
+        }
+        self.pool.release(id);
+        self.counters.sessions_ended += 1;
+        self.effects.push_back(Effect::SessionEnded(SessionEnd {
+            session: id,
+            user: s.user,
+            group: s.group,
+            address: s.address,
+            reason,
+            cstp_rx_packets: s.cstp_rx_packets,
+            cstp_tx_packets: s.cstp_tx_packets,
+            dtls_rx_packets: s.dtls_rx_packets,
+            dtls_tx_packets: s.dtls_tx_packets,
+        }));
+    }
+}
+
+/// Whole seconds of `d`, saturating.
+fn secs(d: Duration) -> u32 {
+    u32::try_from(d.as_secs()).unwrap_or(u32::MAX)
+}

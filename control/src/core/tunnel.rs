@@ -1,0 +1,248 @@
+//! The tunnel phase of a connection: CONNECT, then CSTP frames both ways —
+//! the TCP fallback for data, and dead-peer detection and disconnects
+//! (openconnect-protocol.md §3, §4).
+
+use std::time::Instant;
+
+use dataplane::{ShardId, ToShard};
+use proto::connect::{self, DtlsParams, TunnelParams};
+use proto::cstp::{self, Deframer, PacketType};
+use proto::grant::{Policy, SessionId};
+use proto::http::Request;
+use proto::ip::Ipv4Packet;
+
+use super::{secs, ConnId, Core, Effect, Phase, WriteKind};
+use crate::port::DataplanePort;
+use crate::session::{DtlsState, EndReason};
+
+impl<P: DataplanePort> Core<P> {
+    fn reject_connect(&mut self, conn: ConnId, status: u16, reason: &str, now: Instant) {
+        self.counters.connect_rejected += 1;
+        self.write(conn, connect::connect_error(status, reason));
+        self.close(conn, "CONNECT refused", now);
+    }
+
+    pub(super) fn on_connect(&mut self, conn: ConnId, req: &Request<'_>, now: Instant) {
+        let Some(c) = self.conns.get(&conn) else { return };
+        let (peer, via) = (c.peer, c.via);
+        let cr = match connect::parse_connect(req) {
+            Ok(cr) => cr,
+            Err(e) => {
+                tracing::info!(%peer, error = ?e, "bad CONNECT");
+                return self.reject_connect(conn, 400, "Bad CONNECT request", now);
+            }
+        };
+        let known = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k));
+        let Some(id) = known.or_else(|| self.adopt(cr.cookie.as_deref()?, now)) else {
+            tracing::info!(%peer, "CONNECT with an unknown cookie");
+            return self.reject_connect(conn, 401, "Cookie is not acceptable", now);
+        };
+        let Some(psk) = self.conns.get(&conn).and_then(|c| c.tls.dtls_psk.clone()) else {
+            return self.reject_connect(conn, 503, "Cannot derive the DTLS key", now);
+        };
+        // A reconnect takes the session over from any older connection.
+        if let Some(old) = self.sessions.get(id).and_then(|s| s.conn).filter(|o| *o != conn) {
+            self.close_quietly(old, "replaced by a reconnect");
+        }
+        let config = self.config.clone();
+        // Through a relay the device sends DTLS to the relay's port, with an
+        // App-ID that names this gateway's link there.
+        let dtls_port = match via {
+            Some(v) => config.dtls_port.and((v.dtls_port != 0).then_some(v.dtls_port)),
+            None => config.dtls_port,
+        };
+        if let (Some(v), Some(s)) = (via, self.sessions.get(id)) {
+            let mut tagged = s.app_id;
+            proto::relay::tag_app_id(&mut tagged, v.route);
+            if tagged != s.app_id {
+                self.handshakes.keys().remove(&s.app_id);
+                self.sessions.replace_app_id(id, tagged);
+            }
+        }
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        if let Some(prev) = cr.previous_ipv4.filter(|p| *p != s.address) {
+            tracing::info!(session = %id, requested = %prev, assigned = %s.address, "reconnect asked for another address");
+        }
+        let dtls_on = dtls_port.is_some() && cr.psk_negotiate;
+        let (base_mtu, mtu) = if dtls_on {
+            proto::mtu::tunnel_mtu(config.link_mtu, cr.base_mtu, proto::mtu::DTLS_AES_GCM_OVERHEAD)
+        } else {
+            proto::mtu::cstp_only(config.link_mtu, cr.base_mtu)
+        };
+        s.mtu = mtu;
+        s.conn = Some(conn);
+        s.detached_at = None;
+        let group = config.group(Some(&s.group));
+        let elapsed = now.saturating_duration_since(s.created).as_secs();
+        let params = TunnelParams {
+            server_name: config.server_name.clone(),
+            hostname: cr.hostname.clone(),
+            address: s.address,
+            netmask: config.pool.mask(),
+            dns: config.dns.clone(),
+            default_domain: config.default_domain.clone(),
+            split_include: group.split_include.clone(),
+            split_exclude: group.split_exclude.clone(),
+            base_mtu,
+            mtu,
+            dpd_secs: secs(config.timers.dpd),
+            keepalive_secs: secs(config.timers.keepalive),
+            idle_timeout_secs: config.timers.idle_timeout.map(secs),
+            session_timeout_secs: config
+                .timers
+                .session_timeout
+                .map(|t| secs(t).saturating_sub(u32::try_from(elapsed).unwrap_or(u32::MAX))),
+            rekey: None,
+            banner: config.banner.clone(),
+            dtls: dtls_on.then(|| DtlsParams {
+                port: dtls_port.unwrap_or(0),
+                app_id: s.app_id.to_vec(),
+                dpd_secs: secs(config.timers.dpd),
+                keepalive_secs: secs(config.timers.keepalive),
+            }),
+        };
+        if dtls_on {
+            self.handshakes.keys().set(&s.app_id, psk);
+        }
+        let via = via.map_or("direct".to_owned(), |v| format!("relay route {:08x}", v.route));
+        tracing::info!(session = %id, user = %s.user, address = %s.address, mtu, dtls = dtls_on, %peer, via = %via, "tunnel up (CSTP)");
+        // The header block is its own record; frames follow in records of their own.
+        self.write(conn, connect::connect_response(&params));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.phase = Phase::Tunnel { session: id, deframer: Deframer::new() };
+        }
+        self.counters.connects += 1;
+    }
+
+    /// Handles every complete CSTP frame the connection has buffered.
+    pub(super) fn drain_frames(&mut self, conn: ConnId, now: Instant) {
+        let mut frames = Vec::new();
+        let mut broken = None;
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Phase::Tunnel { session, deframer } = &mut c.phase else { return };
+        let session = *session;
+        while let Some(f) = deframer.next_frame() {
+            match f {
+                Ok(f) => frames.push(f),
+                Err(e) => {
+                    broken = Some(e);
+                    break;
+                }
+            }
+        }
+        for f in frames {
+            self.on_frame(conn, session, f, now);
+        }
+        if let Some(e) = broken {
+            self.counters.cstp_protocol_errors += 1;
+            tracing::info!(session = %session, error = ?e, "CSTP framing error; closing the connection");
+            self.close(conn, "CSTP framing error", now);
+        }
+    }
+
+    pub(super) fn send_frame(&mut self, conn: ConnId, t: PacketType, payload: &[u8]) {
+        let mut f = Vec::with_capacity(cstp::HEADER_LEN + payload.len());
+        if cstp::write_frame(&mut f, t, payload).is_ok() {
+            self.counters.cstp_frames_out += 1;
+            let kind = if t == PacketType::DATA { WriteKind::Packet } else { WriteKind::Signalling };
+            self.effects.push_back(Effect::Write { conn, bytes: f, kind });
+        }
+    }
+
+    fn on_frame(&mut self, conn: ConnId, id: SessionId, f: cstp::Frame, now: Instant) {
+        if !self.conns.contains_key(&conn) {
+            // An earlier frame of this read closed it.
+            return;
+        }
+        self.counters.cstp_frames_in += 1;
+        match f.packet_type {
+            PacketType::DATA => self.device_packet(id, f.payload, now),
+            // Echo the payload: openconnect probes MTU with DPD (§7.3).
+            PacketType::DPD_REQ => self.send_frame(conn, PacketType::DPD_RESP, &f.payload),
+            PacketType::DPD_RESP | PacketType::KEEPALIVE => {}
+            PacketType::DISCONNECT => {
+                if f.payload.first() == Some(&cstp::DISCONNECT_LOGOUT) {
+                    self.close_quietly(conn, "client logged out");
+                    self.end_session(id, EndReason::Logout);
+                } else {
+                    tracing::info!(session = %id, "client disconnected temporarily");
+                    self.close(conn, "client disconnected temporarily", now);
+                }
+            }
+            other => {
+                self.counters.cstp_protocol_errors += 1;
+                tracing::debug!(session = %id, packet_type = ?other, "unexpected CSTP packet type dropped");
+            }
+        }
+    }
+
+    /// A packet from a device over CSTP: the shards' admission rule, then
+    /// into the TUN through a shard's queue (the packet moves, uncopied).
+    fn device_packet(&mut self, id: SessionId, mut packet: Vec<u8>, now: Instant) {
+        let Some(s) = self.sessions.get_mut(id) else { return };
+        let ip = match Ipv4Packet::new_checked(&packet[..]) {
+            Ok(ip) => ip,
+            // IPv6 is not carried yet; clients still send router solicitations.
+            Err(proto::ip::IpError::NotIpv4) => {
+                self.counters.drop_not_ipv4 += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.cstp_protocol_errors += 1;
+                return;
+            }
+        };
+        if ip.src() != s.address {
+            s.drops_spoofed += 1;
+            self.counters.drop_spoofed_source += 1;
+            return;
+        }
+        let policy = Policy { allowed: self.config.group(Some(&s.group)).allowed.clone() };
+        if !policy.allows(ip.dst()) {
+            s.drops_policy += 1;
+            self.counters.drop_policy += 1;
+            return;
+        }
+        let total = ip.total_len();
+        packet.truncate(total);
+        s.cstp_rx_packets += 1;
+        s.last_data = now;
+        // A device whose final flight is still held has not finished its
+        // handshake, so CSTP is where its data belongs: no fallback.
+        let handshake_finishing = self.held_flights.contains_key(&id);
+        // The write goes through the queue of the shard holding the grant when
+        // there is one: a revoke queued there first is then in force before
+        // the packet reaches the network, so the reply cannot leave over the
+        // DTLS channel the device has given up.
+        let shards = self.port.shard_count().max(1);
+        let mut target = ShardId(u16::try_from(id.0 as usize % shards).unwrap_or(0));
+        if let (DtlsState::Granted { shard, peer }, false) = (s.dtls, handshake_finishing) {
+            target = shard;
+            // The device sends data over CSTP only when its DTLS channel is
+            // down (openconnect-protocol.md §8): stop sending over DTLS too,
+            // until it completes a new handshake.
+            s.dtls = DtlsState::None;
+            tracing::info!(session = %id, user = %s.user, %peer, "device fell back to CSTP; DTLS grant revoked");
+            let _ = self.port.send(shard, ToShard::Revoke(id));
+        }
+        if self.port.send(target, ToShard::TunWrite { session: id, packet }).is_err() {
+            tracing::debug!(session = %id, "shard queue full; CSTP packet dropped");
+        }
+    }
+
+    /// A packet for a session without a DTLS grant, from the TUN: over CSTP,
+    /// unless its connection is gone or its socket full.
+    pub(super) fn send_over_cstp(&mut self, id: SessionId, packet: &[u8], now: Instant) {
+        let Some(conn) = self.sessions.get(id).and_then(|s| s.conn) else { return };
+        let Some(c) = self.conns.get(&conn) else { return };
+        if c.blocked {
+            self.counters.cstp_dropped_blocked += 1;
+            return;
+        }
+        self.send_frame(conn, PacketType::DATA, packet);
+        if let Some(s) = self.sessions.get_mut(id) {
+            s.cstp_tx_packets += 1;
+            s.last_data = now;
+        }
+    }
+}

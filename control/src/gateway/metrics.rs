@@ -1,0 +1,244 @@
+//! What the driver tells operators: the start-up line, and the admin
+//! endpoint's `/metrics` and `/sessions` (and `POST /sessions/ID/kill`).
+
+use std::time::Instant;
+
+use dataplane::Dataplane;
+use proto::grant::SessionId;
+
+use super::Gateway;
+use crate::config::Config;
+use crate::session::DtlsState;
+
+/// The start-up line: where the gateway listens and what the kernel granted.
+pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
+    tracing::info!(
+        listen = %config.listen,
+        dtls_port = ?config.dtls_port,
+        tun = %config.tun_name,
+        pool = %config.pool,
+        shards = dataplane.shard_count(),
+        offloads = %describe_offloads(dataplane.info(), config.offloads),
+        io = %describe_io(dataplane.info()),
+        steering = %match &dataplane.info().steering {
+            Ok(()) => "ebpf (TUN reads go to the owner shard's queue)".to_owned(),
+            Err(why) => format!("flow hash ({why})"),
+        },
+        fips = aws_lc_rs::try_fips_mode().is_ok(),
+        relays = ?config.relays.iter().map(|r| format!("{}@{}", r.name, r.address)).collect::<Vec<_>>(),
+        "gateway started"
+    );
+}
+
+impl Gateway {
+    pub(super) fn on_admin(&mut self, now: Instant) {
+        use crate::admin::{self, AdminRequest};
+        loop {
+            let Some(listener) = self.admin.as_ref() else { return };
+            let mut stream = match listener.accept() {
+                Ok((s, _)) => s,
+                Err(_) => return,
+            };
+            let _ = stream.set_nonblocking(false);
+            match admin::read_request(&mut stream) {
+                AdminRequest::Metrics => admin::respond(&mut stream, "200 OK", &self.metrics()),
+                AdminRequest::Sessions => admin::respond(&mut stream, "200 OK", &self.session_lines()),
+                AdminRequest::Kill(id) => {
+                    if self.core.kill(SessionId(id)) {
+                        self.carry_out(now);
+                        admin::respond(&mut stream, "200 OK", "killed\n");
+                    } else {
+                        admin::respond(&mut stream, "404 Not Found", "no such session\n");
+                    }
+                }
+                AdminRequest::NotFound => admin::respond(
+                    &mut stream,
+                    "404 Not Found",
+                    "GET /metrics, GET /sessions, POST /sessions/ID/kill\n",
+                ),
+                AdminRequest::BadRequest => admin::respond(&mut stream, "400 Bad Request", ""),
+            }
+        }
+    }
+
+    fn metrics(&self) -> String {
+        let mut m = crate::admin::Metrics::default();
+        let c = self.core.counters();
+        let r = &self.relays.counters;
+        for (name, help, v) in [
+            ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
+            (
+                "corridor_connections_refused_total",
+                "TCP connections closed at accept (server.max_connections)",
+                c.connections_refused,
+            ),
+            ("corridor_logins_total", "successful logins", c.logins_ok),
+            ("corridor_login_failures_total", "failed logins", c.logins_failed),
+            (
+                "corridor_logins_busy_total",
+                "logins answered busy: the password verifiers' queue (auth.verify_queue) was full",
+                c.logins_busy,
+            ),
+            (
+                "corridor_password_verdicts_discarded_total",
+                "password checks answered after their connection had closed",
+                c.verdicts_discarded,
+            ),
+            ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),
+            ("corridor_connects_total", "tunnels set up with CONNECT", c.connects),
+            ("corridor_connects_rejected_total", "CONNECTs refused", c.connect_rejected),
+            ("corridor_cstp_frames_in_total", "CSTP frames received", c.cstp_frames_in),
+            ("corridor_cstp_frames_out_total", "CSTP frames sent", c.cstp_frames_out),
+            (
+                "corridor_cstp_dropped_blocked_total",
+                "CSTP packets dropped on a full TLS connection",
+                c.cstp_dropped_blocked,
+            ),
+            ("corridor_cstp_protocol_errors_total", "CSTP framing errors and bad packets", c.cstp_protocol_errors),
+            (
+                "corridor_cstp_drop_spoofed_source_total",
+                "CSTP packets whose source was not the session address",
+                c.drop_spoofed_source,
+            ),
+            ("corridor_cstp_drop_policy_total", "CSTP packets to destinations the group may not reach", c.drop_policy),
+            ("corridor_cstp_drop_not_ipv4_total", "CSTP packets that were not IPv4", c.drop_not_ipv4),
+            ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
+            (
+                "corridor_sessions_adopted_total",
+                "sessions another cluster node began, reconnected here",
+                c.sessions_adopted,
+            ),
+            (
+                "corridor_dtls_final_flight_released_by_timer_total",
+                "final DTLS handshake flights sent without the shard confirming the grant",
+                c.final_flights_released_by_timer,
+            ),
+            ("corridor_relay_links_up_total", "relay links authenticated", r.links_up),
+            ("corridor_relay_links_lost_total", "relay links that dropped after coming up", r.links_lost),
+            ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),
+            ("corridor_relay_streams_attached_total", "device streams dialled back to a relay", r.streams_attached),
+            ("corridor_relay_streams_failed_total", "device streams that could not be dialled back", r.streams_failed),
+            (
+                "corridor_relay_streams_declined_total",
+                "device streams declined: server.max_connections reached",
+                r.streams_declined,
+            ),
+            ("corridor_relay_flows_bound_total", "relay DTLS flows bound from the shards' port", c.relay_flows_bound),
+            (
+                "corridor_relay_flows_refused_total",
+                "relay DTLS flows refused: no session had the App-ID",
+                r.flows_refused,
+            ),
+        ] {
+            m.counter(name, help, "", v);
+        }
+        m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);
+        let h = self.core.handshake_counters();
+        for (name, v) in [
+            ("established", h.established),
+            ("failed", h.failed),
+            ("refused", h.refused),
+            ("hello_verify_request", h.hello_verify_requests),
+            ("unknown_app_id", h.unknown_app_id),
+            ("not_client_hello", h.not_client_hello),
+            ("overloaded", h.overloaded),
+        ] {
+            m.counter("corridor_dtls_handshakes_total", "DTLS handshake outcomes", &format!("result=\"{name}\""), v);
+        }
+        for (i, s) in self.core.port().counters().iter().enumerate() {
+            let l = format!("shard=\"{i}\"");
+            for (name, v) in s.named() {
+                m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
+            }
+        }
+        for (i, l) in self.core.port().latency().iter().enumerate() {
+            let cumulative: Vec<(Option<f64>, u64)> =
+                l.cumulative().iter().map(|(b, n)| (b.map(|ns| ns as f64 / 1e9), *n)).collect();
+            m.histogram(
+                "corridor_shard_turn_seconds",
+                "time from harvesting a shard loop turn's completions to submitting all it produced: an upper bound \
+                 on each of its packets' time inside the shard",
+                &format!("shard=\"{i}\""),
+                &cumulative,
+                l.sum_ns as f64 / 1e9,
+            );
+        }
+        m.gauge("corridor_sessions", "live sessions", self.core.sessions().len() as u64);
+        m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.core.addresses_in_use() as u64);
+        m.gauge(
+            "corridor_dtls_handshakes_pending",
+            "DTLS handshakes in progress",
+            self.core.handshakes_pending() as u64,
+        );
+        m.gauge(
+            "corridor_password_checks_pending",
+            "password checks queued or running on the verifier threads",
+            self.verifiers.as_ref().map_or(0, crate::verifier::Verifiers::in_flight) as u64,
+        );
+        m.into_string()
+    }
+
+    fn session_lines(&self) -> String {
+        let sessions = self.core.sessions();
+        let mut ids = sessions.ids();
+        ids.sort();
+        let mut out = String::new();
+        for id in ids {
+            let Some(s) = sessions.get(id) else { continue };
+            let dtls = match s.dtls {
+                DtlsState::None => "none".to_string(),
+                DtlsState::Granted { shard, peer } => format!("shard{}:{peer}", shard.0),
+            };
+            out.push_str(&format!(
+                "{id} user={} group={} address={} cstp={} dtls={dtls} cstp_rx={} cstp_tx={} dtls_rx={} dtls_tx={} drop_spoofed={} drop_policy={}\n",
+                s.user,
+                s.group,
+                s.address,
+                if s.conn.is_some() { "up" } else { "down" },
+                s.cstp_rx_packets,
+                s.cstp_tx_packets,
+                s.dtls_rx_packets,
+                s.dtls_tx_packets,
+                s.drops_spoofed,
+                s.drops_policy,
+            ));
+        }
+        out
+    }
+}
+
+/// What the start-up log says of the data plane's offloads, and why.
+fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
+    match info.shards.first().and_then(|s| s.tun_offloads) {
+        None if !asked => "off (dataplane.offloads = false)".to_owned(),
+        None => "off (the kernel refused IFF_VNET_HDR on the TUN)".to_owned(),
+        Some(o) => {
+            let on: Vec<&str> = [(o.csum, "csum"), (o.tso, "tso"), (o.uso, "uso")]
+                .into_iter()
+                .filter_map(|(on, name)| on.then_some(name))
+                .collect();
+            let tun = if on.is_empty() { "none (TUNSETOFFLOAD refused)".to_owned() } else { on.join("+") };
+            let gro = if info.shards.first().is_some_and(|s| s.udp_gro) { "+gro" } else { "" };
+            format!("tun:{tun} udp:gso{gro}")
+        }
+    }
+}
+
+/// The I/O engine of the shards, why it was chosen, its set-up.
+fn describe_io(info: &dataplane::DataplaneInfo) -> String {
+    let Some(s) = info.shards.first() else { return "no shards".to_owned() };
+    let setup = match s.ring_setup {
+        Some(r) => {
+            let fixed = match (s.fixed_files, s.fixed_buffers) {
+                (true, true) => ", fixed files+buffers",
+                (true, false) => ", fixed files",
+                (false, true) => ", fixed buffers",
+                (false, false) => "",
+            };
+            format!("{r:?}{fixed}, tun reads {:?}", s.tun_reads)
+        }
+        None => "one read per TUN packet".to_owned(),
+    };
+    let why = s.io_fallback.as_ref().map(|w| format!(" (fallback: {w})")).unwrap_or_default();
+    format!("{}{why}; {setup}; {}+{} buffers", s.io, s.buffers, s.tun_buffers)
+}

@@ -1,0 +1,474 @@
+//! The gateway's driver: one mio loop on the control thread over the TLS
+//! listener, the device connections, the relay links, the data plane's
+//! event queue and the password verifiers' verdicts. It accepts, reads and
+//! writes through rustls, and feeds everything to the [`Core`], whose
+//! effects it carries out. What anything *means* is decided in the core.
+
+mod conn;
+mod metrics;
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dataplane::{Dataplane, DataplaneConfig};
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use proto::ip::Ipv4Net;
+
+use crate::config::Config;
+pub use crate::core::ControlCounters;
+use crate::core::{ConnId, Core, Effect, FlowRequest, Verdict, TICK};
+use crate::passwd::PasswordFile;
+use crate::relay_link::{LinkEvent, RelayLinks};
+use crate::verifier::{self, CheckResult, PendingCheck, Verifiers};
+use conn::{Input, TlsConn};
+
+const LISTENER: Token = Token(0);
+const DATAPLANE: Token = Token(1);
+const ADMIN: Token = Token(2);
+/// Woken by the password verifiers when a verdict is ready.
+const VERIFIERS: Token = Token(3);
+const FIRST_CONN: usize = 16;
+/// How long a connection the core closed may take to drain its last
+/// writes before it is dropped regardless (a peer that stopped reading).
+const CLOSE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Why the gateway could not start.
+#[derive(Debug)]
+pub enum StartError {
+    Config(crate::config::ConfigError),
+    Io(&'static str, io::Error),
+}
+
+impl core::fmt::Display for StartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+pub struct Gateway {
+    core: Core<Dataplane>,
+    tls: Arc<rustls::ServerConfig>,
+    poll: Poll,
+    listener: TcpListener,
+    conns: HashMap<ConnId, TlsConn>,
+    /// Password checks in flight, by connection: dropping one (the
+    /// connection closed) tells the verifiers to skip it.
+    checks: HashMap<ConnId, PendingCheck>,
+    next_token: usize,
+    /// `None` without a password file: the core then refuses password logins.
+    verifiers: Option<Verifiers>,
+    admin: Option<std::net::TcpListener>,
+    relays: RelayLinks,
+}
+
+impl core::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("sessions", &self.core.sessions().len())
+            .field("conns", &self.conns.len())
+            .finish()
+    }
+}
+
+/// Every session holds a TCP socket: raise the soft open-file limit to the
+/// hard one, and say so when even that cannot hold `server.max_connections`.
+fn raise_open_file_limit(max_connections: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
+    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
+    // The listeners, TUN queues, UDP sockets, rings and event fds.
+    let needed = max_connections as u64 + 256;
+    if limit < needed {
+        tracing::warn!(
+            open_files = limit,
+            needed,
+            "the open-file limit cannot hold server.max_connections; raise it (LimitNOFILE= in the unit, \
+             ulimit -Hn) or lower server.max_connections"
+        );
+    }
+}
+
+/// Seconds since the Unix epoch, for the core's wall clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Gateway {
+    /// Binds the listener, creates the TUN and starts the shards.
+    pub fn start(config: Config) -> Result<Self, StartError> {
+        let tls = crate::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref())
+            .map_err(StartError::Config)?;
+        let passwords = match &config.password_file {
+            Some(p) => Some(PasswordFile::load(p).map_err(|e| {
+                StartError::Config(crate::config::ConfigError {
+                    field: "auth.password_file".into(),
+                    problem: e.to_string(),
+                    fix: "create or repair it with `corridor passwd`".into(),
+                })
+            })?),
+            None => None,
+        };
+        let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
+        let verifiers = match passwords {
+            Some(p) => {
+                let waker = Waker::new(poll.registry(), VERIFIERS)
+                    .map_err(|e| StartError::Io("creating the password verifiers' waker", e))?;
+                let threads = match config.verify_threads {
+                    0 => verifier::auto_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+                    n => n,
+                };
+                tracing::info!(threads, queue = config.verify_queue, "password verifiers started");
+                Some(
+                    Verifiers::start(Arc::new(p), threads, config.verify_queue, Arc::new(waker))
+                        .map_err(|e| StartError::Io("starting the password verifier threads", e))?,
+                )
+            }
+            None => None,
+        };
+        let mut listener = TcpListener::bind(config.listen).map_err(|e| StartError::Io("binding server.listen", e))?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| StartError::Io("registering the listener", e))?;
+        let udp_listen = SocketAddr::new(config.listen.ip(), config.dtls_port.unwrap_or(0));
+        let dataplane = Dataplane::start(DataplaneConfig {
+            shards: config.shards,
+            udp_listen,
+            tun_name: config.tun_name.clone(),
+            tun_address: Ipv4Net { addr: config.gateway_address, prefix: config.pool.prefix },
+            tun_mtu: crate::mtu_for(&config),
+            pool: config.pool,
+            pin_cores: config.pin_cores,
+            ring_entries: config.ring_entries,
+            offloads: config.offloads,
+            io: config.io,
+            steering: config.steering,
+        })
+        .map_err(|e| StartError::Io("starting the data plane (TUN, UDP, io_uring)", e))?;
+        let efd = dataplane.event_fd();
+        poll.registry()
+            .register(&mut SourceFd(&efd), DATAPLANE, Interest::READABLE)
+            .map_err(|e| StartError::Io("registering the data plane", e))?;
+        metrics::log_start(&config, &dataplane);
+        let admin = match config.admin_listen {
+            Some(a) => {
+                let l = std::net::TcpListener::bind(a).map_err(|e| StartError::Io("binding admin.listen", e))?;
+                l.set_nonblocking(true).map_err(|e| StartError::Io("admin listener", e))?;
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
+                poll.registry()
+                    .register(&mut SourceFd(&fd), ADMIN, Interest::READABLE)
+                    .map_err(|e| StartError::Io("registering the admin listener", e))?;
+                Some(l)
+            }
+            None => None,
+        };
+        raise_open_file_limit(config.max_connections);
+        let now = Instant::now();
+        let relays = RelayLinks::new(&config.relays, now);
+        let core = Core::new(Arc::new(config), dataplane, now, unix_now())
+            .map_err(|e| StartError::Io("DTLS configuration", io::Error::other(e.to_string())))?;
+        Ok(Self {
+            core,
+            tls,
+            poll,
+            listener,
+            conns: HashMap::new(),
+            checks: HashMap::new(),
+            next_token: FIRST_CONN,
+            verifiers,
+            admin,
+            relays,
+        })
+    }
+
+    pub fn dataplane(&self) -> &Dataplane {
+        self.core.port()
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.core.sessions().len()
+    }
+
+    /// Runs until `stop` is set; then ends every session and stops the shards.
+    pub fn run(mut self, stop: &AtomicBool) -> io::Result<ControlCounters> {
+        let mut events = Events::with_capacity(256);
+        let mut last_tick = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if let Err(e) = self.poll.poll(&mut events, Some(TICK)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept(now),
+                    DATAPLANE => self.core.handle_dataplane(now),
+                    ADMIN => self.on_admin(now),
+                    VERIFIERS => self.on_verdicts(now),
+                    t if self.relays.owns(t) => self.on_relay(t, now),
+                    t => self.on_conn(ConnId(t.0), now, ev.is_readable()),
+                }
+                self.carry_out(now);
+            }
+            if now.saturating_duration_since(last_tick) >= TICK {
+                last_tick = now;
+                self.on_tick(now);
+            }
+        }
+        let now = Instant::now();
+        self.core.shutdown();
+        self.carry_out(now);
+        if let Some(v) = self.verifiers.as_mut() {
+            v.shutdown();
+        }
+        let counters = *self.core.counters();
+        for (i, c) in self.core.port().counters().iter().enumerate() {
+            let line: Vec<String> = c.named().iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+            tracing::info!(shard = i, "shard counters {}", line.join(" "));
+        }
+        tracing::info!(?counters, "gateway stopped");
+        self.core.into_port().shutdown();
+        Ok(counters)
+    }
+
+    fn accept(&mut self, now: Instant) {
+        loop {
+            match self.listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let token = Token(self.next_token);
+                    self.next_token += 1;
+                    if !self.core.handle_conn_open(ConnId(token.0), peer, None, now) {
+                        // Dropping the stream closes it; existing tunnels keep working.
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    if let Err(e) =
+                        self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
+                    {
+                        tracing::warn!(%peer, error = %e, "could not register connection");
+                        self.core.handle_conn_closed(ConnId(token.0), now, "could not register");
+                        continue;
+                    }
+                    self.adopt_stream(token, stream, peer, now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Wraps a registered stream the core has taken in TLS.
+    fn adopt_stream(&mut self, token: Token, stream: TcpStream, peer: SocketAddr, now: Instant) -> bool {
+        match TlsConn::new(stream, peer, self.tls.clone()) {
+            Ok(c) => {
+                self.conns.insert(ConnId(token.0), c);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "TLS setup failed");
+                self.core.handle_conn_closed(ConnId(token.0), now, "TLS setup failed");
+                false
+            }
+        }
+    }
+
+    /// Readiness on a relay link or a stream being dialled back to a relay.
+    fn on_relay(&mut self, token: Token, now: Instant) {
+        let mut events = Vec::new();
+        let room = self.core.connection_room();
+        self.relays.on_event(token, now, self.poll.registry(), &mut self.next_token, room, &mut events);
+        for e in events {
+            match e {
+                LinkEvent::Stream { token, mut stream, device, via } => {
+                    if !self.core.handle_conn_open(ConnId(token.0), device, Some(via), now) {
+                        let _ = self.poll.registry().deregister(&mut stream);
+                        tracing::debug!(%device, "connection limit reached; relayed stream refused");
+                        continue;
+                    }
+                    // The device's ClientHello may be waiting already.
+                    if self.adopt_stream(token, stream, device, now) {
+                        self.on_conn(ConnId(token.0), now, true);
+                    }
+                }
+                LinkEvent::Allocate { link, flow, relay, nonce, app_id, device } => {
+                    self.core.handle_flow_request(FlowRequest { link, flow, relay, nonce, app_id, device });
+                }
+            }
+        }
+    }
+
+    fn on_conn(&mut self, id: ConnId, now: Instant, readable: bool) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        let mut closed = None;
+        if readable {
+            let core = &mut self.core;
+            let outcome = c.read(&mut |input| match input {
+                Input::Established(facts) => core.handle_tls_established(id, facts),
+                Input::Plaintext(p) => core.handle_conn_data(id, now, p),
+            });
+            if outcome.bytes {
+                // TLS records without plaintext still show the peer is alive.
+                self.core.handle_conn_data(id, now, &[]);
+            }
+            closed = outcome.closed;
+        }
+        self.carry_out(now);
+        self.settle(id, closed, now);
+    }
+}
+
+impl Gateway {
+    /// Carries out everything the core asked for, then flushes the
+    /// connections it wrote to or closed.
+    fn carry_out(&mut self, now: Instant) {
+        let mut touched = HashSet::new();
+        while let Some(effect) = self.core.poll_effect() {
+            match effect {
+                Effect::Write { conn, bytes, kind: _ } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        // rustls buffers without limit; the core drops DATA
+                        // frames itself while the socket is reported full.
+                        let _ = c.send(&bytes);
+                        touched.insert(conn);
+                    }
+                }
+                Effect::Close { conn, reason } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        tracing::debug!(peer = %c.peer, reason, "closing connection");
+                        c.closing.get_or_insert(now);
+                        touched.insert(conn);
+                    }
+                    // A check still out for it is no longer wanted.
+                    self.checks.remove(&conn);
+                }
+                Effect::CheckPassword { check, user, password } => {
+                    let submitted = match self.verifiers.as_mut() {
+                        Some(v) => v.submit(check, &user, password),
+                        None => Err(verifier::SubmitError::Stopped),
+                    };
+                    match submitted {
+                        Ok(pending) => {
+                            self.checks.insert(check.conn, pending);
+                        }
+                        Err(e) => {
+                            if e == verifier::SubmitError::Stopped {
+                                tracing::warn!(user = %user, "password verifiers are gone; login refused");
+                            }
+                            self.core.handle_verdict(check, Verdict::Busy, now);
+                        }
+                    }
+                }
+                Effect::RefuseFlow { link, flow } => self.relays.refuse(link, flow),
+                Effect::SessionEnded(e) => tracing::info!(
+                    session = %e.session,
+                    user = %e.user,
+                    address = %e.address,
+                    reason = %e.reason,
+                    cstp_rx = e.cstp_rx_packets,
+                    cstp_tx = e.cstp_tx_packets,
+                    dtls_rx = e.dtls_rx_packets,
+                    dtls_tx = e.dtls_tx_packets,
+                    "session ended"
+                ),
+            }
+        }
+        for conn in touched {
+            self.settle(conn, None, now);
+        }
+    }
+
+    /// Writes what a connection has queued, tells the core when its socket
+    /// fills or drains, and drops it when it is done.
+    fn settle(&mut self, id: ConnId, mut closed: Option<&'static str>, now: Instant) {
+        let Some(c) = self.conns.get_mut(&id) else { return };
+        match c.flush() {
+            Err(_) => closed = closed.or(Some("write failed")),
+            Ok(blocked) if blocked != c.blocked => {
+                c.blocked = blocked;
+                self.core.handle_conn_blocked(id, blocked);
+            }
+            Ok(_) => {}
+        }
+        if closed.is_none() && c.closing.is_some() && c.drained() {
+            closed = Some("closed by gateway");
+        }
+        if let Some(why) = closed {
+            self.drop_conn(id, why, now);
+        }
+    }
+
+    fn drop_conn(&mut self, id: ConnId, why: &'static str, now: Instant) {
+        let Some(mut c) = self.conns.remove(&id) else { return };
+        let _ = self.poll.registry().deregister(c.stream_mut());
+        self.checks.remove(&id);
+        self.core.handle_conn_closed(id, now, why);
+        self.carry_out(now);
+    }
+
+    /// Verdicts from the password verifiers, for the connections still
+    /// waiting on them (the core discards the rest).
+    fn on_verdicts(&mut self, now: Instant) {
+        while let Some(CheckResult { id, verdict }) = self.verifiers.as_mut().and_then(Verifiers::try_result) {
+            if self.checks.get(&id.conn).is_some_and(|p| p.id == id) {
+                self.checks.remove(&id.conn);
+            }
+            let verdict = match verdict {
+                verifier::Verdict::Accepted { group } => Verdict::Accepted { group },
+                verifier::Verdict::Rejected => Verdict::Rejected,
+                // Only a check whose connection went away, or one left at
+                // shutdown, is abandoned; should it happen, the device may try again.
+                verifier::Verdict::Abandoned => Verdict::Busy,
+            };
+            self.core.handle_verdict(id, verdict, now);
+            self.carry_out(now);
+            self.settle(id.conn, None, now);
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant) {
+        self.relays.on_tick(now, self.poll.registry());
+        // Verdicts whose wake-up was lost still get answered.
+        self.on_verdicts(now);
+        self.core.set_wall_clock(now, unix_now());
+        self.core.handle_tick(now);
+        self.carry_out(now);
+        // Connections that finished writing after being closed, and those
+        // whose peer stopped reading before they could.
+        let done: Vec<(ConnId, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| {
+                let since = c.closing?;
+                if c.drained() {
+                    Some((*id, "closed by gateway"))
+                } else if now.saturating_duration_since(since) >= CLOSE_DEADLINE {
+                    Some((*id, "close deadline passed with writes pending"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in done {
+            self.drop_conn(id, why, now);
+        }
+    }
+}

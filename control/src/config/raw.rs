@@ -1,0 +1,217 @@
+//! The configuration file as serde reads it, with its defaults. Checked
+//! and turned into [`Config`](super::Config) by `Config::parse`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) server: RawServer,
+    #[serde(default)]
+    pub(super) auth: RawAuth,
+    pub(super) network: RawNetwork,
+    #[serde(default)]
+    pub(super) timers: RawTimers,
+    #[serde(default)]
+    pub(super) dataplane: RawDataplane,
+    #[serde(default, rename = "group")]
+    pub(super) groups: Vec<RawGroup>,
+    #[serde(default)]
+    pub(super) admin: RawAdmin,
+    #[serde(default, rename = "relay")]
+    pub(super) relays: Vec<RawRelay>,
+    #[serde(default)]
+    pub(super) cluster: Option<RawCluster>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub(super) secret_file: PathBuf,
+    pub(super) node: u32,
+    pub(super) nodes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRelay {
+    pub(super) address: String,
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAdmin {
+    #[serde(default)]
+    pub(super) listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    #[serde(default = "default_name")]
+    pub(super) name: String,
+    pub(super) listen: String,
+    #[serde(default = "default_dtls_port")]
+    pub(super) dtls_port: u16,
+    pub(super) cert: PathBuf,
+    pub(super) key: PathBuf,
+    #[serde(default)]
+    pub(super) banner: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub(super) max_connections: usize,
+}
+
+pub(super) fn default_max_connections() -> usize {
+    10_000
+}
+
+pub(super) fn default_name() -> String {
+    "corridor".into()
+}
+
+pub(super) fn default_dtls_port() -> u16 {
+    443
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    #[serde(default)]
+    pub(super) password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) client_ca: Option<PathBuf>,
+    #[serde(default)]
+    pub(super) max_login_attempts: Option<u32>,
+    #[serde(default)]
+    pub(super) verify_threads: usize,
+    #[serde(default = "d_verify_queue")]
+    pub(super) verify_queue: usize,
+}
+
+pub(super) fn d_verify_queue() -> usize {
+    1024
+}
+
+/// The most password verifier threads: each burns a core for the length of
+/// a PBKDF2 run, and the data plane needs those cores.
+pub const MAX_VERIFY_THREADS: usize = 64;
+/// The longest verifier queue: past this many waiting logins a device is
+/// better told "busy" at once than made to wait out the login timeout.
+pub const MAX_VERIFY_QUEUE: usize = 65_536;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    pub(super) pool: String,
+    #[serde(default)]
+    pub(super) dns: Vec<String>,
+    #[serde(default)]
+    pub(super) default_domain: Option<String>,
+    #[serde(default = "default_tun")]
+    pub(super) tun_name: String,
+    #[serde(default = "default_link_mtu")]
+    pub(super) link_mtu: u16,
+}
+
+pub(super) fn default_tun() -> String {
+    "corridor0".into()
+}
+
+pub(super) fn default_link_mtu() -> u16 {
+    1500
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTimers {
+    #[serde(default = "d_dpd")]
+    pub(super) dpd: u32,
+    #[serde(default = "d_keepalive")]
+    pub(super) keepalive: u32,
+    #[serde(default = "d_idle")]
+    pub(super) idle_timeout: u32,
+    #[serde(default = "d_session")]
+    pub(super) session_timeout: u32,
+    #[serde(default = "d_grace")]
+    pub(super) cookie_grace: u32,
+}
+
+pub(super) fn d_dpd() -> u32 {
+    90
+}
+pub(super) fn d_keepalive() -> u32 {
+    32400
+}
+pub(super) fn d_idle() -> u32 {
+    1200
+}
+pub(super) fn d_session() -> u32 {
+    86400
+}
+pub(super) fn d_grace() -> u32 {
+    300
+}
+
+impl Default for RawTimers {
+    fn default() -> Self {
+        Self {
+            dpd: d_dpd(),
+            keepalive: d_keepalive(),
+            idle_timeout: d_idle(),
+            session_timeout: d_session(),
+            cookie_grace: d_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDataplane {
+    #[serde(default)]
+    pub(super) shards: usize,
+    #[serde(default = "d_true")]
+    pub(super) pin_cores: bool,
+    #[serde(default = "d_ring")]
+    pub(super) ring_entries: u32,
+    #[serde(default = "d_true")]
+    pub(super) offloads: bool,
+    #[serde(default = "d_io")]
+    pub(super) io: String,
+    #[serde(default = "d_true")]
+    pub(super) steering: bool,
+}
+
+pub(super) fn d_true() -> bool {
+    true
+}
+pub(super) fn d_ring() -> u32 {
+    1024
+}
+pub(super) fn d_io() -> String {
+    "auto".to_owned()
+}
+
+impl Default for RawDataplane {
+    fn default() -> Self {
+        Self { shards: 0, pin_cores: true, ring_entries: d_ring(), offloads: true, io: d_io(), steering: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGroup {
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) allowed: Vec<String>,
+    #[serde(default)]
+    pub(super) split_include: Vec<String>,
+    #[serde(default)]
+    pub(super) split_exclude: Vec<String>,
+}

@@ -132,6 +132,12 @@ unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && exec cargo test --
 banner "cargo test on the readiness engine (CORRIDOR_IO=readiness)"
 unshare "${unshare_args[@]}" -- bash -c 'ip link set lo up && CORRIDOR_IO=readiness exec cargo test --offline -p corridor-dataplane -p corridor --test fast_path --test load --test allocations --test gateway' </dev/null 2>&1 | tee -a "$test_log"
 
+# The control core's simulated tests (device sessions against the core, in
+# memory) once more as an unprivileged user in a network namespace with no
+# interface up: they must need no root, no TUN and no network at all.
+banner "control core tests: unprivileged, no network"
+bash scripts/core-tests-unprivileged.sh 2>&1 | tee -a "$test_log"
+
 # Deterministic instruction counts of the fast path against the committed
 # baseline (bench/icount-baseline.json); it prints how to update deliberately.
 banner "instruction-count gate"

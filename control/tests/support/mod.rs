@@ -38,8 +38,14 @@ pub const FORBIDDEN: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
 /// The step virtual time moves by while waiting.
 pub const STEP: Duration = Duration::from_millis(50);
 
+/// The test PKI: `device/testdata`, or `CORRIDOR_TESTDATA` where the test
+/// binaries run away from the source tree (scripts/test.sh runs them as an
+/// unprivileged user from a copy).
 pub fn testdata(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../device/testdata").join(name)
+    match std::env::var_os("CORRIDOR_TESTDATA") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../device/testdata").join(name),
+    }
 }
 
 /// A gateway configuration: the test's TOML `extra` goes after `[server]`'s

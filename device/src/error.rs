@@ -3,11 +3,10 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use proto::auth::ServerAuthError;
+use proto::connect::ConnectResponseError;
 use proto::cstp::CstpError;
 use proto::http_response::ResponseError;
-
-use crate::auth_xml::AuthXmlError;
-use crate::tunnel::TunnelError;
 
 /// A fatal problem: the session is over once one is reported (in
 /// [`DisconnectReason::Error`]). Dropped input is counted in
@@ -18,8 +17,10 @@ pub enum DeviceError {
     Tls(rustls::Error),
     /// The gateway's HTTP response did not parse (§2.1).
     Http(ResponseError),
-    AuthXml(AuthXmlError),
-    Tunnel(TunnelError),
+    /// The gateway's auth document is unusable (§2.4).
+    AuthXml(ServerAuthError),
+    /// The CONNECT answer is unusable (§3.2).
+    Tunnel(ConnectResponseError),
     /// The CSTP stream broke framing (§4.1).
     Cstp(CstpError),
     /// The TLS exporter refused the DTLS PSK label (§5.3).

@@ -49,12 +49,10 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth_xml;
 mod error;
 pub mod liveness;
 mod reconnect;
 mod session;
-pub mod tunnel;
 
 pub use error::{Channel, DeviceError, DisconnectReason, ReconnectError, SendError};
 pub use session::{DeviceConfig, DeviceSession, Event, Phase, Stats};

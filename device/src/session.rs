@@ -7,22 +7,25 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dtls::CipherSuite;
+use proto::auth::{self, InputKind, ServerAuth};
+use proto::connect::{self, ConnectOptions, ConnectResponseError, TunnelConfig};
 use proto::cstp::{self, Deframer, PacketType};
 use proto::http_response::{parse_response, BodyMode, Response, ResponseLimits};
 use rustls::pki_types::ServerName;
 use zeroize::Zeroizing;
 
-use crate::auth_xml::{self, InputKind, ServerAuth};
 use crate::error::{Channel, DeviceError, DisconnectReason, ReconnectError, SendError};
 use crate::liveness::{Due, Liveness};
 use crate::reconnect::Backoff;
-use crate::tunnel::{self, ConnectOptions, TunnelConfig};
 
 /// The label of the DTLS PSK exporter (§5.3).
 const PSK_LABEL: &[u8] = b"EXPORTER-openconnect-psk";
 
 /// The PSK identity openconnect sends (§5.3).
 const PSK_IDENTITY: &[u8] = b"psk";
+
+/// `X-CSTP-Hostname`: a simulated device has no host name of its own.
+const HOSTNAME: &str = "device";
 
 /// The logout payload of a client DISCONNECT (§4.4).
 const LOGOUT: &[u8] = b"\xb0Client logged out";
@@ -251,7 +254,7 @@ impl DeviceSession {
             reconnect: None,
             last_now: None,
         };
-        let init = auth_xml::init_xml(&format!("https://{}/", s.config.host));
+        let init = auth::init_xml(&format!("https://{}/", s.config.host));
         s.post("/", init.as_bytes())?;
         Ok(s)
     }
@@ -693,7 +696,7 @@ impl DeviceSession {
             self.events.push_back(Event::AuthFailed(format!("{} {}", r.status, r.reason)));
             return self.close(DisconnectReason::AuthFailed);
         }
-        let auth = match auth_xml::parse_server_auth(&r.body) {
+        let auth = match auth::parse_server_auth(&r.body) {
             Ok(a) => a,
             Err(e) => return self.fail(DeviceError::AuthXml(e)),
         };
@@ -705,7 +708,7 @@ impl DeviceSession {
         }
         match self.answer(&auth) {
             Ok((action, body)) => {
-                if let Err(e) = self.post(&action, &body) {
+                if let Err(e) = self.post(&action, body.as_bytes()) {
                     self.fail(e);
                 }
             }
@@ -717,7 +720,7 @@ impl DeviceSession {
     }
 
     /// The auth-reply for a form (§2.5), or why the device cannot answer.
-    fn answer(&mut self, auth: &ServerAuth) -> Result<(String, Zeroizing<Vec<u8>>), String> {
+    fn answer(&mut self, auth: &ServerAuth) -> Result<(String, Zeroizing<String>), String> {
         let refused = || auth.error.clone().or_else(|| auth.message.clone()).unwrap_or_else(|| auth.id.clone());
         let Some(form) = &auth.form else {
             return Err(refused());
@@ -747,7 +750,7 @@ impl DeviceSession {
             };
             answers.push((&input.name, value));
         }
-        let body = Zeroizing::new(auth_xml::auth_reply_xml(&answers, auth.opaque.as_deref()).into_bytes());
+        let body = auth::auth_reply_xml(&answers, auth.opaque.as_deref());
         self.login.password_sent |= asks_password;
         Ok((request_path(&form.action), body))
     }
@@ -778,16 +781,17 @@ impl DeviceSession {
 
     /// CONNECT with the cookie (§3.1), on the current TLS connection.
     fn send_connect(&mut self, cookie: &str, previous_address: Option<Ipv4Addr>) {
-        let request = Zeroizing::new(tunnel::connect_request(
+        let request = connect::connect_request(
             &ConnectOptions {
                 host: &self.config.host,
                 user_agent: &self.config.user_agent,
+                hostname: HOSTNAME,
                 base_mtu: self.config.base_mtu,
                 dtls: self.config.dtls,
                 previous_address,
             },
             cookie,
-        ));
+        );
         if let Err(e) = self.write_plaintext(&request) {
             self.fail(e);
         }
@@ -795,17 +799,17 @@ impl DeviceSession {
 
     fn on_connect_response(&mut self, now: Instant, r: &Response) {
         let reconnecting = self.reconnect.is_some();
-        let config = match tunnel::parse_connect_response(r) {
+        let config = match connect::parse_connect_response(r) {
             Ok(c) => c,
-            Err(tunnel::TunnelError::Refused { status, reason }) if !reconnecting => {
+            Err(ConnectResponseError::Refused { status, reason }) if !reconnecting => {
                 return self.close(DisconnectReason::ConnectRefused { status, reason })
             }
             // §6.6: a refused cookie ends the retry loop; log in again.
-            Err(tunnel::TunnelError::Refused { status: status @ (401 | 403), reason }) => {
+            Err(ConnectResponseError::Refused { status: status @ (401 | 403), reason }) => {
                 return self.close(DisconnectReason::CookieRejected { status, reason })
             }
             // Anything else (503 …) is one failed attempt.
-            Err(tunnel::TunnelError::Refused { status, reason }) => {
+            Err(ConnectResponseError::Refused { status, reason }) => {
                 return self.connection_lost(now, DisconnectReason::ConnectRefused { status, reason })
             }
             Err(e) => return self.fail(DeviceError::Tunnel(e)),

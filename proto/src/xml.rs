@@ -1,5 +1,7 @@
 //! The XML subset of the auth documents (protocol reference §2.3–§2.6): a
-//! bounded, panic-free pull reader and the escaping our writers use.
+//! bounded, panic-free pull reader and the escaping our writers use. Both
+//! halves of the auth exchange go through it: the gateway reading the
+//! client's documents and the device reading the gateway's.
 //!
 //! The documents are a few hundred bytes of elements, attributes and text,
 //! so this reader knows exactly that, plus what a generator may add around
@@ -287,6 +289,12 @@ fn split_attribute(s: &str) -> Result<(Attribute<'_>, &str), XmlError> {
     Ok((Attribute { name, raw_value }, value_and_rest.get(end + 1..).unwrap_or_default()))
 }
 
+/// Whether `s` can be an element name: an answer's name becomes one in the
+/// client's `auth-reply` (§2.5), where nothing can escape it.
+pub(crate) fn is_name(s: &str) -> bool {
+    split_name(s).is_ok_and(|(_, rest)| rest.is_empty())
+}
+
 fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || !c.is_ascii()
 }
@@ -359,6 +367,20 @@ pub(crate) fn escape_into(s: &str, out: &mut String) {
             _ => {}
         }
     }
+}
+
+/// The bytes [`escape_into`] appends for `s`, so a writer holding a secret
+/// can size its buffer once and never leave a reallocated copy behind.
+pub(crate) fn escaped_len(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '&' | '\n' | '\r' => 5,
+            '<' | '>' | '\t' => 4,
+            '"' | '\'' => 6,
+            c if is_xml_char(c) => c.len_utf8(),
+            _ => 0,
+        })
+        .sum()
 }
 
 #[cfg(test)]
@@ -472,8 +494,20 @@ mod tests {
         escape_into(original, &mut escaped);
         assert!(!escaped.contains(['<', '>', '"', '\'', '\n', '\r', '\t']));
         assert_eq!(unescape(&escaped).unwrap(), original);
+        assert_eq!(escaped_len(original), escaped.len());
         let mut dropped = String::new();
         escape_into("a\u{0}b\u{1b}c\u{ffff}", &mut dropped);
         assert_eq!(dropped, "abc");
+        assert_eq!(escaped_len("a\u{0}b\u{1b}c\u{ffff}"), 3);
+    }
+
+    #[test]
+    fn element_names() {
+        for good in ["username", "group-select", "a.b", "x:y", "_1", "\u{e9}t\u{e9}"] {
+            assert!(is_name(good), "{good}");
+        }
+        for bad in ["", "1a", "-a", "a b", "a>", "a/", "x><evil", &"n".repeat(MAX_NAME + 1)] {
+            assert!(!is_name(bad), "{bad}");
+        }
     }
 }

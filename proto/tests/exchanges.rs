@@ -12,10 +12,11 @@
 
 use std::net::Ipv4Addr;
 
-use proto::auth::{self, AuthDocType, AuthForm, FieldKind, FormField};
+use proto::auth::{self, AuthDocType, AuthForm, FieldKind, FormField, FormInput, InputKind};
 use proto::connect::{self, DtlsParams, RekeyMethod, TunnelParams};
 use proto::cstp::{self, Deframer, DisconnectKind, Frame, PacketType};
 use proto::http::{self, HttpVersion, Limits, Parsed, Request};
+use proto::http_response::{self, BodyMode, ResponseLimits};
 use proto::ip::Ipv4Net;
 use proto::mtu;
 
@@ -496,6 +497,52 @@ fn auth_documents_carry_what_the_client_looks_for() {
     let failure = auth::auth_failure_xml("Access denied");
     assert!(failure.contains("<auth id=\"failure\">") && failure.contains("<error>Access denied</error>"));
     assert!(!failure.contains("<form") && !failure.contains("<input"));
+}
+
+/// The body of a captured POST.
+fn body(raw: &str) -> &str {
+    raw.split_once("\r\n\r\n").unwrap().1
+}
+
+#[test]
+fn a1_device_documents_are_byte_exact() {
+    // What the device's half writes is what openconnect 9.01 sent.
+    assert_eq!(auth::init_xml("https://vpn.test/"), INIT_BODY);
+    assert_eq!(*auth::auth_reply_xml(&[("username", "testuser")], None), body(A1_USERNAME_REPLY));
+    assert_eq!(*auth::auth_reply_xml(&[("password", "REDACTED12")], None), body(A1_PASSWORD_REPLY));
+}
+
+#[test]
+fn a1_gateway_documents_read_by_the_device() {
+    let form = auth::parse_server_auth(A1_USERNAME_FORM.as_bytes()).unwrap();
+    assert_eq!((form.id.as_str(), form.message.as_deref()), ("main", Some("Please enter your username.")));
+    let form = form.form.unwrap();
+    assert_eq!(form.action, "/auth");
+    assert_eq!(
+        form.inputs,
+        [FormInput { kind: InputKind::Text, name: "username".into(), label: "Username:".into(), value: None }]
+    );
+    let success = auth::parse_server_auth(A1_SUCCESS.as_bytes()).unwrap();
+    assert!(success.is_success());
+    assert_eq!(success.banner.as_deref(), Some("Welcome to the test gateway"));
+}
+
+#[test]
+fn a1_and_a3_connect_responses_read_by_the_device() {
+    let read = |lines: &[&str]| {
+        let head = format!("{}\r\n\r\n", lines.join("\r\n"));
+        let (r, _) = http_response::parse_response(head.as_bytes(), BodyMode::HeadOnly, &ResponseLimits::default())
+            .unwrap()
+            .unwrap();
+        connect::parse_connect_response(&r).unwrap()
+    };
+    let a1 = read(A1_RESPONSE);
+    assert_eq!((a1.address, a1.mtu, a1.base_mtu), (Ipv4Addr::new(192, 168, 99, 121), 1434, Some(1500)));
+    assert_eq!(a1.dtls, a1_params().dtls);
+    assert_eq!(a1.rekey, Some((172_820, RekeyMethod::Ssl)));
+    let a3 = read(A3_RESPONSE);
+    assert_eq!((a3.mtu, a3.dtls), (1472, None));
+    assert_eq!((a3.split_include, a3.split_exclude), (a1.split_include, a1.split_exclude));
 }
 
 fn a1_params() -> TunnelParams {

@@ -11,6 +11,7 @@ use proto::auth;
 use proto::connect;
 use proto::cstp::{self, Deframer, Frame, PacketType};
 use proto::http::{self, Limits, Parsed};
+use proto::http_response::{self, BodyMode, ResponseLimits};
 
 const TYPES: [PacketType; 7] = [
     PacketType::DATA,
@@ -55,6 +56,19 @@ fn xmlish() -> impl Strategy<Value = Vec<u8>> {
         "</password>",
         "<opaque>",
         "</opaque>",
+        "<auth id=\"main\">",
+        "<form method=\"post\" action=\"/a\">",
+        "</form>",
+        "<input type=\"text\" name=\"u\" label=\"U:\"/>",
+        "<input type=\"hidden\" name=\"h\" value=\"&lt;\"/>",
+        "<select name=\"group_list\">",
+        "</select>",
+        "<option value=\"g\">",
+        "</option>",
+        "<message>",
+        "</message>",
+        "<session-token>",
+        "</session-token>",
         "<x/>",
         "<![CDATA[",
         "]]>",
@@ -78,6 +92,50 @@ fn xmlish() -> impl Strategy<Value = Vec<u8>> {
         "/",
     ]);
     prop::collection::vec(pieces, 0..60).prop_map(|v| v.concat().into_bytes())
+}
+
+/// Bytes that look like a CONNECT response often enough to get deep.
+fn responseish() -> impl Strategy<Value = Vec<u8>> {
+    let pieces = prop::sample::select(vec![
+        "HTTP/1.1 200 CONNECTED\r\n",
+        "HTTP/1.1 401 Unauthorized\r\n",
+        "HTTP/1.0 200 OK\r\n",
+        "X-CSTP-Address: 10.0.0.1\r\n",
+        "X-CSTP-Address: 2001:db8::1\r\n",
+        "X-CSTP-MTU: 1400\r\n",
+        "X-CSTP-MTU: 0\r\n",
+        "X-CSTP-Netmask: 255.255.255.0\r\n",
+        "X-CSTP-Split-Include: 10.0.0.0/255.0.0.0\r\n",
+        "X-CSTP-Split-Exclude: 10.0.0.0/33\r\n",
+        "X-CSTP-Idle-Timeout: none\r\n",
+        "X-CSTP-Rekey-Time: 99999999999\r\n",
+        "X-CSTP-Rekey-Method: ssl\r\n",
+        "X-DTLS-Port: 443\r\n",
+        "X-DTLS-App-ID: 0a\r\n",
+        "X-DTLS-App-ID: \u{e9}\u{e9}\r\n",
+        "X-DTLS-CipherSuite: PSK-NEGOTIATE\r\n",
+        "Content-Length: 2\r\n",
+        "\r\n",
+        ":",
+        "/",
+        " ",
+        "1",
+        "\u{0}",
+    ]);
+    prop::collection::vec(pieces, 0..30).prop_map(|v| v.concat().into_bytes())
+}
+
+/// Everything a device does with a CONNECT answer: parse the head, read it.
+fn exercise_connect_response(bytes: &[u8]) {
+    for mode in [BodyMode::HeadOnly, BodyMode::Delimited] {
+        if let Ok(Some((response, used))) = http_response::parse_response(bytes, mode, &ResponseLimits::default()) {
+            assert!(used <= bytes.len());
+            if let Ok(config) = connect::parse_connect_response(&response) {
+                assert!(config.mtu != 0);
+                assert!(config.dtls.is_none_or(|d| (1..=connect::APP_ID_MAX).contains(&d.app_id.len())));
+            }
+        }
+    }
 }
 
 /// Bytes that look like an HTTP head often enough to get deep.
@@ -125,6 +183,19 @@ fn exercise_http(bytes: &[u8], limits: &Limits) {
         let _ = connect::parse_connect(&request);
         let _ = auth::parse_client_auth(request.body);
         at += consumed;
+    }
+}
+
+/// Everything a device does with a gateway auth document: read it and, if
+/// it holds a form, answer it; the answer must be a document the gateway reads.
+fn exercise_server_auth(bytes: &[u8]) {
+    let Ok(auth) = auth::parse_server_auth(bytes) else { return };
+    let Some(form) = auth.form else { return };
+    let answers: Vec<(&str, &str)> = form.inputs.iter().map(|i| (i.name.as_str(), "v")).collect();
+    let reply = auth::auth_reply_xml(&answers, auth.opaque.as_deref());
+    match auth::parse_client_auth(reply.as_bytes()) {
+        Ok(_) | Err(auth::AuthXmlError::DuplicateField | auth::AuthXmlError::TooManyAnswers) => {}
+        Err(e) => panic!("the device wrote a document the gateway cannot read: {e}\n{}", *reply),
     }
 }
 
@@ -198,6 +269,22 @@ proptest! {
     fn xml_looking_bytes_never_panic(bytes in xmlish()) {
         let _ = auth::parse_client_auth(&bytes);
         let _ = auth::parse_auth_answers(&bytes);
+        exercise_server_auth(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_device_auth_parser(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        exercise_server_auth(&bytes);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_connect_response_reader(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+        exercise_connect_response(&bytes);
+    }
+
+    #[test]
+    fn response_looking_bytes_never_panic(bytes in responseish()) {
+        exercise_connect_response(&bytes);
     }
 
     #[test]

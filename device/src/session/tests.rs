@@ -193,8 +193,27 @@ fn login(now: Instant, gw: &mut Gateway, d: &mut DeviceSession) -> String {
     gw.read()
 }
 
+/// Appendix A.1's CONNECT answer from ocserv 1.1.6.
+const OCSERV_CONNECT: &str = "HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\n\
+X-CSTP-Server-Name: ocserv 1.1.6\r\nX-CSTP-Hostname: vm\r\nX-CSTP-DPD: 90\r\n\
+X-CSTP-Default-Domain: example.test\r\nX-CSTP-Address: 192.168.99.121\r\nX-CSTP-Netmask: 255.255.255.0\r\n\
+X-CSTP-DNS: 192.168.99.1\r\nX-CSTP-Split-Include: 10.99.0.0/255.255.0.0\r\nX-CSTP-Tunnel-All-DNS: false\r\n\
+X-CSTP-Client-Bypass-Protocol: false\r\nX-CSTP-Split-Exclude: 10.99.5.0/255.255.255.0\r\n\
+X-CSTP-Keepalive: 32400\r\nX-CSTP-Idle-Timeout: 1200\r\nX-CSTP-Smartcard-Removal-Disconnect: true\r\n\
+X-CSTP-Rekey-Time: 172820\r\nX-CSTP-Rekey-Method: ssl\r\nX-CSTP-Session-Timeout: 86400\r\n\
+X-CSTP-Session-Timeout-Remaining: 86400\r\nX-CSTP-Disconnected-Timeout: none\r\nX-CSTP-Keep: true\r\n\
+X-CSTP-TCP-Keepalive: true\r\nX-CSTP-License: accept\r\nX-DTLS-DPD: 90\r\nX-DTLS-Port: 443\r\n\
+X-DTLS-Rekey-Time: 172830\r\nX-DTLS-Rekey-Method: ssl\r\nX-DTLS-Keepalive: 32400\r\n\
+X-DTLS-App-ID: c355ae8c3eb0ce4d56b422e23226462ad942cad5becdd01dd6cf3d1cf8e25258\r\n\
+X-DTLS-CipherSuite: PSK-NEGOTIATE\r\nX-CSTP-Base-MTU: 1500\r\nX-CSTP-MTU: 1434\r\n\
+X-CSTP-Banner: Welcome to the test gateway\r\n\r\n";
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 fn ocserv_connect() -> String {
-    crate::tunnel::tests::OCSERV_CONNECT.replace("X-CSTP-DPD: 90", "X-CSTP-DPD: 30")
+    OCSERV_CONNECT.replace("X-CSTP-DPD: 90", "X-CSTP-DPD: 30")
 }
 
 #[test]
@@ -314,7 +333,7 @@ fn dtls_handshake(now: Instant, gw: &Gateway, d: &mut DeviceSession, app_id_hex:
     let mut hello = Vec::new();
     assert!(d.poll_datagram(&mut hello));
     let peeked = dtls::PeekedClientHello::parse(&hello).unwrap();
-    assert_eq!(crate::tunnel::tests::hex_of(&peeked.hello.session_id), app_id_hex);
+    assert_eq!(hex_of(&peeked.hello.session_id), app_id_hex);
 
     let mut acceptor = dtls_server(gw);
     let mut out = Vec::new();

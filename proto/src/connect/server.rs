@@ -1,5 +1,5 @@
-//! The CONNECT request that turns the HTTPS connection into a tunnel, and
-//! the response that configures it (protocol reference §3, traps §10.2–4).
+//! The gateway's half of CONNECT: reading the request (§3.1) and writing
+//! the response that configures the tunnel, or the refusal (§3.2–§3.3).
 //!
 //! The response is written byte by byte here rather than by an HTTP
 //! library: openconnect matches the `X-CSTP-` / `X-DTLS-` prefixes and the
@@ -9,21 +9,11 @@
 use core::fmt;
 use std::net::Ipv4Addr;
 
+use super::{
+    lower_hex, parse_decimal, DtlsParams, RekeyMethod, APP_ID_MAX, PSK_NEGOTIATE, SESSION_COOKIE, TUNNEL_PATH,
+};
 use crate::http::{self, HttpVersion, Request};
 use crate::ip::Ipv4Net;
-
-/// The only tunnel path openconnect requests (§3.1).
-pub const TUNNEL_PATH: &str = "/CSCOSSLC/tunnel";
-
-/// The session cookie's name, the one cookie replayed on CONNECT (§2.6).
-pub const SESSION_COOKIE: &str = "webvpn";
-
-/// The `X-DTLS-CipherSuite` token offering DTLS-PSK with the exporter key
-/// (§5.2, §5.3), and our answer selecting it.
-pub const PSK_NEGOTIATE: &str = "PSK-NEGOTIATE";
-
-/// App-ID bounds the client enforces; anything else fails the CONNECT (§3.2).
-pub const APP_ID_MAX: usize = 32;
 
 /// What the client asked for (§3.1).
 #[derive(Clone, PartialEq, Eq)]
@@ -128,7 +118,7 @@ pub fn parse_connect(req: &Request<'_>) -> Result<ConnectRequest, ConnectError> 
     if req.version != HttpVersion::Http11 {
         return Err(ConnectError::NotHttp11);
     }
-    let number = |name: &str, err: ConnectError| req.header(name).map(|v| parse_u16(v).ok_or(err)).transpose();
+    let number = |name: &str, err: ConnectError| req.header(name).map(|v| parse_decimal(v).ok_or(err)).transpose();
     let base_mtu = number("X-CSTP-Base-MTU", ConnectError::BadBaseMtu)?;
     let mtu = number("X-CSTP-MTU", ConnectError::BadMtu)?;
 
@@ -164,52 +154,11 @@ pub fn parse_connect(req: &Request<'_>) -> Result<ConnectRequest, ConnectError> 
     })
 }
 
-/// Decimal digits only (`str::parse` would also take a `+`).
-fn parse_u16(v: &str) -> Option<u16> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    v.parse().ok()
-}
-
 /// An IPv6 address, optionally with `/prefix` (the reconnect form of
 /// `X-CSTP-Address` for the IPv6 side, which this gateway does not assign).
 fn is_ipv6_address(v: &str) -> bool {
     let (addr, prefix) = v.split_once('/').unwrap_or((v, "128"));
     addr.parse::<std::net::Ipv6Addr>().is_ok() && prefix.parse::<u8>().is_ok_and(|p| p <= 128)
-}
-
-/// How the client renews keys after `X-CSTP-Rekey-Time` (§6.5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RekeyMethod {
-    /// Re-handshake the live TLS session: under TLS 1.3 a KeyUpdate, under
-    /// TLS 1.2 a renegotiation (which rustls refuses) — offer only on 1.3.
-    Ssl,
-    /// Close TLS and reconnect with the cookie.
-    NewTunnel,
-}
-
-impl RekeyMethod {
-    /// The header value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ssl => "ssl",
-            Self::NewTunnel => "new-tunnel",
-        }
-    }
-}
-
-/// The DTLS half of a tunnel offer (§3.3, §5.3). Only PSK-NEGOTIATE is
-/// offered: no legacy session resumption.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DtlsParams {
-    /// UDP port on the address the client reached over TLS.
-    pub port: u16,
-    /// The session's identifier in the DTLS ClientHello's `session_id`:
-    /// 1..=32 bytes, lower-case hex on the wire. Not secret.
-    pub app_id: Vec<u8>,
-    pub dpd_secs: u32,
-    pub keepalive_secs: u32,
 }
 
 /// Everything the CONNECT response tells the client (§3.3).
@@ -332,12 +281,6 @@ fn route(net: &Ipv4Net) -> String {
 
 fn seconds_or_none(secs: Option<u32>) -> String {
     secs.map_or_else(|| "none".to_owned(), |s| s.to_string())
-}
-
-/// Lower-case hex, as ocserv sends the App-ID (Appendix A.1).
-fn lower_hex(bytes: &[u8]) -> String {
-    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-    bytes.iter().flat_map(|&b| [digit(b >> 4), digit(b & 0x0f)]).collect()
 }
 
 /// `s` with every control character replaced by a space.

@@ -317,7 +317,7 @@ impl Shard {
             match msg {
                 ToShard::Grant(grant) => self.on_grant(*grant, now),
                 ToShard::Revoke(id) => self.on_revoke(id),
-                ToShard::TunWrite { session, packet } => self.on_cstp_packet(session, packet),
+                ToShard::TunWrite { packet, .. } => self.on_cstp_packet(packet),
             }
         }
     }

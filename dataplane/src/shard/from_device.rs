@@ -15,8 +15,8 @@ use proto::offload::{GsoType, Verdict, VnetHdr, VNET_HDR_LEN};
 use super::sessions::Session;
 use super::Shard;
 use crate::counters::ShardCounters;
+use crate::io::TxBuf;
 use crate::messages::FromShard;
-use crate::uring::TxBuf;
 
 /// What one record asks for; ranges are relative to the record's start.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,7 +10,6 @@
 //! report activity → ring control's doorbell if events were queued →
 //! publish counters.
 
-mod engine;
 pub mod fastpath;
 mod from_device;
 mod sessions;
@@ -30,13 +29,11 @@ use proto::offload::Coalescer;
 
 use crate::config::PoolIndex;
 use crate::counters::ShardCounters;
-use crate::handle::ShardInfo;
+use crate::info::ShardInfo;
+use crate::io::{Completion, EngineConfig, Io, SubmitError};
 use crate::messages::{FromShard, ShardId, ToShard};
 use crate::shared::{Doorbell, ShardShared};
 use crate::sys::{RawSockAddr, TunOffloads, TunSteering};
-use crate::uring::{Completion, EngineConfig, SubmitError};
-
-use engine::Io;
 use sessions::{Session, SessionTable};
 pub(crate) use to_device::{PACKET_AT, TAILROOM};
 use transmit::{Transmit, BATCH_BUFFERS};

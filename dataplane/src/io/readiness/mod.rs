@@ -5,12 +5,12 @@
 //! `read`/`write` per TUN packet.
 //!
 //! [`ReadinessEngine`] offers the io_uring engine's surface (the same
-//! [`Completion`](crate::uring::Completion)s, slot-holding rules and
-//! [`TxBuf`](crate::uring::TxBuf) ownership), so the shard drives either one
+//! [`Completion`](crate::io::Completion)s, slot-holding rules and
+//! [`TxBuf`](crate::io::TxBuf) ownership), so the shard drives either one
 //! the same way. The syscalls live in `sys::mmsg`; this module is safe code.
 
 #![forbid(unsafe_code)]
 
 mod engine;
 
-pub(crate) use engine::ReadinessEngine;
+pub(super) use engine::ReadinessEngine;

@@ -42,12 +42,11 @@ use std::ops::Range;
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use crate::handle::TunReadStyle;
+use crate::io::{Completion, EngineConfig, SubmitError, TunReadStyle, TxBuf};
 use crate::sys::{
     read_eventfd, read_fd, write_fd, Epoll, Interest, Outgoing, RawSockAddr, Readiness, RecvBatch, SendBatch,
     MMSG_BATCH,
 };
-use crate::uring::{Completion, EngineConfig, SubmitError, TxBuf};
 
 const UDP_TOKEN: u64 = 0;
 const TUN_TOKEN: u64 = 1;

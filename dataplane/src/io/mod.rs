@@ -10,6 +10,7 @@
 //! the same [`Completion`]s, so the shard's fast path is written once and
 //! dispatched by a `match` per call, never through a trait object.
 
+use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::RawFd;
@@ -62,11 +63,12 @@ pub(crate) enum Completion {
     TunPacket { bid: u16, len: usize },
     /// The doorbell rang: control or another shard queued something.
     Wake,
-    /// A send of `datagrams` datagrams (more than one: UDP GSO) finished
-    /// with `result` (bytes, or `-errno`); an owned buffer comes back for reuse.
-    Sent { result: i32, datagrams: u16, owned: Option<Vec<u8>> },
+    /// A send of `datagrams` datagrams (more than one: UDP GSO) finished:
+    /// the bytes sent, or the kernel's error (an OS error code, which
+    /// allocates nothing); an owned buffer comes back for reuse.
+    Sent { result: io::Result<usize>, datagrams: u16, owned: Option<Vec<u8>> },
     /// A TUN write finished, as [`Completion::Sent`].
-    TunWritten { result: i32, owned: Option<Vec<u8>> },
+    TunWritten { result: io::Result<usize>, owned: Option<Vec<u8>> },
     /// A receive failed or returned something unusable.
     ReceiveFailed,
 }

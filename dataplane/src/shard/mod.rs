@@ -246,26 +246,23 @@ impl Shard {
             // Clear before draining (see `shared`): later messages ring again.
             Completion::Wake => self.me.doorbell.clear(),
             Completion::Sent { result, datagrams, owned } => {
-                if result >= 0 {
-                    self.counters.tx_datagrams += u64::from(datagrams);
-                } else if datagrams > 1
-                    && self.tx.gso()
-                    && matches!(-result, libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)
-                {
-                    // The route's device cannot segment UDP (or checksum
-                    // it): one record per send from now on.
-                    self.tx.without_gso();
-                    self.counters.offload_refused += 1;
-                    self.counters.io_errors += 1;
-                } else {
-                    self.counters.io_errors += 1;
+                match result.map_err(|e| e.raw_os_error()) {
+                    Ok(_) => self.counters.tx_datagrams += u64::from(datagrams),
+                    Err(Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)) if datagrams > 1 && self.tx.gso() => {
+                        // The route's device cannot segment UDP (or checksum
+                        // it): one record per send from now on.
+                        self.tx.without_gso();
+                        self.counters.offload_refused += 1;
+                        self.counters.io_errors += 1;
+                    }
+                    Err(_) => self.counters.io_errors += 1,
                 }
                 if let Some(buf) = owned {
                     self.tx.buffers.give(buf);
                 }
             }
             Completion::TunWritten { result, owned } => {
-                if result >= 0 {
+                if result.is_ok() {
                     self.counters.tun_writes += 1;
                 } else {
                     self.counters.io_errors += 1;

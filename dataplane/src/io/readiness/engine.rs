@@ -32,7 +32,7 @@
 //! queued**, in order, and the fd is polled for `EPOLLOUT`: a burst the
 //! kernel cannot take right now is delayed, not dropped, and back-pressure
 //! reaches the shard as `OpTableFull` once the queue is full. Every other
-//! error fails that one transmit (its completion carries `-errno`, e.g.
+//! error fails that one transmit (its completion carries the `io::Error`, e.g.
 //! `ENOBUFS` from a full qdisc, which polling would not clear) and the rest
 //! carry on.
 
@@ -69,11 +69,6 @@ const TUN_TURN_LIMIT: usize = 256;
 
 fn round_up_64(n: usize) -> usize {
     n.div_ceil(64) * 64
-}
-
-/// `-errno` of a failed call, as io_uring completions report it.
-fn negative_errno(e: &io::Error) -> i32 {
-    -e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn is_would_block(e: &io::Error) -> bool {
@@ -418,11 +413,11 @@ impl ReadinessEngine {
             });
             match tx.send(*udp_fd, messages) {
                 // The head's bytes are gone, which pinning at submit rules out.
-                Ok(0) => self.complete_udp(-libc::EFAULT, out),
+                Ok(0) => self.complete_udp(Err(io::Error::from_raw_os_error(libc::EFAULT)), out),
                 Ok(sent) => {
                     for i in 0..sent {
                         let bytes = self.tx.sent_len(i).unwrap_or(0);
-                        self.complete_udp(i32::try_from(bytes).unwrap_or(i32::MAX), out);
+                        self.complete_udp(Ok(bytes), out);
                     }
                 }
                 Err(e) if is_would_block(&e) => {
@@ -430,13 +425,13 @@ impl ReadinessEngine {
                     return;
                 }
                 Err(e) if is_interrupted(&e) => {}
-                Err(e) => self.complete_udp(negative_errno(&e), out),
+                Err(e) => self.complete_udp(Err(e), out),
             }
         }
     }
 
     /// Ends the UDP queue's head with `result`.
-    fn complete_udp(&mut self, result: i32, out: &mut Vec<Completion>) {
+    fn complete_udp(&mut self, result: io::Result<usize>, out: &mut Vec<Completion>) {
         if let Some(t) = self.udp_queue.pop_front() {
             let owned = self.release(t.buf);
             out.push(Completion::Sent { result, datagrams: t.datagrams, owned });
@@ -451,15 +446,14 @@ impl ReadinessEngine {
                 Some(bytes) => write_fd(self.tun_fd, bytes),
                 None => Err(io::Error::from_raw_os_error(libc::EFAULT)),
             };
-            let result = match result {
-                Ok(n) => i32::try_from(n).unwrap_or(i32::MAX),
-                Err(e) if is_would_block(&e) => {
+            match &result {
+                Err(e) if is_would_block(e) => {
                     self.tun_blocked = true;
                     return;
                 }
-                Err(e) if is_interrupted(&e) => continue,
-                Err(e) => negative_errno(&e),
-            };
+                Err(e) if is_interrupted(e) => continue,
+                _ => {}
+            }
             if let Some(t) = self.tun_queue.pop_front() {
                 let owned = self.release(t.buf);
                 out.push(Completion::TunWritten { result, owned });
@@ -783,7 +777,7 @@ mod tests {
         let mut sent = Vec::new();
         rig.drive(|_, c| {
             if let Completion::Sent { result, datagrams, owned } = c {
-                sent.push((result, datagrams, owned));
+                sent.push((result.expect("sent"), datagrams, owned));
             }
             sent.len() == 2
         });
@@ -812,7 +806,7 @@ mod tests {
             }
             Completion::Sent { result, datagrams, owned } => {
                 assert!(replied);
-                assert_eq!((result, datagrams, owned), (4, 1, None));
+                assert_eq!((result.expect("sent"), datagrams, owned), (4, 1, None));
                 true
             }
             _ => false,
@@ -915,7 +909,7 @@ mod tests {
         let mut back = 0;
         rig.drive(|_, c| {
             if let Completion::Sent { result, owned, .. } = c {
-                assert_eq!(result, 1);
+                assert_eq!(result.expect("sent"), 1);
                 assert_eq!(owned, Some(vec![1]));
                 back += 1;
             }
@@ -959,7 +953,7 @@ mod tests {
                 false
             }
             Completion::TunWritten { result, owned } => {
-                assert_eq!(Some(result), echoed.and_then(|l| i32::try_from(l).ok()));
+                assert_eq!(result.ok(), echoed);
                 assert_eq!(owned, None);
                 true
             }
@@ -981,7 +975,7 @@ mod tests {
         rig.engine.write_tun(TxBuf::Owned(packet.clone()), 0..len).expect("queue");
         rig.drive(|_, c| match c {
             Completion::TunWritten { result, owned } => {
-                assert_eq!(result, i32::try_from(len).expect("len"));
+                assert_eq!(result.expect("written"), len);
                 assert_eq!(owned.as_deref(), Some(&packet[..]));
                 true
             }

@@ -105,6 +105,11 @@ fn errno(res: i32) -> i32 {
     -res
 }
 
+/// A transmit's CQE result as the engines report it: bytes, or the error.
+fn transmitted(res: i32) -> io::Result<usize> {
+    usize::try_from(res).map_err(|_| io::Error::from_raw_os_error(errno(res)))
+}
+
 /// SINGLE_ISSUER|DEFER_TASKRUN (completions run only when this thread waits
 /// for them), or no flags where the kernel refuses that with EINVAL.
 fn build_ring(entries: u32) -> io::Result<(IoUring, RingSetup)> {
@@ -392,9 +397,9 @@ impl Engine {
                     _ => None,
                 };
                 out.push(if kind == OpKind::UdpSend {
-                    Completion::Sent { result: res, datagrams, owned }
+                    Completion::Sent { result: transmitted(res), datagrams, owned }
                 } else {
-                    Completion::TunWritten { result: res, owned }
+                    Completion::TunWritten { result: transmitted(res), owned }
                 });
             }
         }

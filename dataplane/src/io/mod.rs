@@ -97,6 +97,16 @@ pub(crate) enum TxBuf {
     Owned(Vec<u8>),
 }
 
+/// Datagrams a send of `len` bytes puts on the wire: one, or with UDP GSO
+/// one per `segment` bytes, the last possibly shorter. Both engines report
+/// it in [`Completion::Sent`].
+pub(crate) fn datagrams(len: usize, segment: Option<u16>) -> u16 {
+    match segment {
+        Some(size) if size > 0 => u16::try_from(len.div_ceil(usize::from(size))).unwrap_or(u16::MAX),
+        _ => 1,
+    }
+}
+
 /// How a shard's io_uring was set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RingSetup {

@@ -143,11 +143,7 @@ impl ReadinessEngine {
             self.release(buf);
             return Err(SubmitError::OpTableFull);
         }
-        let len = range.end - range.start;
-        let datagrams = match segment {
-            Some(size) if size > 0 => u16::try_from(len.div_ceil(usize::from(size))).unwrap_or(u16::MAX),
-            _ => 1,
-        };
+        let datagrams = crate::io::datagrams(range.end - range.start, segment);
         self.udp_queue.push_back(UdpTransmit { buf, range, peer: *peer, segment, datagrams });
         Ok(())
     }

@@ -499,10 +499,7 @@ impl Engine {
         slot.msg.msg_namelen = name_len;
         slot.msg.msg_iov = &raw mut slot.iov;
         slot.msg.msg_iovlen = 1;
-        slot.datagrams = match segment {
-            Some(size) if size > 0 => u16::try_from(len.div_ceil(u32::from(size))).unwrap_or(u16::MAX),
-            _ => 1,
-        };
+        slot.datagrams = crate::io::datagrams(len as usize, segment);
         match segment {
             Some(size) => {
                 slot.cmsg = SegmentCmsg::new(size);

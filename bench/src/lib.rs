@@ -67,7 +67,7 @@ pub const SCENARIOS: &[Scenario] = &[
     },
     Scenario {
         name: "classify-ipv4-1000",
-        about: "1000 IPv4 packets: Ipv4Packet::new_checked, source check, Policy::allows (4 networks)",
+        about: "1000 IPv4 packets through Policy::admit: header check, source check, 4 allowed networks",
         run: classify::ipv4_1000,
     },
     Scenario {

@@ -12,6 +12,7 @@ use proto::grant::SessionId;
 
 use crate::config::{DataplaneConfig, PoolIndex};
 use crate::counters::ShardCounters;
+use crate::info::{DataplaneInfo, ShardInfo};
 use crate::messages::{FromShard, ShardId, ToShard};
 use crate::shard::{self, ShardContext, PACKET_AT, TAILROOM};
 use crate::shared::{Doorbell, ShardShared};
@@ -29,72 +30,6 @@ const SUPER_READ: usize = proto::offload::VNET_HDR_LEN + 65_535;
 /// Smallest UDP payload a receive slot holds whole (a handshake flight or
 /// an Ethernet-sized record always fits).
 const MIN_UDP_PAYLOAD: usize = 2048;
-
-/// How a shard's io_uring was set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RingSetup {
-    /// `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`.
-    SingleIssuerDeferTaskrun,
-    /// No setup flags: the kernel refused the above with EINVAL.
-    Plain,
-}
-
-/// How a shard reads its TUN queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TunReadStyle {
-    /// One multishot read (`IORING_OP_READ_MULTISHOT`) over a provided-buffer ring.
-    Multishot,
-    /// This many one-shot reads in flight, each picking a buffer from the
-    /// same ring (multishot read unsupported or refused by the device).
-    ReadPool(u16),
-}
-
-/// What one shard started with.
-#[derive(Debug, Clone)]
-pub struct ShardInfo {
-    pub shard: ShardId,
-    /// Core the thread is pinned to, if pinning was asked for and worked.
-    pub core: Option<usize>,
-    /// The I/O engine: "io_uring", or the readiness engine's description.
-    pub io: &'static str,
-    /// Why the readiness engine runs although io_uring was asked for
-    /// (`IoBackend::Auto`).
-    pub io_fallback: Option<String>,
-    /// io_uring set-up flags (`None` for the readiness engine).
-    pub ring_setup: Option<RingSetup>,
-    /// io_uring operations name the UDP socket, TUN queue and doorbell by
-    /// the ring's registered file table (false: raw descriptors, or the
-    /// readiness engine).
-    pub fixed_files: bool,
-    /// TUN writes from receive slots are `WRITE_FIXED` from the ring's
-    /// registered buffers.
-    pub fixed_buffers: bool,
-    /// As chosen at start-up; a device refusing multishot reads switches to
-    /// a read pool on first use.
-    pub tun_reads: TunReadStyle,
-    /// Provided buffers for UDP receives.
-    pub buffers: u16,
-    /// Provided buffers for TUN reads (64 KiB each with TSO).
-    pub tun_buffers: u16,
-    /// Offloads the TUN queue runs with; `None`: no vnet header (offloads
-    /// off in the configuration, or `IFF_VNET_HDR` refused).
-    pub tun_offloads: Option<TunOffloads>,
-    /// The UDP socket coalesces received datagrams (`UDP_GRO`).
-    pub udp_gro: bool,
-}
-
-/// What started, for control to log (the data plane logs nothing itself).
-#[derive(Debug, Clone)]
-pub struct DataplaneInfo {
-    pub tun_name: String,
-    /// How TUN reads reach the shard owning their session: `Ok(())` with
-    /// the steering eBPF program keyed on the pool, or why the kernel's
-    /// flow hash is used instead (and packets cross shards).
-    pub steering: Result<(), String>,
-    /// The address every shard's socket is bound to.
-    pub udp_local: SocketAddr,
-    pub shards: Vec<ShardInfo>,
-}
 
 /// The running data plane. Dropping it stops and joins the shards.
 #[derive(Debug)]

@@ -45,27 +45,29 @@
 //! # Unsafe
 //!
 //! Only `sys` (sockets, ioctls, eventfd, bpf, epoll and mmsg syscalls) and
-//! `uring` (io_uring, shared buffers) may use it; every block says why it
-//! is sound.
+//! `io::uring` (io_uring, shared buffers) may use it; every block says why
+//! it is sound. The rest of `io` (the seam both engines share, and the
+//! readiness engine) is safe code.
 
 #![deny(unsafe_code)]
 
 mod config;
 mod counters;
 mod handle;
+mod info;
+mod io;
 pub mod latency;
 mod messages;
-mod readiness;
 mod shard;
 mod shared;
 #[allow(unsafe_code)]
 mod sys;
-#[allow(unsafe_code)]
-mod uring;
 
 pub use config::{DataplaneConfig, IoBackend, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
-pub use handle::{Dataplane, DataplaneInfo, RingSetup, ShardInfo, TunReadStyle};
+pub use handle::Dataplane;
+pub use info::{DataplaneInfo, ShardInfo};
+pub use io::{RingSetup, TunReadStyle};
 pub use latency::TurnLatency;
 pub use messages::{FromShard, ShardId, ToShard};
 pub use shard::fastpath;

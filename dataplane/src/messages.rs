@@ -24,13 +24,14 @@ pub enum ToShard {
     Grant(Box<SessionGrant>),
     /// Forget the session (its keys are wiped on drop).
     Revoke(SessionId),
-    /// A device packet that arrived over CSTP, to be written to the TUN.
-    /// If the session is granted on this shard (see
-    /// [`owner_of`](crate::Dataplane::owner_of)) it passes the same checks
-    /// as a DTLS DATA record: inner source is the session's address, the
-    /// destination is allowed by its policy. Any other shard can check only
-    /// the source (the pool address of `session`); the destination policy of
-    /// a session without a DTLS grant is control's to enforce.
+    /// A device packet that arrived over CSTP for `session`, to be written
+    /// to the TUN. Control admitted it with the rule a shard applies to a
+    /// DTLS DATA record, [`Policy::admit`](proto::grant::Policy::admit) with
+    /// the session's address and policy, and trimmed it to its total length
+    /// ([`Admitted::trim`](proto::grant::Admitted::trim)). The shard checks
+    /// it no further and writes it as given, whether or not it holds the
+    /// session's grant: one check per packet, and the one with the
+    /// session's policy at hand. Failed writes count as `io_errors`.
     TunWrite { session: SessionId, packet: Vec<u8> },
 }
 

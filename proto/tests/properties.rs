@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use proto::auth;
 use proto::connect;
 use proto::cstp::{self, Deframer, Frame, PacketType};
+use proto::grant::Policy;
 use proto::http::{self, Limits, Parsed};
 use proto::http_response::{self, BodyMode, ResponseLimits};
 
@@ -298,6 +299,26 @@ proptest! {
         }
         let _ = cstp::classify_disconnect(&bytes);
         let _ = cstp::disconnect_reason(&bytes);
+    }
+
+    #[test]
+    fn admission_gives_a_verdict_for_any_bytes(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..128),
+        src_is_session in any::<bool>(),
+    ) {
+        // Mostly IPv4 with a plausible IHL, so the later rules are reached too.
+        if let Some(first) = bytes.first_mut() {
+            *first = 0x45;
+        }
+        let address = std::net::Ipv4Addr::new(10, 9, 0, 2);
+        if src_is_session && bytes.len() >= 16 {
+            bytes[12..16].copy_from_slice(&address.octets());
+        }
+        let policy = Policy { allowed: vec!["0.0.0.0/1".parse().unwrap()] };
+        if let Ok(admitted) = policy.admit(address, &bytes) {
+            prop_assert!(admitted.total_len >= 20 && admitted.total_len <= bytes.len());
+            prop_assert_eq!(admitted.trim(&bytes).len(), admitted.total_len);
+        }
     }
 
 }

@@ -67,9 +67,10 @@ pub fn open_record(
     super::from_device::open_record(record, &mut session.0, counters, now)
 }
 
-/// The policy every device packet passes (DTLS or CSTP): a well-formed IPv4
-/// packet from the session's address to a destination it may reach. Returns
-/// the packet's length by its header.
+/// The admission step of a DATA record as the shard takes it:
+/// [`Policy::admit`](proto::grant::Policy::admit) with the session's address
+/// and policy, a refusal counted in `counters`. Returns the packet's length
+/// by its header.
 #[inline]
 pub fn admit(packet: &[u8], session: &DeviceSession, counters: &mut ShardCounters) -> Option<usize> {
     super::from_device::admit(packet, &session.0, counters)

@@ -9,15 +9,14 @@ use std::time::Instant;
 use dtls::record::Record;
 use dtls::{ContentType, OpenError};
 use proto::cstp::PacketType;
-use proto::grant::SessionId;
-use proto::ip::{IpError, Ipv4Packet};
+use proto::grant::{Refusal, SessionId};
 use proto::offload::{GsoType, Verdict, VnetHdr, VNET_HDR_LEN};
 
 use super::sessions::Session;
 use super::Shard;
 use crate::counters::ShardCounters;
+use crate::io::TxBuf;
 use crate::messages::FromShard;
-use crate::uring::TxBuf;
 
 /// What one record asks for; ranges are relative to the record's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,31 +31,24 @@ pub enum RecordAction {
     Disconnect(SessionId),
 }
 
-/// The policy every device packet passes, whether it came over DTLS or
-/// CSTP: a well-formed IPv4 packet, sourced from the session's assigned
-/// address, to a destination the session may reach. Returns the packet's
-/// length by its header.
+/// Passes an opened DTLS DATA packet through the session's admission rule,
+/// [`Policy::admit`](proto::grant::Policy::admit) (control applies the same
+/// to CSTP packets), counting a refusal under the drop counter named for
+/// it. Returns the packet's length by its header.
 pub(super) fn admit(packet: &[u8], session: &Session, counters: &mut ShardCounters) -> Option<usize> {
-    let ip = match Ipv4Packet::new_checked(packet) {
-        Ok(ip) => ip,
-        Err(IpError::NotIpv4) => {
-            counters.drop_not_ipv4 += 1;
-            return None;
+    match session.policy.admit(session.address, packet) {
+        Ok(admitted) => Some(admitted.total_len),
+        Err(refusal) => {
+            let counter = match refusal {
+                Refusal::NotIpv4 => &mut counters.drop_not_ipv4,
+                Refusal::Malformed => &mut counters.drop_malformed,
+                Refusal::SpoofedSource => &mut counters.drop_spoofed_source,
+                Refusal::Denied => &mut counters.drop_policy,
+            };
+            *counter += 1;
+            None
         }
-        Err(_) => {
-            counters.drop_malformed += 1;
-            return None;
-        }
-    };
-    if ip.src() != session.address {
-        counters.drop_spoofed_source += 1;
-        return None;
     }
-    if !session.policy.allows(ip.dst()) {
-        counters.drop_policy += 1;
-        return None;
-    }
-    Some(ip.total_len())
 }
 
 /// Opens the record at the start of `rec` and decides what it asks for.
@@ -269,42 +261,22 @@ impl Shard {
         self.emit(FromShard::Handshake { shard: self.id, peer, datagram });
     }
 
-    /// A device packet that arrived over CSTP, sent by control.
-    pub(super) fn on_cstp_packet(&mut self, id: SessionId, packet: Vec<u8>) {
-        let len = match self.sessions.slot_by_offset(id.0).and_then(|s| self.sessions.get_mut(s)) {
-            Some(session) => admit(&packet, session, &mut self.counters),
-            None => self.admit_ungranted(id, &packet),
-        };
-        let Some(len) = len else { return };
-        let framed = if self.vnet {
-            let mut framed = Vec::with_capacity(VNET_HDR_LEN + len);
+    /// A device packet that arrived over CSTP. Control admitted and
+    /// trimmed it (see [`ToShard::TunWrite`](crate::ToShard::TunWrite)): it
+    /// is written as given.
+    pub(super) fn on_cstp_packet(&mut self, packet: Vec<u8>) {
+        let submitted = if self.vnet {
+            // Every write to a vnet queue starts with the header, and
+            // control's buffer has no room in front for it.
+            let mut framed = Vec::with_capacity(VNET_HDR_LEN + packet.len());
             framed.extend_from_slice(&VnetHdr::NONE.to_bytes());
-            framed.extend_from_slice(packet.get(..len).unwrap_or_default());
-            framed
+            framed.extend_from_slice(&packet);
+            let len = framed.len();
+            self.engine.write_tun(TxBuf::Owned(framed), 0..len)
         } else {
-            packet
+            let len = packet.len();
+            self.engine.write_tun(TxBuf::Owned(packet), 0..len)
         };
-        let total = framed.len().min(len + if self.vnet { VNET_HDR_LEN } else { 0 });
-        let submitted = self.engine.write_tun(TxBuf::Owned(framed), 0..total);
         self.count_refused(submitted);
-    }
-
-    /// The check a shard can make for a session it holds no grant for: the
-    /// inner source must be the pool address of `id` (control, which holds
-    /// that session's policy, has checked the destination).
-    fn admit_ungranted(&mut self, id: SessionId, packet: &[u8]) -> Option<usize> {
-        let Some(address) = self.pool.address_of(id) else {
-            self.counters.drop_no_session += 1;
-            return None;
-        };
-        let Ok(ip) = Ipv4Packet::new_checked(packet) else {
-            self.counters.drop_malformed += 1;
-            return None;
-        };
-        if ip.src() != address {
-            self.counters.drop_spoofed_source += 1;
-            return None;
-        }
-        Some(ip.total_len())
     }
 }

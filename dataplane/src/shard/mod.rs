@@ -10,7 +10,6 @@
 //! report activity → ring control's doorbell if events were queued →
 //! publish counters.
 
-mod engine;
 pub mod fastpath;
 mod from_device;
 mod sessions;
@@ -30,13 +29,11 @@ use proto::offload::Coalescer;
 
 use crate::config::PoolIndex;
 use crate::counters::ShardCounters;
-use crate::handle::ShardInfo;
+use crate::info::ShardInfo;
+use crate::io::{Completion, EngineConfig, Io, SubmitError};
 use crate::messages::{FromShard, ShardId, ToShard};
 use crate::shared::{Doorbell, ShardShared};
 use crate::sys::{RawSockAddr, TunOffloads, TunSteering};
-use crate::uring::{Completion, EngineConfig, SubmitError};
-
-use engine::Io;
 use sessions::{Session, SessionTable};
 pub(crate) use to_device::{PACKET_AT, TAILROOM};
 use transmit::{Transmit, BATCH_BUFFERS};
@@ -249,26 +246,23 @@ impl Shard {
             // Clear before draining (see `shared`): later messages ring again.
             Completion::Wake => self.me.doorbell.clear(),
             Completion::Sent { result, datagrams, owned } => {
-                if result >= 0 {
-                    self.counters.tx_datagrams += u64::from(datagrams);
-                } else if datagrams > 1
-                    && self.tx.gso()
-                    && matches!(-result, libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)
-                {
-                    // The route's device cannot segment UDP (or checksum
-                    // it): one record per send from now on.
-                    self.tx.without_gso();
-                    self.counters.offload_refused += 1;
-                    self.counters.io_errors += 1;
-                } else {
-                    self.counters.io_errors += 1;
+                match result.map_err(|e| e.raw_os_error()) {
+                    Ok(_) => self.counters.tx_datagrams += u64::from(datagrams),
+                    Err(Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)) if datagrams > 1 && self.tx.gso() => {
+                        // The route's device cannot segment UDP (or checksum
+                        // it): one record per send from now on.
+                        self.tx.without_gso();
+                        self.counters.offload_refused += 1;
+                        self.counters.io_errors += 1;
+                    }
+                    Err(_) => self.counters.io_errors += 1,
                 }
                 if let Some(buf) = owned {
                     self.tx.buffers.give(buf);
                 }
             }
             Completion::TunWritten { result, owned } => {
-                if result >= 0 {
+                if result.is_ok() {
                     self.counters.tun_writes += 1;
                 } else {
                     self.counters.io_errors += 1;
@@ -317,7 +311,7 @@ impl Shard {
             match msg {
                 ToShard::Grant(grant) => self.on_grant(*grant, now),
                 ToShard::Revoke(id) => self.on_revoke(id),
-                ToShard::TunWrite { session, packet } => self.on_cstp_packet(session, packet),
+                ToShard::TunWrite { packet, .. } => self.on_cstp_packet(packet),
             }
         }
     }

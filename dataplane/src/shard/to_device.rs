@@ -30,8 +30,8 @@ use super::sessions::Session;
 use super::transmit::Transmit;
 use super::Shard;
 use crate::counters::ShardCounters;
+use crate::io::TxBuf;
 use crate::messages::{CrossPacket, FromShard};
-use crate::uring::TxBuf;
 
 /// Where the IP packet starts in a TUN slot or cross-shard frame.
 pub(crate) const PACKET_AT: usize = MAX_HEADROOM + 1;

@@ -4,7 +4,7 @@
 //! the doorbell eventfd.
 //!
 //! Every wrapper takes slices and checks them, so the engine built on top
-//! (`crate::readiness`) needs no `unsafe`. The file descriptors are plain
+//! (`crate::io::readiness`) needs no `unsafe`. The file descriptors are plain
 //! `RawFd`s, as the io_uring engine takes them: the shard owns them and
 //! outlives its engine, and a stale number can only make a call fail, not
 //! touch memory.

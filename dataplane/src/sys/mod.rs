@@ -1,7 +1,7 @@
 //! Thin, checked wrappers over the system calls the data plane needs besides
 //! io_uring: eventfd, UDP sockets in a `SO_REUSEPORT` group, and the TUN
 //! device with its interface configuration. Every `unsafe` block sits here or
-//! in `uring`, and says why it is sound.
+//! in `io::uring`, and says why it is sound.
 
 mod cmsg;
 mod eventfd;

@@ -4,19 +4,8 @@
 //! address) from submission until the completion is reaped. The table is
 //! allocated once and never grows, so those addresses stay put.
 
+use crate::io::TxBuf;
 use crate::sys::{RawSockAddr, SegmentCmsg};
-
-/// Memory an outgoing operation reads from.
-#[derive(Debug)]
-pub(crate) enum TxBuf {
-    /// A UDP receive slot (e.g. a decrypted packet written to the TUN, or a
-    /// DPD reply sealed where the request was).
-    Udp(u16),
-    /// A TUN read slot (a packet sealed in place for a device).
-    Tun(u16),
-    /// A heap buffer (a CSTP packet from control, a cross-shard frame).
-    Owned(Vec<u8>),
-}
 
 /// What an in-flight operation is.
 #[derive(Debug)]

@@ -5,5 +5,4 @@ mod buffers;
 mod engine;
 mod ops;
 
-pub(crate) use engine::{Completion, Engine, EngineConfig, SubmitError};
-pub(crate) use ops::TxBuf;
+pub(super) use engine::Engine;

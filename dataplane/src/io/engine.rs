@@ -1,18 +1,20 @@
-//! The shard's I/O engine: io_uring, or the readiness engine (epoll +
-//! `recvmmsg`/`sendmmsg`) where io_uring is unavailable or configured off.
-//! Both offer the same surface; a `match` per call dispatches statically.
+//! Which engine a shard runs, and the dispatch to it: io_uring, or the
+//! readiness engine (epoll + `recvmmsg`/`sendmmsg`) where io_uring is
+//! unavailable or configured off. Both offer the same surface; a `match`
+//! per call dispatches statically (no trait object on the packet path).
 
 use std::io;
 use std::ops::Range;
 use std::time::Duration;
 
+use super::readiness::ReadinessEngine;
+use super::uring::Engine;
+use super::{Completion, EngineConfig, RingSetup, SubmitError, TunReadStyle, TxBuf};
 use crate::config::IoBackend;
-use crate::handle::{RingSetup, TunReadStyle};
-use crate::readiness::ReadinessEngine;
 use crate::sys::RawSockAddr;
-use crate::uring::{Completion, Engine, EngineConfig, SubmitError, TxBuf};
 
-pub(super) enum Io {
+/// The engine one shard runs, chosen once by [`Io::new`].
+pub(crate) enum Io {
     Uring(Engine),
     Readiness(ReadinessEngine),
 }
@@ -29,7 +31,7 @@ impl core::fmt::Debug for Io {
 impl Io {
     /// The engine `backend` asks for. `Auto` falls back to readiness when
     /// io_uring cannot be set up, and says why in the second value.
-    pub(super) fn new(cfg: &EngineConfig, backend: IoBackend) -> io::Result<(Io, Option<String>)> {
+    pub(crate) fn new(cfg: &EngineConfig, backend: IoBackend) -> io::Result<(Io, Option<String>)> {
         match backend {
             IoBackend::IoUring => Ok((Io::Uring(Engine::new(cfg)?), None)),
             IoBackend::Readiness => Ok((Io::Readiness(ReadinessEngine::new(cfg)?), None)),
@@ -47,35 +49,35 @@ impl Io {
         }
     }
 
-    pub(super) fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match self {
             Io::Uring(_) => "io_uring",
             Io::Readiness(e) => e.describe(),
         }
     }
 
-    pub(super) fn ring_setup(&self) -> Option<RingSetup> {
+    pub(crate) fn ring_setup(&self) -> Option<RingSetup> {
         match self {
             Io::Uring(e) => Some(e.setup()),
             Io::Readiness(_) => None,
         }
     }
 
-    pub(super) fn fixed_files(&self) -> bool {
+    pub(crate) fn fixed_files(&self) -> bool {
         match self {
             Io::Uring(e) => e.fixed_files(),
             Io::Readiness(_) => false,
         }
     }
 
-    pub(super) fn fixed_buffers(&self) -> bool {
+    pub(crate) fn fixed_buffers(&self) -> bool {
         match self {
             Io::Uring(e) => e.fixed_buffers(),
             Io::Readiness(_) => false,
         }
     }
 
-    pub(super) fn tun_style(&self) -> TunReadStyle {
+    pub(crate) fn tun_style(&self) -> TunReadStyle {
         match self {
             Io::Uring(e) => e.tun_style(),
             Io::Readiness(e) => e.tun_style(),
@@ -83,7 +85,7 @@ impl Io {
     }
 
     #[inline]
-    pub(super) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<()> {
         match self {
             Io::Uring(e) => e.wait(timeout, out),
             Io::Readiness(e) => e.wait(timeout, out),
@@ -91,7 +93,7 @@ impl Io {
     }
 
     #[inline]
-    pub(super) fn udp_slot(&mut self, bid: u16) -> Option<&mut [u8]> {
+    pub(crate) fn udp_slot(&mut self, bid: u16) -> Option<&mut [u8]> {
         match self {
             Io::Uring(e) => e.udp_slot(bid),
             Io::Readiness(e) => e.udp_slot(bid),
@@ -99,7 +101,7 @@ impl Io {
     }
 
     #[inline]
-    pub(super) fn tun_slot(&mut self, bid: u16) -> Option<&mut [u8]> {
+    pub(crate) fn tun_slot(&mut self, bid: u16) -> Option<&mut [u8]> {
         match self {
             Io::Uring(e) => e.tun_slot(bid),
             Io::Readiness(e) => e.tun_slot(bid),
@@ -107,7 +109,7 @@ impl Io {
     }
 
     #[inline]
-    pub(super) fn send_to(
+    pub(crate) fn send_to(
         &mut self,
         buf: TxBuf,
         range: Range<usize>,
@@ -121,7 +123,7 @@ impl Io {
     }
 
     #[inline]
-    pub(super) fn write_tun(&mut self, buf: TxBuf, range: Range<usize>) -> Result<(), SubmitError> {
+    pub(crate) fn write_tun(&mut self, buf: TxBuf, range: Range<usize>) -> Result<(), SubmitError> {
         match self {
             Io::Uring(e) => e.write_tun(buf, range),
             Io::Readiness(e) => e.write_tun(buf, range),

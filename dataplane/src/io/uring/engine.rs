@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
-use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
@@ -15,8 +14,8 @@ use io_uring::types::{self, CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec}
 use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::buffers::{ProvidedBuffers, SlotLayout};
-use super::ops::{recv_template, Op, OpKind, OpTable, TxBuf};
-use crate::handle::{RingSetup, TunReadStyle};
+use super::ops::{recv_template, Op, OpKind, OpTable};
+use crate::io::{Completion, EngineConfig, RingSetup, SubmitError, TunReadStyle, TxBuf};
 use crate::sys::{parse_sockaddr, RawSockAddr, SegmentCmsg};
 
 const UDP_GROUP: u16 = 0;
@@ -33,64 +32,6 @@ const RECVMSG_OUT_LEN: usize = 16;
 const TUN_READ_POOL: u16 = 16;
 /// How long shutdown waits for in-flight operations before leaking their memory.
 const QUIESCE_LIMIT: Duration = Duration::from_secs(2);
-
-/// What the engine is built over.
-#[derive(Debug, Clone)]
-pub(crate) struct EngineConfig {
-    pub(crate) entries: u32,
-    pub(crate) udp_fd: RawFd,
-    pub(crate) tun_fd: RawFd,
-    pub(crate) wake_fd: RawFd,
-    /// Slots in the UDP buffer group (a power of two).
-    pub(crate) udp_buffers: u16,
-    /// Slots in the TUN buffer group (a power of two).
-    pub(crate) tun_buffers: u16,
-    /// Largest UDP payload received whole.
-    pub(crate) udp_payload: usize,
-    /// Headroom in front of each TUN read (the kernel fills from here).
-    pub(crate) tun_headroom: usize,
-    /// Largest TUN read (vnet header included, if any) received whole.
-    pub(crate) tun_packet: usize,
-    /// Room behind each TUN packet.
-    pub(crate) tun_tailroom: usize,
-    /// Transmits (sends and TUN writes) in flight or queued at once.
-    pub(crate) transmits: u32,
-}
-
-/// Something the shard must look at.
-#[derive(Debug)]
-pub(crate) enum Completion {
-    /// A datagram in UDP slot `bid`: `payload` is its range in the slot.
-    Datagram {
-        bid: u16,
-        peer: Option<SocketAddr>,
-        payload: Range<usize>,
-        truncated: bool,
-        /// UDP GRO coalesced datagrams of this size (the last possibly
-        /// shorter) into `payload`.
-        segment: Option<u16>,
-    },
-    /// A packet in TUN slot `bid`, `len` bytes from the slot's headroom.
-    TunPacket { bid: u16, len: usize },
-    /// The doorbell rang: control or another shard queued something.
-    Wake,
-    /// A send of `datagrams` datagrams (more than one: UDP GSO) finished
-    /// with `result` (bytes, or `-errno`); an owned buffer comes back for reuse.
-    Sent { result: i32, datagrams: u16, owned: Option<Vec<u8>> },
-    /// A TUN write finished, as [`Completion::Sent`].
-    TunWritten { result: i32, owned: Option<Vec<u8>> },
-    /// A receive failed or returned something unusable.
-    ReceiveFailed,
-}
-
-/// Why a transmit was not submitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SubmitError {
-    /// Every op-table slot is in flight.
-    OpTableFull,
-    /// The buffer is not held in this batch, or the range lies outside it.
-    BadBuffer,
-}
 
 /// Memory the kernel may read or write through pointers in SQEs.
 #[derive(Debug)]
@@ -162,6 +103,11 @@ fn round_up_64(n: usize) -> usize {
 
 fn errno(res: i32) -> i32 {
     -res
+}
+
+/// A transmit's CQE result as the engines report it: bytes, or the error.
+fn transmitted(res: i32) -> io::Result<usize> {
+    usize::try_from(res).map_err(|_| io::Error::from_raw_os_error(errno(res)))
 }
 
 /// SINGLE_ISSUER|DEFER_TASKRUN (completions run only when this thread waits
@@ -451,9 +397,9 @@ impl Engine {
                     _ => None,
                 };
                 out.push(if kind == OpKind::UdpSend {
-                    Completion::Sent { result: res, datagrams, owned }
+                    Completion::Sent { result: transmitted(res), datagrams, owned }
                 } else {
-                    Completion::TunWritten { result: res, owned }
+                    Completion::TunWritten { result: transmitted(res), owned }
                 });
             }
         }
@@ -553,10 +499,7 @@ impl Engine {
         slot.msg.msg_namelen = name_len;
         slot.msg.msg_iov = &raw mut slot.iov;
         slot.msg.msg_iovlen = 1;
-        slot.datagrams = match segment {
-            Some(size) if size > 0 => u16::try_from(len.div_ceil(u32::from(size))).unwrap_or(u16::MAX),
-            _ => 1,
-        };
+        slot.datagrams = crate::io::datagrams(len as usize, segment);
         match segment {
             Some(size) => {
                 slot.cmsg = SegmentCmsg::new(size);

@@ -69,6 +69,6 @@ pub use handle::Dataplane;
 pub use info::{DataplaneInfo, ShardInfo};
 pub use io::{RingSetup, TunReadStyle};
 pub use latency::TurnLatency;
-pub use messages::{FromShard, ShardId, ToShard};
+pub use messages::{FromShard, ShardId, ToShard, TUN_WRITE_HEADROOM};
 pub use shard::fastpath;
 pub use sys::TunOffloads;

@@ -32,7 +32,25 @@ pub enum ToShard {
     /// it no further and writes it as given, whether or not it holds the
     /// session's grant: one check per packet, and the one with the
     /// session's policy at hand. Failed writes count as `io_errors`.
-    TunWrite { session: SessionId, packet: Vec<u8> },
+    ///
+    /// The packet is `frame[TUN_WRITE_HEADROOM..]`; the bytes in front are
+    /// room for the TUN's virtio header, so the packet is written from the
+    /// buffer it came in (control copies it out of the TLS stream once,
+    /// already with that room: [`proto::cstp::Deframer::next_frame_with_headroom`]).
+    TunWrite { session: SessionId, frame: Vec<u8> },
+}
+
+/// Bytes in front of the packet in [`ToShard::TunWrite`]'s frame.
+pub const TUN_WRITE_HEADROOM: usize = proto::offload::VNET_HDR_LEN;
+
+impl ToShard {
+    /// A [`ToShard::TunWrite`] of `packet`, copied behind the headroom.
+    pub fn tun_write(session: SessionId, packet: &[u8]) -> Self {
+        let mut frame = Vec::with_capacity(TUN_WRITE_HEADROOM + packet.len());
+        frame.resize(TUN_WRITE_HEADROOM, 0);
+        frame.extend_from_slice(packet);
+        ToShard::TunWrite { session, frame }
+    }
 }
 
 /// Shard → control.

@@ -64,7 +64,7 @@ fn round_trip_on(mut h: Harness, shards: usize, suite: CipherSuite) {
     // A device packet that came over CSTP.
     let shard = h.dp.owner_of(h.addr.device_session()).expect("owned");
     let packet = ipv4_udp(device_inner, server_addr, b"over cstp");
-    h.dp.send(shard, ToShard::TunWrite { session: h.addr.device_session(), packet }).expect("queue");
+    h.dp.send(shard, ToShard::tun_write(h.addr.device_session(), &packet)).expect("queue");
     let (from, payload) = h.server_recv();
     assert_eq!((from, payload.as_slice()), (device_inner, &b"over cstp"[..]));
 
@@ -317,7 +317,7 @@ fn cstp_packets_are_written_as_given_by_any_shard() {
     let cstp_only = SocketAddr::from((h.addr.host(20), 4000));
     for shard in [dataplane::ShardId(0), dataplane::ShardId(1)] {
         let packet = ipv4_udp(cstp_only, server_addr, format!("via {shard}").as_bytes());
-        h.dp.send(shard, ToShard::TunWrite { session: SessionId(20), packet }).expect("queue");
+        h.dp.send(shard, ToShard::tun_write(SessionId(20), &packet)).expect("queue");
         let (from, payload) = h.server_recv();
         assert_eq!((from, payload), (cstp_only, format!("via {shard}").into_bytes()));
     }
@@ -325,7 +325,7 @@ fn cstp_packets_are_written_as_given_by_any_shard() {
     // shard, which checks nothing again, writes it.
     let other = SocketAddr::from((h.addr.host(21), 4000));
     let packet = ipv4_udp(other, server_addr, b"as given");
-    h.dp.send(dataplane::ShardId(0), ToShard::TunWrite { session: SessionId(20), packet }).expect("queue");
+    h.dp.send(dataplane::ShardId(0), ToShard::tun_write(SessionId(20), &packet)).expect("queue");
     assert_eq!(h.server_recv(), (other, b"as given".to_vec()));
     let c = h.expect_counters("three writes", |c| c.tun_writes == 3);
     assert_eq!((c.drop_spoofed_source, c.drop_no_session, c.drop_malformed, c.io_errors), (0, 0, 0, 0), "{c:?}");

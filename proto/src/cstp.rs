@@ -168,6 +168,14 @@ impl Deframer {
     /// The next complete frame, `None` if more bytes are needed, or the
     /// (sticky) error that ended the stream.
     pub fn next_frame(&mut self) -> Option<Result<Frame, CstpError>> {
+        self.next_frame_with_headroom(0)
+    }
+
+    /// As [`next_frame`](Self::next_frame), with `headroom` zero bytes in
+    /// front of the payload in [`Frame::payload`]: room for a header the
+    /// receiver puts before the packet (the TUN's virtio header), so the
+    /// payload is copied out of the stream once and never again.
+    pub fn next_frame_with_headroom(&mut self, headroom: usize) -> Option<Result<Frame, CstpError>> {
         if let Some(e) = self.failed {
             return Some(Err(e));
         }
@@ -183,7 +191,10 @@ impl Deframer {
             }
         };
         let [_, _, _, _, _, _, packet_type, _] = array_at::<HEADER_LEN>(pending, 0)?;
-        let payload = pending.get(HEADER_LEN..HEADER_LEN + payload_len)?.to_vec();
+        let body = pending.get(HEADER_LEN..HEADER_LEN + payload_len)?;
+        let mut payload = Vec::with_capacity(headroom + body.len());
+        payload.resize(headroom, 0);
+        payload.extend_from_slice(body);
         self.start += HEADER_LEN + payload_len;
         if self.start == self.buf.len() {
             self.buf.clear();
@@ -357,5 +368,22 @@ mod tests {
         assert_eq!(dtls_type(&[0x00, 0x45, 0x00]), Some((PacketType::DATA, &[0x45, 0x00][..])));
         assert_eq!(dtls_type(&[0x04]), Some((PacketType::DPD_RESP, &[][..])));
         assert_eq!(dtls_type(&[]), None);
+    }
+
+    #[test]
+    fn headroom_goes_in_front_of_the_payload_only() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, PacketType::DATA, b"packet").unwrap();
+        write_frame(&mut wire, PacketType::DPD_REQ, b"").unwrap();
+        let mut d = Deframer::new();
+        d.push(&wire);
+        let f = d.next_frame_with_headroom(12).unwrap().unwrap();
+        assert_eq!(
+            (f.packet_type, &f.payload[..12], &f.payload[12..]),
+            (PacketType::DATA, &[0u8; 12][..], &b"packet"[..])
+        );
+        let f = d.next_frame_with_headroom(12).unwrap().unwrap();
+        assert_eq!((f.packet_type, f.payload), (PacketType::DPD_REQ, vec![0u8; 12]));
+        assert!(d.next_frame_with_headroom(12).is_none());
     }
 }

@@ -76,7 +76,9 @@ pub use raw::{MAX_VERIFY_QUEUE, MAX_VERIFY_THREADS};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
-    pub allowed: Vec<Ipv4Net>,
+    /// What its devices may reach (`allowed`), checked per packet by
+    /// [`Policy::admit`](proto::grant::Policy::admit).
+    pub policy: proto::grant::Policy,
     pub split_include: Vec<Ipv4Net>,
     pub split_exclude: Vec<Ipv4Net>,
 }
@@ -376,7 +378,7 @@ impl Config {
             }
             groups.push(Group {
                 name: g.name.clone(),
-                allowed,
+                policy: proto::grant::Policy { allowed },
                 split_include: nets(&f("split_include"), &g.split_include)?,
                 split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
             });

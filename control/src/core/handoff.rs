@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use dataplane::{FromShard, ShardId, ToShard};
-use proto::grant::{Policy, SessionGrant, SessionId};
+use proto::grant::{SessionGrant, SessionId};
 
 use super::{Core, Effect, FlowRequest};
 use crate::handshakes::Established;
@@ -98,7 +98,7 @@ impl<P: DataplanePort> Core<P> {
                 session: id,
                 peer: e.peer,
                 address: s.address,
-                policy: Policy { allowed: self.config.group(Some(&s.group)).allowed.clone() },
+                policy: self.config.group(Some(&s.group)).policy.clone(),
                 keys: e.keys,
                 mtu: s.mtu,
             };

@@ -4,12 +4,11 @@
 
 use std::time::Instant;
 
-use dataplane::{ShardId, ToShard};
+use dataplane::{ShardId, ToShard, TUN_WRITE_HEADROOM};
 use proto::connect::{self, DtlsParams, TunnelParams};
 use proto::cstp::{self, Deframer, PacketType};
-use proto::grant::{Policy, SessionId};
+use proto::grant::{Refusal, SessionId};
 use proto::http::Request;
-use proto::ip::Ipv4Packet;
 
 use super::{secs, ConnId, Core, Effect, Phase, WriteKind};
 use crate::port::DataplanePort;
@@ -121,7 +120,9 @@ impl<P: DataplanePort> Core<P> {
         let Some(c) = self.conns.get_mut(&conn) else { return };
         let Phase::Tunnel { session, deframer } = &mut c.phase else { return };
         let session = *session;
-        while let Some(f) = deframer.next_frame() {
+        // DATA goes to the TUN from the buffer it is framed into, with room
+        // for the shard to put the TUN's header in front.
+        while let Some(f) = deframer.next_frame_with_headroom(TUN_WRITE_HEADROOM) {
             match f {
                 Ok(f) => frames.push(f),
                 Err(e) => {
@@ -155,13 +156,14 @@ impl<P: DataplanePort> Core<P> {
             return;
         }
         self.counters.cstp_frames_in += 1;
+        let payload = f.payload.get(TUN_WRITE_HEADROOM..).unwrap_or_default();
         match f.packet_type {
             PacketType::DATA => self.device_packet(id, f.payload, now),
             // Echo the payload: openconnect probes MTU with DPD (§7.3).
-            PacketType::DPD_REQ => self.send_frame(conn, PacketType::DPD_RESP, &f.payload),
+            PacketType::DPD_REQ => self.send_frame(conn, PacketType::DPD_RESP, payload),
             PacketType::DPD_RESP | PacketType::KEEPALIVE => {}
             PacketType::DISCONNECT => {
-                if f.payload.first() == Some(&cstp::DISCONNECT_LOGOUT) {
+                if payload.first() == Some(&cstp::DISCONNECT_LOGOUT) {
                     self.close_quietly(conn, "client logged out");
                     self.end_session(id, EndReason::Logout);
                 } else {
@@ -176,35 +178,36 @@ impl<P: DataplanePort> Core<P> {
         }
     }
 
-    /// A packet from a device over CSTP: the shards' admission rule, then
-    /// into the TUN through a shard's queue (the packet moves, uncopied).
-    fn device_packet(&mut self, id: SessionId, mut packet: Vec<u8>, now: Instant) {
+    /// A packet from a device over CSTP (`frame`: the packet behind
+    /// [`TUN_WRITE_HEADROOM`]): the shards' admission rule, then into the TUN
+    /// through a shard's queue, in the buffer it was framed into.
+    fn device_packet(&mut self, id: SessionId, mut frame: Vec<u8>, now: Instant) {
         let Some(s) = self.sessions.get_mut(id) else { return };
-        let ip = match Ipv4Packet::new_checked(&packet[..]) {
-            Ok(ip) => ip,
+        let packet = frame.get(TUN_WRITE_HEADROOM..).unwrap_or_default();
+        let policy = &self.config.group(Some(&s.group)).policy;
+        let admitted = match policy.admit(s.address, packet) {
+            Ok(a) => a,
             // IPv6 is not carried yet; clients still send router solicitations.
-            Err(proto::ip::IpError::NotIpv4) => {
+            Err(Refusal::NotIpv4) => {
                 self.counters.drop_not_ipv4 += 1;
                 return;
             }
-            Err(_) => {
+            Err(Refusal::Malformed) => {
                 self.counters.cstp_protocol_errors += 1;
                 return;
             }
+            Err(Refusal::SpoofedSource) => {
+                s.drops_spoofed += 1;
+                self.counters.drop_spoofed_source += 1;
+                return;
+            }
+            Err(Refusal::Denied) => {
+                s.drops_policy += 1;
+                self.counters.drop_policy += 1;
+                return;
+            }
         };
-        if ip.src() != s.address {
-            s.drops_spoofed += 1;
-            self.counters.drop_spoofed_source += 1;
-            return;
-        }
-        let policy = Policy { allowed: self.config.group(Some(&s.group)).allowed.clone() };
-        if !policy.allows(ip.dst()) {
-            s.drops_policy += 1;
-            self.counters.drop_policy += 1;
-            return;
-        }
-        let total = ip.total_len();
-        packet.truncate(total);
+        frame.truncate(TUN_WRITE_HEADROOM + admitted.total_len);
         s.cstp_rx_packets += 1;
         s.last_data = now;
         // A device whose final flight is still held has not finished its
@@ -225,7 +228,7 @@ impl<P: DataplanePort> Core<P> {
             tracing::info!(session = %id, user = %s.user, %peer, "device fell back to CSTP; DTLS grant revoked");
             let _ = self.port.send(shard, ToShard::Revoke(id));
         }
-        if self.port.send(target, ToShard::TunWrite { session: id, packet }).is_err() {
+        if self.port.send(target, ToShard::TunWrite { session: id, frame }).is_err() {
             tracing::debug!(session = %id, "shard queue full; CSTP packet dropped");
         }
     }

@@ -560,7 +560,9 @@ impl Gateway {
                         self.core.port_mut().push_event(FromShard::Granted { shard, session, peer });
                     }
                     ToShard::Revoke(id) => self.granted.retain(|_, (s, _)| *s != id),
-                    ToShard::TunWrite { session, packet } => self.tun.push((session, packet)),
+                    ToShard::TunWrite { session, frame } => {
+                        self.tun.push((session, frame[dataplane::TUN_WRITE_HEADROOM..].to_vec()))
+                    }
                 }
             }
             if any {

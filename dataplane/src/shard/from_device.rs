@@ -17,6 +17,7 @@ use super::Shard;
 use crate::counters::ShardCounters;
 use crate::io::TxBuf;
 use crate::messages::FromShard;
+use crate::messages::TUN_WRITE_HEADROOM;
 
 /// What one record asks for; ranges are relative to the record's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,19 +265,18 @@ impl Shard {
     /// A device packet that arrived over CSTP. Control admitted and
     /// trimmed it (see [`ToShard::TunWrite`](crate::ToShard::TunWrite)): it
     /// is written as given.
-    pub(super) fn on_cstp_packet(&mut self, packet: Vec<u8>) {
-        let submitted = if self.vnet {
-            // Every write to a vnet queue starts with the header, and
-            // control's buffer has no room in front for it.
-            let mut framed = Vec::with_capacity(VNET_HDR_LEN + packet.len());
-            framed.extend_from_slice(&VnetHdr::NONE.to_bytes());
-            framed.extend_from_slice(&packet);
-            let len = framed.len();
-            self.engine.write_tun(TxBuf::Owned(framed), 0..len)
+    pub(super) fn on_cstp_packet(&mut self, mut frame: Vec<u8>) {
+        let len = frame.len();
+        let range = if self.vnet {
+            // Every write to a vnet queue starts with the header: it goes
+            // in the room control left in front of the packet.
+            let Some(room) = frame.get_mut(..VNET_HDR_LEN) else { return };
+            room.copy_from_slice(&VnetHdr::NONE.to_bytes());
+            0..len
         } else {
-            let len = packet.len();
-            self.engine.write_tun(TxBuf::Owned(packet), 0..len)
+            TUN_WRITE_HEADROOM.min(len)..len
         };
+        let submitted = self.engine.write_tun(TxBuf::Owned(frame), range);
         self.count_refused(submitted);
     }
 }

@@ -311,7 +311,7 @@ impl Shard {
             match msg {
                 ToShard::Grant(grant) => self.on_grant(*grant, now),
                 ToShard::Revoke(id) => self.on_revoke(id),
-                ToShard::TunWrite { packet, .. } => self.on_cstp_packet(packet),
+                ToShard::TunWrite { frame, .. } => self.on_cstp_packet(frame),
             }
         }
     }

@@ -44,6 +44,13 @@ SCRIPTS="$REPO/scripts"
 . "$SCRIPTS/lib/packages.sh"
 # shellcheck source=scripts/lib/proc.sh
 . "$SCRIPTS/lib/proc.sh"
+# step, info, die, on_exit
+# shellcheck source=scripts/lib/log.sh
+. "$SCRIPTS/lib/log.sh"
+LOG_NAME=bench
+# gateway_config, corridor_start, corridor_stop
+# shellcheck source=scripts/lib/gateway.sh
+. "$SCRIPTS/lib/gateway.sh"
 # shellcheck source=scripts/ocserv-peer.sh
 . "$SCRIPTS/ocserv-peer.sh"
 
@@ -99,17 +106,10 @@ GATEWAY_PID=""
 REFLECTOR_PID=""
 FAILED=()
 
-step() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-die() {
-    printf 'bench: %s\n' "$*" >&2
-    exit 1
-}
-
-cleanup() {
-    local rc=$?
-    set +e
+cleanup() { # RC
+    local rc="$1"
     stop_pid "$REFLECTOR_PID" 5
+    # The corridor gateway, or ocserv's main process.
     stop_pid "$GATEWAY_PID" 10
     ocserv_peer_stop "$WORK/ocserv" 2>/dev/null
     "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
@@ -118,10 +118,10 @@ cleanup() {
     else
         rm -rf "$WORK"
     fi
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit cleanup
+# This script has always exited 130 on TERM too.
+trap 'exit 130' TERM
 
 # Parameters of one case for one gateway, as `corridor bench run` arguments.
 case_args() { # GATEWAY CASE
@@ -149,38 +149,14 @@ scenario_of() { # CASE
 
 start_corridor() {
     mkdir -p "$WORK/corridor"
-    cat >"$WORK/corridor/gateway.toml" <<EOF
-# Written by scripts/bench.sh.
-[server]
-listen = "$GATEWAY_IP:443"
-dtls_port = 443
-cert = "$WORK/certs/server.crt"
-key = "$WORK/certs/server.key"
-max_connections = 12000
-
-[auth]
-password_file = "passwd"
-
-[network]
-pool = "$POOL"
-
-[dataplane]
-shards = 0
-
-[admin]
-listen = "$GATEWAY_IP:9100"
-
-[[group]]
-name = "bench"
-allowed = ["10.99.0.0/24"]
-split_include = ["10.99.0.0/24"]
-EOF
+    gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/bench.sh \
+        server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
+        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
+        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
+        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 || return 1
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
-    NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$WORK/corridor/gateway.toml" \
-        </dev/null >"$WORK/corridor/gateway.log" 2>&1 &
-    GATEWAY_PID=$!
-    ready() { alive "$GATEWAY_PID" && listening "$NS_GATEWAY" tcp 443 && listening "$NS_GATEWAY" udp 443; }
-    wait_for 20 ready || { tail -n 30 "$WORK/corridor/gateway.log" >&2; return 1; }
+    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
+        { tail -n 30 "$WORK/corridor/gateway.log" >&2; return 1; }
     info "corridor pid $GATEWAY_PID"
 }
 
@@ -197,7 +173,7 @@ stop_gateway() { # GATEWAY
     if [ "$1" = ocserv ]; then
         ocserv_peer_stop "$WORK/ocserv"
     else
-        stop_pid "$GATEWAY_PID" 10
+        corridor_stop GATEWAY_PID 10 || true
     fi
     GATEWAY_PID=""
 }

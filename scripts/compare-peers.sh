@@ -108,6 +108,12 @@ SCRIPTS="$REPO/scripts"
 # wait_for, alive, gone, stop_pid, listening
 # shellcheck source=scripts/lib/proc.sh
 . "$SCRIPTS/lib/proc.sh"
+# step, info, warn, die, on_exit, strip_ansi
+# shellcheck source=scripts/lib/log.sh
+. "$SCRIPTS/lib/log.sh"
+# gateway_config, corridor_start, corridor_stop
+# shellcheck source=scripts/lib/gateway.sh
+. "$SCRIPTS/lib/gateway.sh"
 # shellcheck source=scripts/ocserv-peer.sh
 source "$SCRIPTS/ocserv-peer.sh"
 # shellcheck source=scripts/openvpn-peer.sh
@@ -235,14 +241,6 @@ has_openconnect_gateway() { [[ " ${CONTENDERS[*]} " == *" corridor"* || " ${CONT
 # ---------------------------------------------------------------------------
 # helpers
 
-step() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-warn() { printf '    WARNING: %s\n' "$*" >&2; }
-die() {
-    printf '\nFAILED: %s\n' "$*" >&2
-    exit 1
-}
-
 now() { date +%s.%N; }
 
 # utime+stime, in clock ticks, summed over PIDS (a process's /proc/PID/stat
@@ -295,22 +293,18 @@ snapshot_counters() { # FILE
     } >"$1" 2>/dev/null || true
 }
 
-strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
-
 meta() { # CONTENDER KEY VALUE
     printf '%s\t%s\n' "$2" "$3" >>"$WORK/$1/meta.tsv"
 }
 
 # ---------------------------------------------------------------------------
-# teardown
+# teardown (on_exit)
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
+cleanup() { # RC
+    local rc="$1"
     step "cleaning up"
     stop_pid "$OPENCONNECT_PID" 5
-    stop_pid "$CORRIDOR_PID" 10
+    corridor_stop CORRIDOR_PID 10
     [ -n "$OCSERV_RUNDIR" ] && ocserv_peer_stop "$OCSERV_RUNDIR"
     [ -n "$OPENVPN_RUNDIR" ] && openvpn_peer_stop "$OPENVPN_RUNDIR"
     [ -n "$BORINGTUN_RUNDIR" ] && boringtun_peer_stop "$BORINGTUN_RUNDIR"
@@ -331,7 +325,6 @@ cleanup() {
     130 | 143) info "interrupted" ;;
     *) printf 'FAILED (exit status %s)\n' "$rc" >&2 ;;
     esac
-    exit "$rc"
 }
 
 # ---------------------------------------------------------------------------
@@ -447,44 +440,21 @@ CORRIDOR_NAME=corridor
 is_corridor() { [[ "$1" == corridor* ]]; }
 
 write_corridor_config() {
-    local dir="$WORK/$CORRIDOR_NAME" variant="" shards=0
+    local dir="$WORK/$CORRIDOR_NAME" variant=() shards=0
     mkdir -p "$dir"
     case "$CORRIDOR_NAME" in
-        corridor-plain) variant='offloads = false' ;;
-        corridor-epoll) variant='io = "readiness"' ;;
+        corridor-plain) variant=(dataplane.offloads=false) ;;
+        corridor-epoll) variant=(dataplane.io=readiness) ;;
         corridor-1shard) shards=1 ;;
-        corridor-nosteer) variant='steering = false' ;;
+        corridor-nosteer) variant=(dataplane.steering=false) ;;
     esac
-    cat >"$dir/gateway.toml" <<EOT
-# Written by scripts/compare-peers.sh.
-[server]
-name = "corridor-compare"
-listen = "$GATEWAY_IP:443"
-dtls_port = 443
-cert = "$WORK/certs/server.crt"
-key = "$WORK/certs/server.key"
-
-[auth]
-password_file = "passwd"
-
-[network]
-pool = "$POOL"
-tun_name = "corridor0"
-
-[dataplane]
-# The gateway's defaults, written out: one shard per core (0), each pinned.
-shards = $shards
-pin_cores = true
-$variant
-
-[[group]]
-name = "$PERF_GROUP"
-allowed = ["$ORG_NET"]
-split_include = ["$ORG_NET"]
-
-[admin]
-listen = "$ADMIN_LISTEN"
-EOT
+    # The gateway's dataplane defaults, written out: one shard per core (0), each pinned.
+    gateway_config "$dir/gateway.toml" written_by=scripts/compare-peers.sh \
+        server.name=corridor-compare server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
+        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" auth.password_file=passwd \
+        network.pool="$POOL" network.tun_name=corridor0 dataplane.shards="$shards" dataplane.pin_cores=true \
+        "${variant[@]}" group.name="$PERF_GROUP" group.allowed="$ORG_NET" group.split_include="$ORG_NET" \
+        admin.listen="$ADMIN_LISTEN" || return 1
     local -a iter=()
     [ -n "$PASSWD_ITERATIONS" ] && iter=(--iterations "$PASSWD_ITERATIONS")
     printf '%s\n' "$PERF_PASSWORD" |
@@ -496,40 +466,24 @@ EOT
 start_corridor() {
     local dir="$WORK/$CORRIDOR_NAME"
     write_corridor_config || { warn "corridor passwd failed"; return 1; }
-    # NO_COLOR: plain log lines. `ip netns exec` execs, so $! is the gateway.
-    NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$dir/gateway.toml" \
-        </dev/null >"$dir/gateway.log" 2>&1 &
-    CORRIDOR_PID=$!
-    corridor_ready() {
-        alive "$CORRIDOR_PID" || return 2
-        listening "$NS_GATEWAY" tcp 443 && listening "$NS_GATEWAY" udp 443
-    }
-    local i rc
-    for ((i = 0; i < 200; i++)); do
-        rc=0
-        corridor_ready || rc=$?
-        [ "$rc" -eq 0 ] && break
-        if [ "$rc" -eq 2 ]; then
-            warn "corridor exited during start-up; log tail:"
-            strip_ansi "$dir/gateway.log" | tail -n 20 >&2
-            return 1
-        fi
-        sleep 0.1
-    done
+    # Plain log lines (NO_COLOR); up once it logs "gateway started", which it
+    # does once it listens on TCP and UDP 443.
+    local rc=0
+    corridor_start gateway CORRIDOR_PID "$NS_GATEWAY" "$dir/gateway.toml" "$dir/gateway.log" || rc=$?
+    if [ "$rc" -eq 2 ]; then
+        warn "corridor exited during start-up; log tail:"
+        strip_ansi "$dir/gateway.log" | tail -n 20 >&2
+        return 1
+    fi
     [ "$rc" -eq 0 ] || { warn "corridor not listening on TCP+UDP 443 within 20 s"; return 1; }
     meta "$CORRIDOR_NAME" gateway_version "$("$CORRIDOR" --version 2>/dev/null | head -n 1)"
-    wait_for 5 grep -q 'gateway started' "$dir/gateway.log" || true
     info "corridor pid $CORRIDOR_PID listening; $(strip_ansi "$dir/gateway.log" | grep -m1 -o 'shards=[^ ]*' || true)"
 }
 
 stop_corridor() {
     [ -n "$CORRIDOR_PID" ] || return 0
     save_corridor_metrics after
-    kill -TERM "$CORRIDOR_PID" 2>/dev/null || true
-    wait_for 10 gone "$CORRIDOR_PID" || warn "corridor still running 10 s after SIGTERM; killing"
-    stop_pid "$CORRIDOR_PID" 1
-    wait "$CORRIDOR_PID" 2>/dev/null || true
-    CORRIDOR_PID=""
+    corridor_stop CORRIDOR_PID 10 || warn "corridor still running 10 s after SIGTERM; killing"
 }
 
 save_corridor_metrics() { # TAG
@@ -1334,9 +1288,7 @@ report_corridor_metrics() {
 # ---------------------------------------------------------------------------
 
 main() {
-    trap cleanup EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
+    on_exit cleanup
     [ "$(id -u)" -eq 0 ] || die "run as root: namespaces, TUN devices and port 443 need it"
     local started c
     started="$(now)"

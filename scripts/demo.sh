@@ -41,6 +41,12 @@ SCRIPTS="$REPO/scripts"
 # wait_for, alive, gone, stop_pid, listening
 # shellcheck source=scripts/lib/proc.sh
 . "$SCRIPTS/lib/proc.sh"
+# step, info, die, on_exit, strip_ansi
+# shellcheck source=scripts/lib/log.sh
+. "$SCRIPTS/lib/log.sh"
+# gateway_config, relay_config, corridor_start, corridor_stop
+# shellcheck source=scripts/lib/gateway.sh
+. "$SCRIPTS/lib/gateway.sh"
 
 RELAYED=""
 case "${1:-}" in
@@ -104,21 +110,9 @@ declare -A RESULT=()
 # ---------------------------------------------------------------------------
 # helpers
 
-step() { printf '\n==> %s\n' "$*"; }
-info() { printf '    %s\n' "$*"; }
-
-FAILED_CHECK=""
-fail() {
-    FAILED_CHECK="$*"
-    printf '\nFAILED: %s\n' "$*" >&2
-    exit 1
-}
-
 # Time since the epoch in seconds with decimals, for elapsed-time figures.
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-
-strip_ansi() { sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$@"; }
 
 show_log_tail() { # TITLE FILE
     [ -s "$2" ] || return 0
@@ -127,12 +121,10 @@ show_log_tail() { # TITLE FILE
 }
 
 # ---------------------------------------------------------------------------
-# teardown: runs on every exit (success, failure, Ctrl-C, TERM)
+# teardown: runs on every exit (success, failure, Ctrl-C, TERM; on_exit)
 
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
+cleanup() { # RC
+    local rc="$1"
     # A failed check shows the logs behind it; an interrupt (130/143) does not.
     if [ "$rc" -eq 1 ] && [ -n "$WORK" ]; then
         show_log_tail "gateway log" "$WORK/gateway.log"
@@ -141,8 +133,8 @@ cleanup() {
     fi
     step "cleaning up"
     stop_pid "$OPENCONNECT_PID" 5
-    stop_pid "$GATEWAY_PID" 10
-    stop_pid "$RELAY_PID" 5
+    corridor_stop GATEWAY_PID 10
+    corridor_stop RELAY_PID 5
     stop_pid "$HTTP_PID" 3
     stop_pid "$UDP_PID" 3
     # Also takes down anything left inside the namespaces.
@@ -160,14 +152,13 @@ cleanup() {
     130 | 143) info "interrupted" ;;
     *) printf '\nFAILED: %s\n' "${FAILED_CHECK:-exit status $rc}" >&2 ;;
     esac
-    exit "$rc"
 }
 
 # ---------------------------------------------------------------------------
 # setup
 
 require_root() {
-    [ "$(id -u)" -eq 0 ] || fail "run as root: namespaces, TUN devices and port 443 need it"
+    [ "$(id -u)" -eq 0 ] || die "run as root: namespaces, TUN devices and port 443 need it"
 }
 
 install_packages() {
@@ -182,7 +173,7 @@ find_cargo() {
         PATH="${HOME:-/root}/.cargo/bin:$PATH"
         return 0
     fi
-    fail "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
+    die "cargo not found: install a Rust toolchain (https://rustup.rs) and re-run"
 }
 
 build_gateway() {
@@ -190,7 +181,7 @@ build_gateway() {
     find_cargo
     (cd "$REPO" && cargo build --release)
     CORRIDOR="$REPO/target/release/corridor"
-    [ -x "$CORRIDOR" ] || fail "build produced no $CORRIDOR"
+    [ -x "$CORRIDOR" ] || die "build produced no $CORRIDOR"
 }
 
 bring_up_topology() {
@@ -234,50 +225,26 @@ make_certs() {
 write_gateway_config() {
     step "gateway configuration and user $DEMO_USER"
     # Relative paths are relative to the config file (see config/gateway.example.toml).
-    local listen="$GATEWAY_IP"
-    [ -n "$RELAYED" ] && listen="$GATEWAY_RELAY_SIDE"
-    cat >"$WORK/gateway.toml" <<EOF
-# Written by scripts/demo.sh.
-[server]
-name = "corridor-demo"
-listen = "$listen:443"
-dtls_port = 443
-cert = "certs/server.crt"
-key = "certs/server.key"
-
-[auth]
-password_file = "passwd"
-
-[network]
-pool = "$POOL"
-tun_name = "$GATEWAY_TUN"
-
-[dataplane]
-# One shard per core.
-shards = 0
-
-[[group]]
-name = "$DEMO_GROUP"
-allowed = ["10.99.0.0/24"]
-split_include = ["10.99.0.0/24"]
-EOF
+    local listen="$GATEWAY_IP" relay=()
     if [ -n "$RELAYED" ]; then
-        # The secret the gateway proves to the relay (never sent itself).
+        listen="$GATEWAY_RELAY_SIDE"
+        # The gateway dials out to the relay and proves this secret (never
+        # sent itself); nothing connects in.
         openssl rand -hex 32 >"$WORK/relay.token"
-        cat >>"$WORK/gateway.toml" <<EOF
-
-# The gateway dials out to the relay; nothing connects in.
-[[relay]]
-address = "$RELAY_GATEWAY_SIDE:3101"
-name = "$SERVER_NAME"
-token_file = "relay.token"
-EOF
+        relay=(relay.address="$RELAY_GATEWAY_SIDE:3101" relay.name="$SERVER_NAME" relay.token_file=relay.token)
     fi
+    # shards = 0: one shard per core.
+    gateway_config "$WORK/gateway.toml" written_by=scripts/demo.sh \
+        server.name=corridor-demo server.listen="$listen:443" server.dtls_port=443 \
+        server.cert=certs/server.crt server.key=certs/server.key auth.password_file=passwd \
+        network.pool="$POOL" network.tun_name="$GATEWAY_TUN" dataplane.shards=0 \
+        group.name="$DEMO_GROUP" group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
+        "${relay[@]}" || die "could not write $WORK/gateway.toml"
     # A fresh random password each run; it never leaves the work directory.
     DEMO_PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$DEMO_PASSWORD" |
         "$CORRIDOR" passwd --file "$WORK/passwd" "$DEMO_USER" --group "$DEMO_GROUP" ||
-        fail "corridor passwd could not add $DEMO_USER"
+        die "corridor passwd could not add $DEMO_USER"
     info "$WORK/gateway.toml; $DEMO_USER in group $DEMO_GROUP"
 }
 
@@ -286,18 +253,15 @@ EOF
 
 start_gateway() {
     step "starting corridor gateway in netns $NS_GATEWAY"
-    # NO_COLOR: plain log lines, so the greps below see the text as written.
-    # `ip netns exec` execs the binary, so $! is the gateway itself.
-    NO_COLOR=1 ip netns exec "$NS_GATEWAY" "$CORRIDOR" gateway --config "$WORK/gateway.toml" \
-        </dev/null >"$WORK/gateway.log" 2>&1 &
-    GATEWAY_PID=$!
-    gateway_ready() {
-        alive "$GATEWAY_PID" || fail "gateway exited during start-up"
-        listening "$NS_GATEWAY" tcp 443 && listening "$NS_GATEWAY" udp 443
-    }
-    wait_for 20 gateway_ready || fail "gateway not listening on TCP+UDP $GATEWAY_IP:443 within 20 s"
+    # Plain log lines (NO_COLOR), so the greps below see the text as written.
+    local rc=0
+    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/gateway.toml" "$WORK/gateway.log" || rc=$?
+    [ "$rc" -ne 2 ] || die "gateway exited during start-up"
+    if [ "$rc" -ne 0 ] || ! listening "$NS_GATEWAY" tcp 443 || ! listening "$NS_GATEWAY" udp 443; then
+        die "gateway not listening on TCP+UDP $GATEWAY_IP:443 within 20 s"
+    fi
     ip -n "$NS_GATEWAY" -4 addr show dev "$GATEWAY_TUN" 2>/dev/null | grep -q "inet $GATEWAY_TUN_ADDR/" ||
-        fail "gateway TUN $GATEWAY_TUN missing or without address $GATEWAY_TUN_ADDR"
+        die "gateway TUN $GATEWAY_TUN missing or without address $GATEWAY_TUN_ADDR"
     local where="$GATEWAY_IP"
     [ -n "$RELAYED" ] && where="$GATEWAY_RELAY_SIDE (firewalled: only the relay link brings devices)"
     info "pid $GATEWAY_PID, listening on TCP and UDP $where:443, TUN $GATEWAY_TUN = $GATEWAY_TUN_ADDR"
@@ -305,37 +269,27 @@ start_gateway() {
 
 start_relay() {
     step "starting corridor relay in netns $NS_RELAY"
-    cat >"$WORK/relay.toml" <<EOF
-# Written by scripts/demo.sh.
-[relay]
-listen = "$GATEWAY_IP:443"
-gateway_listen = "$RELAY_GATEWAY_SIDE:3101"
-
-[[gateway]]
-name = "$SERVER_NAME"
-token_file = "relay.token"
-
-[admin]
-listen = "127.0.0.1:9101"
-EOF
-    NO_COLOR=1 ip netns exec "$NS_RELAY" "$CORRIDOR" relay --config "$WORK/relay.toml" \
-        </dev/null >"$WORK/relay.log" 2>&1 &
-    RELAY_PID=$!
-    relay_ready() {
-        alive "$RELAY_PID" || fail "relay exited during start-up"
-        listening "$NS_RELAY" tcp 443 && listening "$NS_RELAY" udp 443 && listening "$NS_RELAY" tcp 3101
-    }
-    wait_for 20 relay_ready || fail "relay not listening on TCP+UDP $GATEWAY_IP:443 and TCP 3101 within 20 s"
+    relay_config "$WORK/relay.toml" written_by=scripts/demo.sh \
+        relay.listen="$GATEWAY_IP:443" relay.gateway_listen="$RELAY_GATEWAY_SIDE:3101" \
+        gateway.name="$SERVER_NAME" gateway.token_file=relay.token admin.listen=127.0.0.1:9101 ||
+        die "could not write $WORK/relay.toml"
+    local rc=0
+    corridor_start relay RELAY_PID "$NS_RELAY" "$WORK/relay.toml" "$WORK/relay.log" || rc=$?
+    [ "$rc" -ne 2 ] || die "relay exited during start-up"
+    if [ "$rc" -ne 0 ] || ! listening "$NS_RELAY" tcp 443 || ! listening "$NS_RELAY" udp 443 ||
+        ! listening "$NS_RELAY" tcp 3101; then
+        die "relay not listening on TCP+UDP $GATEWAY_IP:443 and TCP 3101 within 20 s"
+    fi
     info "pid $RELAY_PID: devices on TCP+UDP $GATEWAY_IP:443, gateways on TCP $RELAY_GATEWAY_SIDE:3101"
 }
 
 # The relayed gateway: its link must come up, and nothing may connect in.
 check_relay_link() {
     step "gateway link to the relay"
-    wait_for 15 grep -q "relay link up" "$WORK/gateway.log" || fail "the gateway's relay link did not come up"
+    wait_for 15 grep -q "relay link up" "$WORK/gateway.log" || die "the gateway's relay link did not come up"
     info "$(strip_ansi "$WORK/gateway.log" | grep -m1 -o 'relay link up.*')"
     if ip netns exec "$NS_RELAY" timeout 3 bash -c "exec 3<>/dev/tcp/$GATEWAY_RELAY_SIDE/443" 2>/dev/null; then
-        fail "a TCP connection from the relay's side into the gateway got through its firewall"
+        die "a TCP connection from the relay's side into the gateway got through its firewall"
     fi
     RESULT[firewall]="$(ip netns exec "$NS_GATEWAY" nft list table inet corridor_fw |
         grep -o 'counter packets [0-9]*' | awk '{print $3}')"
@@ -350,12 +304,8 @@ relay_metric() { # NAME: a relay counter or gauge
 # Orderly stop, so the log ends with the gateway's own summary.
 stop_gateway() {
     step "stopping the gateway (SIGTERM)"
-    local status=0
-    kill -TERM "$GATEWAY_PID"
-    wait_for 10 gone "$GATEWAY_PID" || fail "gateway still running 10 s after SIGTERM"
-    wait "$GATEWAY_PID" || status=$?
-    GATEWAY_PID=""
-    [ "$status" -eq 0 ] || fail "gateway exited with status $status after SIGTERM (expected 0)"
+    corridor_stop GATEWAY_PID 10 || die "gateway still running 10 s after SIGTERM"
+    [ "$CORRIDOR_EXIT" -eq 0 ] || die "gateway exited with status $CORRIDOR_EXIT after SIGTERM (expected 0)"
     info "exited with status 0"
 }
 
@@ -364,9 +314,9 @@ check_gateway_log() {
     local log="$WORK/gateway.clean.log" pattern
     strip_ansi "$WORK/gateway.log" >"$log"
     for pattern in "$LOG_LOGIN" "$LOG_DTLS" "$LOG_ENDED" "$LOG_STOPPED"; do
-        grep -Eq -- "$pattern" "$log" || fail "gateway log has no line matching /$pattern/"
+        grep -Eq -- "$pattern" "$log" || die "gateway log has no line matching /$pattern/"
     done
-    grep -q 'panicked' "$log" && fail "gateway panicked"
+    grep -q 'panicked' "$log" && die "gateway panicked"
     RESULT[errors]="$(grep -c '\bERROR\b' "$log" || true)"
     info "login, DTLS hand-off, session end and stop all logged; ${RESULT[errors]} ERROR lines"
 }
@@ -387,8 +337,8 @@ start_org_servers() {
     ip netns exec "$NS_ORG" python3 "$REPO/tests/e2e/udp_echo.py" serve "$ORG_IP" "$UDP_PORT" \
         </dev/null >"$WORK/udp-echo.log" 2>&1 &
     UDP_PID=$!
-    wait_for 10 listening "$NS_ORG" tcp "$HTTP_PORT" || fail "HTTP server did not start"
-    wait_for 10 listening "$NS_ORG" udp "$UDP_PORT" || fail "UDP echo server did not start"
+    wait_for 10 listening "$NS_ORG" tcp "$HTTP_PORT" || die "HTTP server did not start"
+    wait_for 10 listening "$NS_ORG" udp "$UDP_PORT" || die "UDP echo server did not start"
     info "serving index.html and big.bin (${BIG_FILE_MB} MiB random, sha256 ${BIG_SHA256:0:16}...)"
 }
 
@@ -416,10 +366,10 @@ connect_device() {
             --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
             --background --pid-file "$WORK/openconnect.pid" -v --timestamp \
             "${target[@]}" >"$WORK/openconnect.log" 2>&1 || rc=$?
-    [ "$rc" -eq 0 ] || fail "openconnect could not connect (exit $rc)"
+    [ "$rc" -eq 0 ] || die "openconnect could not connect (exit $rc)"
     OPENCONNECT_PID="$(cat "$WORK/openconnect.pid")"
     wait_for 20 bash -c "ip -n $NS_DEVICE -4 addr show dev $DEVICE_TUN 2>/dev/null | grep -qF 'inet $POOL_PREFIX'" ||
-        fail "no tunnel address from $POOL on $DEVICE_TUN within 20 s"
+        die "no tunnel address from $POOL on $DEVICE_TUN within 20 s"
     RESULT[connect]="$(elapsed "$t0") s"
     RESULT[address]="$(device_tunnel_addr)"
     RESULT[mtu]="$(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu")"
@@ -428,9 +378,9 @@ connect_device() {
     # Ciphersuite (DTLS1.2)-(PSK)-(AES-256-GCM)."
     local dtls_line
     dtls_line="$(grep -m1 'Established DTLS connection' "$WORK/openconnect.log" || true)"
-    [ -n "$dtls_line" ] || fail "openconnect did not establish DTLS (data would run over CSTP)"
+    [ -n "$dtls_line" ] || die "openconnect did not establish DTLS (data would run over CSTP)"
     RESULT[dtls]="$(grep -o 'Ciphersuite .*' <<<"$dtls_line" | sed 's/^Ciphersuite //; s/\.$//')"
-    grep -Fq -- '-(PSK)-' <<<"$dtls_line" || fail "DTLS is not in PSK-NEGOTIATE mode: $dtls_line"
+    grep -Fq -- '-(PSK)-' <<<"$dtls_line" || die "DTLS is not in PSK-NEGOTIATE mode: $dtls_line"
     RESULT[tls]="$(grep -m1 -o 'Connected to HTTPS on .* with ciphersuite .*' "$WORK/openconnect.log" |
         sed 's/.*with ciphersuite //' || true)"
     info "tunnel ${RESULT[address]} on $DEVICE_TUN (MTU ${RESULT[mtu]}) after ${RESULT[connect]}; DTLS ${RESULT[dtls]}"
@@ -445,8 +395,8 @@ fetch_page() {
     step "HTTP: the org page"
     local got
     got="$(ip netns exec "$NS_DEVICE" curl -sS --fail --max-time 20 "http://$ORG_IP:$HTTP_PORT/index.html")" ||
-        fail "could not fetch http://$ORG_IP:$HTTP_PORT/index.html through the tunnel"
-    [ "$got" = "$(cat "$DATA/www/index.html")" ] || fail "the org page arrived altered"
+        die "could not fetch http://$ORG_IP:$HTTP_PORT/index.html through the tunnel"
+    [ "$got" = "$(cat "$DATA/www/index.html")" ] || die "the org page arrived altered"
     RESULT[page]="$(stat -c %s "$DATA/www/index.html")"
     info "identical (${RESULT[page]} bytes)"
 }
@@ -458,11 +408,11 @@ fetch_big_file() {
     stats="$(ip netns exec "$NS_DEVICE" curl -sS --fail --max-time 300 -o "$DATA/download.bin" \
         -w '%{size_download} %{time_total} %{speed_download}' \
         "http://$ORG_IP:$HTTP_PORT/big.bin")" ||
-        fail "download of big.bin through the tunnel failed"
+        die "download of big.bin through the tunnel failed"
     udp_after="$(device_udp_in)"
     read -r 'RESULT[bytes]' 'RESULT[seconds]' 'RESULT[speed]' <<<"$stats"
     [ "$(sha256sum "$DATA/download.bin" | cut -d' ' -f1)" = "$BIG_SHA256" ] ||
-        fail "big.bin arrived with a different sha256"
+        die "big.bin arrived with a different sha256"
     rm -f "$DATA/download.bin"
 
     # The point of the demo is the DTLS data path: the download's packets must
@@ -471,7 +421,7 @@ fetch_big_file() {
     RESULT[udp]=$((udp_after - udp_before))
     expected_packets=$((RESULT[bytes] / (RESULT[mtu] - 40)))
     [ "${RESULT[udp]}" -ge $((expected_packets * 9 / 10)) ] ||
-        fail "download did not go over DTLS: ${RESULT[udp]} UDP datagrams for ~$expected_packets TCP segments"
+        die "download did not go over DTLS: ${RESULT[udp]} UDP datagrams for ~$expected_packets TCP segments"
     info "sha256 identical; ${RESULT[bytes]} bytes in ${RESULT[seconds]} s; ${RESULT[udp]} DTLS datagrams"
 }
 
@@ -480,14 +430,14 @@ udp_echo() {
     # Largest payload that fits the tunnel MTU without IP fragmentation.
     RESULT[echo]="$(ip netns exec "$NS_DEVICE" python3 "$REPO/tests/e2e/udp_echo.py" check \
         "$ORG_IP" "$UDP_PORT" --count "$UDP_DATAGRAMS" --max-payload $((RESULT[mtu] - 28)))" ||
-        fail "UDP echo through the tunnel"
+        die "UDP echo through the tunnel"
     info "${RESULT[echo]}"
 }
 
 disconnect_device() {
     step "disconnecting openconnect (SIGTERM: it sends BYE)"
     kill -TERM "$OPENCONNECT_PID"
-    wait_for 10 gone "$OPENCONNECT_PID" || fail "openconnect did not exit"
+    wait_for 10 gone "$OPENCONNECT_PID" || die "openconnect did not exit"
     OPENCONNECT_PID=""
     # Give the gateway a moment to log the end of the session before it stops.
     wait_for 5 grep -q "$LOG_ENDED" "$WORK/gateway.log" || true
@@ -531,12 +481,10 @@ report() {
 main() {
     local t0
     t0="$(now)"
-    trap cleanup EXIT
+    on_exit cleanup
     # A command that fails outside an explicit check still names itself.
     set -o errtrace
     trap 'FAILED_CHECK="${FAILED_CHECK:-line $LINENO: $BASH_COMMAND}"' ERR
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
 
     require_root
     install_packages
@@ -554,7 +502,7 @@ main() {
     fetch_big_file
     udp_echo
     if [ -n "$RELAYED" ] && [ "$(relay_metric corridor_relay_flows_bound_total)" -lt 1 ]; then
-        fail "no DTLS flow went through the relay"
+        die "no DTLS flow went through the relay"
     fi
     disconnect_device
     stop_gateway

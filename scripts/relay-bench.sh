@@ -19,6 +19,13 @@ SCRIPTS="$REPO/scripts"
 . "$SCRIPTS/lib/packages.sh"
 # shellcheck source=scripts/lib/proc.sh
 . "$SCRIPTS/lib/proc.sh"
+# step, die, on_exit
+# shellcheck source=scripts/lib/log.sh
+. "$SCRIPTS/lib/log.sh"
+LOG_NAME=relay-bench
+# gateway_config, relay_config, corridor_start, corridor_stop
+# shellcheck source=scripts/lib/gateway.sh
+. "$SCRIPTS/lib/gateway.sh"
 
 ROUNDS=3
 SECONDS_PER_TEST=8
@@ -38,16 +45,19 @@ ORG_IP=10.99.0.2
 CLK_TCK="$(getconf CLK_TCK)"
 WORK="$(mktemp -d /tmp/corridor-relay-bench.XXXXXX)"
 CORRIDOR="$REPO/target/release/corridor"
+# Set and read by name (corridor_start, corridor_stop).
+# shellcheck disable=SC2034
+RELAY_PID="" DIRECT_GATEWAY_PID="" RELAYED_GATEWAY_PID=""
 
-cleanup() {
-    set +e
+cleanup() { # RC
+    corridor_stop DIRECT_GATEWAY_PID 10
+    corridor_stop RELAYED_GATEWAY_PID 10
+    corridor_stop RELAY_PID 5
+    # Also ends the clients and iperf3 servers left in the namespaces.
     for p in "$DIRECT" "$RELAYED"; do "$SCRIPTS/topology.sh" down "$p"; done
     rm -rf "$WORK"
 }
-trap cleanup EXIT
-
-step() { printf '\n==> %s\n' "$*"; }
-die() { printf 'relay-bench: %s\n' "$*" >&2; exit 1; }
+on_exit cleanup
 
 # utime+stime ticks of the processes of a namespace whose command line matches PATTERN.
 ticks() { # NS PATTERN
@@ -68,26 +78,10 @@ relay_metric() { # NAME
         awk -v n="$1" '$1 == n { s += $2 } END { printf "%d", s }'
 }
 
-gateway_config() { # LISTEN RELAY_BLOCK
-    cat <<EOF
-[server]
-listen = "$1:443"
-cert = "certs/server.crt"
-key = "certs/server.key"
-[auth]
-password_file = "passwd"
-[network]
-pool = "192.168.99.0/24"
-tun_name = "corridor0"
-[dataplane]
-shards = 0
-[[group]]
-name = "default"
-allowed = ["10.99.0.0/24"]
-split_include = ["10.99.0.0/24"]
-$2
-EOF
-}
+# The two gateways differ only in where they listen and the relayed one's link.
+GATEWAY_FIELDS=(written_by=scripts/relay-bench.sh server.cert=certs/server.crt server.key=certs/server.key
+    auth.password_file=passwd network.pool=192.168.99.0/24 network.tun_name=corridor0 dataplane.shards=0
+    group.name=default group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24)
 
 setup() {
     step "packages and build"
@@ -101,26 +95,20 @@ setup() {
     PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/passwd" alice
     openssl rand -hex 32 >"$WORK/relay.token"
-    gateway_config 10.10.0.1 "" >"$WORK/direct.toml"
-    gateway_config 10.20.0.2 "[[relay]]
-address = \"10.20.0.1:3101\"
-name = \"vpn.test\"
-token_file = \"relay.token\"" >"$WORK/relayed.toml"
-    cat >"$WORK/relay.toml" <<EOF
-[relay]
-listen = "10.10.0.1:443"
-gateway_listen = "10.20.0.1:3101"
-[[gateway]]
-name = "vpn.test"
-token_file = "relay.token"
-[admin]
-listen = "127.0.0.1:9101"
-EOF
-    ip netns exec "${RELAYED}relay" "$CORRIDOR" relay --config "$WORK/relay.toml" >"$WORK/relay.log" 2>&1 &
-    ip netns exec "${DIRECT}gateway" "$CORRIDOR" gateway --config "$WORK/direct.toml" >"$WORK/direct.log" 2>&1 &
-    ip netns exec "${RELAYED}gateway" "$CORRIDOR" gateway --config "$WORK/relayed.toml" >"$WORK/relayed.log" 2>&1 &
-    wait_for 20 grep -q "relay link up" "$WORK/relayed.log" || die "the relayed gateway's link did not come up"
-    wait_for 20 grep -q "gateway started" "$WORK/direct.log" || die "the direct gateway did not start"
+    gateway_config "$WORK/direct.toml" server.listen=10.10.0.1:443 "${GATEWAY_FIELDS[@]}"
+    gateway_config "$WORK/relayed.toml" server.listen=10.20.0.2:443 "${GATEWAY_FIELDS[@]}" \
+        relay.address=10.20.0.1:3101 relay.name=vpn.test relay.token_file=relay.token
+    relay_config "$WORK/relay.toml" written_by=scripts/relay-bench.sh relay.listen=10.10.0.1:443 \
+        relay.gateway_listen=10.20.0.1:3101 gateway.name=vpn.test gateway.token_file=relay.token \
+        admin.listen=127.0.0.1:9101
+    corridor_start relay RELAY_PID "${RELAYED}relay" "$WORK/relay.toml" "$WORK/relay.log" ||
+        die "the relay did not start"
+    corridor_start gateway DIRECT_GATEWAY_PID "${DIRECT}gateway" "$WORK/direct.toml" "$WORK/direct.log" ||
+        die "the direct gateway did not start"
+    if ! corridor_start gateway RELAYED_GATEWAY_PID "${RELAYED}gateway" "$WORK/relayed.toml" "$WORK/relayed.log" ||
+        ! wait_for 20 grep -q "relay link up" "$WORK/relayed.log"; then
+        die "the relayed gateway's link did not come up"
+    fi
     for p in "$DIRECT" "$RELAYED"; do
         ip netns exec "${p}org" iperf3 -s -B "$ORG_IP" -D
     done

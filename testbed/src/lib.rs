@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod config;
+
 pub const GATEWAY_IP: &str = "10.10.0.1";
 pub const ORG_IP: &str = "10.99.0.2";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -242,7 +244,8 @@ impl Drop for Proc {
     }
 }
 
-/// Settings a test may change in the gateway's configuration.
+/// Settings a test may change in the gateway's configuration
+/// ([`config::gateway_config`] writes it from `scripts/lib/gateway.toml.in`).
 #[derive(Clone)]
 pub struct GatewayOptions {
     pub dtls: bool,
@@ -295,12 +298,10 @@ impl Gateway {
             p.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("write");
             assert!(p.wait().expect("wait").success());
         }
-        let allowed = o.allowed.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
-        let (listen, relay, namespace, file) = match o.relayed {
-            0 => (GATEWAY_IP.to_owned(), String::new(), t.gateway(), "gateway.toml".to_owned()),
+        let (listen, namespace, file) = match o.relayed {
+            0 => (GATEWAY_IP.to_owned(), t.gateway(), "gateway.toml".to_owned()),
             n => (
                 format!("10.20.0.{}", n + 1),
-                format!("[[relay]]\naddress = \"{RELAY_GATEWAY_SIDE}:3101\"\nname = \"{RELAY_NAME}\"\ntoken_file = \"relay.token\"\n"),
                 if n == 1 { t.gateway() } else { t.gateway2() },
                 format!("gateway{n}.toml"),
             ),
@@ -308,51 +309,11 @@ impl Gateway {
         if o.relayed != 0 {
             fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
         }
-        let cluster = if o.cluster {
+        if o.cluster {
             fs::write(t.dir.join("cluster.key"), CLUSTER_SECRET).expect("cluster secret");
-            format!("[cluster]\nsecret_file = \"cluster.key\"\nnode = {}\nnodes = 2\n", o.relayed.max(1))
-        } else {
-            String::new()
-        };
-        let config = format!(
-            r#"[server]
-listen = "{listen}:443"
-dtls_port = {dtls}
-cert = "server.crt"
-key = "server.key"
-[auth]
-password_file = "passwd"
-{ca}
-[network]
-pool = "192.168.99.0/24"
-tun_name = "cor0"
-[timers]
-dpd = {dpd}
-idle_timeout = {idle}
-cookie_grace = 60
-[dataplane]
-shards = {shards}
-pin_cores = false
-offloads = {offloads}
-io = "{io}"
-[admin]
-listen = "127.0.0.1:9443"
-[[group]]
-name = "default"
-allowed = [{allowed}]
-split_include = ["10.99.0.0/24"]
-{relay}{cluster}"#,
-            dtls = if o.dtls { 443 } else { 0 },
-            ca = if o.client_ca { "client_ca = \"ca.crt\"" } else { "" },
-            idle = o.idle_timeout,
-            shards = o.shards,
-            dpd = o.dpd,
-            offloads = o.offloads,
-            // `CORRIDOR_IO=readiness` runs the suite on the readiness engine.
-            io = std::env::var("CORRIDOR_IO").unwrap_or_else(|_| "auto".to_owned()),
-        );
+        }
         let path = t.dir.join(file);
-        fs::write(&path, config).expect("config");
+        fs::write(&path, config::gateway_config(o, &listen)).expect("config");
         let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
@@ -404,25 +365,12 @@ impl Relay {
         Self::start_with(t, "")
     }
 
-    /// With more `[limits]` lines.
+    /// With more `[limits]` lines (`field = value`, fields of
+    /// `scripts/lib/relay.toml.in`).
     pub fn start_with(t: &Topology, limits: &str) -> Self {
         fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
-        let config = format!(
-            r#"[relay]
-listen = "{RELAY_IP}:443"
-gateway_listen = "{RELAY_GATEWAY_SIDE}:3101"
-[limits]
-link_timeout = 6
-{limits}
-[[gateway]]
-name = "{RELAY_NAME}"
-token_file = "relay.token"
-[admin]
-listen = "127.0.0.1:9101"
-"#
-        );
         let path = t.dir.join("relay.toml");
-        fs::write(&path, config).expect("config");
+        fs::write(&path, config::relay_config(limits)).expect("config");
         let mut cmd = ns(&t.relay(), corridor_bin());
         cmd.args(["relay", "--config"]).arg(&path).env("RUST_LOG", "info");
         let proc = Proc::spawn("corridor relay", cmd);

@@ -108,7 +108,7 @@ impl Link {
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        control::relay_link::write_out(&mut self.stream, &mut self.outbox)
+        service::link::write_out(&mut self.stream, &mut self.outbox)
     }
 
     /// Reads what arrived and splits it into frames.

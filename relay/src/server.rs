@@ -8,11 +8,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use control::session::random_bytes as random;
 use mio::net::{TcpListener, TcpStream, UdpSocket};
 use mio::{Events, Interest, Poll, Token};
 use proto::relay::{self as link, Bind, Frame};
 use proto::sni::{self, Sniffed};
+use service::random_bytes as random;
 
 use crate::config::Config;
 use crate::counters::Counters;
@@ -1009,21 +1009,21 @@ impl Relay {
             let Some(listener) = self.admin.as_ref() else { return };
             let Ok((mut stream, _)) = listener.accept() else { return };
             let _ = stream.set_nonblocking(false);
-            match control::admin::read_request_line(&mut stream) {
+            match service::admin::read_request_line(&mut stream) {
                 Some((m, p)) if m == "GET" && p == "/metrics" => {
-                    control::admin::respond(&mut stream, "200 OK", &self.metrics());
+                    service::admin::respond(&mut stream, "200 OK", &self.metrics());
                 }
                 Some((m, p)) if m == "GET" && p == "/links" => {
-                    control::admin::respond(&mut stream, "200 OK", &self.link_lines());
+                    service::admin::respond(&mut stream, "200 OK", &self.link_lines());
                 }
-                Some(_) => control::admin::respond(&mut stream, "404 Not Found", "GET /metrics, GET /links\n"),
-                None => control::admin::respond(&mut stream, "400 Bad Request", ""),
+                Some(_) => service::admin::respond(&mut stream, "404 Not Found", "GET /metrics, GET /links\n"),
+                None => service::admin::respond(&mut stream, "400 Bad Request", ""),
             }
         }
     }
 
     fn metrics(&self) -> String {
-        let mut m = control::admin::Metrics::default();
+        let mut m = service::Metrics::default();
         self.counters.render(&mut m);
         m.gauge("corridor_relay_links", "gateway links up", self.routes.len() as u64);
         m.gauge("corridor_relay_streams", "device streams spliced to a gateway", self.splices.len() as u64);

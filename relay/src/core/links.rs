@@ -142,24 +142,24 @@ impl RelayCore {
         };
         self.links.insert(conn, link);
         // Auth may have arrived with the Hello.
-        self.take_link_frames(conn, now);
+        self.take_link_frames(conn);
     }
 
     pub(super) fn on_link_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(l) = self.links.get_mut(&conn) else { return };
         l.last_rx = now;
         l.inbox.extend_from_slice(bytes);
-        self.take_link_frames(conn, now);
+        self.take_link_frames(conn);
     }
 
     /// Handles the whole frames in a link's inbox; a malformed one ends the link.
-    fn take_link_frames(&mut self, conn: ConnId, now: Instant) {
+    fn take_link_frames(&mut self, conn: ConnId) {
         loop {
             let Some(l) = self.links.get_mut(&conn) else { return };
             match next_frame(&l.inbox) {
                 Ok(Some((f, used))) => {
                     l.inbox.drain(..used);
-                    self.on_link_frame(conn, f, now);
+                    self.on_link_frame(conn, f);
                 }
                 Ok(None) => return,
                 Err(e) => {
@@ -170,7 +170,7 @@ impl RelayCore {
         }
     }
 
-    fn on_link_frame(&mut self, conn: ConnId, f: Frame, now: Instant) {
+    fn on_link_frame(&mut self, conn: ConnId, f: Frame) {
         let Some(l) = self.links.get(&conn) else { return };
         match (l.state, f) {
             (LinkState::Challenged { nonce }, Frame::Auth { mac }) => {
@@ -185,7 +185,7 @@ impl RelayCore {
                     self.send(conn, &Frame::Refused { reason: "authentication failed".into() });
                     return self.drop_link(conn, "authentication failed");
                 }
-                self.link_up(conn, now);
+                self.link_up(conn);
             }
             (LinkState::Up { .. }, Frame::Decline { stream }) => self.on_decline(conn, stream),
             (LinkState::Up { route }, Frame::Refuse { flow }) => self.on_refuse(route, flow),
@@ -201,7 +201,7 @@ impl RelayCore {
 
     /// An authenticated link gets its old route back while no other link
     /// holds it (App-IDs issued before a drop still route), else a new one.
-    fn link_up(&mut self, conn: ConnId, _now: Instant) {
+    fn link_up(&mut self, conn: ConnId) {
         let Some(l) = self.links.get(&conn) else { return };
         let hint = l.route_hint;
         let route = if hint != 0 && !self.routes.contains_key(&hint) {

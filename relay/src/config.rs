@@ -10,14 +10,14 @@ use serde::Deserialize;
 
 /// A configuration mistake: which field, what is wrong, how to fix it
 /// (the gateway's type: both say it the same way).
-pub use control::ConfigError;
+pub use service::ConfigError;
 
 fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
     ConfigError::new(field, problem, fix)
 }
 
 /// The shortest gateway token: 128 bits of secret.
-pub const MIN_TOKEN_LEN: usize = control::config::MIN_RELAY_TOKEN;
+pub const MIN_TOKEN_LEN: usize = service::config::MIN_RELAY_TOKEN;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -237,7 +237,7 @@ impl Config {
         for (i, g) in raw.gateways.iter().enumerate() {
             let f = |k: &str| format!("gateway[{i}].{k}");
             let name = check_name(&f("name"), &g.name)?;
-            let token = control::config::secret(
+            let token = service::config::secret(
                 &format!("gateway[{i}]"),
                 g.token_file.as_deref(),
                 g.token.as_deref(),

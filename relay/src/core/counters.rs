@@ -1,7 +1,7 @@
 //! What the relay counts: every drop has a counter of its own, so an
 //! operator can tell a scan from a misconfigured gateway from load.
 
-use control::admin::Metrics;
+use service::Metrics;
 
 macro_rules! counters {
     ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {

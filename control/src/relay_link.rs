@@ -29,8 +29,6 @@ const PING_EVERY: Duration = Duration::from_secs(10);
 const SILENCE: Duration = Duration::from_secs(30);
 /// How long an attaching stream may take to connect.
 const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Unsent link bytes past which the peer is not reading: drop the link.
-pub const MAX_OUTBOX: usize = 256 * 1024;
 /// Streams being dialled back at once; more Opens are declined, so a relay
 /// cannot make the gateway hold unbounded half-open sockets.
 const MAX_ATTACHING: usize = 1024;
@@ -131,26 +129,7 @@ fn jittered(d: Duration) -> Duration {
     d + d.mul_f64(f64::from(b[0]) / 1024.0)
 }
 
-/// Writes what `outbox` holds until the socket would block (both ends of
-/// a link use it). `Err` when the peer is gone, or when more than
-/// [`MAX_OUTBOX`] bytes wait: a peer that does not read its link is dead.
-pub fn write_out(stream: &mut TcpStream, outbox: &mut Vec<u8>) -> io::Result<()> {
-    while !outbox.is_empty() {
-        match stream.write(outbox) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                outbox.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    if outbox.len() > MAX_OUTBOX {
-        return Err(io::Error::other("the peer is not reading the link"));
-    }
-    Ok(())
-}
+pub use service::link::{write_out, MAX_OUTBOX};
 
 impl GatewayLink {
     fn send(&mut self, f: &Frame) -> io::Result<()> {

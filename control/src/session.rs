@@ -169,14 +169,4 @@ impl Sessions {
     }
 }
 
-/// A fresh unguessable token as lowercase hex.
-pub fn random_hex<const N: usize>() -> String {
-    random_bytes::<N>().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut b = [0u8; N];
-    // AWS-LC aborts rather than fail; an error here would mean no entropy.
-    aws_lc_rs::rand::fill(&mut b).expect("the system CSPRNG failed");
-    b
-}
+pub use service::{random_bytes, random_hex};

@@ -9,63 +9,11 @@ use std::time::Duration;
 
 use proto::ip::Ipv4Net;
 
-/// A configuration mistake: which field, what is wrong, how to fix it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub field: String,
-    pub problem: String,
-    pub fix: String,
-}
-
-impl core::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "config field `{}`: {}; fix: {}", self.field, self.problem, self.fix)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl ConfigError {
-    pub fn new(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self { field: field.to_string(), problem: problem.into(), fix: fix.into() }
-    }
-}
+pub use service::config::{secret, MIN_RELAY_TOKEN};
+pub use service::ConfigError;
 
 fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> ConfigError {
     ConfigError::new(field, problem, fix)
-}
-
-/// A shared secret given as `PREFIX.token_file` (relative to `base`) or
-/// `PREFIX.token`, exactly one, of at least `min` bytes. A file's
-/// surrounding whitespace (its newline) is not part of the secret.
-/// `what`: whose secret it is, for the fixes.
-pub fn secret(
-    prefix: &str,
-    file: Option<&Path>,
-    inline: Option<&str>,
-    base: &Path,
-    min: usize,
-    what: &str,
-) -> Result<Vec<u8>, ConfigError> {
-    let field = format!("{prefix}.token_file");
-    let token = match (file, inline) {
-        (Some(p), None) => {
-            let p = if p.is_relative() { base.join(p) } else { p.to_path_buf() };
-            let t = std::fs::read_to_string(&p)
-                .map_err(|e| err(&field, format!("cannot read {}: {e}", p.display()), format!("point it at {what}")))?;
-            t.trim().as_bytes().to_vec()
-        }
-        (None, Some(t)) => t.as_bytes().to_vec(),
-        _ => return Err(err(&field, "give exactly one of token_file and token", format!("prefer token_file: {what}"))),
-    };
-    if token.len() < min {
-        return Err(err(
-            &field,
-            format!("the token has {} bytes", token.len()),
-            format!("use at least {min} random bytes, e.g. `openssl rand -hex 32`"),
-        ));
-    }
-    Ok(token)
 }
 
 mod raw;
@@ -151,9 +99,6 @@ fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
         })
         .collect()
 }
-
-/// The shortest relay token: 128 bits of secret.
-pub const MIN_RELAY_TOKEN: usize = 16;
 
 fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayTarget>, ConfigError> {
     if raw.len() > crate::relay_link::MAX_RELAYS {

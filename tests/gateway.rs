@@ -29,7 +29,7 @@ fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
     // The client's own words: DTLS with the PSK-NEGOTIATE suite.
     let line = client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
     assert!(line.contains("(DTLS1.2)-(PSK)-(AES-256-GCM)"), "{line}");
-    gw.proc.log.wait_for("DTLS established; session handed to shard", Duration::from_secs(5));
+    gw.proc.log.wait_for("DTLS established on its shard", Duration::from_secs(5));
 
     assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
     assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "bulk TCP transfer byte-identical");
@@ -67,7 +67,7 @@ fn offloads_off_moves_the_same_bytes() {
     gw.proc.log.wait_for("offloads=off", Duration::from_secs(1));
     let client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
     client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
-    gw.proc.log.wait_for("DTLS established; session handed to shard", Duration::from_secs(5));
+    gw.proc.log.wait_for("DTLS established on its shard", Duration::from_secs(5));
     assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "download byte-identical");
     assert_eq!(tcp_upload_sha256(&t, &client.ns, &org.dir.join("bulk.bin")), digest, "upload byte-identical");
     assert!(gw.metric("corridor_shard_rx_records_total") > 1000);

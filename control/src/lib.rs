@@ -18,7 +18,6 @@ pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod gateway;
-pub mod handshakes;
 pub mod passwd;
 pub mod pool;
 pub mod port;

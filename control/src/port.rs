@@ -1,16 +1,13 @@
 //! The control core's seam to the data plane: queue a message to a shard,
-//! take the shards' events, send a datagram from the shards' UDP port.
+//! take the shards' events.
 //! [`dataplane::Dataplane`] is the real side; [`InMemoryDataplane`] stands in
 //! for it where the core is tested without root, TUN or sockets.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-
 use dataplane::{Dataplane, FromShard, ShardId, ToShard};
+use std::collections::VecDeque;
 
 /// What the control core needs of the data plane. Every call returns at
-/// once: a full shard queue gives the message back, a datagram that cannot
-/// go is reported lost (DTLS retransmission covers handshake datagrams).
+/// once: a full shard queue gives the message back.
 pub trait DataplanePort {
     fn shard_count(&self) -> usize;
     /// Queues `msg` for `shard`; gives it back when the queue is full or the
@@ -18,8 +15,6 @@ pub trait DataplanePort {
     fn send(&mut self, shard: ShardId, msg: ToShard) -> Result<(), ToShard>;
     /// Appends every event the shards queued to `out`.
     fn drain_events(&mut self, out: &mut Vec<FromShard>);
-    /// Sends `datagram` to `to` from the shards' UDP port; whether it left.
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) -> bool;
 }
 
 impl DataplanePort for Dataplane {
@@ -35,22 +30,17 @@ impl DataplanePort for Dataplane {
         self.ack_events();
         Dataplane::drain_events(self, out);
     }
-
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) -> bool {
-        self.udp_sender().send_to(datagram, to).is_ok()
-    }
 }
 
-/// The data plane as a test sees it: messages to shards and datagrams to
-/// devices are kept in order for the test to read, and shard events are
+/// The data plane as a test sees it: messages to shards are kept in order
+/// for the test to carry out (with [`dataplane::handshake`] and
+/// [`dataplane::fastpath`], the shards' own code), and shard events are
 /// whatever the test queues with [`push_event`](Self::push_event).
 #[derive(Debug)]
 pub struct InMemoryDataplane {
     shards: usize,
     /// Messages each shard would have received, oldest first.
     pub to_shards: VecDeque<(ShardId, ToShard)>,
-    /// Datagrams sent from the shards' port, oldest first.
-    pub datagrams: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<FromShard>,
     /// Room left in the shard queues before `send` refuses; `None`: unbounded.
     pub queue_room: Option<usize>,
@@ -58,13 +48,7 @@ pub struct InMemoryDataplane {
 
 impl InMemoryDataplane {
     pub fn new(shards: usize) -> Self {
-        Self {
-            shards: shards.max(1),
-            to_shards: VecDeque::new(),
-            datagrams: VecDeque::new(),
-            events: VecDeque::new(),
-            queue_room: None,
-        }
+        Self { shards: shards.max(1), to_shards: VecDeque::new(), events: VecDeque::new(), queue_room: None }
     }
 
     /// Queues an event as a shard would.
@@ -91,10 +75,5 @@ impl DataplanePort for InMemoryDataplane {
 
     fn drain_events(&mut self, out: &mut Vec<FromShard>) {
         out.extend(self.events.drain(..));
-    }
-
-    fn send_datagram(&mut self, to: SocketAddr, datagram: &[u8]) -> bool {
-        self.datagrams.push_back((to, datagram.to_vec()));
-        true
     }
 }

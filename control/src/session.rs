@@ -40,7 +40,12 @@ impl core::fmt::Display for EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtlsState {
     None,
-    Granted { shard: ShardId, peer: SocketAddr },
+    /// `shard` completed the handshake with `peer` at `since` and holds the channel.
+    Granted {
+        shard: ShardId,
+        peer: SocketAddr,
+        since: Instant,
+    },
 }
 
 #[derive(Debug)]

@@ -53,7 +53,7 @@ fn a_lost_connection_reconnects_with_the_cookie_to_the_same_address() {
     let c = w.gateways[0].core.counters();
     assert_eq!((c.logins_ok, c.connects), (1, 2));
     assert_eq!(w.gateways[0].core.sessions().len(), 1);
-    assert_eq!(w.gateways[0].core.handshake_counters().established, 2);
+    assert_eq!(w.gateways[0].handshakes[0].counters.established, 2);
 }
 
 #[test]
@@ -188,12 +188,15 @@ fn a_logout_ends_the_session_and_its_cookie() {
 #[test]
 fn an_administrator_kill_ends_the_session_and_tells_the_device() {
     let (mut w, d, id, _) = tunnel(DEFAULT_TIMERS, true);
+    let app_id = w.gateways[0].core.sessions().get(id).expect("session").app_id;
+    assert!(w.gateways[0].handshakes.iter().all(|h| h.is_authorized(&app_id)), "every shard was authorised");
     assert!(!w.gateways[0].core.kill(SessionId(id.0 + 1)), "no such session");
     assert!(w.gateways[0].core.kill(id));
     w.run();
     assert_eq!(w.gateways[0].end_reasons(), [EndReason::AdminKill]);
     assert!(gateway_ended(&w.take_events(d)));
     assert!(!w.gateways[0].granted(id));
+    assert!(w.gateways[0].handshakes.iter().all(|h| !h.is_authorized(&app_id)), "no shard takes its handshake now");
     assert_eq!(w.gateways[0].core.connection_count(), 0, "its connection was closed");
 }
 

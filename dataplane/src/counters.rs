@@ -100,8 +100,23 @@ shard_counters! {
     /// Offloads the kernel refused at run time (a GSO send failed: one
     /// record per send since).
     offload_refused,
-    /// Datagrams forwarded to control as handshake traffic.
-    handshakes_forwarded,
+    /// DTLS handshakes this shard completed and installed.
+    handshakes_established,
+    /// DTLS handshakes that failed after the cookie round (a wrong key, a
+    /// bad Finished, a timeout).
+    handshakes_failed,
+    /// ClientHellos answered with a fatal alert (no shared suite, version).
+    handshakes_refused,
+    /// Cookie rounds (HelloVerifyRequest) sent.
+    hello_verify_requests,
+    /// ClientHellos whose App-ID no session is authorised with: dropped
+    /// unanswered, nothing copied anywhere.
+    handshakes_unknown_app_id,
+    /// Datagrams from peers without a session that were no ClientHello
+    /// (or a fragmented one): dropped unanswered.
+    handshakes_not_client_hello,
+    /// ClientHellos dropped with the shard's handshake table full.
+    handshakes_overloaded,
     /// Events or packets dropped because a bounded queue or the op table was full.
     queue_full,
     /// Sends, TUN writes or receives that the kernel failed.

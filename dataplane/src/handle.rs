@@ -2,7 +2,7 @@
 //! shard threads), the queues in both directions, counters, shutdown.
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{mpsc, Arc};
@@ -39,7 +39,6 @@ pub struct Dataplane {
     owners: Arc<[AtomicU16]>,
     control_bell: Arc<Doorbell>,
     stop: Arc<AtomicBool>,
-    udp_sender: UdpSocket,
     info: DataplaneInfo,
 }
 
@@ -71,7 +70,6 @@ impl Dataplane {
 
         let first = sys::bind_reuseport(config.udp_listen)?;
         let udp_local = first.local_addr()?;
-        let udp_sender = first.try_clone()?;
         let mut sockets = vec![first];
         for _ in 1..count {
             sockets.push(sys::bind_reuseport(udp_local)?);
@@ -100,7 +98,6 @@ impl Dataplane {
             owners,
             control_bell,
             stop,
-            udp_sender,
             info: DataplaneInfo {
                 tun_name: config.tun_name.clone(),
                 steering: steering.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -197,13 +194,6 @@ impl Dataplane {
     /// event is left without a wake-up whichever order is used.
     pub fn ack_events(&self) {
         self.control_bell.acknowledge(|| self.shards.iter().any(|s| !s.events.is_empty()));
-    }
-
-    /// A clone of shard 0's socket, for control's handshake replies: same
-    /// address and port as the data path. It is non-blocking. Send only:
-    /// receiving on it would take datagrams from shard 0.
-    pub fn udp_sender(&self) -> &UdpSocket {
-        &self.udp_sender
     }
 
     /// The shard that holds `session`'s grant, if any.

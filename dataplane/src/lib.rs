@@ -54,6 +54,7 @@
 mod config;
 mod counters;
 mod handle;
+pub mod handshake;
 mod info;
 mod io;
 pub mod latency;

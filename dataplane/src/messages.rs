@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use dtls::CipherSuite;
 use proto::grant::{SessionGrant, SessionId};
+
+use crate::handshake::Authorization;
 
 /// A shard's index, `0..shard_count()`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -15,15 +18,29 @@ impl core::fmt::Display for ShardId {
     }
 }
 
-/// Control → shard.
+/// Control → shard. The hand-off runs this way only: control authorises a
+/// session's DTLS handshake on every shard, and the shard that the device's
+/// datagrams reach runs it and installs the session itself
+/// ([`crate::handshake`]).
 #[derive(Debug)]
 pub enum ToShard {
-    /// Hand a session to this shard. A grant for a session id the shard
+    /// Accept this session's DTLS handshake (its App-ID and key), replacing
+    /// what it was authorised with before. Sent to every shard at CONNECT.
+    Authorize(Box<Authorization>),
+    /// The session ended: forget its authorisation and, if installed here,
+    /// the session (its keys are wiped on drop).
+    Deauthorize(SessionId),
+    /// Install a session directly, without a handshake (tests and the load
+    /// harness that hold keys already). A grant for a session id the shard
     /// already holds replaces it; a grant whose peer address another local
     /// session uses replaces that session.
     Grant(Box<SessionGrant>),
-    /// Forget the session (its keys are wiped on drop).
+    /// Uninstall the session's DTLS channel (the device fell back to CSTP);
+    /// its authorisation stays, so a new handshake may bring it back.
     Revoke(SessionId),
+    /// Send `datagram` to `to` from the shards' UDP port (a relay flow's
+    /// bind, which must leave from the port the relay will answer).
+    SendDatagram { to: SocketAddr, datagram: Vec<u8> },
     /// A device packet that arrived over CSTP for `session`, to be written
     /// to the TUN. Control admitted it with the rule a shard applies to a
     /// DTLS DATA record, [`Policy::admit`](proto::grant::Policy::admit) with
@@ -56,19 +73,13 @@ impl ToShard {
 /// Shard → control.
 #[derive(Debug)]
 pub enum FromShard {
-    /// A datagram from a peer with no session on `shard`, or the rest of a
-    /// datagram from a known peer starting at an epoch-0 record (a client
-    /// retransmitting its final flight). Grant the resulting session to
-    /// `shard`: that is where the peer's datagrams arrive.
-    Handshake { shard: ShardId, peer: SocketAddr, datagram: Vec<u8> },
     /// A TUN packet for a pool address with no DTLS session: send it over CSTP.
     CstpPacket { session: SessionId, packet: Vec<u8> },
-    /// `shard` installed the grant of `session` for `peer`: records from
-    /// `peer` are opened there from now on. Control holds back the last
-    /// handshake flight until then, because the device starts sending data
-    /// the moment it reads it. One per accepted grant; a refused grant
-    /// (counted as `grants_rejected`) sends none.
-    Granted { shard: ShardId, session: SessionId, peer: SocketAddr },
+    /// `shard` completed `session`'s DTLS handshake with `peer` and installed
+    /// it: records from `peer` are opened there from now on. A session
+    /// installed on another shard before (the device's address changed) is
+    /// control's to revoke there.
+    Established { shard: ShardId, session: SessionId, peer: SocketAddr, suite: CipherSuite },
     /// The device sent DISCONNECT over DTLS.
     Disconnect { session: SessionId },
     /// At most once per second per session that moved packets since the

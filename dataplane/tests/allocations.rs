@@ -313,13 +313,20 @@ fn allocates_nothing_per_packet(tun: &str, net: u8, offloads: bool) {
         sent.dpds,
     );
 
-    // The watch is pointed at the right thread: a stranger's datagram is
-    // handed to control as an owned copy, which the shard must allocate.
+    // The watch is pointed at the right thread: a stranger's ClientHello is
+    // parsed on the shard (its App-ID looked up), which allocates.
     let stranger = UdpSocket::bind("127.0.0.1:0").expect("socket");
+    let mut config = dtls::ClientConfig::new(b"psk", &[1; 32]);
+    config.session_id = vec![0x99; 32];
+    let mut hello = Vec::new();
+    let mut client = dtls::Connection::client(std::sync::Arc::new(config), Instant::now()).expect("client");
+    assert!(client.poll_transmit(&mut hello));
     let watch = Watch::arm(shard_tid);
-    stranger.send_to(b"\x16\xfe\xfd a stranger's ClientHello", h.gateway_udp).expect("send");
-    h.expect_counters("the stranger's datagram forwarded", |c| c.handshakes_forwarded > before.handshakes_forwarded);
-    assert!(watch.count() > 0, "the watch saw the shard copy a handshake datagram for control");
+    stranger.send_to(&hello, h.gateway_udp).expect("send");
+    h.expect_counters("the stranger's ClientHello dropped", |c| {
+        c.handshakes_unknown_app_id > before.handshakes_unknown_app_id
+    });
+    assert!(watch.count() > 0, "the watch saw the shard parse a handshake datagram");
 }
 
 /// As the gateway runs by default: vnet-header TUN, USO super-packets

@@ -69,7 +69,8 @@ fn round_trip_on(mut h: Harness, shards: usize, suite: CipherSuite) {
     assert_eq!((from, payload.as_slice()), (device_inner, &b"over cstp"[..]));
 
     // One reply, 32 flows, one DPD answer; two packets into the TUN.
-    let c = h.expect_counters("final counters", |c| c.tx_datagrams == 34 && c.tun_writes == 2);
+    let hs = h.handshake_received;
+    let c = h.expect_counters("final counters", |c| c.tx_datagrams == 34 + hs && c.tun_writes == 2);
     assert_eq!((c.rx_records, c.dpd_answered, c.tun_reads), (2, 1, 33), "{c:?}");
     let drops = c.drop_malformed + c.drop_bad_mac + c.drop_replay + c.drop_spoofed_source + c.drop_policy;
     assert_eq!(drops + c.drop_no_session + c.io_errors + c.queue_full, 0, "{c:?}");
@@ -138,7 +139,8 @@ fn without_steering_packets_cross_to_the_owner_shard() {
         assert_eq!((dst, payload), (flow, i.to_be_bytes().to_vec()), "packet {i}");
     }
     // 64 flows all hashed to the owner's queue: odds 2^-64.
-    let c = h.expect_counters("packets crossed shards", |c| c.tx_datagrams == 64 && c.cross_shard > 0);
+    let hs = h.handshake_received;
+    let c = h.expect_counters("packets crossed shards", |c| c.tx_datagrams == 64 + hs && c.cross_shard > 0);
     assert_eq!((c.drop_no_session, c.queue_full, c.io_errors), (0, 0, 0), "{c:?}");
     h.dp.shutdown();
 }
@@ -238,17 +240,6 @@ fn events_for_control() {
     let (_, dst, payload) = parse_ipv4_udp(&packet);
     assert_eq!((dst, payload.as_slice()), (other, &b"for a cstp-only session"[..]));
 
-    // An epoch-0 record from the granted device (a retransmitted final flight).
-    let mut flight = vec![22u8, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 9, 0, 3, 1, 2, 3];
-    flight.extend(seal_record(h.client(), ContentType::HANDSHAKE, b"finished"));
-    h.device.send_to(&flight, h.gateway_udp).expect("send");
-    let device_addr = h.device.local_addr().expect("addr");
-    let forwarded = h.expect_event("the final flight", |e| match e {
-        FromShard::Handshake { peer, datagram, .. } if *peer == device_addr => Some(datagram.clone()),
-        _ => None,
-    });
-    assert_eq!(forwarded, flight);
-
     // Traffic shows up as activity.
     let server_addr = h.server.local_addr().expect("addr");
     let inner = ipv4_udp(SocketAddr::from((h.addr.device(), 5555)), server_addr, b"x");
@@ -276,35 +267,51 @@ fn events_for_control() {
     h.expect_event("a CSTP packet after revoke", |e| {
         matches!(e, FromShard::CstpPacket { session: s, .. } if *s == session).then_some(())
     });
-    // And the device's records now count as a stranger's datagrams.
+    // And the device's records are opened no more: they go to the shard's
+    // handshake table (where its finished handshake lingers), not to the TUN.
+    let before = h.totals();
     h.device_send(TYPE_DATA, &inner);
-    h.expect_event("a handshake after revoke", |e| {
-        matches!(e, FromShard::Handshake { peer, .. } if *peer == device_addr).then_some(())
-    });
+    let c = h.expect_counters("the record received", |c| c.rx_datagrams > before.rx_datagrams);
+    assert_eq!(c.rx_records, before.rx_records, "not opened after the revoke");
     h.expect_counters("one grant and one revoke", |c| (c.grants, c.revokes) == (1, 1));
 }
 
-/// Control holds the handshake's final flight until the shard confirms the
-/// grant, because the device sends data the moment it reads that flight. So
-/// an installed grant is confirmed, and a record sent right after the
-/// confirmation is opened, not taken for a stranger's handshake.
+/// The shard that a device's datagrams reach runs its handshake and
+/// installs the session before the final flight leaves: a record the device
+/// sends the moment its handshake completes is opened, not taken for a
+/// stranger's; and nothing of the handshake went to control.
 #[test]
-fn an_installed_grant_is_confirmed_to_control() {
+fn a_handshake_completed_on_a_shard_is_installed_before_the_device_hears_so() {
     let mut h = Harness::start("cdp-gd", 11, 2);
     h.grant_device(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
-    let expected = (h.shard.expect("granted"), h.addr.device_session(), h.device.local_addr().expect("addr"));
-    let confirmed = h.expect_event("the grant confirmation", |e| match e {
-        FromShard::Granted { shard, session, peer } => Some((*shard, *session, *peer)),
-        _ => None,
-    });
-    assert_eq!(confirmed, expected);
-
     let server_addr = h.server.local_addr().expect("addr");
     let device_inner = SocketAddr::from((h.addr.device(), 5555));
     h.device_send(TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"first packet"));
     assert_eq!(h.server_recv(), (device_inner, b"first packet".to_vec()));
     let c = h.expect_counters("the record opened", |c| c.rx_records == 1);
-    assert_eq!((c.grants, c.handshakes_forwarded), (1, 1), "only the stand-in ClientHello went to control: {c:?}");
+    assert_eq!((c.grants, c.handshakes_established, c.hello_verify_requests), (1, 1, 1), "{c:?}");
+}
+
+/// Datagrams that cannot start an authorised handshake are dropped on the
+/// shard and counted by reason; none reaches control.
+#[test]
+fn strangers_are_dropped_on_the_shard_by_reason() {
+    let mut h = Harness::start("cdp-st", 13, 1);
+    h.grant_device(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256);
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").expect("socket");
+    stranger.send_to(b"\x17\xfe\xfd not a ClientHello", h.gateway_udp).expect("send");
+    let mut config = dtls::ClientConfig::new(b"psk", &[1; 32]);
+    config.session_id = vec![0x99; 32];
+    let mut unknown = dtls::Connection::client(std::sync::Arc::new(config), std::time::Instant::now()).expect("client");
+    let mut hello = Vec::new();
+    assert!(unknown.poll_transmit(&mut hello));
+    stranger.send_to(&hello, h.gateway_udp).expect("send");
+    let c =
+        h.expect_counters("both dropped", |c| c.handshakes_not_client_hello >= 1 && c.handshakes_unknown_app_id >= 1);
+    assert_eq!(c.handshakes_established, 1, "only the device's own");
+    let mut events = Vec::new();
+    h.dp.drain_events(&mut events);
+    assert!(events.iter().all(|e| !matches!(e, FromShard::Established { .. })), "{events:?}");
 }
 
 /// CSTP packets are admitted by control (`Policy::admit`, with the
@@ -347,12 +354,6 @@ fn inconsistent_grant_is_rejected() {
     h.dp.send(dataplane::ShardId(0), ToShard::Grant(Box::new(grant))).expect("queue");
     h.expect_counters("a rejected grant", |c| c.grants_rejected == 1);
     assert_eq!(h.dp.owner_of(SessionId(10)), None);
-    let mut events = Vec::new();
-    h.dp.drain_events(&mut events);
-    assert!(
-        !events.iter().any(|e| matches!(e, FromShard::Granted { .. })),
-        "a refused grant is not confirmed: {events:?}"
-    );
     assert!(h.dp.send(dataplane::ShardId(7), ToShard::Revoke(SessionId(1))).is_err(), "no such shard");
 }
 
@@ -418,8 +419,8 @@ fn gro_coalesced_datagrams_are_each_opened() {
     got.sort_unstable();
     assert_eq!(got, (0..8).collect::<Vec<u8>>());
     let c = h.expect_counters("8 records", |c| c.rx_records == 8);
-    // The stand-in ClientHello, then the 8 records in one receive.
-    assert_eq!((c.rx_datagrams, c.gro_receives), (1 + 8, 1), "{c:?}");
+    // The handshake's datagrams, then the 8 records in one receive.
+    assert_eq!((c.rx_datagrams, c.gro_receives), (h.handshake_sent + 8, 1), "{c:?}");
 
     // A burst of coalesced receives: each record may become a TUN write
     // in the same loop turn, so the engine must hold that many transmits

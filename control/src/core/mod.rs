@@ -26,8 +26,8 @@
 //! * [`handle_tick`](Core::handle_tick) every [`TICK`] or so, after
 //!   [`set_wall_clock`](Core::set_wall_clock).
 //!
-//! Messages to shards and handshake datagrams go straight to the port; the
-//! rest comes back as [`Effect`]s.
+//! Messages to shards go straight to the port (it never blocks); the rest
+//! comes back as [`Effect`]s.
 
 mod effect;
 mod handoff;
@@ -39,7 +39,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dataplane::ToShard;
 use proto::cstp::Deframer;
 use proto::grant::SessionId;
 use proto::http::Limits;
@@ -47,11 +46,9 @@ use proto::http::Limits;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict, WriteKind};
 
 use crate::config::Config;
-use crate::handshakes::{HandshakeCounters, Handshakes};
 use crate::pool::AddressPool;
 use crate::port::DataplanePort;
-use crate::session::{DtlsState, EndReason, Sessions};
-use handoff::HeldFlight;
+use crate::session::{EndReason, Sessions};
 
 /// How often the driver should call [`Core::handle_tick`].
 pub const TICK: Duration = Duration::from_millis(250);
@@ -97,9 +94,6 @@ pub struct ControlCounters {
     pub sessions_ended: u64,
     /// Sessions another cluster node began that reconnected here.
     pub sessions_adopted: u64,
-    /// Final DTLS flights sent after the hold with no word from the shard
-    /// that its grant was installed.
-    pub final_flights_released_by_timer: u64,
     /// Relay DTLS flows bound from the shards' port.
     pub relay_flows_bound: u64,
 }
@@ -150,8 +144,6 @@ pub struct Core<P: DataplanePort> {
     conns: HashMap<ConnId, Connection>,
     sessions: Sessions,
     pool: AddressPool,
-    handshakes: Handshakes,
-    held_flights: HashMap<SessionId, HeldFlight>,
     effects: VecDeque<Effect>,
     counters: ControlCounters,
     limits: Limits,
@@ -164,23 +156,21 @@ pub struct Core<P: DataplanePort> {
 impl<P: DataplanePort> Core<P> {
     /// A core with no connections and no sessions. `unix_secs` is the wall
     /// clock at `now`.
-    pub fn new(config: Arc<Config>, port: P, now: Instant, unix_secs: u64) -> Result<Self, dtls::ConfigError> {
+    pub fn new(config: Arc<Config>, port: P, now: Instant, unix_secs: u64) -> Self {
         let pool = AddressPool::new(config.pool);
-        Ok(Self {
+        Self {
             passwords: config.password_file.is_some(),
             config,
             port,
             conns: HashMap::new(),
             sessions: Sessions::default(),
             pool,
-            handshakes: Handshakes::new(now)?,
-            held_flights: HashMap::new(),
             effects: VecDeque::new(),
             counters: ControlCounters::default(),
             limits: Limits::default(),
             next_check: 0,
             wall: WallClock { at: now, unix_secs },
-        })
+        }
     }
 
     /// The next thing the driver must do, oldest first.
@@ -215,15 +205,6 @@ impl<P: DataplanePort> Core<P> {
 
     pub fn counters(&self) -> &ControlCounters {
         &self.counters
-    }
-
-    pub fn handshake_counters(&self) -> &HandshakeCounters {
-        &self.handshakes.counters
-    }
-
-    /// DTLS handshakes in progress.
-    pub fn handshakes_pending(&self) -> usize {
-        self.handshakes.pending()
     }
 
     pub fn sessions(&self) -> &Sessions {
@@ -363,12 +344,10 @@ impl<P: DataplanePort> Core<P> {
 
     // ----- timers --------------------------------------------------------
 
-    /// Timers: DTLS retransmissions, overdue final flights, session and
-    /// connection deadlines. Shard events are taken too, so a lost wake-up
-    /// delays them by one tick at most.
+    /// Timers: session and connection deadlines. Shard events are taken
+    /// too, so a lost wake-up delays them by one tick at most.
     pub fn handle_tick(&mut self, now: Instant) {
         self.handle_dataplane(now);
-        self.handshake_timers(now);
         let t = self.config.timers;
         let mut ending = Vec::new();
         for s in self.sessions.iter() {
@@ -427,15 +406,11 @@ impl<P: DataplanePort> Core<P> {
     }
 
     /// Ends a session: tell the device (CSTP DISCONNECT, except after its
-    /// own logout), revoke its shard grant, forget its key and cookie,
-    /// return its address.
+    /// own logout), take its DTLS authorisation and channel from the
+    /// shards, forget its cookie, return its address.
     fn end_session(&mut self, id: SessionId, reason: EndReason) {
         let Some(s) = self.sessions.remove(id) else { return };
-        self.held_flights.remove(&id);
-        if let DtlsState::Granted { shard, .. } = s.dtls {
-            let _ = self.port.send(shard, ToShard::Revoke(id));
-        }
-        self.handshakes.keys().remove(&s.app_id);
+        self.deauthorize_dtls(id);
         if let Some(conn) = s.conn {
             if reason != EndReason::Logout {
                 self.send_frame(conn, proto::cstp::PacketType::DISCONNECT, &[]);

@@ -54,7 +54,6 @@ impl<P: DataplanePort> Core<P> {
             let mut tagged = s.app_id;
             proto::relay::tag_app_id(&mut tagged, v.route);
             if tagged != s.app_id {
-                self.handshakes.keys().remove(&s.app_id);
                 self.sessions.replace_app_id(id, tagged);
             }
         }
@@ -100,11 +99,13 @@ impl<P: DataplanePort> Core<P> {
                 keepalive_secs: secs(config.timers.keepalive),
             }),
         };
+        let user = s.user.clone();
+        let address = s.address;
         if dtls_on {
-            self.handshakes.keys().set(&s.app_id, psk);
+            self.authorize_dtls(id, psk);
         }
         let via = via.map_or("direct".to_owned(), |v| format!("relay route {:08x}", v.route));
-        tracing::info!(session = %id, user = %s.user, address = %s.address, mtu, dtls = dtls_on, %peer, via = %via, "tunnel up (CSTP)");
+        tracing::info!(session = %id, user = %user, address = %address, mtu, dtls = dtls_on, %peer, via = %via, "tunnel up (CSTP)");
         // The header block is its own record; frames follow in records of their own.
         self.write(conn, connect::connect_response(&params));
         if let Some(c) = self.conns.get_mut(&conn) {
@@ -210,16 +211,13 @@ impl<P: DataplanePort> Core<P> {
         frame.truncate(TUN_WRITE_HEADROOM + admitted.total_len);
         s.cstp_rx_packets += 1;
         s.last_data = now;
-        // A device whose final flight is still held has not finished its
-        // handshake, so CSTP is where its data belongs: no fallback.
-        let handshake_finishing = self.held_flights.contains_key(&id);
         // The write goes through the queue of the shard holding the grant when
         // there is one: a revoke queued there first is then in force before
         // the packet reaches the network, so the reply cannot leave over the
         // DTLS channel the device has given up.
         let shards = self.port.shard_count().max(1);
         let mut target = ShardId(u16::try_from(id.0 as usize % shards).unwrap_or(0));
-        if let (DtlsState::Granted { shard, peer }, false) = (s.dtls, handshake_finishing) {
+        if let Some((shard, peer)) = Self::fell_back(s.dtls, now) {
             target = shard;
             // The device sends data over CSTP only when its DTLS channel is
             // down (openconnect-protocol.md §8): stop sending over DTLS too,

@@ -108,11 +108,6 @@ impl Gateway {
                 "sessions another cluster node began, reconnected here",
                 c.sessions_adopted,
             ),
-            (
-                "corridor_dtls_final_flight_released_by_timer_total",
-                "final DTLS handshake flights sent without the shard confirming the grant",
-                c.final_flights_released_by_timer,
-            ),
             ("corridor_relay_links_up_total", "relay links authenticated", r.links_up),
             ("corridor_relay_links_lost_total", "relay links that dropped after coming up", r.links_lost),
             ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),
@@ -133,19 +128,21 @@ impl Gateway {
             m.counter(name, help, "", v);
         }
         m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);
-        let h = self.core.handshake_counters();
+        // The shards run the handshakes; the gateway-wide outcomes are their sum.
+        let shards = self.core.port().counters();
+        let h = shards.iter().fold(dataplane::ShardCounters::default(), |a, s| a.merged(s));
         for (name, v) in [
-            ("established", h.established),
-            ("failed", h.failed),
-            ("refused", h.refused),
+            ("established", h.handshakes_established),
+            ("failed", h.handshakes_failed),
+            ("refused", h.handshakes_refused),
             ("hello_verify_request", h.hello_verify_requests),
-            ("unknown_app_id", h.unknown_app_id),
-            ("not_client_hello", h.not_client_hello),
-            ("overloaded", h.overloaded),
+            ("unknown_app_id", h.handshakes_unknown_app_id),
+            ("not_client_hello", h.handshakes_not_client_hello),
+            ("overloaded", h.handshakes_overloaded),
         ] {
             m.counter("corridor_dtls_handshakes_total", "DTLS handshake outcomes", &format!("result=\"{name}\""), v);
         }
-        for (i, s) in self.core.port().counters().iter().enumerate() {
+        for (i, s) in shards.iter().enumerate() {
             let l = format!("shard=\"{i}\"");
             for (name, v) in s.named() {
                 m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
@@ -166,11 +163,6 @@ impl Gateway {
         m.gauge("corridor_sessions", "live sessions", self.core.sessions().len() as u64);
         m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.core.addresses_in_use() as u64);
         m.gauge(
-            "corridor_dtls_handshakes_pending",
-            "DTLS handshakes in progress",
-            self.core.handshakes_pending() as u64,
-        );
-        m.gauge(
             "corridor_password_checks_pending",
             "password checks queued or running on the verifier threads",
             self.verifiers.as_ref().map_or(0, crate::verifier::Verifiers::in_flight) as u64,
@@ -187,7 +179,7 @@ impl Gateway {
             let Some(s) = sessions.get(id) else { continue };
             let dtls = match s.dtls {
                 DtlsState::None => "none".to_string(),
-                DtlsState::Granted { shard, peer } => format!("shard{}:{peer}", shard.0),
+                DtlsState::Granted { shard, peer, .. } => format!("shard{}:{peer}", shard.0),
             };
             out.push_str(&format!(
                 "{id} user={} group={} address={} cstp={} dtls={dtls} cstp_rx={} cstp_tx={} dtls_rx={} dtls_tx={} drop_spoofed={} drop_policy={}\n",

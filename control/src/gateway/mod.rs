@@ -175,8 +175,7 @@ impl Gateway {
         raise_open_file_limit(config.max_connections);
         let now = Instant::now();
         let relays = RelayLinks::new(&config.relays, now);
-        let core = Core::new(Arc::new(config), dataplane, now, unix_now())
-            .map_err(|e| StartError::Io("DTLS configuration", io::Error::other(e.to_string())))?;
+        let core = Core::new(Arc::new(config), dataplane, now, unix_now());
         Ok(Self {
             core,
             tls,

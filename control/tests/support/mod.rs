@@ -3,9 +3,10 @@
 //! one process, with virtual time. Between them sit in-memory TCP (each
 //! gateway-side connection is a rustls `ServerConnection` fed byte for
 //! byte), in-memory UDP, and for each gateway an [`InMemoryDataplane`]
-//! whose "shard" installs grants with the data plane's own fast path
-//! ([`dataplane::fastpath`]), so DTLS records are opened and answered by the
-//! same code the shards run. No root, no TUN, no sockets, no clock.
+//! whose "shard" runs the shards' own code: DTLS handshakes against
+//! control's authorisations ([`dataplane::handshake`]) and records opened
+//! and answered by the fast path ([`dataplane::fastpath`]). No root, no
+//! TUN, no sockets, no clock.
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -21,6 +22,7 @@ use control::passwd::{Entry, PasswordFile};
 use control::port::InMemoryDataplane;
 use control::Config;
 use dataplane::fastpath::{self, RecordAction};
+use dataplane::handshake::Handshakes;
 use dataplane::{FromShard, ShardCounters, ShardId, ToShard};
 use device::{DeviceConfig, DeviceSession, Event};
 use proto::grant::SessionId;
@@ -147,8 +149,12 @@ pub struct Gateway {
     tls: Arc<rustls::ServerConfig>,
     pub passwords: PasswordFile,
     conns: HashMap<ConnId, ServerEnd>,
+    /// Each shard's handshakes (devices' datagrams all reach shard 0).
+    pub handshakes: Vec<Handshakes>,
     /// Grants as the shard holds them, by peer.
     granted: HashMap<SocketAddr, (SessionId, fastpath::DeviceSession)>,
+    /// Datagrams the shards sent, oldest first.
+    pub outbox: std::collections::VecDeque<(SocketAddr, Vec<u8>)>,
     pub shard_counters: ShardCounters,
     /// Packets written to the TUN (by the shard, or from CSTP), in order.
     pub tun: Vec<(SessionId, Vec<u8>)>,
@@ -214,13 +220,16 @@ impl World {
         let mut passwords = PasswordFile::default();
         passwords.set(Entry::new(USER, PASSWORD, None, 1000).unwrap());
         passwords.set(Entry::new("bob", "bob's password", Some("staff"), 1000).unwrap());
-        let core = Core::new(Arc::new(config), InMemoryDataplane::new(2), self.now, 1_800_000_000).expect("core");
+        let core = Core::new(Arc::new(config), InMemoryDataplane::new(2), self.now, 1_800_000_000);
+        let handshakes = (0..2).map(|_| Handshakes::new(self.now).expect("handshakes")).collect();
         self.gateways.push(Gateway {
             core,
             tls,
             passwords,
             conns: HashMap::new(),
+            handshakes,
             granted: HashMap::new(),
+            outbox: std::collections::VecDeque::new(),
             shard_counters: ShardCounters::default(),
             tun: Vec::new(),
             ended: Vec::new(),
@@ -337,6 +346,10 @@ impl World {
             let now = self.now;
             for g in &mut self.gateways {
                 g.core.handle_tick(now);
+                let outbox = &mut g.outbox;
+                for h in &mut g.handshakes {
+                    h.on_timeout(now, &mut |to, d| outbox.push_back((to, d.to_vec())));
+                }
             }
             for dev in &mut self.devices {
                 if dev.session.poll_timeout().is_some_and(|t| t <= now) {
@@ -444,7 +457,7 @@ impl World {
             for conn in done {
                 g.conns.remove(&conn);
             }
-            let datagrams: Vec<(SocketAddr, Vec<u8>)> = g.core.port_mut().datagrams.drain(..).collect();
+            let datagrams: Vec<(SocketAddr, Vec<u8>)> = g.outbox.drain(..).collect();
             for (to, d) in datagrams {
                 moved = true;
                 if let Some(dev) = self.devices.iter_mut().find(|dev| dev.udp == to && !dev.udp_blocked) {
@@ -484,29 +497,61 @@ fn feed_server(core: &mut Core<InMemoryDataplane>, conn: ConnId, end: &mut Serve
 }
 
 impl Gateway {
-    /// A datagram from a device: the shard's fast path if it holds a grant
-    /// for the peer, else to control as handshake traffic.
+    /// A datagram from a device, as shard 0 takes it: the fast path if it
+    /// holds a grant for the peer (epoch-0 records to the lingering
+    /// handshake), else the handshakes.
     fn datagram_from(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) {
         if let Some((id, session)) = self.granted.get_mut(&peer) {
             let mut buf = datagram.to_vec();
             let mut at = 0;
             while at < buf.len() {
                 let record = &mut buf[at..];
-                let len = dtls::record::Record::new_checked(&*record).map(|r| r.total_len()).unwrap_or(record.len());
+                let Ok((epoch, len)) = dtls::record::Record::new_checked(&*record).map(|r| (r.epoch(), r.total_len()))
+                else {
+                    return;
+                };
+                if epoch == 0 {
+                    let rest = record.to_vec();
+                    return self.handshake(peer, &rest, now);
+                }
                 match fastpath::open_record(record, session, &mut self.shard_counters, now) {
                     RecordAction::WriteTun(r) => self.tun.push((*id, record[r].to_vec())),
-                    RecordAction::Reply(r) => self.core.port_mut().datagrams.push_back((peer, record[r].to_vec())),
+                    RecordAction::Reply(r) => self.outbox.push_back((peer, record[r].to_vec())),
                     RecordAction::Disconnect(s) => {
                         self.core.port_mut().push_event(FromShard::Disconnect { session: s })
                     }
                     RecordAction::Done => {}
                 }
-                at += len.max(1);
+                at += len;
             }
             return;
         }
-        self.core.port_mut().push_event(FromShard::Handshake { shard: ShardId(0), peer, datagram: datagram.to_vec() });
+        self.handshake(peer, datagram, now);
+    }
+
+    /// What a shard does with handshake traffic: answer it, and install a
+    /// finished handshake's session before its final flight leaves.
+    fn handshake(&mut self, peer: SocketAddr, datagram: &[u8], now: Instant) {
+        let outbox = &mut self.outbox;
+        let Some(e) =
+            self.handshakes[0].on_datagram(now, peer, datagram, &mut |d| outbox.push_back((peer, d.to_vec())))
+        else {
+            return;
+        };
+        let (session, suite) = (e.grant.session, e.info.suite);
+        self.install(e.grant, now);
+        for d in e.final_flight {
+            self.outbox.push_back((peer, d));
+        }
+        self.core.port_mut().push_event(FromShard::Established { shard: ShardId(0), session, peer, suite });
         self.core.handle_dataplane(now);
+    }
+
+    fn install(&mut self, grant: proto::grant::SessionGrant, now: Instant) {
+        let (session, peer) = (grant.session, grant.peer);
+        self.granted.retain(|_, (id, _)| *id != session);
+        let s = fastpath::DeviceSession::new(grant, now).expect("grant keys");
+        self.granted.insert(peer, (session, s));
     }
 
     /// Carries out the core's effects and the shards' part; whether anything moved.
@@ -551,18 +596,21 @@ impl Gateway {
             let msgs: Vec<(ShardId, ToShard)> = self.core.port_mut().to_shards.drain(..).collect();
             for (shard, m) in msgs {
                 any = true;
+                let h = &mut self.handshakes[usize::from(shard.0)];
                 match m {
-                    ToShard::Grant(g) => {
-                        let (session, peer) = (g.session, g.peer);
-                        self.granted.retain(|_, (id, _)| *id != session);
-                        let s = fastpath::DeviceSession::new(*g, now).expect("grant keys");
-                        self.granted.insert(peer, (session, s));
-                        self.core.port_mut().push_event(FromShard::Granted { shard, session, peer });
+                    ToShard::Authorize(a) => h.authorize(*a),
+                    ToShard::Deauthorize(id) => {
+                        h.deauthorize(id);
+                        if shard.0 == 0 {
+                            self.granted.retain(|_, (s, _)| *s != id);
+                        }
                     }
+                    ToShard::Grant(g) => self.install(*g, now),
                     ToShard::Revoke(id) => self.granted.retain(|_, (s, _)| *s != id),
                     ToShard::TunWrite { session, frame } => {
                         self.tun.push((session, frame[dataplane::TUN_WRITE_HEADROOM..].to_vec()))
                     }
+                    ToShard::SendDatagram { to, datagram } => self.outbox.push_back((to, datagram)),
                 }
             }
             if any {

@@ -18,6 +18,7 @@ use crate::counters::ShardCounters;
 use crate::io::TxBuf;
 use crate::messages::FromShard;
 use crate::messages::TUN_WRITE_HEADROOM;
+use crate::sys::RawSockAddr;
 
 /// What one record asks for; ranges are relative to the record's start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,7 +162,7 @@ impl Shard {
     fn on_one_datagram(&mut self, bid: u16, peer: SocketAddr, payload: Range<usize>, now: Instant) {
         self.counters.rx_datagrams += 1;
         let Some(slot) = self.sessions.slot_by_peer(&peer) else {
-            self.forward_handshake(bid, peer, payload);
+            self.run_handshake(bid, peer, payload, now);
             return;
         };
         // Only authenticated records count as activity: a forger must not
@@ -188,9 +189,9 @@ impl Shard {
                 }
             };
             if epoch == 0 {
-                // The client is retransmitting its final flight: control's
-                // handshake state answers it.
-                self.forward_handshake(bid, peer, at..payload.end);
+                // The client is retransmitting its final flight: the
+                // lingering handshake answers it.
+                self.run_handshake(bid, peer, at..payload.end, now);
                 return;
             }
             let Some(session) = self.sessions.get_mut(slot) else { return };
@@ -253,13 +254,44 @@ impl Shard {
         self.emitted = emitted;
     }
 
-    /// Hands `range` of the datagram in `bid` to control's DTLS handshake driver.
-    fn forward_handshake(&mut self, bid: u16, peer: SocketAddr, range: Range<usize>) {
-        let Some(datagram) = self.engine.udp_slot(bid).and_then(|b| b.get(range)).map(<[u8]>::to_vec) else {
-            return;
-        };
-        self.counters.handshakes_forwarded += 1;
-        self.emit(FromShard::Handshake { shard: self.id, peer, datagram });
+    /// A datagram from a peer with no session here (or the epoch-0 rest of
+    /// one from a peer that has: the device resending its final flight)
+    /// goes to this shard's handshakes. A completed handshake's session is
+    /// installed before its final flight leaves, so the device's first
+    /// record finds it.
+    fn run_handshake(&mut self, bid: u16, peer: SocketAddr, range: Range<usize>, now: Instant) {
+        let Self { engine, handshakes, .. } = self;
+        let Some(datagram) = engine.udp_slot(bid).and_then(|b| b.get(range)) else { return };
+        let mut replies = Vec::new();
+        let established = handshakes.on_datagram(now, peer, datagram, &mut |d| replies.push(d.to_vec()));
+        let peer_raw = RawSockAddr::new(peer);
+        for r in replies {
+            self.send_owned(r, &peer_raw);
+        }
+        if let Some(e) = established {
+            let (session, suite) = (e.grant.session, e.info.suite);
+            self.on_grant(e.grant, now);
+            for d in e.final_flight {
+                self.send_owned(d, &peer_raw);
+            }
+            self.emit(FromShard::Established { shard: self.id, session, peer, suite });
+        }
+    }
+
+    /// Sends a datagram the shard built (handshake flights, a relay bind).
+    pub(super) fn send_owned(&mut self, datagram: Vec<u8>, to: &RawSockAddr) {
+        let len = datagram.len();
+        let submitted = self.engine.send_to(TxBuf::Owned(datagram), 0..len, to, None);
+        self.count_refused(submitted);
+    }
+
+    /// Handshake retransmissions and clean-up.
+    pub(super) fn handshake_timers(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        self.handshakes.on_timeout(now, &mut |to, d| out.push((to, d.to_vec())));
+        for (to, d) in out {
+            self.send_owned(d, &RawSockAddr::new(to));
+        }
     }
 
     /// A device packet that arrived over CSTP. Control admitted and

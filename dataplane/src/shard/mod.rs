@@ -29,6 +29,7 @@ use proto::offload::Coalescer;
 
 use crate::config::PoolIndex;
 use crate::counters::ShardCounters;
+use crate::handshake::Handshakes;
 use crate::info::ShardInfo;
 use crate::io::{Completion, EngineConfig, Io, SubmitError};
 use crate::messages::{FromShard, ShardId, ToShard};
@@ -40,6 +41,9 @@ use transmit::{Transmit, BATCH_BUFFERS};
 
 /// How often per-session activity is reported.
 const ACTIVITY_PERIOD: Duration = Duration::from_secs(1);
+/// How often DTLS handshake timers are checked while handshakes are in
+/// flight (their first retransmission waits 400 ms).
+const HANDSHAKE_TICK: Duration = Duration::from_millis(50);
 /// Control messages and cross-shard packets handled per loop turn, so that
 /// neither starves the sockets.
 const QUEUE_BATCH: usize = 1024;
@@ -101,6 +105,10 @@ struct Shard {
     /// This shard's value in the owner table (index + 1).
     owner_tag: u16,
     sessions: SessionTable,
+    /// DTLS handshakes of devices whose datagrams reach this shard, and
+    /// the authorisations they are checked against.
+    handshakes: Handshakes,
+    next_handshake_tick: Instant,
     me: Arc<ShardShared>,
     all: Arc<[Arc<ShardShared>]>,
     owners: Arc<[AtomicU16]>,
@@ -165,6 +173,9 @@ impl Shard {
             id: ShardId(ctx.index),
             owner_tag: ctx.index + 1,
             sessions: SessionTable::new(ctx.pool.len()),
+            handshakes: Handshakes::new(Instant::now())
+                .map_err(|e| io::Error::other(format!("DTLS configuration: {e}")))?,
+            next_handshake_tick: Instant::now(),
             me,
             all: ctx.all,
             owners: ctx.owners,
@@ -196,7 +207,11 @@ impl Shard {
         while !self.stop.load(Ordering::Acquire) {
             let now = Instant::now();
             let timeout = if self.me.inbox.is_empty() && self.me.cross.is_empty() {
-                self.next_report.saturating_duration_since(now)
+                let until = match self.handshakes.pending() {
+                    0 => self.next_report,
+                    _ => self.next_report.min(self.next_handshake_tick),
+                };
+                until.saturating_duration_since(now)
             } else {
                 Duration::ZERO
             };
@@ -216,6 +231,10 @@ impl Shard {
             }
             self.drain_inbox(now);
             self.drain_cross();
+            if now >= self.next_handshake_tick {
+                self.handshake_timers(now);
+                self.next_handshake_tick = now + HANDSHAKE_TICK;
+            }
             self.end_turn();
             if worked {
                 // The latency sample path: one clock read per turn.
@@ -230,11 +249,25 @@ impl Shard {
                 self.events_queued = false;
                 self.control_bell.ring();
             }
-            self.me.counters.publish(&self.counters);
+            self.publish_counters();
             self.me.latency.publish(&self.latency);
         }
-        self.me.counters.publish(&self.counters);
+        self.publish_counters();
         self.me.latency.publish(&self.latency);
+    }
+
+    /// Publishes the counters, the handshakes' with them.
+    fn publish_counters(&mut self) {
+        let h = self.handshakes.counters;
+        let c = &mut self.counters;
+        c.handshakes_established = h.established;
+        c.handshakes_failed = h.failed;
+        c.handshakes_refused = h.refused;
+        c.hello_verify_requests = h.hello_verify_requests;
+        c.handshakes_unknown_app_id = h.unknown_app_id;
+        c.handshakes_not_client_hello = h.not_client_hello;
+        c.handshakes_overloaded = h.overloaded;
+        self.me.counters.publish(&self.counters);
     }
 
     fn on_completion(&mut self, c: Completion, now: Instant) {
@@ -309,8 +342,14 @@ impl Shard {
         for _ in 0..QUEUE_BATCH {
             let Some(msg) = self.me.inbox.pop() else { break };
             match msg {
+                ToShard::Authorize(a) => self.handshakes.authorize(*a),
+                ToShard::Deauthorize(id) => {
+                    self.handshakes.deauthorize(id);
+                    self.on_revoke(id);
+                }
                 ToShard::Grant(grant) => self.on_grant(*grant, now),
                 ToShard::Revoke(id) => self.on_revoke(id),
+                ToShard::SendDatagram { to, datagram } => self.send_owned(datagram, &RawSockAddr::new(to)),
                 ToShard::TunWrite { frame, .. } => self.on_cstp_packet(frame),
             }
         }
@@ -386,7 +425,6 @@ impl Shard {
         }
         self.set_owner(session);
         self.counters.grants += 1;
-        self.emit(FromShard::Granted { shard: self.id, session, peer });
     }
 
     fn on_revoke(&mut self, id: SessionId) {

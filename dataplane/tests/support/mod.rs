@@ -13,11 +13,12 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use dataplane::handshake::Authorization;
 use dataplane::{Dataplane, DataplaneConfig, FromShard, IoBackend, ShardCounters, ShardId, ToShard};
 use dtls::keys::DirectionKeys;
 use dtls::replay::ReplayWindow;
 use dtls::{CipherSuite, ContentType, RecordProtection, Role, SessionKeys};
-use proto::grant::{Policy, SessionGrant, SessionId};
+use proto::grant::{Policy, SessionId};
 use proto::ip::Ipv4Net;
 
 pub const TYPE_DATA: u8 = 0x00;
@@ -144,6 +145,10 @@ pub struct Harness {
     /// The device's half of the session's record keys (after `grant_device`).
     pub client: Option<RecordProtection>,
     pub shard: Option<ShardId>,
+    /// Datagrams the device's handshake sent and received (the shard
+    /// counts them among `rx_datagrams` and `tx_datagrams`).
+    pub handshake_sent: u64,
+    pub handshake_received: u64,
     events: Vec<FromShard>,
 }
 
@@ -190,7 +195,18 @@ impl Harness {
         device.set_read_timeout(Some(PATIENCE)).expect("timeout");
         let server = UdpSocket::bind((addr.gateway(), 0)).expect("server socket on the TUN address");
         server.set_read_timeout(Some(PATIENCE)).expect("timeout");
-        Harness { dp, addr, device, gateway_udp, server, client: None, shard: None, events: Vec::new() }
+        Harness {
+            dp,
+            addr,
+            device,
+            gateway_udp,
+            server,
+            client: None,
+            shard: None,
+            handshake_sent: 0,
+            handshake_received: 0,
+            events: Vec::new(),
+        }
     }
 
     /// Waits for the first queued event `pick` accepts and returns what it extracted.
@@ -222,31 +238,63 @@ impl Harness {
         self.dp.counters().iter().fold(ShardCounters::default(), |a, c| a.merged(c))
     }
 
-    /// Sends a stray datagram from the device, learns which shard receives
-    /// it (as a handshake), and grants the device's session there.
+    /// Authorises the device's session on every shard, as control does at
+    /// CONNECT, and runs a real PSK-NEGOTIATE handshake from the device's
+    /// socket: whichever shard its datagrams reach completes it and installs
+    /// the session. The device keeps its half of the record keys.
     pub fn grant_device(&mut self, suite: CipherSuite) {
-        self.device.send_to(b"\x16\xfe\xfd stand-in for a ClientHello", self.gateway_udp).expect("send");
+        let (app_id, psk) = ([0x42u8; 32], [0x17u8; 32]);
+        let session = self.addr.device_session();
+        let authorization = Authorization {
+            session,
+            app_id: app_id.to_vec(),
+            psk: dtls::Psk::new(psk.to_vec()),
+            address: self.addr.device(),
+            policy: Policy { allowed: vec![self.addr.pool()] },
+            mtu: 1400,
+        };
+        for i in 0..self.dp.shard_count() {
+            let shard = ShardId(u16::try_from(i).expect("shard index"));
+            self.dp.send(shard, ToShard::Authorize(Box::new(authorization.clone()))).expect("queue");
+        }
+        let mut config = dtls::ClientConfig::new(b"psk", &psk);
+        config.session_id = app_id.to_vec();
+        config.common.suites = vec![suite];
+        let mut client = dtls::Connection::client(std::sync::Arc::new(config), Instant::now()).expect("DTLS client");
         let device_addr = self.device.local_addr().expect("addr");
-        let shard = self.expect_event("the handshake datagram", |e| match e {
-            FromShard::Handshake { shard, peer, datagram } if *peer == device_addr => {
-                assert!(datagram.starts_with(b"\x16\xfe\xfd stand-in"));
+        self.device.set_read_timeout(Some(Duration::from_millis(20))).expect("timeout");
+        let (mut out, mut buf) = (Vec::new(), vec![0u8; 2048]);
+        let deadline = Instant::now() + PATIENCE;
+        let keys = loop {
+            assert!(Instant::now() < deadline, "the device's DTLS handshake did not complete");
+            while client.poll_transmit(&mut out) {
+                self.device.send_to(&out, self.gateway_udp).expect("send");
+                self.handshake_sent += 1;
+            }
+            if let Ok((n, _)) = self.device.recv_from(&mut buf) {
+                self.handshake_received += 1;
+                client.handle_datagram(Instant::now(), &buf[..n]);
+            } else if client.poll_timeout().is_some_and(|t| t <= Instant::now()) {
+                client.handle_timeout(Instant::now());
+            }
+            if std::iter::from_fn(|| client.poll_event()).any(|e| matches!(e, dtls::Event::Connected(_))) {
+                break client.export_session().expect("the device's keys");
+            }
+        };
+        self.device.set_read_timeout(Some(PATIENCE)).expect("timeout");
+        let shard = self.expect_event("the session established on a shard", |e| match e {
+            FromShard::Established { shard, session: s, peer, suite: got } if *peer == device_addr && *s == session => {
+                assert_eq!(*got, suite);
                 Some(*shard)
             }
             _ => None,
         });
-        let (gateway_keys, device_keys) = mirrored_keys(suite);
-        let grant = SessionGrant {
-            session: self.addr.device_session(),
-            peer: device_addr,
-            address: self.addr.device(),
-            policy: Policy { allowed: vec![self.addr.pool()] },
-            keys: gateway_keys,
-            mtu: 1400,
-        };
-        self.dp.send(shard, ToShard::Grant(Box::new(grant))).expect("queue the grant");
-        let session = self.addr.device_session();
-        wait_for("the grant to take effect", || (self.dp.owner_of(session) == Some(shard)).then_some(()));
-        self.client = Some(RecordProtection::new(device_keys).expect("device keys"));
+        assert_eq!(self.dp.owner_of(session), Some(shard), "installed before the device heard it was done");
+        let (sent, received) = (self.handshake_sent, self.handshake_received);
+        self.expect_counters("the handshake's datagrams counted", |c| {
+            c.rx_datagrams >= sent && c.tx_datagrams >= received
+        });
+        self.client = Some(RecordProtection::new(keys).expect("device keys"));
         self.shard = Some(shard);
     }
 

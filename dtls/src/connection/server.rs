@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::engine::{Core, Status};
 use super::{Connection, Event, HandshakeInfo};
 use crate::codec::Reader;
-use crate::config::{ConfigError, PskRequest, ServerConfig};
+use crate::config::{ConfigError, PskRequest, PskResolver, ServerConfig};
 use crate::cookie::CookieSecret;
 use crate::handshake::msg::{
     encode_psk_opaque, parse_psk_opaque, put_header, transcript_bytes, ClientHello, Extension, Fragment,
@@ -230,6 +230,33 @@ impl Acceptor {
     /// address; the cookie is bound to it). `out` receives a reply to send
     /// when the result says so.
     pub fn accept(&mut self, now: Instant, peer: &[u8], datagram: &[u8], out: &mut Vec<u8>) -> Accept {
+        self.accept_inner(now, peer, datagram, out, None)
+    }
+
+    /// As [`accept`](Self::accept), with `resolver` answering the new
+    /// connection's PSK lookup instead of the configuration's: a server that
+    /// knows from the ClientHello's App-ID which key the handshake must use
+    /// (a gateway shard holding its sessions' authorisations) hands that key
+    /// to this connection alone and needs no table shared across threads.
+    pub fn accept_with_resolver(
+        &mut self,
+        now: Instant,
+        peer: &[u8],
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+        resolver: Arc<dyn PskResolver>,
+    ) -> Accept {
+        self.accept_inner(now, peer, datagram, out, Some(resolver))
+    }
+
+    fn accept_inner(
+        &mut self,
+        now: Instant,
+        peer: &[u8],
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+        resolver: Option<Arc<dyn PskResolver>>,
+    ) -> Accept {
         out.clear();
         let peeked = match PeekedClientHello::parse(datagram) {
             Ok(p) => p,
@@ -245,7 +272,11 @@ impl Acceptor {
             hello_verify_request(&peeked, &cookie, out);
             return Accept::HelloVerifyRequest;
         }
-        match new_connection(self.config.clone(), now, &peeked) {
+        let config = match resolver {
+            Some(r) => Arc::new(ServerConfig { psk_resolver: r, ..(*self.config).clone() }),
+            None => self.config.clone(),
+        };
+        match new_connection(config, now, &peeked) {
             Ok(c) => Accept::Connection(Box::new(c)),
             Err(e) => {
                 refusal(&peeked, e, out);

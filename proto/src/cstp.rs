@@ -124,6 +124,11 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
+/// The most headroom [`Deframer::next_frame_with_headroom`] gives (more is
+/// cut to this).
+pub const MAX_HEADROOM: usize = 64;
+static ZEROS: [u8; MAX_HEADROOM] = [0; MAX_HEADROOM];
+
 /// Re-frames the decrypted TLS byte stream into CSTP frames.
 ///
 /// Call [`push`](Self::push) with each read, then [`next_frame`](Self::next_frame)
@@ -167,12 +172,13 @@ impl Deframer {
 
     /// The next complete frame, `None` if more bytes are needed, or the
     /// (sticky) error that ended the stream.
+    #[inline]
     pub fn next_frame(&mut self) -> Option<Result<Frame, CstpError>> {
         self.next_frame_with_headroom(0)
     }
 
-    /// As [`next_frame`](Self::next_frame), with `headroom` zero bytes in
-    /// front of the payload in [`Frame::payload`]: room for a header the
+    /// As [`next_frame`](Self::next_frame), with `headroom` (at most
+    /// [`MAX_HEADROOM`]) zero bytes in front of the payload in [`Frame::payload`]: room for a header the
     /// receiver puts before the packet (the TUN's virtio header), so the
     /// payload is copied out of the stream once and never again.
     pub fn next_frame_with_headroom(&mut self, headroom: usize) -> Option<Result<Frame, CstpError>> {
@@ -192,8 +198,9 @@ impl Deframer {
         };
         let [_, _, _, _, _, _, packet_type, _] = array_at::<HEADER_LEN>(pending, 0)?;
         let body = pending.get(HEADER_LEN..HEADER_LEN + payload_len)?;
-        let mut payload = Vec::with_capacity(headroom + body.len());
-        payload.resize(headroom, 0);
+        let room = ZEROS.get(..headroom).unwrap_or(&ZEROS);
+        let mut payload = Vec::with_capacity(room.len() + body.len());
+        payload.extend_from_slice(room);
         payload.extend_from_slice(body);
         self.start += HEADER_LEN + payload_len;
         if self.start == self.buf.len() {

@@ -146,10 +146,7 @@ impl Gateway {
             m.counter("corridor_dtls_handshakes_total", "DTLS handshake outcomes", &format!("result=\"{name}\""), v);
         }
         for (i, s) in self.core.port().counters().iter().enumerate() {
-            let l = format!("shard=\"{i}\"");
-            for (name, v) in s.named() {
-                m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
-            }
+            m.counter_set(s, &format!("shard=\"{i}\""));
         }
         for (i, l) in self.core.port().latency().iter().enumerate() {
             let cumulative: Vec<(Option<f64>, u64)> =

@@ -100,16 +100,25 @@ pub enum LinkEvent {
     Allocate { link: usize, flow: u64, relay: SocketAddr, nonce: Nonce, app_id: Vec<u8>, device: SocketAddr },
 }
 
-/// Counters of the relay links, for /metrics.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LinkCounters {
-    pub links_up: u64,
-    pub links_lost: u64,
-    pub links_refused: u64,
-    pub streams_attached: u64,
-    pub streams_declined: u64,
-    pub streams_failed: u64,
-    pub flows_refused: u64,
+service::counters! {
+    /// Counters of the relay links, for /metrics.
+    pub struct LinkCounters {
+        metric_prefix: "corridor_relay_",
+        /// relay links authenticated
+        links_up,
+        /// relay links that dropped after coming up
+        links_lost,
+        /// relay links the relay refused (name or token)
+        links_refused,
+        /// device streams dialled back to a relay
+        streams_attached,
+        /// device streams that could not be dialled back
+        streams_failed,
+        /// device streams declined: server.max_connections reached
+        streams_declined,
+        /// relay DTLS flows refused: no session had the App-ID
+        flows_refused,
+    }
 }
 
 #[derive(Debug)]

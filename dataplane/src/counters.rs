@@ -3,140 +3,112 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-macro_rules! shard_counters {
-    ($($(#[$doc:meta])* $name:ident,)*) => {
-        /// What one shard has seen since it started. A snapshot: fields are
-        /// each current, not mutually consistent to the packet.
-        #[derive(Default, Clone, Copy, Debug, PartialEq, Eq)]
-        pub struct ShardCounters {
-            $($(#[$doc])* pub $name: u64,)*
-        }
-
-        const COUNTER_COUNT: usize = [$(stringify!($name)),*].len();
-
-        impl ShardCounters {
-            /// Every counter with its name, for metrics endpoints.
-            pub fn named(&self) -> [(&'static str, u64); COUNTER_COUNT] {
-                [$((stringify!($name), self.$name)),*]
-            }
-
-            fn values(&self) -> [u64; COUNTER_COUNT] {
-                [$(self.$name),*]
-            }
-
-            fn from_values(values: [u64; COUNTER_COUNT]) -> Self {
-                let mut it = values.into_iter();
-                Self { $($name: it.next().unwrap_or(0),)* }
-            }
-
-            /// Field-wise sum, for a gateway-wide total.
-            pub fn merged(&self, other: &Self) -> Self {
-                Self { $($name: self.$name.saturating_add(other.$name),)* }
-            }
-        }
-    };
-}
-
-shard_counters! {
-    /// UDP datagrams received.
-    rx_datagrams,
-    /// DTLS records opened (authenticated) from granted peers.
-    rx_records,
-    /// UDP datagrams sent (completed sends).
-    tx_datagrams,
-    /// Packets read from the TUN.
-    tun_reads,
-    /// Packets written to the TUN (completed writes).
-    tun_writes,
-    /// Not a DTLS record, a broken IPv4 header, or an unknown OpenConnect type.
-    drop_malformed,
-    /// Authenticated alerts (close_notify when a device disconnects) and
-    /// post-handshake messages: not data, absorbed.
-    rx_alerts,
-    /// Inner packets that are not IPv4 (IPv6 is not carried yet; clients send router solicitations).
-    drop_not_ipv4,
-    /// Record authentication failed.
-    drop_bad_mac,
-    /// Record already seen or left of the replay window.
-    drop_replay,
-    /// Record from an epoch other than the session's (and not 0).
-    drop_wrong_epoch,
-    /// Inner source address is not the session's assigned address.
-    drop_spoofed_source,
-    /// Destination not allowed by the session's policy.
-    drop_policy,
-    /// TUN packet outside the pool, or a packet for a session this shard lacks.
-    drop_no_session,
-    /// Datagram truncated by the receive buffer, or a packet too big to seal.
-    drop_oversize,
-    /// DPD requests answered.
-    dpd_answered,
-    /// Keepalives absorbed.
-    keepalives,
-    /// TUN packets handed to the shard owning their session.
-    cross_shard,
-    /// Steering map updates the kernel refused (packets of that session
-    /// then cross shards).
-    steering_errors,
-    /// Records sent to devices through per-peer batches (offloads on).
-    tx_records,
-    /// UDP sends that carried more than one record (UDP GSO).
-    gso_sends,
-    /// UDP receives that carried several datagrams coalesced by UDP GRO.
-    gro_receives,
-    /// TUN reads that were TSO/USO super-packets, segmented here.
-    tun_super_packets,
-    /// TUN writes that carried device TCP segments, or UDP datagrams,
-    /// coalesced into one.
-    tun_super_writes,
-    /// The device packets those super-packet writes carried.
-    tun_super_segments,
-    /// Packets sent alone, sealed where they were read, because every batch
-    /// buffer was in use.
-    batch_fallbacks,
-    /// Super-packets or checksum-partial packets the segmenter refused
-    /// (unsupported GSO type such as IPv6, inconsistent headers).
-    drop_offload,
-    /// Offloads the kernel refused at run time (a GSO send failed: one
-    /// record per send since).
-    offload_refused,
-    /// DTLS handshakes this shard completed and installed.
-    handshakes_established,
-    /// DTLS handshakes that failed after the cookie round (a wrong key, a
-    /// bad Finished, a timeout).
-    handshakes_failed,
-    /// ClientHellos answered with a fatal alert (no shared suite, version).
-    handshakes_refused,
-    /// Cookie rounds (HelloVerifyRequest) sent.
-    hello_verify_requests,
-    /// ClientHellos whose App-ID no session is authorised with: dropped
-    /// unanswered, nothing copied anywhere.
-    handshakes_unknown_app_id,
-    /// Datagrams from peers without a session that were no ClientHello
-    /// (or a fragmented one): dropped unanswered.
-    handshakes_not_client_hello,
-    /// ClientHellos dropped with the shard's handshake table full.
-    handshakes_overloaded,
-    /// Events or packets dropped because a bounded queue or the op table was full.
-    queue_full,
-    /// Sends, TUN writes or receives that the kernel failed.
-    io_errors,
-    /// Records that could not be sealed (sequence space exhausted, crypto refusal).
-    seal_errors,
-    /// Grants accepted.
-    grants,
-    /// Grants refused: session id outside the pool, address not the pool's
-    /// address for that id, or keys the record layer rejects.
-    grants_rejected,
-    /// Sessions removed by revoke.
-    revokes,
+service::counters! {
+    /// What one shard has seen since it started. A snapshot: fields are
+    /// each current, not mutually consistent to the packet.
+    #[derive(PartialEq, Eq)]
+    pub struct ShardCounters {
+        metric_prefix: "corridor_shard_",
+        /// UDP datagrams received.
+        rx_datagrams,
+        /// DTLS records opened (authenticated) from granted peers.
+        rx_records,
+        /// UDP datagrams sent (completed sends).
+        tx_datagrams,
+        /// Packets read from the TUN.
+        tun_reads,
+        /// Packets written to the TUN (completed writes).
+        tun_writes,
+        /// Not a DTLS record, a broken IPv4 header, or an unknown OpenConnect type.
+        drop_malformed,
+        /// Authenticated alerts (close_notify when a device disconnects) and
+        /// post-handshake messages: not data, absorbed.
+        rx_alerts,
+        /// Inner packets that are not IPv4 (IPv6 is not carried yet; clients send router solicitations).
+        drop_not_ipv4,
+        /// Record authentication failed.
+        drop_bad_mac,
+        /// Record already seen or left of the replay window.
+        drop_replay,
+        /// Record from an epoch other than the session's (and not 0).
+        drop_wrong_epoch,
+        /// Inner source address is not the session's assigned address.
+        drop_spoofed_source,
+        /// Destination not allowed by the session's policy.
+        drop_policy,
+        /// TUN packet outside the pool, or a packet for a session this shard lacks.
+        drop_no_session,
+        /// Datagram truncated by the receive buffer, or a packet too big to seal.
+        drop_oversize,
+        /// DPD requests answered.
+        dpd_answered,
+        /// Keepalives absorbed.
+        keepalives,
+        /// TUN packets handed to the shard owning their session.
+        cross_shard,
+        /// Steering map updates the kernel refused (packets of that session
+        /// then cross shards).
+        steering_errors,
+        /// Records sent to devices through per-peer batches (offloads on).
+        tx_records,
+        /// UDP sends that carried more than one record (UDP GSO).
+        gso_sends,
+        /// UDP receives that carried several datagrams coalesced by UDP GRO.
+        gro_receives,
+        /// TUN reads that were TSO/USO super-packets, segmented here.
+        tun_super_packets,
+        /// TUN writes that carried device TCP segments, or UDP datagrams,
+        /// coalesced into one.
+        tun_super_writes,
+        /// The device packets those super-packet writes carried.
+        tun_super_segments,
+        /// Packets sent alone, sealed where they were read, because every batch
+        /// buffer was in use.
+        batch_fallbacks,
+        /// Super-packets or checksum-partial packets the segmenter refused
+        /// (unsupported GSO type such as IPv6, inconsistent headers).
+        drop_offload,
+        /// Offloads the kernel refused at run time (a GSO send failed: one
+        /// record per send since).
+        offload_refused,
+        /// DTLS handshakes this shard completed and installed.
+        handshakes_established,
+        /// DTLS handshakes that failed after the cookie round (a wrong key, a
+        /// bad Finished, a timeout).
+        handshakes_failed,
+        /// ClientHellos answered with a fatal alert (no shared suite, version).
+        handshakes_refused,
+        /// Cookie rounds (HelloVerifyRequest) sent.
+        hello_verify_requests,
+        /// ClientHellos whose App-ID no session is authorised with: dropped
+        /// unanswered, nothing copied anywhere.
+        handshakes_unknown_app_id,
+        /// Datagrams from peers without a session that were no ClientHello
+        /// (or a fragmented one): dropped unanswered.
+        handshakes_not_client_hello,
+        /// ClientHellos dropped with the shard's handshake table full.
+        handshakes_overloaded,
+        /// Events or packets dropped because a bounded queue or the op table was full.
+        queue_full,
+        /// Sends, TUN writes or receives that the kernel failed.
+        io_errors,
+        /// Records that could not be sealed (sequence space exhausted, crypto refusal).
+        seal_errors,
+        /// Grants accepted.
+        grants,
+        /// Grants refused: session id outside the pool, address not the pool's
+        /// address for that id, or keys the record layer rejects.
+        grants_rejected,
+        /// Sessions removed by revoke.
+        revokes,
+    }
 }
 
 /// The shard's counters as control reads them.
 #[derive(Debug)]
 #[repr(align(128))]
 pub(crate) struct PublishedCounters {
-    values: [AtomicU64; COUNTER_COUNT],
+    values: [AtomicU64; ShardCounters::COUNT],
 }
 
 impl Default for PublishedCounters {
@@ -154,14 +126,14 @@ impl PublishedCounters {
     }
 
     pub(crate) fn snapshot(&self) -> ShardCounters {
-        ShardCounters::from_values(core::array::from_fn(|i| {
-            self.values.get(i).map_or(0, |v| v.load(Ordering::Relaxed))
-        }))
+        ShardCounters::from_values(self.values.each_ref().map(|v| v.load(Ordering::Relaxed)))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use service::CounterSet;
+
     use super::*;
 
     #[test]
@@ -170,7 +142,17 @@ mod tests {
         let p = PublishedCounters::default();
         p.publish(&c);
         assert_eq!(p.snapshot(), c);
-        assert_eq!(c.named().first(), Some(&("rx_datagrams", 3)));
+        let first = c.counters().next().map(|(counter, v)| (counter.metric, counter.help, v));
+        assert_eq!(first, Some(("corridor_shard_rx_datagrams_total", "UDP datagrams received.", 3)));
         assert_eq!(c.merged(&c).revokes, 18);
+    }
+
+    /// Dashboards and the end-to-end tests grep for these names.
+    #[test]
+    fn every_shard_metric_is_named_for_its_field() {
+        for counter in ShardCounters::COUNTERS {
+            assert_eq!(counter.metric, format!("corridor_shard_{}_total", counter.field));
+            assert!(!counter.help.is_empty() && !counter.help.contains('\n'), "{}: {:?}", counter.field, counter.help);
+        }
     }
 }

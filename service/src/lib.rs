@@ -4,20 +4,26 @@
 //! x509-parser and io-uring):
 //!
 //! * [`admin`]: the admin endpoint's HTTP, one small request at a time;
+//! * [`counters`](mod@counters): the one way to declare a set of counters ([`counters!`]);
 //! * [`metrics`]: counters, gauges and histograms in the Prometheus text format;
 //! * [`config`]: the error every configuration mistake becomes, and the
 //!   shared secrets (link tokens) read from a file or given inline;
 //! * [`link`]: writing a relay link's queued frames without blocking;
 //! * [`random`]: nonces and tokens from the system CSPRNG.
+//!
+//! The data plane depends on it for [`counters!`] alone, so that its shard
+//! counters are declared and shown like every other set.
 
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod config;
+pub mod counters;
 pub mod link;
 pub mod metrics;
 pub mod random;
 
 pub use config::ConfigError;
+pub use counters::{Counter, CounterSet};
 pub use metrics::Metrics;
 pub use random::{random_bytes, random_hex};

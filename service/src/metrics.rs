@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::counters::CounterSet;
+
 /// A Prometheus text page being written.
 #[derive(Debug, Default)]
 pub struct Metrics(String);
@@ -19,6 +21,15 @@ impl Metrics {
             let _ = writeln!(self.0, "{name} {value}");
         } else {
             let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+        }
+    }
+
+    /// Every counter of a set declared with [`counters!`](crate::counters!),
+    /// each with `labels` (`""` for none). Rendering one set per shard with
+    /// its own label gives each metric one HELP and TYPE and a series per shard.
+    pub fn counter_set(&mut self, set: &impl CounterSet, labels: &str) {
+        for (counter, value) in set.counters() {
+            self.counter(counter.metric, counter.help, labels, value);
         }
     }
 

@@ -29,6 +29,7 @@
 //! Messages to shards go straight to the port (it never blocks); the rest
 //! comes back as [`Effect`]s.
 
+mod counters;
 mod effect;
 mod handoff;
 mod login;
@@ -43,6 +44,7 @@ use proto::cstp::Deframer;
 use proto::grant::SessionId;
 use proto::http::Limits;
 
+pub use counters::ControlCounters;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict, WriteKind};
 
 use crate::config::Config;
@@ -67,35 +69,6 @@ pub struct RelayRoute {
     pub route: u32,
     /// The relay's UDP port for devices; 0: the relay carries no DTLS.
     pub dtls_port: u16,
-}
-
-/// Counters of the control plane, for `/metrics` and the stop log.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct ControlCounters {
-    pub tls_accepted: u64,
-    pub connections_refused: u64,
-    pub logins_ok: u64,
-    pub logins_failed: u64,
-    /// Logins answered "busy": the password verifiers' queue was full.
-    pub logins_busy: u64,
-    /// Verdicts that came back for a connection that had closed (or no
-    /// longer waited for that check).
-    pub verdicts_discarded: u64,
-    pub bad_requests: u64,
-    pub connects: u64,
-    pub connect_rejected: u64,
-    pub cstp_frames_in: u64,
-    pub cstp_frames_out: u64,
-    pub cstp_dropped_blocked: u64,
-    pub cstp_protocol_errors: u64,
-    pub drop_spoofed_source: u64,
-    pub drop_policy: u64,
-    pub drop_not_ipv4: u64,
-    pub sessions_ended: u64,
-    /// Sessions another cluster node began that reconnected here.
-    pub sessions_adopted: u64,
-    /// Relay DTLS flows bound from the shards' port.
-    pub relay_flows_bound: u64,
 }
 
 /// What a connection is doing.

@@ -63,90 +63,13 @@ impl Gateway {
 
     fn metrics(&self) -> String {
         let mut m = crate::admin::Metrics::default();
-        let c = self.core.counters();
-        let r = &self.relays.counters;
-        for (name, help, v) in [
-            ("corridor_tls_accepted_total", "TLS connections accepted", c.tls_accepted),
-            (
-                "corridor_connections_refused_total",
-                "TCP connections closed at accept (server.max_connections)",
-                c.connections_refused,
-            ),
-            ("corridor_logins_total", "successful logins", c.logins_ok),
-            ("corridor_login_failures_total", "failed logins", c.logins_failed),
-            (
-                "corridor_logins_busy_total",
-                "logins answered busy: the password verifiers' queue (auth.verify_queue) was full",
-                c.logins_busy,
-            ),
-            (
-                "corridor_password_verdicts_discarded_total",
-                "password checks answered after their connection had closed",
-                c.verdicts_discarded,
-            ),
-            ("corridor_bad_requests_total", "malformed HTTP requests", c.bad_requests),
-            ("corridor_connects_total", "tunnels set up with CONNECT", c.connects),
-            ("corridor_connects_rejected_total", "CONNECTs refused", c.connect_rejected),
-            ("corridor_cstp_frames_in_total", "CSTP frames received", c.cstp_frames_in),
-            ("corridor_cstp_frames_out_total", "CSTP frames sent", c.cstp_frames_out),
-            (
-                "corridor_cstp_dropped_blocked_total",
-                "CSTP packets dropped on a full TLS connection",
-                c.cstp_dropped_blocked,
-            ),
-            ("corridor_cstp_protocol_errors_total", "CSTP framing errors and bad packets", c.cstp_protocol_errors),
-            (
-                "corridor_cstp_drop_spoofed_source_total",
-                "CSTP packets whose source was not the session address",
-                c.drop_spoofed_source,
-            ),
-            ("corridor_cstp_drop_policy_total", "CSTP packets to destinations the group may not reach", c.drop_policy),
-            ("corridor_cstp_drop_not_ipv4_total", "CSTP packets that were not IPv4", c.drop_not_ipv4),
-            ("corridor_sessions_ended_total", "sessions ended", c.sessions_ended),
-            (
-                "corridor_sessions_adopted_total",
-                "sessions another cluster node began, reconnected here",
-                c.sessions_adopted,
-            ),
-            ("corridor_relay_links_up_total", "relay links authenticated", r.links_up),
-            ("corridor_relay_links_lost_total", "relay links that dropped after coming up", r.links_lost),
-            ("corridor_relay_links_refused_total", "relay links the relay refused (name or token)", r.links_refused),
-            ("corridor_relay_streams_attached_total", "device streams dialled back to a relay", r.streams_attached),
-            ("corridor_relay_streams_failed_total", "device streams that could not be dialled back", r.streams_failed),
-            (
-                "corridor_relay_streams_declined_total",
-                "device streams declined: server.max_connections reached",
-                r.streams_declined,
-            ),
-            ("corridor_relay_flows_bound_total", "relay DTLS flows bound from the shards' port", c.relay_flows_bound),
-            (
-                "corridor_relay_flows_refused_total",
-                "relay DTLS flows refused: no session had the App-ID",
-                r.flows_refused,
-            ),
-        ] {
-            m.counter(name, help, "", v);
-        }
+        m.counter_set(self.core.counters(), "");
+        m.counter_set(&self.relays.counters, "");
         m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);
-        // The shards run the handshakes; the gateway-wide outcomes are their sum.
+        // The shards run the DTLS handshakes: their outcomes are shard counters.
         let shards = self.core.port().counters();
-        let h = shards.iter().fold(dataplane::ShardCounters::default(), |a, s| a.merged(s));
-        for (name, v) in [
-            ("established", h.handshakes_established),
-            ("failed", h.handshakes_failed),
-            ("refused", h.handshakes_refused),
-            ("hello_verify_request", h.hello_verify_requests),
-            ("unknown_app_id", h.handshakes_unknown_app_id),
-            ("not_client_hello", h.handshakes_not_client_hello),
-            ("overloaded", h.handshakes_overloaded),
-        ] {
-            m.counter("corridor_dtls_handshakes_total", "DTLS handshake outcomes", &format!("result=\"{name}\""), v);
-        }
         for (i, s) in shards.iter().enumerate() {
-            let l = format!("shard=\"{i}\"");
-            for (name, v) in s.named() {
-                m.counter(&format!("corridor_shard_{name}_total"), "data-plane shard counter", &l, v);
-            }
+            m.counter_set(s, &format!("shard=\"{i}\""));
         }
         for (i, l) in self.core.port().latency().iter().enumerate() {
             let cumulative: Vec<(Option<f64>, u64)> =

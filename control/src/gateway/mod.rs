@@ -19,6 +19,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use proto::ip::Ipv4Net;
+use service::CounterSet;
 
 use crate::config::Config;
 pub use crate::core::ControlCounters;
@@ -238,7 +239,8 @@ impl Gateway {
         }
         let counters = *self.core.counters();
         for (i, c) in self.core.port().counters().iter().enumerate() {
-            let line: Vec<String> = c.named().iter().filter(|(_, v)| *v > 0).map(|(k, v)| format!("{k}={v}")).collect();
+            let line: Vec<String> =
+                c.counters().filter(|(_, v)| *v > 0).map(|(counter, v)| format!("{}={v}", counter.field)).collect();
             tracing::info!(shard = i, "shard counters {}", line.join(" "));
         }
         tracing::info!(?counters, "gateway stopped");

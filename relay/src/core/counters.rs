@@ -1,115 +1,107 @@
 //! What the relay counts: every drop has a counter of its own, so an
 //! operator can tell a scan from a misconfigured gateway from load.
 
-use service::Metrics;
-
-macro_rules! counters {
-    ($( $(#[doc = $doc:literal])+ $name:ident, )+) => {
-        /// The relay's counters (monotonic).
-        #[derive(Debug, Default, Clone, Copy)]
-        pub struct Counters {
-            $( $(#[doc = $doc])+ pub $name: u64, )+
-        }
-
-        impl Counters {
-            /// Every counter with its name and help text.
-            pub fn named(&self) -> Vec<(&'static str, &'static str, u64)> {
-                vec![$( (stringify!($name), concat!($($doc),+), self.$name), )+]
-            }
-        }
-    };
+service::counters! {
+    /// The relay's counters (monotonic).
+    pub struct Counters {
+        metric_prefix: "corridor_relay_",
+        /// device TCP connections accepted
+        device_connections,
+        /// device connections closed at accept: relay limits.max_connections
+        refused_max_connections,
+        /// device connections closed at accept: limits.max_connections_per_source
+        refused_per_source,
+        /// gateway-port connections closed at accept: too many unidentified
+        refused_inbound,
+        /// device streams whose first bytes were not a TLS ClientHello
+        drop_bad_client_hello,
+        /// device ClientHellos without SNI and no relay.default_name
+        drop_no_sni,
+        /// device ClientHellos for a name no [[gateway]] has
+        drop_unknown_name,
+        /// device streams for a name with no live gateway link
+        drop_no_gateway,
+        /// device streams dropped at limits.max_pending_streams
+        drop_pending_streams,
+        /// devices that sent no ClientHello within limits.hello_timeout
+        drop_hello_timeout,
+        /// streams whose gateway did not attach within limits.attach_timeout
+        drop_attach_timeout,
+        /// attaches naming no waiting stream, with a wrong nonce or from another host
+        drop_bad_attach,
+        /// malformed or unexpected frames on the gateway port (the connection is closed)
+        drop_bad_gateway_frame,
+        /// device streams spliced to their gateway
+        streams_spliced,
+        /// streams the gateway declined (at its connection limit)
+        streams_declined,
+        /// bytes carried from devices to gateways over finished streams
+        stream_bytes_to_gateway,
+        /// bytes carried from gateways to devices over finished streams
+        stream_bytes_to_device,
+        /// gateway links authenticated
+        links_up,
+        /// gateway links refused (unknown name, version or wrong token)
+        links_refused,
+        /// authenticated gateway links that ended
+        links_lost,
+        /// DTLS flows allocated (a relay UDP port each)
+        flows_allocated,
+        /// flows bound by their gateway
+        flows_bound,
+        /// flows the gateway refused (no session had the App-ID)
+        flows_refused,
+        /// flows closed because their gateway never bound them
+        flows_unbound,
+        /// flows closed after limits.flow_idle_timeout
+        flows_idle,
+        /// flows closed for any reason
+        flows_closed,
+        /// datagrams from devices
+        udp_from_devices,
+        /// datagrams forwarded to gateways
+        udp_to_gateways,
+        /// datagrams forwarded to devices
+        udp_to_devices,
+        /// bytes forwarded to gateways
+        udp_bytes_to_gateways,
+        /// bytes forwarded to devices
+        udp_bytes_to_devices,
+        /// datagrams from an unknown device address that were no ClientHello
+        drop_udp_unknown_peer,
+        /// ClientHellos whose App-ID carries no relay route
+        drop_udp_unknown_app_id,
+        /// ClientHellos for a route no live link holds
+        drop_udp_unknown_route,
+        /// ClientHellos dropped at limits.max_flows
+        drop_udp_max_flows,
+        /// ClientHellos dropped at limits.max_pending_flows
+        drop_udp_pending_flows,
+        /// datagrams dropped while a flow waited for its bind (queue full)
+        drop_udp_queue_full,
+        /// datagrams on a flow port from anyone but its gateway (or a bad bind)
+        drop_udp_stranger,
+        /// datagrams the kernel refused to send
+        drop_udp_send_failed,
+        /// device datagrams larger than the relay takes whole (9216 bytes)
+        drop_udp_truncated,
+        /// flows not opened: no UDP port could be bound
+        drop_udp_socket_failed,
+    }
 }
 
-counters! {
-    /// device TCP connections accepted
-    device_connections,
-    /// device connections closed at accept: relay limits.max_connections
-    refused_max_connections,
-    /// device connections closed at accept: limits.max_connections_per_source
-    refused_per_source,
-    /// gateway-port connections closed at accept: too many unidentified
-    refused_inbound,
-    /// device streams whose first bytes were not a TLS ClientHello
-    drop_bad_client_hello,
-    /// device ClientHellos without SNI and no relay.default_name
-    drop_no_sni,
-    /// device ClientHellos for a name no [[gateway]] has
-    drop_unknown_name,
-    /// device streams for a name with no live gateway link
-    drop_no_gateway,
-    /// device streams dropped at limits.max_pending_streams
-    drop_pending_streams,
-    /// devices that sent no ClientHello within limits.hello_timeout
-    drop_hello_timeout,
-    /// streams whose gateway did not attach within limits.attach_timeout
-    drop_attach_timeout,
-    /// attaches naming no waiting stream, with a wrong nonce or from another host
-    drop_bad_attach,
-    /// malformed or unexpected frames on the gateway port (the connection is closed)
-    drop_bad_gateway_frame,
-    /// device streams spliced to their gateway
-    streams_spliced,
-    /// streams the gateway declined (at its connection limit)
-    streams_declined,
-    /// bytes carried from devices to gateways over finished streams
-    stream_bytes_to_gateway,
-    /// bytes carried from gateways to devices over finished streams
-    stream_bytes_to_device,
-    /// gateway links authenticated
-    links_up,
-    /// gateway links refused (unknown name, version or wrong token)
-    links_refused,
-    /// authenticated gateway links that ended
-    links_lost,
-    /// DTLS flows allocated (a relay UDP port each)
-    flows_allocated,
-    /// flows bound by their gateway
-    flows_bound,
-    /// flows the gateway refused (no session had the App-ID)
-    flows_refused,
-    /// flows closed because their gateway never bound them
-    flows_unbound,
-    /// flows closed after limits.flow_idle_timeout
-    flows_idle,
-    /// flows closed for any reason
-    flows_closed,
-    /// datagrams from devices
-    udp_from_devices,
-    /// datagrams forwarded to gateways
-    udp_to_gateways,
-    /// datagrams forwarded to devices
-    udp_to_devices,
-    /// bytes forwarded to gateways
-    udp_bytes_to_gateways,
-    /// bytes forwarded to devices
-    udp_bytes_to_devices,
-    /// datagrams from an unknown device address that were no ClientHello
-    drop_udp_unknown_peer,
-    /// ClientHellos whose App-ID carries no relay route
-    drop_udp_unknown_app_id,
-    /// ClientHellos for a route no live link holds
-    drop_udp_unknown_route,
-    /// ClientHellos dropped at limits.max_flows
-    drop_udp_max_flows,
-    /// ClientHellos dropped at limits.max_pending_flows
-    drop_udp_pending_flows,
-    /// datagrams dropped while a flow waited for its bind (queue full)
-    drop_udp_queue_full,
-    /// datagrams on a flow port from anyone but its gateway (or a bad bind)
-    drop_udp_stranger,
-    /// datagrams the kernel refused to send
-    drop_udp_send_failed,
-    /// device datagrams larger than the relay takes whole (9216 bytes)
-    drop_udp_truncated,
-    /// flows not opened: no UDP port could be bound
-    drop_udp_socket_failed,
-}
+#[cfg(test)]
+mod tests {
+    use super::Counters;
 
-impl Counters {
-    /// Adds every counter to a Prometheus page as `corridor_relay_NAME_total`.
-    pub fn render(&self, m: &mut Metrics) {
-        for (name, help, v) in self.named() {
-            m.counter(&format!("corridor_relay_{name}_total"), help.trim(), "", v);
+    /// Dashboards and the end-to-end tests grep for these names.
+    #[test]
+    fn every_relay_metric_is_named_for_its_field_and_helped_by_its_doc() {
+        for counter in Counters::COUNTERS {
+            assert_eq!(counter.metric, format!("corridor_relay_{}_total", counter.field));
+            assert!(!counter.help.is_empty() && counter.help.trim() == counter.help, "{counter:?}");
         }
+        let accepted = Counters::COUNTERS.first().map(|c| c.help);
+        assert_eq!(accepted, Some("device TCP connections accepted"));
     }
 }

@@ -9,7 +9,7 @@ impl RelayCore {
     /// The Prometheus page.
     pub fn metrics_page(&self) -> String {
         let mut m = Metrics::default();
-        self.counters.render(&mut m);
+        m.counter_set(&self.counters, "");
         let spliced = self.devices.values().filter(|d| d.is_spliced()).count();
         m.gauge("corridor_relay_links", "gateway links up", self.routes.len() as u64);
         m.gauge("corridor_relay_streams", "device streams spliced to a gateway", spliced as u64);

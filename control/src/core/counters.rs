@@ -1,0 +1,50 @@
+//! What the control plane counts, for `/metrics` and the stop log. Each
+//! doc comment is the metric's help text; several metrics are named
+//! outright because they were exposed under those names before their
+//! fields had these.
+
+service::counters! {
+    /// Counters of the control plane.
+    pub struct ControlCounters {
+        metric_prefix: "corridor_",
+        /// TLS connections accepted
+        tls_accepted,
+        /// TCP connections closed at accept (server.max_connections)
+        connections_refused,
+        /// successful logins
+        logins_ok => "corridor_logins_total",
+        /// failed logins
+        logins_failed => "corridor_login_failures_total",
+        /// logins answered busy: the password verifiers' queue (auth.verify_queue) was full
+        logins_busy,
+        /// password checks answered after their connection had closed
+        // (or after it stopped waiting for that check)
+        verdicts_discarded => "corridor_password_verdicts_discarded_total",
+        /// malformed HTTP requests
+        bad_requests,
+        /// tunnels set up with CONNECT
+        connects,
+        /// CONNECTs refused
+        connect_rejected => "corridor_connects_rejected_total",
+        /// CSTP frames received
+        cstp_frames_in,
+        /// CSTP frames sent
+        cstp_frames_out,
+        /// CSTP packets dropped on a full TLS connection
+        cstp_dropped_blocked,
+        /// CSTP framing errors and bad packets
+        cstp_protocol_errors,
+        /// CSTP packets whose source was not the session address
+        drop_spoofed_source => "corridor_cstp_drop_spoofed_source_total",
+        /// CSTP packets to destinations the group may not reach
+        drop_policy => "corridor_cstp_drop_policy_total",
+        /// CSTP packets that were not IPv4
+        drop_not_ipv4 => "corridor_cstp_drop_not_ipv4_total",
+        /// sessions ended
+        sessions_ended,
+        /// sessions another cluster node began, reconnected here
+        sessions_adopted,
+        /// relay DTLS flows bound from the shards' port
+        relay_flows_bound,
+    }
+}

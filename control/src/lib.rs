@@ -1,12 +1,20 @@
 //! corridor's control plane: one thread that negotiates tunnels.
 //!
-//! It terminates TLS (rustls on aws-lc-rs), runs the OpenConnect login and
-//! CONNECT, carries CSTP for devices without DTLS, drives DTLS handshakes
-//! with the `dtls` crate, and hands each established session to a
-//! data-plane shard as a [`proto::grant::SessionGrant`]. It is the only
-//! place that allocates per-session state. See [`gateway::Gateway`].
+//! Two rooms:
 //!
-//! It also dials out to the infrastructure relays of `[[relay]]`
+//! * [`core`]: the protocol as a sans-IO state machine — connections'
+//!   state (HTTP login → awaiting a password verdict → CSTP tunnel),
+//!   sessions, the address pool, timers, cluster adoption, and the DTLS
+//!   hand-off (each session's handshake authorised on every shard, which
+//!   runs it and installs the session). No sockets, threads or clock
+//!   reads; tested with real device sessions in one process
+//!   (`tests/core_*.rs`).
+//! * [`gateway`]: the driver — the mio loop, rustls, the password verifier
+//!   threads ([`verifier`]), the relay links ([`relay_link`]) and the admin
+//!   endpoint — which feeds the core and carries out its effects. The data
+//!   plane sits behind [`port::DataplanePort`].
+//!
+//! The gateway also dials out to the infrastructure relays of `[[relay]]`
 //! ([`relay_link`]): devices then reach it through a relay and nothing
 //! connects in. Gateways serving one name form a `[cluster]`
 //! ([`cluster`]) whose nodes honour each other's session cookies.

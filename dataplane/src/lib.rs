@@ -7,8 +7,11 @@
 //! `SO_REUSEPORT` group) and one thread per shard. Each shard owns an I/O
 //! engine — io_uring, or where that cannot be set up (or
 //! [`IoBackend::Readiness`] is asked for) epoll with `recvmmsg`/`sendmmsg` —
-//! and the sessions granted to it; it never takes a lock and never waits on
-//! control. Control talks to a shard through a bounded lock-free queue
+//! and the sessions installed on it; it never takes a lock and never waits
+//! on control. A session's DTLS handshake runs on the shard that its
+//! datagrams reach ([`handshake`]), against the authorisation control sent
+//! every shard at CONNECT; the shard installs the session itself before the
+//! handshake's last flight leaves. Control talks to a shard through a bounded lock-free queue
 //! ([`Dataplane::send`]) and hears back through another
 //! ([`Dataplane::drain_events`]); both sides sleep on an eventfd.
 //!

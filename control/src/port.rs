@@ -42,13 +42,11 @@ pub struct InMemoryDataplane {
     /// Messages each shard would have received, oldest first.
     pub to_shards: VecDeque<(ShardId, ToShard)>,
     events: VecDeque<FromShard>,
-    /// Room left in the shard queues before `send` refuses; `None`: unbounded.
-    pub queue_room: Option<usize>,
 }
 
 impl InMemoryDataplane {
     pub fn new(shards: usize) -> Self {
-        Self { shards: shards.max(1), to_shards: VecDeque::new(), events: VecDeque::new(), queue_room: None }
+        Self { shards: shards.max(1), to_shards: VecDeque::new(), events: VecDeque::new() }
     }
 
     /// Queues an event as a shard would.
@@ -63,11 +61,8 @@ impl DataplanePort for InMemoryDataplane {
     }
 
     fn send(&mut self, shard: ShardId, msg: ToShard) -> Result<(), ToShard> {
-        if usize::from(shard.0) >= self.shards || self.queue_room == Some(0) {
+        if usize::from(shard.0) >= self.shards {
             return Err(msg);
-        }
-        if let Some(room) = self.queue_room.as_mut() {
-            *room -= 1;
         }
         self.to_shards.push_back((shard, msg));
         Ok(())

@@ -60,24 +60,16 @@ impl core::fmt::Debug for TlsFacts {
     }
 }
 
-/// Which writes the driver may drop when the connection's socket is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    /// HTTP answers and CSTP control frames: always queued.
-    Signalling,
-    /// A CSTP DATA frame: the core already dropped it if the connection
-    /// was reported blocked; the driver queues it.
-    Packet,
-}
-
 /// What the core asks the driver to do, drained with
 /// [`Core::poll_effect`](super::Core::poll_effect) after every call into it.
 #[derive(Debug)]
 pub enum Effect {
     /// Queue `bytes` on the connection as their own TLS record(s). A CSTP
     /// frame must be exactly one record: openconnect drops records holding
-    /// two frames (openconnect-protocol.md §4.3), so never coalesce.
-    Write { conn: ConnId, bytes: Vec<u8>, kind: WriteKind },
+    /// two frames (openconnect-protocol.md §4.3), so never coalesce. DATA
+    /// frames for a connection reported blocked are dropped by the core
+    /// before they get here (`cstp_dropped_blocked`).
+    Write { conn: ConnId, bytes: Vec<u8> },
     /// Flush what is queued, then close. The core has forgotten the
     /// connection already; whatever else arrives on it is ignored.
     Close { conn: ConnId, reason: &'static str },

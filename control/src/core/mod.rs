@@ -45,7 +45,7 @@ use proto::grant::SessionId;
 use proto::http::Limits;
 
 pub use counters::ControlCounters;
-pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict, WriteKind};
+pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict};
 
 use crate::config::Config;
 use crate::pool::AddressPool;
@@ -312,7 +312,7 @@ impl<P: DataplanePort> Core<P> {
     }
 
     fn write(&mut self, conn: ConnId, bytes: Vec<u8>) {
-        self.effects.push_back(Effect::Write { conn, bytes, kind: WriteKind::Signalling });
+        self.effects.push_back(Effect::Write { conn, bytes });
     }
 
     // ----- timers --------------------------------------------------------

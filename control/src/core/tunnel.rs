@@ -10,7 +10,7 @@ use proto::cstp::{self, Deframer, PacketType};
 use proto::grant::{Refusal, SessionId};
 use proto::http::Request;
 
-use super::{secs, ConnId, Core, Effect, Phase, WriteKind};
+use super::{secs, ConnId, Core, Phase};
 use crate::port::DataplanePort;
 use crate::session::{DtlsState, EndReason};
 
@@ -146,8 +146,7 @@ impl<P: DataplanePort> Core<P> {
         let mut f = Vec::with_capacity(cstp::HEADER_LEN + payload.len());
         if cstp::write_frame(&mut f, t, payload).is_ok() {
             self.counters.cstp_frames_out += 1;
-            let kind = if t == PacketType::DATA { WriteKind::Packet } else { WriteKind::Signalling };
-            self.effects.push_back(Effect::Write { conn, bytes: f, kind });
+            self.write(conn, f);
         }
     }
 

@@ -344,7 +344,7 @@ impl Gateway {
         let mut touched = HashSet::new();
         while let Some(effect) = self.core.poll_effect() {
             match effect {
-                Effect::Write { conn, bytes, kind: _ } => {
+                Effect::Write { conn, bytes } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         // rustls buffers without limit; the core drops DATA
                         // frames itself while the socket is reported full.

@@ -54,6 +54,13 @@ pub fn corridor_bin() -> PathBuf {
     })
 }
 
+/// Writes a secret file of mode 600.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).expect("secret file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
 fn require(tool: &str) {
     let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
     assert!(ok, "`{tool}` is missing: scripts/test.sh installs it");
@@ -306,11 +313,12 @@ impl Gateway {
                 format!("gateway{n}.toml"),
             ),
         };
+        // Secrets readable by their owner only: the gateway refuses others.
         if o.relayed != 0 {
-            fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+            write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         }
         if o.cluster {
-            fs::write(t.dir.join("cluster.key"), CLUSTER_SECRET).expect("cluster secret");
+            write_private(&t.dir.join("cluster.key"), CLUSTER_SECRET);
         }
         let path = t.dir.join(file);
         fs::write(&path, config::gateway_config(o, &listen)).expect("config");
@@ -368,7 +376,7 @@ impl Relay {
     /// With more `[limits]` lines (`field = value`, fields of
     /// `scripts/lib/relay.toml.in`).
     pub fn start_with(t: &Topology, limits: &str) -> Self {
-        fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+        write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         let path = t.dir.join("relay.toml");
         fs::write(&path, config::relay_config(limits)).expect("config");
         let mut cmd = ns(&t.relay(), corridor_bin());

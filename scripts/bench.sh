@@ -153,7 +153,8 @@ start_corridor() {
         server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
         server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
         auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
-        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 || return 1
+        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
+        "${LOAD_GENERATOR_LIMITS[@]}" || return 1
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
     corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
         { tail -n 30 "$WORK/corridor/gateway.log" >&2; return 1; }

@@ -230,7 +230,7 @@ write_gateway_config() {
         listen="$GATEWAY_RELAY_SIDE"
         # The gateway dials out to the relay and proves this secret (never
         # sent itself); nothing connects in.
-        openssl rand -hex 32 >"$WORK/relay.token"
+        (umask 077 && openssl rand -hex 32 >"$WORK/relay.token")
         relay=(relay.address="$RELAY_GATEWAY_SIDE:3101" relay.name="$SERVER_NAME" relay.token_file=relay.token)
     fi
     # shards = 0: one shard per core.

@@ -94,7 +94,7 @@ setup() {
     "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
     PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/passwd" alice
-    openssl rand -hex 32 >"$WORK/relay.token"
+    (umask 077 && openssl rand -hex 32 >"$WORK/relay.token")
     gateway_config "$WORK/direct.toml" server.listen=10.10.0.1:443 "${GATEWAY_FIELDS[@]}"
     gateway_config "$WORK/relayed.toml" server.listen=10.20.0.2:443 "${GATEWAY_FIELDS[@]}" \
         relay.address=10.20.0.1:3101 relay.name=vpn.test relay.token_file=relay.token

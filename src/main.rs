@@ -22,6 +22,10 @@ enum Command {
         /// The TOML configuration (see config/gateway.example.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// Check the configuration, its files (and their permissions) and the
+        /// password file's groups, then exit: 0 when good, 2 naming the mistake.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Run the infrastructure relay: devices connect to it, gateways dial out to it.
     Relay {
@@ -140,7 +144,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match cli.command {
-        Command::Gateway { config } => gateway(&config),
+        Command::Gateway { config, check_config: true } => check_gateway_config(&config),
+        Command::Gateway { config, check_config: false } => gateway(&config),
         Command::Relay { config } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
         Command::Bench { command } => bench_command(command),
@@ -300,6 +305,36 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `corridor gateway --check-config`: everything start-up checks before it
+/// touches the network, and the password file's groups, which start-up
+/// only warns about (their users' logins are refused).
+fn check_gateway_config(path: &std::path::Path) -> ExitCode {
+    let config = match control::Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = control::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref()) {
+        eprintln!("corridor: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(p) = &config.password_file {
+        let checked = control::passwd::PasswordFile::load(p)
+            .map_err(|e| {
+                control::ConfigError::new("auth.password_file", e.to_string(), "repair it with `corridor passwd`")
+            })
+            .and_then(|f| config.check_password_groups(&f));
+        if let Err(e) = checked {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    println!("corridor: {} is good", path.display());
+    ExitCode::SUCCESS
 }
 
 /// Reads the password from stdin (one line), so scripts can pipe it in and

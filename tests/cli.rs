@@ -57,3 +57,57 @@ fn passwd_adds_and_changes_users() {
     let out = corridor().args(["passwd", "--file"]).arg(&file).arg("carol").stdin(Stdio::null()).output().expect("run");
     assert_eq!(out.status.code(), Some(2), "no password on stdin is refused");
 }
+
+fn add_user(file: &std::path::Path, user: &str, group: &str) {
+    let mut p = corridor()
+        .args(["passwd", "--iterations", "1000", "--group", group, "--file"])
+        .arg(file)
+        .arg(user)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    p.stdin.take().expect("stdin").write_all(b"pw\n").expect("write");
+    assert!(p.wait().expect("wait").success());
+}
+
+#[test]
+fn check_config_refuses_undefined_groups_and_readable_keys() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp("check");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.example.toml")).expect("example");
+    std::fs::write(d.join("gateway.toml"), example).expect("write");
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/device/testdata/").to_owned() + f, d.join(f))
+            .expect("copy");
+    }
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let passwd = d.join("passwd");
+    add_user(&passwd, "alice", "default");
+    // corridor passwd wrote it private, and left no temporary file behind.
+    assert_eq!(std::fs::metadata(&passwd).expect("passwd").permissions().mode() & 0o777, 0o600);
+    let names: Vec<String> = std::fs::read_dir(&d)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
+    let check = || {
+        corridor().args(["gateway", "--check-config", "--config"]).arg(d.join("gateway.toml")).output().expect("run")
+    };
+    let out = check();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+
+    add_user(&passwd, "mallory", "admins");
+    let out = check();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("auth.password_file") && err.contains("mallory (group `admins`)"), "{err}");
+    add_user(&passwd, "mallory", "default");
+    assert_eq!(check().status.code(), Some(0));
+
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = check();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.key") && err.contains("chmod 600"), "{err}");
+}

@@ -399,3 +399,100 @@ fn a_slow_password_check_does_not_stall_other_sessions() {
     assert_eq!(gw.metric("corridor_logins_total"), 1, "only alice logged in");
     assert_eq!(gw.metric("corridor_login_failures_total"), 0);
 }
+
+/// openconnect for `user` in the second device namespace.
+fn second_device_client(t: &Topology, d2: &SecondDevice, user: &str) -> Client {
+    let mut cmd = ns(&d2.ns, "openconnect");
+    cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", "tun1", "--cafile"])
+        .arg(t.dir.join("ca.crt"))
+        .args(["--user", user, "--passwd-on-stdin", &format!("https://{GATEWAY_IP}/")]);
+    let mut proc = Proc::spawn(&format!("openconnect ({user}, second device)"), cmd);
+    if let Some(mut stdin) = proc.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    let mut c = Client { proc, ns: d2.ns.clone(), address: String::new() };
+    c.address = c.wait_address(Duration::from_secs(30));
+    c
+}
+
+#[test]
+fn fifty_wrong_passwords_from_one_source_get_it_banned_while_another_source_logs_in() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    // 50 guesses at alice's password, each over a fresh TLS connection,
+    // from the device namespace (10.10.0.2).
+    let script = format!(
+        "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\nfailed=refused=0\nfor i in range(50):\n try:\n  s=c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=60),server_hostname='vpn.test')\n  b=b'<config-auth client=\"vpn\" type=\"auth-reply\"><auth><username>alice</username><password>guess%d</password></auth></config-auth>' % i\n  s.sendall(b'POST /auth HTTP/1.1\\r\\nHost: vpn.test\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(b) + b)\n  out=s.recv(65536)\n  if b'Login failed' in out: failed+=1\n  else: refused+=1\n  s.close()\n except (OSError, ssl.SSLError):\n  refused+=1\nprint('failed=%d refused=%d' % (failed, refused), flush=True)",
+        ca = t.dir.join("ca.crt").display()
+    );
+    let out = String::from_utf8_lossy(&run(ns(&t.device(), "python3").args(["-c", &script])).stdout).into_owned();
+    // 8 wrong passwords (10 points each) reach the ban score of 80; the
+    // rest are refused at accept.
+    assert_eq!(out.trim(), "failed=8 refused=42", "{out}");
+    assert_eq!(gw.metric("corridor_bans_total"), 1, "{}", gw.admin("GET", "/metrics"));
+    assert_eq!(gw.metric("corridor_banned_sources"), 1);
+    assert!(gw.metric("corridor_connections_refused_banned_total") >= 42);
+    assert_eq!(gw.metric("corridor_login_failures_total"), 8);
+    gw.proc.log.wait_for("source banned", Duration::from_secs(1));
+    // Another source logs in normally, as alice herself.
+    let d2 = SecondDevice::add(&t);
+    let alice = second_device_client(&t, &d2, "alice");
+    assert!(alice.address.starts_with("192.168.99."), "{}", alice.address);
+    assert_eq!(gw.metric("corridor_logins_total"), 1);
+    // The banned source is still refused, before TLS.
+    let probe = format!(
+        "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\ntry:\n c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=5),server_hostname='vpn.test')\n print('accepted')\nexcept (OSError, ssl.SSLError):\n print('refused')",
+        ca = t.dir.join("ca.crt").display()
+    );
+    let out = String::from_utf8_lossy(&run(ns(&t.device(), "python3").args(["-c", &probe])).stdout).into_owned();
+    assert_eq!(out.trim(), "refused");
+}
+
+#[test]
+fn a_pre_auth_flood_from_one_source_stops_at_its_cap_while_sessions_reconnect_and_log_in() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let d2 = SecondDevice::add(&t);
+    let alice = second_device_client(&t, &d2, "alice");
+    // From the device namespace: 70 idle TCP connections (past the
+    // per-source cap of 64), 3 of TLS garbage, 3 TLS connections that
+    // pipeline requests and never read; all held open.
+    let flood = format!(
+        "import socket,ssl,time\nc=ssl.create_default_context(cafile='{ca}')\nheld=[]\nfor i in range(3):\n try:\n  s=c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=5),server_hostname='vpn.test')\n  s.setblocking(False)\n  try:\n   for j in range(2000): s.send(b'GET / HTTP/1.1\\r\\nHost: vpn.test\\r\\n\\r\\n')\n  except (OSError, ssl.SSLError): pass\n  held.append(s)\n except (OSError, ssl.SSLError): pass\nfor i in range(3):\n s=socket.create_connection(('{GATEWAY_IP}',443),timeout=5); s.sendall(b'\\x16\\x03\\x01garbage'*10); held.append(s)\nfor i in range(70):\n try: held.append(socket.create_connection(('{GATEWAY_IP}',443),timeout=5))\n except OSError: pass\nprint('flooding',flush=True)\ntime.sleep(120)",
+        ca = t.dir.join("ca.crt").display()
+    );
+    let _flood = Proc::spawn("pre-auth flood", {
+        let mut c = ns(&t.device(), "python3");
+        c.args(["-c", &flood]);
+        c
+    });
+    _flood.log.wait_for("flooding", Duration::from_secs(30));
+    wait_until("the flood to reach its cap", Duration::from_secs(10), || {
+        (gw.metric("corridor_connections_refused_preauth_total") >= 1).then_some(())
+    });
+    assert!(gw.metric("corridor_preauth_connections") <= 64, "{}", gw.admin("GET", "/metrics"));
+    assert_eq!(gw.metric("corridor_bans_total"), 0, "at its cap, not banned");
+    // The existing session reconnects with its cookie (SIGUSR2: openconnect
+    // drops its TLS connection and comes back with the cookie).
+    run(Command::new("kill").args(["-USR2", &alice.proc.child.id().to_string()]));
+    wait_until("alice's second CONNECT", Duration::from_secs(30), || {
+        (gw.proc.log.text().matches("tunnel up (CSTP)").count() >= 2).then_some(())
+    });
+    assert_eq!(alice.wait_address(Duration::from_secs(10)), alice.address);
+    // A new device logs in from the other source.
+    let body = "<config-auth client=\\\"vpn\\\" type=\\\"auth-reply\\\"><auth><username>bob</username><password>correct horse battery staple</password></auth></config-auth>";
+    let login = format!(
+        "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\ns=c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=30),server_hostname='vpn.test')\nb=b\"{body}\"\ns.sendall(b'POST /auth HTTP/1.1\\r\\nHost: vpn.test\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(b) + b)\nprint(s.recv(65536).decode('latin1'),flush=True)",
+        ca = t.dir.join("ca.crt").display()
+    );
+    let out = String::from_utf8_lossy(&run(ns(&d2.ns, "python3").args(["-c", &login])).stdout).into_owned();
+    assert!(out.contains("Set-Cookie: webvpn="), "bob logged in: {out}");
+    assert_eq!(gw.metric("corridor_logins_total"), 2);
+    // The idle connections never finish TLS: the handshake deadline (10 s) closes them.
+    wait_until("the idle flood closed by the TLS handshake deadline", Duration::from_secs(30), || {
+        (gw.metric("corridor_tls_handshake_timeouts_total") >= 50).then_some(())
+    });
+}

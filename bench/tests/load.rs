@@ -85,7 +85,7 @@ fn bench_run_as(
 fn handshake_storm_and_udp_echo_through_corridor() {
     let t = Topology::up();
     let _reflector = start_reflector(&t);
-    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let gw = Gateway::start(&t, &GatewayOptions { load_generator: true, ..Default::default() });
     let gateway = &gw.proc;
 
     let storm = bench_run(&t, gateway, "handshake-storm", &["--devices", "20", "--concurrency", "5"]);
@@ -124,7 +124,7 @@ fn handshake_storm_and_udp_echo_through_corridor() {
 fn bulk_saturated_echo_and_many_sessions_through_corridor() {
     let t = Topology::up();
     let _reflector = start_reflector(&t);
-    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let gw = Gateway::start(&t, &GatewayOptions { load_generator: true, ..Default::default() });
     let gateway = &gw.proc;
 
     // At a modest set rate nothing is lost: every datagram the sessions

@@ -10,8 +10,9 @@
 //! A node never adopts a cookie it minted itself: a session it ended
 //! (logout, timeout, kill) stays ended there. What a stateless cookie
 //! cannot carry is that end to the other nodes: a cookie a device logged
-//! out with at one node stays good at the others until the session
-//! timeout. Keep `timers.session_timeout` set on clustered gateways.
+//! out with at one node stays good at the others until it expires. So the
+//! cookie carries its expiry (login + `timers.session_timeout`, which
+//! `[cluster]` requires to be set) and no node honours it after.
 
 use std::net::Ipv4Addr;
 
@@ -41,12 +42,15 @@ pub struct CookieClaims {
     pub address: Ipv4Addr,
     /// When the session began, in seconds since the Unix epoch.
     pub issued: u64,
+    /// When the session ends (its `timers.session_timeout` at the minting
+    /// node), in seconds since the Unix epoch: no node honours it after.
+    pub expires: u64,
     /// The node that minted it.
     pub node: u32,
 }
 
-const PREFIX: &str = "c1.";
-const CONTEXT: &[u8] = b"corridor session cookie v1\0";
+const PREFIX: &str = "c2.";
+const CONTEXT: &[u8] = b"corridor session cookie v2\0";
 
 fn mac(secret: &[u8], payload: &[u8]) -> hmac::Tag {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
@@ -75,6 +79,7 @@ impl Cluster {
         let mut p = Vec::new();
         p.extend_from_slice(&self.node.to_be_bytes());
         p.extend_from_slice(&claims.issued.to_be_bytes());
+        p.extend_from_slice(&claims.expires.to_be_bytes());
         p.extend_from_slice(&claims.address.octets());
         for text in [&claims.user, &claims.group] {
             let t = text.as_bytes().get(..text.len().min(255)).unwrap_or_default();
@@ -99,12 +104,13 @@ impl Cluster {
         let mut r = Reader::new(&payload);
         let node = u32::from_be_bytes(r.array().ok()?);
         let issued = u64::from_be_bytes(r.array().ok()?);
+        let expires = u64::from_be_bytes(r.array().ok()?);
         let address = Ipv4Addr::from(r.array::<4>().ok()?);
         let user = String::from_utf8(r.sub_u8().ok()?.rest().to_vec()).ok()?;
         let group = String::from_utf8(r.sub_u8().ok()?.rest().to_vec()).ok()?;
         r.take(16).ok()?;
         r.finish().ok()?;
-        Some(CookieClaims { user, group, address, issued, node })
+        Some(CookieClaims { user, group, address, issued, expires, node })
     }
 
     /// Whether pool offset `i` is this node's to hand out fresh.
@@ -127,6 +133,7 @@ mod tests {
             group: "staff".into(),
             address: Ipv4Addr::new(192, 168, 99, 7),
             issued: 1_700_000_000,
+            expires: 1_700_086_400,
             node: 1,
         }
     }
@@ -136,7 +143,7 @@ mod tests {
         let a = cluster(b"0123456789abcdef0123456789abcdef");
         let b = Cluster { node: 2, ..a.clone() };
         let cookie = a.mint(&claims(), &[7; 16]);
-        assert!(cookie.starts_with("c1.") && cookie.bytes().all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b'c'));
+        assert!(cookie.starts_with("c2.") && cookie.bytes().all(|c| c.is_ascii_hexdigit() || c == b'.' || c == b'c'));
         assert_eq!(b.verify(&cookie), Some(claims()));
         assert_ne!(a.mint(&claims(), &[8; 16]), cookie, "the nonce makes cookies unique");
         let from_b = b.verify(&b.mint(&claims(), &[7; 16])).expect("valid");
@@ -156,7 +163,7 @@ mod tests {
             let forged = format!("{}.{tag}", String::from_utf8(b).expect("ascii"));
             assert_eq!(a.verify(&forged), None, "byte {i}");
         }
-        for junk in ["", "c1.", "c1..", "c1.zz.zz", "0123abcd", &cookie[..cookie.len() - 1]] {
+        for junk in ["", "c2.", "c2..", "c2.zz.zz", "0123abcd", &cookie[..cookie.len() - 1]] {
             assert_eq!(a.verify(junk), None, "{junk}");
         }
     }

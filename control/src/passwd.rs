@@ -129,6 +129,10 @@ impl PasswordFile {
         Self::parse(&text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
+    }
+
     pub fn get(&self, user: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.user == user)
     }
@@ -150,15 +154,23 @@ impl PasswordFile {
         s
     }
 
-    /// Writes the file atomically (temp file + rename), mode 0600.
+    /// Writes the file atomically, mode 0600: into a temporary file of a
+    /// fresh random name beside it, created exclusively (`O_EXCL`: never
+    /// through a link or into a file someone else prepared), then renamed
+    /// over it.
     pub fn store(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
-        let tmp = path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(self.to_text().as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".{}.tmp", crate::session::random_hex::<8>()));
+        let tmp = path.with_file_name(name);
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        let written = f.write_all(self.to_text().as_bytes()).and_then(|()| f.sync_all());
+        let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        renamed
     }
 
     /// Checks a login. Unknown users cost the same PBKDF2 work as known

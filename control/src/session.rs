@@ -19,6 +19,8 @@ pub enum EndReason {
     IdleTimeout,
     SessionTimeout,
     ReconnectWindowExpired,
+    /// Logged in, never CONNECTed within `timers.connect_grace`.
+    NeverConnected,
     AdminKill,
     Shutdown,
 }
@@ -30,6 +32,7 @@ impl core::fmt::Display for EndReason {
             EndReason::IdleTimeout => "idle timeout",
             EndReason::SessionTimeout => "session timeout",
             EndReason::ReconnectWindowExpired => "no reconnect within the cookie grace period",
+            EndReason::NeverConnected => "no CONNECT within the connect grace period after login",
             EndReason::AdminKill => "administrator",
             EndReason::Shutdown => "gateway shutdown",
         })
@@ -63,6 +66,9 @@ pub struct Session {
     pub conn: Option<ConnId>,
     /// When the session last lost its TLS connection.
     pub detached_at: Option<Instant>,
+    /// A CONNECT has carried it (until then it waits `timers.connect_grace`,
+    /// not `cookie_grace`).
+    pub connected: bool,
     pub dtls: DtlsState,
     pub mtu: u16,
     pub cstp_rx_packets: u64,
@@ -97,6 +103,7 @@ impl Session {
             last_data: now,
             conn: None,
             detached_at: Some(now),
+            connected: false,
             dtls: DtlsState::None,
             mtu: 0,
             cstp_rx_packets: 0,

@@ -101,6 +101,9 @@ fn logins_past_max_login_attempts_get_401_and_the_connection_closes() {
     assert!(!w.raws[r].closed, "one failure of two allowed");
     assert!(String::from_utf8_lossy(&w.raws[r].received).contains("Login failed."));
     w.raw_send(r, reply("wrong two").as_bytes());
+    // The second check waits for the source's pace and its verdict for the
+    // user's failure delay: both released by the core's timers.
+    w.advance(Duration::from_secs(1));
     let got = String::from_utf8_lossy(&w.raws[r].received).into_owned();
     assert!(got.contains("HTTP/1.1 401"), "{got}");
     assert!(w.raws[r].closed, "closed after the second failure");

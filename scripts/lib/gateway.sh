@@ -22,8 +22,16 @@
 #       to exit, SIGKILL after; clears PID_VAR and sets CORRIDOR_EXIT to its
 #       exit status. Status 0: it exited by itself (or was not running); 1:
 #       it had to be killed.
+#   LOAD_GENERATOR_LIMITS
+#       the [limits] fields a gateway under `corridor bench` needs: one user
+#       logging in thousands of times from one address is a load generator
+#       there, not an attack (no session cap, no login pace, room for every
+#       simulated device at once). Append "${LOAD_GENERATOR_LIMITS[@]}".
 
 _GATEWAY_LIB="$(dirname "${BASH_SOURCE[0]}")"
+# shellcheck disable=SC2034 # used by the scripts that source this file
+LOAD_GENERATOR_LIMITS=(limits.max_sessions_per_user=0 limits.login_interval_ms=0
+    limits.max_preauth=20000 limits.max_preauth_per_source=20000)
 # wait_for, alive, gone
 # shellcheck source=scripts/lib/proc.sh
 . "$_GATEWAY_LIB/proc.sh"

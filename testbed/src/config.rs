@@ -127,6 +127,13 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
             .set("relay.name", RELAY_NAME)
             .set("relay.token_file", "relay.token");
     }
+    if o.load_generator {
+        // As scripts/lib/gateway.sh's LOAD_GENERATOR_LIMITS.
+        f.set("limits.max_sessions_per_user", 0)
+            .set("limits.login_interval_ms", 0)
+            .set("limits.max_preauth", 20000)
+            .set("limits.max_preauth_per_source", 20000);
+    }
     if o.cluster {
         f.set("cluster.secret_file", "cluster.key").set("cluster.node", o.relayed.max(1)).set("cluster.nodes", 2);
     }

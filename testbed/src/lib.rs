@@ -54,6 +54,13 @@ pub fn corridor_bin() -> PathBuf {
     })
 }
 
+/// Writes a secret file of mode 600.
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::write(path, text).expect("secret file");
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
 fn require(tool: &str) {
     let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().is_ok_and(|o| o.status.success());
     assert!(ok, "`{tool}` is missing: scripts/test.sh installs it");
@@ -261,6 +268,9 @@ pub struct GatewayOptions {
     pub relayed: u8,
     /// Relayed gateways 1 and 2 as one `[cluster]`: shared cookies, split pool.
     pub cluster: bool,
+    /// The `[limits]` of a gateway under `corridor bench` (one user logging
+    /// in many times from one address): no session cap, no login pace.
+    pub load_generator: bool,
 }
 
 impl Default for GatewayOptions {
@@ -275,6 +285,7 @@ impl Default for GatewayOptions {
             offloads: true,
             relayed: 0,
             cluster: false,
+            load_generator: false,
         }
     }
 }
@@ -306,11 +317,12 @@ impl Gateway {
                 format!("gateway{n}.toml"),
             ),
         };
+        // Secrets readable by their owner only: the gateway refuses others.
         if o.relayed != 0 {
-            fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+            write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         }
         if o.cluster {
-            fs::write(t.dir.join("cluster.key"), CLUSTER_SECRET).expect("cluster secret");
+            write_private(&t.dir.join("cluster.key"), CLUSTER_SECRET);
         }
         let path = t.dir.join(file);
         fs::write(&path, config::gateway_config(o, &listen)).expect("config");
@@ -368,7 +380,7 @@ impl Relay {
     /// With more `[limits]` lines (`field = value`, fields of
     /// `scripts/lib/relay.toml.in`).
     pub fn start_with(t: &Topology, limits: &str) -> Self {
-        fs::write(t.dir.join("relay.token"), RELAY_TOKEN).expect("token");
+        write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         let path = t.dir.join("relay.toml");
         fs::write(&path, config::relay_config(limits)).expect("config");
         let mut cmd = ns(&t.relay(), corridor_bin());

@@ -16,7 +16,11 @@ fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Confi
     ConfigError::new(field, problem, fix)
 }
 
+mod files;
+mod limits;
 mod raw;
+pub use files::check_private;
+pub use limits::{BanPoints, Limits};
 use raw::*;
 pub use raw::{MAX_VERIFY_QUEUE, MAX_VERIFY_THREADS};
 
@@ -42,6 +46,9 @@ pub struct Timers {
     /// How long a session (and its address) survives without a TLS
     /// connection, for openconnect's reconnect with the same cookie.
     pub cookie_grace: Duration,
+    /// How long a login's session (and its address) waits for its first
+    /// CONNECT.
+    pub connect_grace: Duration,
 }
 
 /// The checked configuration.
@@ -90,6 +97,8 @@ pub struct Config {
     pub relays: Vec<crate::relay_link::RelayTarget>,
     /// Gateways sharing cookies and a pool (`[cluster]`).
     pub cluster: Option<crate::cluster::Cluster>,
+    /// Brute-force and flood defences (`[limits]`).
+    pub limits: Limits,
 }
 
 fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
@@ -128,6 +137,15 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
                 "use the name devices connect to, e.g. \"vpn.example.com\"",
             ));
         }
+        if let Some(p) = &r.token_file {
+            check_private(&f("token_file"), &if p.is_relative() { base.join(p) } else { p.clone() })?;
+        }
+        if r.token.is_some() {
+            tracing::warn!(
+                field = %f("token"),
+                "an inline relay token sits in the configuration file; move it to a token_file of mode 600"
+            );
+        }
         let token = secret(
             &format!("relay[{i}]"),
             r.token_file.as_deref(),
@@ -161,6 +179,9 @@ fn cluster(c: &RawCluster, base: &Path) -> Result<crate::cluster::Cluster, Confi
         ));
     }
     let p = if c.secret_file.is_relative() { base.join(&c.secret_file) } else { c.secret_file.clone() };
+    if p.exists() {
+        check_private("cluster.secret_file", &p)?;
+    }
     let secret = std::fs::read_to_string(&p)
         .map_err(|e| {
             err(
@@ -343,6 +364,16 @@ impl Config {
             Some(c) => Some(cluster(c, base)?),
             None => None,
         };
+        // A cookie any node honours must end somewhere: without a session
+        // timeout a cookie logged out at one node would live forever at the others.
+        if cluster.is_some() && t.session_timeout == 0 {
+            return Err(err(
+                "timers.session_timeout",
+                "0 (never) with [cluster]: other nodes would honour its cookies forever",
+                "set a session timeout, e.g. 86400",
+            ));
+        }
+        let limits = limits::limits(&raw.limits)?;
         let Some(default_group) = groups.first().cloned() else {
             return Err(err("group", "no [[group]]", "add at least one [[group]] with a name and allowed networks"));
         };
@@ -371,6 +402,7 @@ impl Config {
                 idle_timeout: secs(t.idle_timeout),
                 session_timeout: secs(t.session_timeout),
                 cookie_grace: Duration::from_secs(u64::from(t.cookie_grace)),
+                connect_grace: Duration::from_secs(u64::from(t.connect_grace)),
             },
             shards: raw.dataplane.shards,
             pin_cores: raw.dataplane.pin_cores,
@@ -383,6 +415,7 @@ impl Config {
             admin_listen,
             relays,
             cluster,
+            limits,
         })
     }
 
@@ -396,8 +429,10 @@ impl Config {
         };
         must("server.cert", &self.cert, "server certificate chain (PEM)")?;
         must("server.key", &self.key, "server private key (PEM)")?;
+        check_private("server.key", &self.key)?;
         if let Some(p) = &self.password_file {
             must("auth.password_file", p, "password file made with `corridor passwd`")?;
+            check_private("auth.password_file", p)?;
         }
         if let Some(p) = &self.client_ca {
             must("auth.client_ca", p, "CA certificate (PEM) that signs client certificates")?;
@@ -405,9 +440,35 @@ impl Config {
         Ok(())
     }
 
-    /// The group by name, or the first one (the default).
-    pub fn group(&self, name: Option<&str>) -> &Group {
-        name.and_then(|n| self.groups.iter().find(|g| g.name == n)).unwrap_or(&self.default_group)
+    /// The group `name` names, or the first one (the default) when it names
+    /// none. `None` for a name no `[[group]]` has: never the default's
+    /// access for a group that was mistyped or removed.
+    pub fn group(&self, name: Option<&str>) -> Option<&Group> {
+        match name {
+            None => Some(&self.default_group),
+            Some(n) => self.groups.iter().find(|g| g.name == n),
+        }
+    }
+
+    /// Every password-file user whose group no `[[group]]` defines, as
+    /// one mistake (`corridor gateway --check-config` fails on it; at run
+    /// time such a user's logins are refused).
+    pub fn check_password_groups(&self, file: &crate::passwd::PasswordFile) -> Result<(), ConfigError> {
+        let bad: Vec<String> = file
+            .entries()
+            .filter_map(|e| {
+                let g = e.group.as_deref()?;
+                self.group(Some(g)).is_none().then(|| format!("{} (group `{g}`)", e.user))
+            })
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        Err(err(
+            "auth.password_file",
+            format!("users name groups no [[group]] defines: {}", bad.join(", ")),
+            "add those [[group]]s, or move the users with `corridor passwd --group NAME`",
+        ))
     }
 }
 

@@ -24,6 +24,8 @@ pub(super) struct RawConfig {
     pub(super) relays: Vec<RawRelay>,
     #[serde(default)]
     pub(super) cluster: Option<RawCluster>,
+    #[serde(default)]
+    pub(super) limits: RawLimits,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +143,8 @@ pub(super) struct RawTimers {
     pub(super) session_timeout: u32,
     #[serde(default = "d_grace")]
     pub(super) cookie_grace: u32,
+    #[serde(default = "d_connect_grace")]
+    pub(super) connect_grace: u32,
 }
 
 pub(super) fn d_dpd() -> u32 {
@@ -158,6 +162,9 @@ pub(super) fn d_session() -> u32 {
 pub(super) fn d_grace() -> u32 {
     300
 }
+pub(super) fn d_connect_grace() -> u32 {
+    60
+}
 
 impl Default for RawTimers {
     fn default() -> Self {
@@ -167,6 +174,7 @@ impl Default for RawTimers {
             idle_timeout: d_idle(),
             session_timeout: d_session(),
             cookie_grace: d_grace(),
+            connect_grace: d_connect_grace(),
         }
     }
 }
@@ -214,4 +222,115 @@ pub(super) struct RawGroup {
     pub(super) split_include: Vec<String>,
     #[serde(default)]
     pub(super) split_exclude: Vec<String>,
+}
+
+/// `[limits]`: brute-force and flood defences (docs/security.md). Times in
+/// seconds unless the name says `_ms`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawLimits {
+    #[serde(default = "d_max_ban_score")]
+    pub(super) max_ban_score: u32,
+    #[serde(default = "d_ban_reset_time")]
+    pub(super) ban_reset_time: u32,
+    #[serde(default = "d_ban_time")]
+    pub(super) ban_time: u32,
+    #[serde(default = "d_points_wrong_password")]
+    pub(super) ban_points_wrong_password: u32,
+    #[serde(default = "d_points_malformed")]
+    pub(super) ban_points_malformed: u32,
+    #[serde(default = "d_points_tls_failure")]
+    pub(super) ban_points_tls_failure: u32,
+    #[serde(default = "d_login_interval_ms")]
+    pub(super) login_interval_ms: u32,
+    #[serde(default = "d_failure_delay_ms")]
+    pub(super) failure_delay_ms: u32,
+    #[serde(default = "d_failure_delay_max_ms")]
+    pub(super) failure_delay_max_ms: u32,
+    #[serde(default = "d_max_preauth")]
+    pub(super) max_preauth: usize,
+    #[serde(default = "d_max_preauth_per_source")]
+    pub(super) max_preauth_per_source: usize,
+    #[serde(default = "d_tls_handshake_timeout")]
+    pub(super) tls_handshake_timeout: u32,
+    #[serde(default = "d_auth_timeout")]
+    pub(super) auth_timeout: u32,
+    #[serde(default = "d_close_timeout")]
+    pub(super) close_timeout: u32,
+    #[serde(default = "d_tcp_user_timeout")]
+    pub(super) tcp_user_timeout: u32,
+    #[serde(default = "d_max_sessions_per_user")]
+    pub(super) max_sessions_per_user: u32,
+}
+
+pub(super) fn d_max_ban_score() -> u32 {
+    80
+}
+pub(super) fn d_ban_reset_time() -> u32 {
+    1200
+}
+pub(super) fn d_ban_time() -> u32 {
+    300
+}
+pub(super) fn d_points_wrong_password() -> u32 {
+    10
+}
+pub(super) fn d_points_malformed() -> u32 {
+    10
+}
+pub(super) fn d_points_tls_failure() -> u32 {
+    5
+}
+pub(super) fn d_login_interval_ms() -> u32 {
+    100
+}
+pub(super) fn d_failure_delay_ms() -> u32 {
+    100
+}
+pub(super) fn d_failure_delay_max_ms() -> u32 {
+    30_000
+}
+pub(super) fn d_max_preauth() -> usize {
+    1024
+}
+pub(super) fn d_max_preauth_per_source() -> usize {
+    64
+}
+pub(super) fn d_tls_handshake_timeout() -> u32 {
+    10
+}
+pub(super) fn d_auth_timeout() -> u32 {
+    60
+}
+pub(super) fn d_close_timeout() -> u32 {
+    10
+}
+pub(super) fn d_tcp_user_timeout() -> u32 {
+    90
+}
+pub(super) fn d_max_sessions_per_user() -> u32 {
+    2
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_ban_score: d_max_ban_score(),
+            ban_reset_time: d_ban_reset_time(),
+            ban_time: d_ban_time(),
+            ban_points_wrong_password: d_points_wrong_password(),
+            ban_points_malformed: d_points_malformed(),
+            ban_points_tls_failure: d_points_tls_failure(),
+            login_interval_ms: d_login_interval_ms(),
+            failure_delay_ms: d_failure_delay_ms(),
+            failure_delay_max_ms: d_failure_delay_max_ms(),
+            max_preauth: d_max_preauth(),
+            max_preauth_per_source: d_max_preauth_per_source(),
+            tls_handshake_timeout: d_tls_handshake_timeout(),
+            auth_timeout: d_auth_timeout(),
+            close_timeout: d_close_timeout(),
+            tcp_user_timeout: d_tcp_user_timeout(),
+            max_sessions_per_user: d_max_sessions_per_user(),
+        }
+    }
 }

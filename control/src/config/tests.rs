@@ -24,7 +24,11 @@ fn a_good_config_gets_defaults() {
     assert_eq!(c.gateway_address, Ipv4Addr::new(192, 168, 99, 1));
     assert_eq!(c.dtls_port, Some(443));
     assert_eq!(c.timers.dpd, Duration::from_secs(90));
-    assert_eq!(c.group(Some("nope")).name, "staff");
+    assert_eq!(c.group(None).map(|g| g.name.as_str()), Some("staff"), "no group named: the first");
+    assert_eq!(c.group(Some("nope")), None, "an undefined group is no group, never the first's access");
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!((c.limits.max_ban_score, c.limits.ban_time.as_secs(), c.limits.max_sessions_per_user), (80, 300, 2));
+    assert_eq!(c.timers.connect_grace, Duration::from_secs(60));
     assert_eq!((c.verify_threads, c.verify_queue), (0, 1024));
 }
 
@@ -72,6 +76,10 @@ fn the_cluster_is_checked() {
     std::fs::create_dir_all(&dir).expect("dir");
     std::fs::write(dir.join("good.key"), "0123456789abcdef0123456789abcdef\n").expect("key");
     std::fs::write(dir.join("short.key"), "tooshort").expect("key");
+    std::fs::write(dir.join("open.key"), "0123456789abcdef0123456789abcdef\n").expect("key");
+    for (k, mode) in [("good.key", 0o600), ("short.key", 0o600), ("open.key", 0o644)] {
+        std::fs::set_permissions(dir.join(k), std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
+    }
     let with = |key: &str, node: u32, nodes: u32| {
         Config::parse_in(&format!("{GOOD}[cluster]\nsecret_file = \"{key}\"\nnode = {node}\nnodes = {nodes}\n"), &dir)
     };
@@ -83,10 +91,21 @@ fn the_cluster_is_checked() {
         ("good.key", 3, 2, "cluster.node"),
         ("good.key", 0, 2, "cluster.node"),
         ("good.key", 1, 0, "cluster.nodes"),
+        ("open.key", 1, 2, "cluster.secret_file"),
     ] {
         let e = with(key, node, nodes).expect_err(field);
         assert_eq!(e.field, field, "{e}");
     }
+    let open = with("open.key", 1, 2).expect_err("world-readable");
+    assert_eq!(open.fix, format!("chmod 600 {}", dir.join("open.key").display()), "{open}");
+    // A cluster's cookies must expire: session_timeout = 0 is refused.
+    let never = Config::parse_in(
+        &format!("{GOOD}[timers]\nsession_timeout = 0\n[cluster]\nsecret_file = \"good.key\"\nnode = 1\nnodes = 2\n"),
+        &dir,
+    )
+    .expect_err("a cluster without a session timeout");
+    assert_eq!(never.field, "timers.session_timeout", "{never}");
+    assert!(never.fix.contains("session timeout"), "{never}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -110,4 +129,93 @@ fn the_example_config_parses() {
     let c = Config::parse(text).expect("config/gateway.example.toml is valid");
     assert_eq!(c.pool.to_string(), "192.168.99.0/24");
     assert_eq!(c.groups.len(), 1);
+}
+
+#[test]
+fn limits_are_read_and_checked() {
+    let with = |body: &str| Config::parse(&format!("{GOOD}[limits]\n{body}\n"));
+    let c = with(
+        "max_ban_score = 30\nban_reset_time = 60\nban_time = 5\nban_points_wrong_password = 3\nban_points_malformed = 4\n\
+         ban_points_tls_failure = 0\nlogin_interval_ms = 0\nfailure_delay_ms = 10\nfailure_delay_max_ms = 20\n\
+         max_preauth = 10\nmax_preauth_per_source = 2\ntls_handshake_timeout = 3\nauth_timeout = 7\n\
+         close_timeout = 4\ntcp_user_timeout = 0\nmax_sessions_per_user = 0",
+    )
+    .expect("valid");
+    let l = c.limits;
+    assert_eq!((l.max_ban_score, l.ban_reset_time.as_secs(), l.ban_time.as_secs()), (30, 60, 5));
+    assert_eq!(l.points, BanPoints { wrong_password: 3, malformed: 4, tls_failure: 0 });
+    assert_eq!(
+        (l.login_interval, l.failure_delay.as_millis(), l.failure_delay_max.as_millis()),
+        (Duration::ZERO, 10, 20)
+    );
+    assert_eq!((l.max_preauth, l.max_preauth_per_source, l.max_sessions_per_user), (10, 2, 0));
+    assert_eq!((l.tls_handshake_timeout.as_secs(), l.auth_timeout.as_secs(), l.close_timeout.as_secs()), (3, 7, 4));
+    assert!(l.tcp_user_timeout.is_zero());
+    for (body, field, fix) in [
+        ("ban_time = 0", "limits.ban_time", "1..=86400"),
+        ("auth_timeout = 0", "limits.auth_timeout", "1..=86400"),
+        ("tls_handshake_timeout = 0", "limits.tls_handshake_timeout", "1..=86400"),
+        ("close_timeout = 100000", "limits.close_timeout", "1..=86400"),
+        ("max_preauth = 0", "limits.max_preauth", "at least 1"),
+        ("max_preauth = 4\nmax_preauth_per_source = 5", "limits.max_preauth_per_source", "limits.max_preauth"),
+        ("failure_delay_ms = 500\nfailure_delay_max_ms = 100", "limits.failure_delay_max_ms", "at least the first"),
+        ("tcp_user_timeout = 100000", "limits.tcp_user_timeout", "0..=86400"),
+        ("ban_points_malformed = 2000000", "limits.ban_points_malformed", "0..="),
+    ] {
+        let e = with(body).expect_err(body);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.fix.contains(fix), "{e}");
+    }
+    let e = with("max_ban_scor = 1").expect_err("a typo");
+    assert!(e.problem.contains("max_ban_scor"), "unknown fields are named: {e}");
+    let c = Config::parse(&GOOD.replace("[[group]]", "[timers]\nconnect_grace = 15\n[[group]]")).expect("valid");
+    assert_eq!(c.timers.connect_grace, Duration::from_secs(15));
+}
+
+#[test]
+fn password_file_users_of_undefined_groups_are_named() {
+    use crate::passwd::{Entry, PasswordFile};
+    let c = Config::parse(GOOD).expect("valid");
+    let mut f = PasswordFile::default();
+    f.set(Entry::new("alice", "pw", Some("staff"), 1).expect("entry"));
+    f.set(Entry::new("bob", "pw", None, 1).expect("entry"));
+    assert_eq!(c.check_password_groups(&f), Ok(()));
+    f.set(Entry::new("mallory", "pw", Some("admins"), 1).expect("entry"));
+    let e = c.check_password_groups(&f).expect_err("an undefined group");
+    assert_eq!(e.field, "auth.password_file");
+    assert!(e.problem.contains("mallory (group `admins`)") && !e.problem.contains("alice"), "{e}");
+    assert!(e.fix.contains("[[group]]"), "{e}");
+}
+
+#[test]
+fn load_refuses_a_readable_key_or_password_file_naming_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("corridor-load-perms-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for f in ["server.crt", "server.key", "passwd"] {
+        std::fs::write(dir.join(f), "x").expect("write");
+    }
+    let set = |f: &str, mode: u32| {
+        std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
+    std::fs::write(dir.join("gateway.toml"), GOOD).expect("config");
+    set("server.crt", 0o644);
+    set("server.key", 0o600);
+    set("passwd", 0o600);
+    let good = Config::load(&dir.join("gateway.toml")).map(|_| ());
+    set("server.key", 0o640);
+    let key = Config::load(&dir.join("gateway.toml")).map(|_| ());
+    set("server.key", 0o600);
+    set("passwd", 0o644);
+    let passwd = Config::load(&dir.join("gateway.toml")).map(|_| ());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(good, Ok(()), "a world-readable certificate is fine");
+    let key = key.expect_err("a group-readable key");
+    assert_eq!(
+        (key.field.as_str(), key.fix.clone()),
+        ("server.key", format!("chmod 600 {}", dir.join("server.key").display()))
+    );
+    let passwd = passwd.expect_err("a world-readable password file");
+    assert_eq!(passwd.field, "auth.password_file", "{passwd}");
+    assert!(passwd.fix.starts_with("chmod 600 "), "{passwd}");
 }

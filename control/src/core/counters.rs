@@ -46,5 +46,27 @@ service::counters! {
         sessions_adopted,
         /// relay DTLS flows bound from the shards' port
         relay_flows_bound,
+        /// sources banned: their ban score reached limits.max_ban_score
+        bans,
+        /// bans lifted by an operator (Core::unban)
+        unbans,
+        /// TCP connections closed at accept: their source is banned
+        connections_refused_banned,
+        /// TCP connections closed at accept: limits.max_preauth or limits.max_preauth_per_source reached
+        connections_refused_preauth,
+        /// TLS handshakes or records that failed (each adds limits.ban_points_tls_failure)
+        tls_failures,
+        /// connections closed for not finishing TLS within limits.tls_handshake_timeout
+        tls_handshake_timeouts,
+        /// connections closed for not logging in and CONNECTing within limits.auth_timeout
+        auth_timeouts,
+        /// password checks held back for the source's pace (limits.login_interval_ms)
+        logins_paced,
+        /// verdicts delivered late after the user's failures (limits.failure_delay_ms)
+        verdicts_delayed,
+        /// logins refused: the user's group is not a configured [[group]]
+        logins_refused_group,
+        /// logins refused: the user holds limits.max_sessions_per_user sessions
+        logins_refused_session_cap,
     }
 }

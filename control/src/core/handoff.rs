@@ -52,12 +52,13 @@ impl<P: DataplanePort> Core<P> {
     /// App-ID and `psk`.
     pub(super) fn authorize_dtls(&mut self, id: SessionId, psk: dtls::Psk) {
         let Some(s) = self.sessions.get(id) else { return };
+        let Some(group) = self.config.group(Some(&s.group)) else { return };
         let a = Authorization {
             session: id,
             app_id: s.app_id.to_vec(),
             psk,
             address: s.address,
-            policy: self.config.group(Some(&s.group)).policy.clone(),
+            policy: group.policy.clone(),
             mtu: s.mtu,
         };
         for shard in 0..self.port.shard_count() {

@@ -8,7 +8,8 @@ use proto::auth::{self, AuthDocType, AuthForm, FieldKind, FormField};
 use proto::grant::SessionId;
 use proto::http::{self, Parsed, Request};
 
-use super::{CheckId, ConnId, Core, Effect, Phase, Verdict};
+use super::throttle::Deferred;
+use super::{CheckId, ConnId, Core, Effect, Misbehaviour, Phase, Source, Verdict};
 use crate::cluster::CookieClaims;
 use crate::port::DataplanePort;
 use crate::session::{random_bytes, random_hex, Session};
@@ -66,8 +67,10 @@ impl<P: DataplanePort> Core<P> {
                 false
             }
             Err(e) => {
+                let peer = c.peer;
                 self.counters.bad_requests += 1;
-                tracing::info!(peer = %c.peer, error = %e, "bad HTTP request; closing");
+                tracing::info!(%peer, error = %e, "bad HTTP request; closing");
+                self.misbehaved(peer, Misbehaviour::Malformed, conn, now);
                 let mut out = Vec::new();
                 http::write_response(&mut out, e.status(), reason_phrase(e.status()), &[("Connection", "close")], b"");
                 self.write(conn, out);
@@ -98,6 +101,7 @@ impl<P: DataplanePort> Core<P> {
         let peer = c.peer;
         if req.method != "POST" && req.method != "GET" {
             self.counters.bad_requests += 1;
+            self.misbehaved(peer, Misbehaviour::Malformed, conn, now);
             self.respond(conn, 405, "Method Not Allowed", &[("Connection", "close")], b"");
             return self.close(conn, "method not allowed", now);
         }
@@ -114,6 +118,7 @@ impl<P: DataplanePort> Core<P> {
                 Err(e) => {
                     self.counters.bad_requests += 1;
                     tracing::info!(%peer, error = ?e, "malformed auth document");
+                    self.misbehaved(peer, Misbehaviour::Malformed, conn, now);
                     self.respond(conn, 400, "Bad Request", &[("Connection", "close")], b"");
                     return self.close(conn, "malformed auth document", now);
                 }
@@ -130,27 +135,69 @@ impl<P: DataplanePort> Core<P> {
             return self.login_failed(conn, &user, now);
         }
         // The check runs off this thread; the connection waits for its
-        // verdict in `handle_verdict`.
+        // verdict in `handle_verdict`. A source past its pace waits for its
+        // slot first (`limits.login_interval_ms`).
         let check = CheckId { conn, seq: self.next_check };
         self.next_check += 1;
         if let Some(c) = self.conns.get_mut(&conn) {
             c.check = Some((check, user.clone()));
         }
-        self.effects.push_back(Effect::CheckPassword { check, user, password });
+        let slot = self.throttle.check_slot(Source::of(peer.ip()), &self.config.limits, now);
+        if slot > now {
+            self.counters.logins_paced += 1;
+            self.throttle.defer(slot, Deferred::Check { check, user, password });
+        } else {
+            self.effects.push_back(Effect::CheckPassword { check, user, password });
+        }
     }
 
     /// The verdict of a password check: the connection goes on as an
     /// inline check would have, then handles whatever queued behind it.
+    /// After a user's failures the verdict waits (`limits.failure_delay_ms`,
+    /// doubling), released by [`handle_tick`](Self::handle_tick).
     pub fn handle_verdict(&mut self, check: CheckId, verdict: Verdict, now: Instant) {
-        let Some(c) = self.conns.get_mut(&check.conn) else {
-            self.counters.verdicts_discarded += 1;
-            return;
+        let user = match self.conns.get(&check.conn).and_then(|c| c.check.as_ref()) {
+            Some((pending, user)) if *pending == check => user.clone(),
+            _ => {
+                self.counters.verdicts_discarded += 1;
+                return;
+            }
         };
+        let delay = self.throttle.user_delay(&user, &self.config.limits, now);
+        if verdict != Verdict::Busy && !delay.is_zero() {
+            self.counters.verdicts_delayed += 1;
+            self.throttle.defer(now + delay, Deferred::Verdict { check, verdict });
+            return;
+        }
+        self.apply_verdict(check, verdict, now);
+    }
+
+    /// Hands out what the login pace and the verdict delays held back.
+    pub(super) fn release_deferred(&mut self, now: Instant) {
+        for d in self.throttle.take_due(now) {
+            match d {
+                Deferred::Check { check, user, password } => {
+                    // Only if the connection still waits for this check.
+                    let waiting = self
+                        .conns
+                        .get(&check.conn)
+                        .and_then(|c| c.check.as_ref())
+                        .is_some_and(|(pending, _)| *pending == check);
+                    if waiting {
+                        self.effects.push_back(Effect::CheckPassword { check, user, password });
+                    }
+                }
+                Deferred::Verdict { check, verdict } => self.apply_verdict(check, verdict, now),
+            }
+        }
+    }
+
+    fn apply_verdict(&mut self, check: CheckId, verdict: Verdict, now: Instant) {
+        let Some(c) = self.conns.get_mut(&check.conn) else { return };
         let user = match c.check.take() {
             Some((pending, user)) if pending == check => user,
             other => {
                 c.check = other;
-                self.counters.verdicts_discarded += 1;
                 return;
             }
         };
@@ -170,10 +217,12 @@ impl<P: DataplanePort> Core<P> {
 
     fn login_failed(&mut self, conn: ConnId, user: &str, now: Instant) {
         self.counters.logins_failed += 1;
+        self.throttle.user_failed(user, &self.config.limits, now);
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.login_failures += 1;
-        let failures = c.login_failures;
-        tracing::info!(peer = %c.peer, user = %user, failures, "login failed");
+        let (failures, peer) = (c.login_failures, c.peer);
+        tracing::info!(%peer, user = %user, failures, "login failed");
+        self.misbehaved(peer, Misbehaviour::WrongPassword, conn, now);
         if failures >= self.config.max_login_attempts {
             self.respond(conn, 401, "Unauthorized", &[("Connection", "close")], b"");
             self.close(conn, "too many failed logins", now);
@@ -184,6 +233,23 @@ impl<P: DataplanePort> Core<P> {
 
     fn login_ok(&mut self, conn: ConnId, user: &str, group: Option<&str>, now: Instant, method: &str) {
         let config = self.config.clone();
+        let peer = self.conns.get(&conn).map(|c| c.peer);
+        // A group no [[group]] defines grants nothing: never the default's access.
+        let Some(group) = config.group(group).map(|g| g.name.clone()) else {
+            self.counters.logins_refused_group += 1;
+            tracing::warn!(user = %user, group = ?group, ?peer, "login refused: the user's group is not a configured [[group]]");
+            self.respond(conn, 401, "Unauthorized", &[("Connection", "close")], b"");
+            return self.close(conn, "group not configured", now);
+        };
+        self.throttle.user_succeeded(user);
+        // ocserv's max-same-clients: a login past the cap is refused; the
+        // user's live sessions carry on.
+        let cap = config.limits.max_sessions_per_user as usize;
+        if cap > 0 && self.sessions.iter().filter(|s| s.user == user).count() >= cap {
+            self.counters.logins_refused_session_cap += 1;
+            tracing::warn!(user = %user, ?peer, cap, "login refused: the user holds limits.max_sessions_per_user sessions");
+            return self.ask_again(conn, "Too many sessions for this user; log out elsewhere first.");
+        }
         // A cluster node hands out fresh addresses from its share only.
         let allocated = match &config.cluster {
             Some(cl) => self.pool.allocate_where(|i| cl.owns_offset(i)),
@@ -193,7 +259,6 @@ impl<P: DataplanePort> Core<P> {
             tracing::warn!(user = %user, "address pool exhausted; login refused");
             return self.ask_again(conn, "No addresses left; try again later.");
         };
-        let group = config.group(group).name.clone();
         let address = self.pool.address(id);
         let cookie = match &config.cluster {
             Some(cl) => cl.mint(
@@ -202,6 +267,10 @@ impl<P: DataplanePort> Core<P> {
                     group: group.clone(),
                     address,
                     issued: self.unix_now(now),
+                    expires: config
+                        .timers
+                        .session_timeout
+                        .map_or(u64::MAX, |t| self.unix_now(now).saturating_add(t.as_secs())),
                     node: cl.node,
                 },
                 &random_bytes::<16>(),
@@ -209,7 +278,6 @@ impl<P: DataplanePort> Core<P> {
             None => random_hex::<32>(),
         };
         let s = Session::new(id, user.to_string(), group.clone(), cookie.clone(), address, now, now);
-        let peer = self.conns.get(&conn).map(|c| c.peer);
         tracing::info!(session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = ?peer, "login");
         self.sessions.insert(s);
         self.counters.logins_ok += 1;
@@ -232,6 +300,10 @@ impl<P: DataplanePort> Core<P> {
             tracing::warn!(user = %claims.user, "cluster cookie issued in the future; check the nodes' clocks");
             return None;
         }
+        if claims.expires <= unix_now {
+            tracing::info!(user = %claims.user, "cluster cookie past its expiry");
+            return None;
+        }
         let age = unix_now.saturating_sub(claims.issued);
         if self.config.timers.session_timeout.is_some_and(|t| age >= t.as_secs()) {
             tracing::info!(user = %claims.user, "cluster cookie past the session timeout");
@@ -242,7 +314,12 @@ impl<P: DataplanePort> Core<P> {
             tracing::warn!(user = %claims.user, address = %claims.address, "cluster cookie for an address in use here; refused");
             return None;
         }
-        let group = self.config.group(Some(&claims.group)).name.clone();
+        let Some(group) = self.config.group(Some(&claims.group)).map(|g| g.name.clone()) else {
+            self.counters.logins_refused_group += 1;
+            tracing::warn!(user = %claims.user, group = %claims.group, "cluster cookie for a group not configured here; refused");
+            self.pool.release(id);
+            return None;
+        };
         tracing::info!(session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
         let created = now.checked_sub(Duration::from_secs(age)).unwrap_or(now);
         self.sessions.insert(Session::new(id, claims.user, group, cookie.to_owned(), claims.address, created, now));

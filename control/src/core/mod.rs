@@ -13,7 +13,8 @@
 //! * [`handle_conn_open`](Core::handle_conn_open) when a TCP connection is
 //!   accepted (or dialled back through a relay), then
 //!   [`handle_tls_established`](Core::handle_tls_established) once its TLS
-//!   handshake is done, [`handle_conn_data`](Core::handle_conn_data) with
+//!   handshake is done (or [`handle_tls_failure`](Core::handle_tls_failure)
+//!   before `handle_conn_closed` when TLS failed), [`handle_conn_data`](Core::handle_conn_data) with
 //!   each read's plaintext, [`handle_conn_blocked`](Core::handle_conn_blocked)
 //!   when its socket fills or drains, and
 //!   [`handle_conn_closed`](Core::handle_conn_closed) when it ends;
@@ -27,16 +28,23 @@
 //!   [`set_wall_clock`](Core::set_wall_clock).
 //!
 //! Messages to shards go straight to the port (it never blocks); the rest
-//! comes back as [`Effect`]s.
+//! comes back as [`Effect`]s. [`unban`](Core::unban) may be called at any
+//! time (an operator's command).
+//!
+//! The defences against guessing and floods (docs/security.md) live here
+//! too, as protocol logic: ban scores per source ([`bans`]), the login pace
+//! and verdict delays ([`throttle`]), the pre-auth caps and deadlines.
 
+mod bans;
 mod counters;
 mod effect;
 mod handoff;
 mod login;
+mod throttle;
 mod tunnel;
 
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,6 +52,7 @@ use proto::cstp::Deframer;
 use proto::grant::SessionId;
 use proto::http::Limits;
 
+pub use bans::{Misbehaviour, Source};
 pub use counters::ControlCounters;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict};
 
@@ -54,8 +63,6 @@ use crate::session::{EndReason, Sessions};
 
 /// How often the driver should call [`Core::handle_tick`].
 pub const TICK: Duration = Duration::from_millis(250);
-/// How long a connection may take to log in and CONNECT.
-pub const AUTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Plaintext held for a connection that has not formed a request yet: a
 /// little above the HTTP parser's own head + body limits.
 pub const MAX_PENDING_PLAINTEXT: usize = 96 * 1024;
@@ -88,6 +95,10 @@ struct Connection {
     opened: Instant,
     last_rx: Instant,
     tls: TlsFacts,
+    /// The TLS handshake completed.
+    established: bool,
+    /// Counted against the pre-auth caps: not yet carrying a tunnel.
+    preauth: bool,
     phase: Phase,
     /// Plaintext not yet formed into a request (HTTP phase).
     plaintext: Vec<u8>,
@@ -124,6 +135,11 @@ pub struct Core<P: DataplanePort> {
     passwords: bool,
     next_check: u64,
     wall: WallClock,
+    bans: bans::Bans,
+    throttle: throttle::Throttle,
+    /// Pre-auth connections per source (their total is `preauth_total`).
+    preauth: HashMap<Source, usize>,
+    preauth_total: usize,
 }
 
 impl<P: DataplanePort> Core<P> {
@@ -143,6 +159,10 @@ impl<P: DataplanePort> Core<P> {
             limits: Limits::default(),
             next_check: 0,
             wall: WallClock { at: now, unix_secs },
+            bans: bans::Bans::default(),
+            throttle: throttle::Throttle::default(),
+            preauth: HashMap::new(),
+            preauth_total: 0,
         }
     }
 
@@ -197,16 +217,113 @@ impl<P: DataplanePort> Core<P> {
         self.conns.len()
     }
 
+    /// Connections not yet carrying a tunnel.
+    pub fn preauth_count(&self) -> usize {
+        self.preauth_total
+    }
+
+    /// Sources refused at accept now (the `corridor_banned_sources` gauge).
+    pub fn banned_sources(&self, now: Instant) -> usize {
+        self.bans.banned(now)
+    }
+
+    /// Lifts the ban and forgets the score of `addr`'s source (its /64 for
+    /// IPv6); whether it was banned. The operator's way out of a ban; the
+    /// `corridor ctl unban` command that calls it belongs to the ctl socket.
+    pub fn unban(&mut self, addr: IpAddr, now: Instant) -> bool {
+        let s = Source::of(addr);
+        let was = self.bans.unban(s, now);
+        if was {
+            self.counters.unbans += 1;
+            tracing::warn!(source = %s, "source unbanned by the operator");
+        }
+        was
+    }
+
+    /// `peer` did something that costs points; past the threshold its
+    /// source is banned and its other connections still logging in are
+    /// closed (`except` handles its own end).
+    pub(super) fn misbehaved(&mut self, peer: SocketAddr, what: Misbehaviour, except: ConnId, now: Instant) {
+        let s = Source::of(peer.ip());
+        let Some(score) = self.bans.add(s, what, &self.config.limits, now) else { return };
+        self.counters.bans += 1;
+        let ban_s = self.config.limits.ban_time.as_secs();
+        tracing::warn!(source = %s, score, ban_s, last = ?what, "source banned: refused at accept until the ban ends");
+        let doomed: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(id, c)| **id != except && c.preauth && Source::of(c.peer.ip()) == s)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in doomed {
+            self.close(id, "source banned", now);
+        }
+    }
+
+    /// The connection's TLS failed (a bad handshake or record); the driver
+    /// calls [`handle_conn_closed`](Self::handle_conn_closed) next.
+    pub fn handle_tls_failure(&mut self, conn: ConnId, now: Instant) {
+        let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else { return };
+        self.counters.tls_failures += 1;
+        self.misbehaved(peer, Misbehaviour::TlsFailure, conn, now);
+    }
+
+    /// Forgets a connection, keeping the pre-auth counts.
+    fn remove_conn(&mut self, conn: ConnId) -> Option<Connection> {
+        let c = self.conns.remove(&conn)?;
+        if c.preauth {
+            self.leave_preauth(c.peer);
+        }
+        Some(c)
+    }
+
+    fn leave_preauth(&mut self, peer: SocketAddr) {
+        let s = Source::of(peer.ip());
+        self.preauth_total = self.preauth_total.saturating_sub(1);
+        if let Some(n) = self.preauth.get_mut(&s) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.preauth.remove(&s);
+            }
+        }
+    }
+
+    /// The connection carries a tunnel now: it no longer counts as pre-auth.
+    pub(super) fn authenticated(&mut self, conn: ConnId) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if std::mem::replace(&mut c.preauth, false) {
+            let peer = c.peer;
+            self.leave_preauth(peer);
+        }
+    }
+
     // ----- connections ---------------------------------------------------
 
     /// A new TCP connection (`via` a relay link, or direct). `false`: refused
-    /// (`server.max_connections`); the driver closes it and calls nothing else.
+    /// (a banned source, `server.max_connections`, the pre-auth caps of
+    /// `[limits]`); the driver closes it and calls nothing else.
     pub fn handle_conn_open(&mut self, conn: ConnId, peer: SocketAddr, via: Option<RelayRoute>, now: Instant) -> bool {
+        let source = Source::of(peer.ip());
+        if self.bans.is_banned(source, now) {
+            self.counters.connections_refused_banned += 1;
+            tracing::debug!(%peer, "banned source; refused");
+            return false;
+        }
         if self.conns.len() >= self.config.max_connections || self.conns.contains_key(&conn) {
             self.counters.connections_refused += 1;
             tracing::debug!(%peer, "connection limit reached; refused");
             return false;
         }
+        let l = &self.config.limits;
+        if self.preauth_total >= l.max_preauth
+            || self.preauth.get(&source).is_some_and(|n| *n >= l.max_preauth_per_source)
+        {
+            self.counters.connections_refused_preauth += 1;
+            tracing::debug!(%peer, total = self.preauth_total, "pre-auth connection cap reached; refused");
+            return false;
+        }
+        *self.preauth.entry(source).or_insert(0) += 1;
+        self.preauth_total += 1;
         self.counters.tls_accepted += 1;
         self.conns.insert(
             conn,
@@ -216,6 +333,8 @@ impl<P: DataplanePort> Core<P> {
                 opened: now,
                 last_rx: now,
                 tls: TlsFacts::default(),
+                established: false,
+                preauth: true,
                 phase: Phase::Http,
                 plaintext: Vec::new(),
                 login_failures: 0,
@@ -230,6 +349,7 @@ impl<P: DataplanePort> Core<P> {
     pub fn handle_tls_established(&mut self, conn: ConnId, facts: TlsFacts) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.tls = facts;
+            c.established = true;
         }
     }
 
@@ -242,7 +362,9 @@ impl<P: DataplanePort> Core<P> {
             Phase::Http => {
                 c.plaintext.extend_from_slice(plaintext);
                 if c.plaintext.len() > MAX_PENDING_PLAINTEXT {
+                    let peer = c.peer;
                     self.counters.bad_requests += 1;
+                    self.misbehaved(peer, Misbehaviour::Malformed, conn, now);
                     self.close(conn, "request too large", now);
                     return;
                 }
@@ -262,7 +384,7 @@ impl<P: DataplanePort> Core<P> {
     /// The connection ended on the driver's side (peer closed, TLS or socket
     /// error). A tunnel's session waits for a reconnect with its cookie.
     pub fn handle_conn_closed(&mut self, conn: ConnId, now: Instant, why: &str) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.remove_conn(conn) {
             self.detach(conn, c, now, why);
         }
     }
@@ -270,7 +392,7 @@ impl<P: DataplanePort> Core<P> {
     /// Forgets `conn` and asks the driver to close it once its queue is
     /// written. A tunnel's session is detached and waits for a reconnect.
     fn close(&mut self, conn: ConnId, reason: &'static str, now: Instant) {
-        if let Some(c) = self.conns.remove(&conn) {
+        if let Some(c) = self.remove_conn(conn) {
             self.detach(conn, c, now, reason);
             self.effects.push_back(Effect::Close { conn, reason });
         }
@@ -279,7 +401,7 @@ impl<P: DataplanePort> Core<P> {
     /// As [`close`](Self::close), leaving any session alone: it ended, or
     /// another connection carries it now.
     fn close_quietly(&mut self, conn: ConnId, reason: &'static str) {
-        if self.conns.remove(&conn).is_some() {
+        if self.remove_conn(conn).is_some() {
             self.effects.push_back(Effect::Close { conn, reason });
         }
     }
@@ -321,18 +443,27 @@ impl<P: DataplanePort> Core<P> {
     /// too, so a lost wake-up delays them by one tick at most.
     pub fn handle_tick(&mut self, now: Instant) {
         self.handle_dataplane(now);
+        self.release_deferred(now);
+        let l = self.config.limits;
+        if self.bans.prune(&l, now) > 0 {
+            tracing::debug!("ban scores expired");
+        }
+        self.throttle.prune(&l, now);
         let t = self.config.timers;
         let mut ending = Vec::new();
         for s in self.sessions.iter() {
-            let reason = if t.session_timeout.is_some_and(|d| now.saturating_duration_since(s.created) >= d) {
-                Some(EndReason::SessionTimeout)
-            } else if t.idle_timeout.is_some_and(|d| now.saturating_duration_since(s.last_data) >= d) {
-                Some(EndReason::IdleTimeout)
-            } else if s.detached_at.is_some_and(|d| now.saturating_duration_since(d) >= t.cookie_grace) {
-                Some(EndReason::ReconnectWindowExpired)
-            } else {
-                None
-            };
+            let reason =
+                if !s.connected && s.detached_at.is_some_and(|d| now.saturating_duration_since(d) >= t.connect_grace) {
+                    Some(EndReason::NeverConnected)
+                } else if t.session_timeout.is_some_and(|d| now.saturating_duration_since(s.created) >= d) {
+                    Some(EndReason::SessionTimeout)
+                } else if t.idle_timeout.is_some_and(|d| now.saturating_duration_since(s.last_data) >= d) {
+                    Some(EndReason::IdleTimeout)
+                } else if s.detached_at.is_some_and(|d| now.saturating_duration_since(d) >= t.cookie_grace) {
+                    Some(EndReason::ReconnectWindowExpired)
+                } else {
+                    None
+                };
             if let Some(r) = reason {
                 ending.push((s.id, r));
             }
@@ -340,13 +471,17 @@ impl<P: DataplanePort> Core<P> {
         for (id, r) in ending {
             self.end_session(id, r);
         }
-        // Connections that never logged in, or whose CSTP went silent for
-        // three DPD periods (ocserv's rule, openconnect-protocol.md §6.2).
+        // Connections that never finished TLS or never logged in, or whose
+        // CSTP went silent for three DPD periods (ocserv's rule,
+        // openconnect-protocol.md §6.2).
         let dead: Vec<(ConnId, &'static str)> = self
             .conns
             .iter()
             .filter_map(|(id, c)| match c.phase {
-                Phase::Http if now.saturating_duration_since(c.opened) >= AUTH_TIMEOUT => {
+                Phase::Http if !c.established && now.saturating_duration_since(c.opened) >= l.tls_handshake_timeout => {
+                    Some((*id, "TLS handshake timeout"))
+                }
+                Phase::Http if now.saturating_duration_since(c.opened) >= l.auth_timeout => {
                     Some((*id, "authentication timeout"))
                 }
                 Phase::Tunnel { .. } if now.saturating_duration_since(c.last_rx) >= t.dpd * 3 => {
@@ -356,6 +491,11 @@ impl<P: DataplanePort> Core<P> {
             })
             .collect();
         for (id, why) in dead {
+            match why {
+                "TLS handshake timeout" => self.counters.tls_handshake_timeouts += 1,
+                "authentication timeout" => self.counters.auth_timeouts += 1,
+                _ => {}
+            }
             self.close(id, why, now);
         }
     }

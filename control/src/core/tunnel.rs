@@ -10,7 +10,7 @@ use proto::cstp::{self, Deframer, PacketType};
 use proto::grant::{Refusal, SessionId};
 use proto::http::Request;
 
-use super::{secs, ConnId, Core, Phase};
+use super::{secs, ConnId, Core, Misbehaviour, Phase};
 use crate::port::DataplanePort;
 use crate::session::{DtlsState, EndReason};
 
@@ -28,12 +28,15 @@ impl<P: DataplanePort> Core<P> {
             Ok(cr) => cr,
             Err(e) => {
                 tracing::info!(%peer, error = ?e, "bad CONNECT");
+                self.misbehaved(peer, Misbehaviour::Malformed, conn, now);
                 return self.reject_connect(conn, 400, "Bad CONNECT request", now);
             }
         };
         let known = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k));
         let Some(id) = known.or_else(|| self.adopt(cr.cookie.as_deref()?, now)) else {
             tracing::info!(%peer, "CONNECT with an unknown cookie");
+            // A cookie nobody issued is a guess at a credential.
+            self.misbehaved(peer, Misbehaviour::WrongPassword, conn, now);
             return self.reject_connect(conn, 401, "Cookie is not acceptable", now);
         };
         let Some(psk) = self.conns.get(&conn).and_then(|c| c.tls.dtls_psk.clone()) else {
@@ -57,6 +60,9 @@ impl<P: DataplanePort> Core<P> {
                 self.sessions.replace_app_id(id, tagged);
             }
         }
+        let Some(group) = self.sessions.get(id).and_then(|s| config.group(Some(&s.group))) else {
+            return self.reject_connect(conn, 403, "Group not configured", now);
+        };
         let Some(s) = self.sessions.get_mut(id) else { return };
         if let Some(prev) = cr.previous_ipv4.filter(|p| *p != s.address) {
             tracing::info!(session = %id, requested = %prev, assigned = %s.address, "reconnect asked for another address");
@@ -70,7 +76,7 @@ impl<P: DataplanePort> Core<P> {
         s.mtu = mtu;
         s.conn = Some(conn);
         s.detached_at = None;
-        let group = config.group(Some(&s.group));
+        s.connected = true;
         let elapsed = now.saturating_duration_since(s.created).as_secs();
         let params = TunnelParams {
             server_name: config.server_name.clone(),
@@ -111,6 +117,7 @@ impl<P: DataplanePort> Core<P> {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.phase = Phase::Tunnel { session: id, deframer: Deframer::new() };
         }
+        self.authenticated(conn);
         self.counters.connects += 1;
     }
 
@@ -184,8 +191,11 @@ impl<P: DataplanePort> Core<P> {
     fn device_packet(&mut self, id: SessionId, mut frame: Vec<u8>, now: Instant) {
         let Some(s) = self.sessions.get_mut(id) else { return };
         let packet = frame.get(TUN_WRITE_HEADROOM..).unwrap_or_default();
-        let policy = &self.config.group(Some(&s.group)).policy;
-        let admitted = match policy.admit(s.address, packet) {
+        let admitted = match self.config.group(Some(&s.group)).map(|g| g.policy.admit(s.address, packet)) {
+            Some(a) => a,
+            None => Err(Refusal::Denied),
+        };
+        let admitted = match admitted {
             Ok(a) => a,
             // IPv6 is not carried yet; clients still send router solicitations.
             Err(Refusal::NotIpv4) => {

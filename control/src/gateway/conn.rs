@@ -16,6 +16,8 @@ pub(super) struct ReadOutcome {
     /// The peer closed, or TLS failed: the connection is done once what
     /// arrived before has been handled.
     pub(super) closed: Option<&'static str>,
+    /// The peer's TLS was bad (it costs ban points).
+    pub(super) tls_failed: bool,
 }
 
 /// What reading hands to the core, in order.
@@ -75,6 +77,7 @@ impl TlsConn {
                         // rustls queued an alert; try to send it.
                         let _ = self.flush();
                         out.closed = Some("TLS error");
+                        out.tls_failed = true;
                         return out;
                     }
                     if !self.established && !self.tls.is_handshaking() {

@@ -84,6 +84,16 @@ impl Gateway {
             );
         }
         m.gauge("corridor_sessions", "live sessions", self.core.sessions().len() as u64);
+        m.gauge(
+            "corridor_banned_sources",
+            "sources (IPv4 addresses, IPv6 /64s) refused at accept for their ban score",
+            self.core.banned_sources(Instant::now()) as u64,
+        );
+        m.gauge(
+            "corridor_preauth_connections",
+            "connections not yet carrying a tunnel (limits.max_preauth)",
+            self.core.preauth_count() as u64,
+        );
         m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.core.addresses_in_use() as u64);
         m.gauge(
             "corridor_password_checks_pending",

@@ -12,7 +12,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dataplane::{Dataplane, DataplaneConfig};
 use mio::net::{TcpListener, TcpStream};
@@ -35,9 +35,6 @@ const ADMIN: Token = Token(2);
 /// Woken by the password verifiers when a verdict is ready.
 const VERIFIERS: Token = Token(3);
 const FIRST_CONN: usize = 16;
-/// How long a connection the core closed may take to drain its last
-/// writes before it is dropped regardless (a peer that stopped reading).
-const CLOSE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -121,6 +118,12 @@ impl Gateway {
             None => None,
         };
         let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
+        if let Some(p) = &passwords {
+            // `--check-config` refuses this; at run time those users' logins are refused.
+            if let Err(e) = config.check_password_groups(p) {
+                tracing::warn!("{e}");
+            }
+        }
         let verifiers = match passwords {
             Some(p) => {
                 let waker = Waker::new(poll.registry(), VERIFIERS)
@@ -259,6 +262,7 @@ impl Gateway {
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    self.set_user_timeout(&stream);
                     if let Err(e) =
                         self.poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
                     {
@@ -302,9 +306,10 @@ impl Gateway {
                 LinkEvent::Stream { token, mut stream, device, via } => {
                     if !self.core.handle_conn_open(ConnId(token.0), device, Some(via), now) {
                         let _ = self.poll.registry().deregister(&mut stream);
-                        tracing::debug!(%device, "connection limit reached; relayed stream refused");
+                        tracing::debug!(%device, "relayed stream refused (banned source or connection caps)");
                         continue;
                     }
+                    self.set_user_timeout(&stream);
                     // The device's ClientHello may be waiting already.
                     if self.adopt_stream(token, stream, device, now) {
                         self.on_conn(ConnId(token.0), now, true);
@@ -314,6 +319,22 @@ impl Gateway {
                     self.core.handle_flow_request(FlowRequest { link, flow, relay, nonce, app_id, device });
                 }
             }
+        }
+    }
+
+    /// `TCP_USER_TIMEOUT` (`limits.tcp_user_timeout`): a connection whose
+    /// writes go unacknowledged that long is reset by the kernel, so a
+    /// tunnel to a vanished device does not hold its buffers for the
+    /// kernel's ~15 minutes of retransmissions. Set on every device
+    /// connection at accept, as any of them may become a tunnel.
+    fn set_user_timeout(&self, stream: &TcpStream) {
+        let t = self.core.config().limits.tcp_user_timeout;
+        if t.is_zero() {
+            return;
+        }
+        let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
+        if let Err(e) = nix::sys::socket::setsockopt(stream, nix::sys::socket::sockopt::TcpUserTimeout, &ms) {
+            tracing::debug!(error = %e, "TCP_USER_TIMEOUT refused");
         }
     }
 
@@ -329,6 +350,9 @@ impl Gateway {
             if outcome.bytes {
                 // TLS records without plaintext still show the peer is alive.
                 self.core.handle_conn_data(id, now, &[]);
+            }
+            if outcome.tls_failed {
+                self.core.handle_tls_failure(id, now);
             }
             closed = outcome.closed;
         }
@@ -453,7 +477,8 @@ impl Gateway {
         self.core.handle_tick(now);
         self.carry_out(now);
         // Connections that finished writing after being closed, and those
-        // whose peer stopped reading before they could.
+        // whose peer stopped reading before they could (`limits.close_timeout`).
+        let close_timeout = self.core.config().limits.close_timeout;
         let done: Vec<(ConnId, &'static str)> = self
             .conns
             .iter()
@@ -461,7 +486,7 @@ impl Gateway {
                 let since = c.closing?;
                 if c.drained() {
                     Some((*id, "closed by gateway"))
-                } else if now.saturating_duration_since(since) >= CLOSE_DEADLINE {
+                } else if now.saturating_duration_since(since) >= close_timeout {
                     Some((*id, "close deadline passed with writes pending"))
                 } else {
                     None

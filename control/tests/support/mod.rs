@@ -37,6 +37,8 @@ pub const POOL: &str = "10.200.0.0/24";
 pub const ORG: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 7);
 /// A destination outside every group's `allowed`.
 pub const FORBIDDEN: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 1);
+/// Where [`World::add_raw`]'s clients come from.
+pub const RAW_SOURCE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 /// The step virtual time moves by while waiting.
 pub const STEP: Duration = Duration::from_millis(50);
 
@@ -261,8 +263,13 @@ impl World {
 
     /// A device that starts logging in to gateway `gw`; returns its index.
     pub fn add_device(&mut self, gw: usize, config: DeviceConfig) -> usize {
+        let ip = Ipv4Addr::new(192, 0, 2, 10 + self.devices.len() as u8);
+        self.add_device_at(gw, config, ip)
+    }
+
+    /// As [`add_device`](Self::add_device), from address `ip`.
+    pub fn add_device_at(&mut self, gw: usize, config: DeviceConfig, ip: Ipv4Addr) -> usize {
         let i = self.devices.len();
-        let ip = Ipv4Addr::new(192, 0, 2, 10 + i as u8);
         let tcp_peer = SocketAddr::from((ip, self.port()));
         let udp = SocketAddr::from((ip, self.port()));
         let conn = self.connect(gw, Peer::Device(i), tcp_peer);
@@ -282,14 +289,24 @@ impl World {
 
     /// A TLS client to gateway `gw` that the test writes raw plaintext with.
     pub fn add_raw(&mut self, gw: usize) -> usize {
+        self.try_add_raw(gw, RAW_SOURCE).expect("connection taken")
+    }
+
+    /// A raw client from `ip`; `None` when the gateway refused the connection at accept.
+    pub fn try_add_raw(&mut self, gw: usize, ip: Ipv4Addr) -> Option<usize> {
         let i = self.raws.len();
-        let from = SocketAddr::from(([198, 51, 100, 1], self.port()));
-        let conn = self.connect(gw, Peer::Raw(i), from).expect("connection taken");
+        let from = SocketAddr::from((ip, self.port()));
+        let conn = self.connect(gw, Peer::Raw(i), from)?;
         let tls =
             rustls::ClientConnection::new(client_tls(false), ServerName::try_from(HOST).unwrap()).expect("client");
         self.raws.push(RawClient { tls, gateway: gw, conn, received: Vec::new(), closed: false });
         self.run();
-        i
+        Some(i)
+    }
+
+    /// The plaintext raw client `i` has received, as text.
+    pub fn raw_text(&self, i: usize) -> String {
+        String::from_utf8_lossy(&self.raws[i].received).into_owned()
     }
 
     pub fn raw_send(&mut self, i: usize, plaintext: &[u8]) {
@@ -483,6 +500,7 @@ fn feed_server(core: &mut Core<InMemoryDataplane>, conn: ConnId, end: &mut Serve
     while !rest.is_empty() {
         if end.tls.read_tls(&mut rest).is_err() || end.tls.process_new_packets().is_err() {
             end.closing = true;
+            core.handle_tls_failure(conn, now);
             core.handle_conn_closed(conn, now, "TLS error");
             return;
         }
@@ -649,4 +667,12 @@ pub fn udp_packet(src: Ipv4Addr, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
     p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
     p[28..].copy_from_slice(payload);
     p
+}
+
+/// An auth-reply POST logging in as `user` with `password`.
+pub fn login_request(user: &str, password: &str) -> String {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" type=\"auth-reply\"><version who=\"vpn\">9.01</version><auth><username>{user}</username><password>{password}</password></auth></config-auth>"
+    );
+    format!("POST /auth HTTP/1.1\r\nHost: vpn.test\r\nContent-Length: {}\r\n\r\n{body}", body.len())
 }

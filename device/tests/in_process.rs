@@ -284,6 +284,10 @@ impl GatewayThread {
         for f in ["server.crt", "server.key"] {
             std::fs::copy(testdata(f), dir.path().join(f)).unwrap_or_else(|e| panic!("copy testdata/{f}: {e}"));
         }
+        // The gateway refuses a private key other users may read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path().join("server.key"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod 600 server.key");
         let mut passwords = control::passwd::PasswordFile::default();
         // Few iterations: the test checks the login path, not PBKDF2's cost.
         passwords.set(control::passwd::Entry::new(USER, PASSWORD, None, 1000).expect("password entry"));

@@ -36,6 +36,12 @@ service::counters! {
         drop_spoofed_source,
         /// Destination not allowed by the session's policy.
         drop_policy,
+        /// Destination is one of the gateway's own addresses (implicit deny;
+        /// the group lacks client_to_client).
+        drop_to_gateway,
+        /// Destination is another session's pool address (implicit deny;
+        /// the group lacks client_to_client).
+        drop_client_to_client,
         /// TUN packet outside the pool, or a packet for a session this shard lacks.
         drop_no_session,
         /// Datagram truncated by the receive buffer, or a packet too big to seal.

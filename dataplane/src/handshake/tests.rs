@@ -10,7 +10,7 @@ fn authorization(session: u32, app_id: &[u8], psk: &[u8; 32]) -> Authorization {
         app_id: app_id.to_vec(),
         psk: Psk::new(psk.to_vec()),
         address: Ipv4Addr::new(10, 200, 0, 2),
-        policy: Policy { allowed: Vec::new() },
+        policy: Policy::default(),
         mtu: 1400,
     }
 }

@@ -399,3 +399,50 @@ fn a_slow_password_check_does_not_stall_other_sessions() {
     assert_eq!(gw.metric("corridor_logins_total"), 1, "only alice logged in");
     assert_eq!(gw.metric("corridor_login_failures_total"), 0);
 }
+
+/// The implicit deny with the real client in a full-tunnel (`0.0.0.0/0`)
+/// group: the device reaches the org network but not the gateway's own
+/// addresses (its TUN address, and the admin port listening there), and
+/// the drops are counted; with `client_to_client` the same requests get
+/// through, so the first half is no accident of routing.
+#[test]
+fn a_full_tunnel_device_cannot_reach_the_gateway_unless_client_to_client() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    for client_to_client in [false, true] {
+        let options = GatewayOptions {
+            allowed: vec!["0.0.0.0/0".into()],
+            admin_listen: "0.0.0.0:9443".into(),
+            client_to_client,
+            ..GatewayOptions::default()
+        };
+        let gw = Gateway::start(&t, &options);
+        let mut client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+        client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+        gw.proc.log.wait_for("DTLS established on its shard", Duration::from_secs(5));
+        assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n", "the org network is reachable");
+
+        let admin = ns(&client.ns, "curl")
+            .args(["-sS", "--max-time", "3", "http://192.168.99.1:9443/metrics"])
+            .output()
+            .expect("curl");
+        let ping = ns(&client.ns, "ping").args(["-c", "1", "-W", "2", "192.168.99.1"]).output().expect("ping");
+        let metrics = gw.admin("GET", "/metrics");
+        if client_to_client {
+            assert!(admin.status.success(), "the admin port answers: {}", String::from_utf8_lossy(&admin.stderr));
+            assert!(ping.status.success(), "the TUN address answers ping");
+            assert_eq!(gw.metric("corridor_shard_drop_to_gateway_total"), 0, "{metrics}");
+        } else {
+            assert!(
+                !admin.status.success(),
+                "the admin port is out of reach: {}",
+                String::from_utf8_lossy(&admin.stdout)
+            );
+            assert!(!ping.status.success(), "the TUN address does not answer ping");
+            // curl's SYN (and its retransmissions) and the ping, all over DTLS.
+            assert!(gw.metric("corridor_shard_drop_to_gateway_total") >= 2, "{metrics}");
+            assert_eq!(gw.metric("corridor_shard_drop_policy_total"), 0, "{metrics}");
+        }
+        client.disconnect();
+    }
+}

@@ -261,6 +261,11 @@ pub struct GatewayOptions {
     pub relayed: u8,
     /// Relayed gateways 1 and 2 as one `[cluster]`: shared cookies, split pool.
     pub cluster: bool,
+    /// `[[group]] client_to_client` (left out, the default false, when unset).
+    pub client_to_client: bool,
+    /// `[admin] listen`; [`Gateway::admin`] asks 127.0.0.1:9443, which a
+    /// wildcard address covers too.
+    pub admin_listen: String,
 }
 
 impl Default for GatewayOptions {
@@ -275,6 +280,8 @@ impl Default for GatewayOptions {
             offloads: true,
             relayed: 0,
             cluster: false,
+            client_to_client: false,
+            admin_listen: "127.0.0.1:9443".into(),
         }
     }
 }

@@ -94,6 +94,9 @@ service::counters! {
         handshakes_not_client_hello,
         /// ClientHellos dropped with the shard's handshake table full.
         handshakes_overloaded,
+        /// Handshake datagrams dropped unparsed: their source address was over
+        /// its rate (a token bucket per source and shard).
+        handshakes_rate_limited,
         /// Events or packets dropped because a bounded queue or the op table was full.
         queue_full,
         /// Sends, TUN writes or receives that the kernel failed.

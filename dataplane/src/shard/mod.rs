@@ -267,6 +267,7 @@ impl Shard {
         c.handshakes_unknown_app_id = h.unknown_app_id;
         c.handshakes_not_client_hello = h.not_client_hello;
         c.handshakes_overloaded = h.overloaded;
+        c.handshakes_rate_limited = h.rate_limited;
         self.me.counters.publish(&self.counters);
     }
 

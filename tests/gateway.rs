@@ -446,3 +446,25 @@ fn a_full_tunnel_device_cannot_reach_the_gateway_unless_client_to_client() {
         client.disconnect();
     }
 }
+
+/// Shard faults end the gateway (docs/security.md, "Shard faults"): a
+/// shard that panics takes the process down with a clear log line and a
+/// non-zero exit, so that systemd restarts it. Until then every shard
+/// reads up in the metrics.
+#[test]
+fn a_shard_fault_ends_the_gateway_with_a_clear_log_line() {
+    let t = Topology::up();
+    let mut gw = Gateway::start(&t, &GatewayOptions { shard_fault: Some(0), ..GatewayOptions::default() });
+    let metrics = gw.admin("GET", "/metrics");
+    assert_eq!(gw.metric("corridor_shard_up"), 2, "{metrics}");
+    assert!(metrics.contains("corridor_shard_last_turn_seconds{shard=\"1\"}"), "{metrics}");
+    // The device's CONNECT authorises its DTLS handshake on every shard:
+    // the hook makes shard 0 panic on it.
+    let _client = Client::spawn(&t, Login::Password("alice", PASSWORD), &[], "tun0");
+    let status = wait_until("the gateway to exit", Duration::from_secs(20), || gw.proc.child.try_wait().ok().flatten());
+    assert!(!status.success(), "a non-zero exit: {status:?}");
+    let log = gw.proc.log.text();
+    assert!(log.contains("fault injected by CORRIDOR_TEST_SHARD_FAULT"), "the panic is logged:\n{log}");
+    assert!(log.contains("data-plane shard died"), "the clear line:\n{log}");
+    assert!(log.contains("corridor: event loop failed: data-plane shard0 died"), "{log}");
+}

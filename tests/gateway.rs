@@ -496,3 +496,72 @@ fn a_pre_auth_flood_from_one_source_stops_at_its_cap_while_sessions_reconnect_an
         (gw.metric("corridor_tls_handshake_timeouts_total") >= 50).then_some(())
     });
 }
+
+/// The implicit deny with the real client in a full-tunnel (`0.0.0.0/0`)
+/// group: the device reaches the org network but not the gateway's own
+/// addresses (its TUN address, and the admin port listening there), and
+/// the drops are counted; with `client_to_client` the same requests get
+/// through, so the first half is no accident of routing.
+#[test]
+fn a_full_tunnel_device_cannot_reach_the_gateway_unless_client_to_client() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    for client_to_client in [false, true] {
+        let options = GatewayOptions {
+            allowed: vec!["0.0.0.0/0".into()],
+            admin_listen: "0.0.0.0:9443".into(),
+            client_to_client,
+            ..GatewayOptions::default()
+        };
+        let gw = Gateway::start(&t, &options);
+        let mut client = Client::connect(&t, Login::Password("alice", PASSWORD), &[]);
+        client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+        gw.proc.log.wait_for("DTLS established on its shard", Duration::from_secs(5));
+        assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n", "the org network is reachable");
+
+        let admin = ns(&client.ns, "curl")
+            .args(["-sS", "--max-time", "3", "http://192.168.99.1:9443/metrics"])
+            .output()
+            .expect("curl");
+        let ping = ns(&client.ns, "ping").args(["-c", "1", "-W", "2", "192.168.99.1"]).output().expect("ping");
+        let metrics = gw.admin("GET", "/metrics");
+        if client_to_client {
+            assert!(admin.status.success(), "the admin port answers: {}", String::from_utf8_lossy(&admin.stderr));
+            assert!(ping.status.success(), "the TUN address answers ping");
+            assert_eq!(gw.metric("corridor_shard_drop_to_gateway_total"), 0, "{metrics}");
+        } else {
+            assert!(
+                !admin.status.success(),
+                "the admin port is out of reach: {}",
+                String::from_utf8_lossy(&admin.stdout)
+            );
+            assert!(!ping.status.success(), "the TUN address does not answer ping");
+            // curl's SYN (and its retransmissions) and the ping, all over DTLS.
+            assert!(gw.metric("corridor_shard_drop_to_gateway_total") >= 2, "{metrics}");
+            assert_eq!(gw.metric("corridor_shard_drop_policy_total"), 0, "{metrics}");
+        }
+        client.disconnect();
+    }
+}
+
+/// Shard faults end the gateway (docs/security.md, "Shard faults"): a
+/// shard that panics takes the process down with a clear log line and a
+/// non-zero exit, so that systemd restarts it. Until then every shard
+/// reads up in the metrics.
+#[test]
+fn a_shard_fault_ends_the_gateway_with_a_clear_log_line() {
+    let t = Topology::up();
+    let mut gw = Gateway::start(&t, &GatewayOptions { shard_fault: Some(0), ..GatewayOptions::default() });
+    let metrics = gw.admin("GET", "/metrics");
+    assert_eq!(gw.metric("corridor_shard_up"), 2, "{metrics}");
+    assert!(metrics.contains("corridor_shard_last_turn_seconds{shard=\"1\"}"), "{metrics}");
+    // The device's CONNECT authorises its DTLS handshake on every shard:
+    // the hook makes shard 0 panic on it.
+    let _client = Client::spawn(&t, Login::Password("alice", PASSWORD), &[], "tun0");
+    let status = wait_until("the gateway to exit", Duration::from_secs(20), || gw.proc.child.try_wait().ok().flatten());
+    assert!(!status.success(), "a non-zero exit: {status:?}");
+    let log = gw.proc.log.text();
+    assert!(log.contains("fault injected by CORRIDOR_TEST_SHARD_FAULT"), "the panic is logged:\n{log}");
+    assert!(log.contains("data-plane shard died"), "the clear line:\n{log}");
+    assert!(log.contains("corridor: event loop failed: data-plane shard0 died"), "{log}");
+}

@@ -13,11 +13,15 @@ const PACKETS: usize = 1000;
 const SOURCE: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 
 /// A group's allowed networks; the last one matches most traffic, so the
-/// scan walks the whole list for it.
+/// scan walks the whole list for it. The implicit deny as control fills it
+/// in: the gateway's TUN and listen addresses, the pool.
 fn policy() -> Policy {
     let net = |a, b, c, d, prefix| Ipv4Net::new(Ipv4Addr::new(a, b, c, d), prefix).expect("prefix ≤ 32");
     Policy {
         allowed: vec![net(192, 168, 10, 0, 24), net(172, 16, 0, 0, 12), net(10, 20, 0, 0, 16), net(10, 0, 0, 0, 8)],
+        gateway: vec![Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(203, 0, 113, 5)],
+        pool: Some(net(10, 9, 0, 0, 24)),
+        client_to_client: false,
     }
 }
 

@@ -32,7 +32,7 @@ pub(crate) fn batch_64() -> u64 {
         session: SessionId(2),
         peer: SocketAddr::from(([192, 0, 2, 1], 40000)),
         address: ADDRESS,
-        policy: Policy { allowed: vec![Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 8).expect("prefix ≤ 32")] },
+        policy: Policy::allowing(vec![Ipv4Net::new(Ipv4Addr::new(10, 0, 0, 0), 8).expect("prefix ≤ 32")]),
         keys: server,
         mtu: 1400,
     };

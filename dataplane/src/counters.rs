@@ -36,6 +36,12 @@ service::counters! {
         drop_spoofed_source,
         /// Destination not allowed by the session's policy.
         drop_policy,
+        /// Destination is one of the gateway's own addresses (implicit deny;
+        /// the group lacks client_to_client).
+        drop_to_gateway,
+        /// Destination is another session's pool address (implicit deny;
+        /// the group lacks client_to_client).
+        drop_client_to_client,
         /// TUN packet outside the pool, or a packet for a session this shard lacks.
         drop_no_session,
         /// Datagram truncated by the receive buffer, or a packet too big to seal.
@@ -88,6 +94,9 @@ service::counters! {
         handshakes_not_client_hello,
         /// ClientHellos dropped with the shard's handshake table full.
         handshakes_overloaded,
+        /// Handshake datagrams dropped unparsed: their source address was over
+        /// its rate (a token bucket per source and shard).
+        handshakes_rate_limited,
         /// Events or packets dropped because a bounded queue or the op table was full.
         queue_full,
         /// Sends, TUN writes or receives that the kernel failed.

@@ -7,6 +7,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use proto::grant::SessionId;
 
@@ -40,7 +41,25 @@ pub struct Dataplane {
     control_bell: Arc<Doorbell>,
     stop: Arc<AtomicBool>,
     info: DataplaneInfo,
+    /// When the data plane started: shards' loop turns are timed from it.
+    epoch: Instant,
 }
+
+/// One shard's health, as [`Dataplane::health`] reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardHealth {
+    pub shard: ShardId,
+    /// Its loop is running. A shard whose thread ended (a panic, or its
+    /// engine failing for good) is down for the rest of the process.
+    pub up: bool,
+    /// How long ago its loop last turned (a turn happens at least once a
+    /// second while up).
+    pub since_last_turn: Duration,
+}
+
+/// Test-only fault hook, read once at start: the shard with this index
+/// panics when it receives its first authorisation (a device's CONNECT).
+pub const FAULT_ENV: &str = "CORRIDOR_TEST_SHARD_FAULT";
 
 impl Dataplane {
     /// Creates the multi-queue TUN (one queue per shard), sets its address,
@@ -90,6 +109,7 @@ impl Dataplane {
         let owners: Arc<[AtomicU16]> = (0..pool.len()).map(|_| AtomicU16::new(0)).collect();
         let control_bell = Arc::new(Doorbell::new()?);
         let stop = Arc::new(AtomicBool::new(false));
+        let fault_shard = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<u16>().ok());
         let cores = if config.pin_cores { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
 
         let mut dataplane = Dataplane {
@@ -98,6 +118,7 @@ impl Dataplane {
             owners,
             control_bell,
             stop,
+            epoch: Instant::now(),
             info: DataplaneInfo {
                 tun_name: config.tun_name.clone(),
                 steering: steering.as_ref().map(|_| ()).map_err(Clone::clone),
@@ -129,6 +150,8 @@ impl Dataplane {
                 udp_gro,
                 steering: steering.as_ref().ok().cloned(),
                 io: config.io,
+                epoch: dataplane.epoch,
+                panic_on_authorize: fault_shard == Some(index),
             };
             let started = started_tx.clone();
             let thread = std::thread::Builder::new()
@@ -200,6 +223,29 @@ impl Dataplane {
     pub fn owner_of(&self, session: SessionId) -> Option<ShardId> {
         let tag = self.owners.get(session.0 as usize)?.load(Ordering::Acquire);
         tag.checked_sub(1).map(ShardId)
+    }
+
+    /// Each shard's health, in shard order.
+    pub fn health(&self) -> Vec<ShardHealth> {
+        let now = self.epoch.elapsed();
+        (0u16..)
+            .zip(self.shards.iter())
+            .map(|(i, s)| ShardHealth {
+                shard: ShardId(i),
+                up: s.up.load(Ordering::Acquire),
+                since_last_turn: now.saturating_sub(Duration::from_nanos(s.last_turn_ns.load(Ordering::Relaxed))),
+            })
+            .collect()
+    }
+
+    /// The first shard whose thread ended while the data plane was not
+    /// stopping: its sessions are dark. Cheap: control asks whenever the
+    /// event fd wakes it (a dying shard rings it) and on its tick.
+    pub fn dead_shard(&self) -> Option<ShardId> {
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        (0u16..).zip(self.shards.iter()).find(|(_, s)| !s.up.load(Ordering::Acquire)).map(|(i, _)| ShardId(i))
     }
 
     /// Each shard's loop-turn latency histogram, in shard order.

@@ -23,6 +23,9 @@ use dtls::{
 };
 use proto::grant::{Policy, SessionGrant, SessionId};
 
+mod limit;
+pub use limit::{SourceLimit, SOURCE_BURST, SOURCE_RATE, SOURCE_SLOTS};
+
 /// How long a finished handshake is kept to resend its final flight when
 /// the client shows it lost it (RFC 6347 §4.2.4).
 const LINGER: Duration = Duration::from_secs(30);
@@ -80,6 +83,7 @@ pub struct HandshakeCounters {
     pub unknown_app_id: u64,
     pub not_client_hello: u64,
     pub overloaded: u64,
+    pub rate_limited: u64,
 }
 
 #[derive(Debug)]
@@ -113,6 +117,8 @@ pub struct Handshakes {
     /// Entries of `pending` that finished and linger.
     lingering: usize,
     max_pending: usize,
+    /// Handshake datagrams per source address, checked before parsing.
+    limit: SourceLimit,
     pub counters: HandshakeCounters,
 }
 
@@ -142,6 +148,7 @@ impl Handshakes {
             pending: HashMap::new(),
             lingering: 0,
             max_pending: MAX_PENDING,
+            limit: SourceLimit::new(now, SOURCE_RATE, SOURCE_BURST, SOURCE_SLOTS),
             counters: HandshakeCounters::default(),
         })
     }
@@ -150,6 +157,12 @@ impl Handshakes {
     /// in progress (tests of the limit).
     pub fn with_max_pending(now: Instant, max_pending: usize) -> Result<Self, dtls::ConfigError> {
         Ok(Self { max_pending, ..Self::new(now)? })
+    }
+
+    /// As [`new`](Self::new), with a per-source limit of `rate` handshake
+    /// datagrams a second and `burst` at once (tests of the limit).
+    pub fn with_source_limit(now: Instant, rate: u32, burst: u32) -> Result<Self, dtls::ConfigError> {
+        Ok(Self { limit: SourceLimit::new(now, rate, burst, SOURCE_SLOTS), ..Self::new(now)? })
     }
 
     /// Accepts handshakes for `a.session` under `a.app_id` from now on,
@@ -181,6 +194,11 @@ impl Handshakes {
         datagram: &[u8],
         send: &mut dyn FnMut(&[u8]),
     ) -> Option<Established> {
+        // Before anything is parsed: a flooding source costs one lookup.
+        if !self.limit.allow(now, peer.ip()) {
+            self.counters.rate_limited += 1;
+            return None;
+        }
         if let Some(p) = self.pending.get_mut(&peer) {
             // A new ClientHello from a peer whose last handshake finished is
             // a new DTLS session (the client redid it after DPD death).

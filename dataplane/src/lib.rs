@@ -69,7 +69,7 @@ mod sys;
 
 pub use config::{DataplaneConfig, IoBackend, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
-pub use handle::Dataplane;
+pub use handle::{Dataplane, ShardHealth, FAULT_ENV};
 pub use info::{DataplaneInfo, ShardInfo};
 pub use io::{RingSetup, TunReadStyle};
 pub use latency::TurnLatency;

@@ -8,7 +8,7 @@
 //! pushed before a ring that was skipped is then always seen by that drain.
 
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_queue::ArrayQueue;
 
@@ -87,6 +87,11 @@ pub(crate) struct ShardShared {
     pub(crate) events: ArrayQueue<FromShard>,
     pub(crate) counters: PublishedCounters,
     pub(crate) latency: PublishedLatency,
+    /// The shard's loop is running: set when it starts, cleared when its
+    /// thread ends, by a return or a panic.
+    pub(crate) up: AtomicBool,
+    /// Nanoseconds from the data plane's start to the shard's last loop turn.
+    pub(crate) last_turn_ns: AtomicU64,
 }
 
 impl ShardShared {
@@ -98,6 +103,8 @@ impl ShardShared {
             events: ArrayQueue::new(EVENTS_CAPACITY),
             counters: PublishedCounters::default(),
             latency: PublishedLatency::default(),
+            up: AtomicBool::new(false),
+            last_turn_ns: AtomicU64::new(0),
         })
     }
 }

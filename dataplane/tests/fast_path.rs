@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 
 use dataplane::{Dataplane, DataplaneConfig, FromShard, IoBackend, ToShard};
 use dtls::{CipherSuite, ContentType};
-use proto::grant::SessionId;
+use proto::grant::{Policy, SessionId};
 use support::*;
 
 /// Device → server through the TUN, and the server's reply back to the
@@ -292,6 +292,42 @@ fn a_handshake_completed_on_a_shard_is_installed_before_the_device_hears_so() {
     assert_eq!((c.grants, c.handshakes_established, c.hello_verify_requests), (1, 1, 1), "{c:?}");
 }
 
+/// The implicit deny, applied by the shard: a device may not reach the
+/// gateway's TUN address nor another session's pool address, even in a
+/// group that allows the whole pool; each drop is counted under its own
+/// reason and nothing reaches the TUN. With `client_to_client` both are
+/// written to the TUN, and the server on the TUN address hears the device
+/// (this namespace does not forward, so the other session's packet goes no
+/// further).
+#[test]
+fn the_gateway_and_other_sessions_are_implicitly_denied_unless_client_to_client() {
+    for (tun, net, client_to_client) in [("cdp-deny", 18, false), ("cdp-c2c", 19, true)] {
+        let mut h = Harness::start(tun, net, 1);
+        let policy = Policy {
+            allowed: vec!["0.0.0.0/0".parse().expect("net")],
+            gateway: vec![h.addr.gateway()],
+            pool: Some(h.addr.pool()),
+            client_to_client,
+        };
+        h.grant_device_with(CipherSuite::TLS_PSK_WITH_AES_128_GCM_SHA256, policy);
+        let device_inner = SocketAddr::from((h.addr.device(), 5555));
+        let server_addr = h.server.local_addr().expect("addr");
+        let other_session = SocketAddr::from((h.addr.host(20), 7777));
+        h.device_send(TYPE_DATA, &ipv4_udp(device_inner, server_addr, b"to the gateway"));
+        h.device_send(TYPE_DATA, &ipv4_udp(device_inner, other_session, b"to another device"));
+        if client_to_client {
+            assert_eq!(h.server_recv(), (device_inner, b"to the gateway".to_vec()));
+            let c = h.expect_counters("both written to the TUN", |c| c.tun_writes == 2);
+            assert_eq!((c.drop_to_gateway, c.drop_client_to_client), (0, 0), "{c:?}");
+        } else {
+            let c = h.expect_counters("both dropped", |c| c.drop_to_gateway == 1 && c.drop_client_to_client == 1);
+            assert_eq!((c.rx_records, c.tun_writes, c.drop_policy), (2, 0, 0), "{c:?}");
+            h.server.set_read_timeout(Some(std::time::Duration::from_millis(200))).expect("timeout");
+            assert!(h.server.recv_from(&mut [0u8; 64]).is_err(), "nothing reached the gateway's address");
+        }
+    }
+}
+
 /// Datagrams that cannot start an authorised handshake are dropped on the
 /// shard and counted by reason; none reaches control.
 #[test]
@@ -347,7 +383,7 @@ fn inconsistent_grant_is_rejected() {
         session: SessionId(10),
         peer: "127.0.0.1:9".parse().expect("addr"),
         address: h.addr.host(11),
-        policy: proto::grant::Policy { allowed: vec![h.addr.pool()] },
+        policy: proto::grant::Policy::allowing(vec![h.addr.pool()]),
         keys,
         mtu: 1400,
     };

@@ -23,24 +23,62 @@ impl core::fmt::Display for SessionId {
 }
 
 /// What a session may send into the organisation's network.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Two layers: the tunnel's own network — the gateway's addresses and the
+/// other sessions' — is denied implicitly, whatever `allowed` says (a
+/// full-tunnel `0.0.0.0/0` group included), unless `client_to_client`;
+/// everything else must be in `allowed`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Policy {
     /// Destinations the device may reach (the group's allowed networks).
     /// Packets to anything else are dropped and counted.
     pub allowed: Vec<Ipv4Net>,
+    /// The gateway's own addresses (its TUN address, the addresses it
+    /// listens on), control's list: implicitly denied.
+    pub gateway: Vec<Ipv4Addr>,
+    /// The address pool: every address in it but the session's own is
+    /// another session's (or will be), and implicitly denied.
+    pub pool: Option<Ipv4Net>,
+    /// Lifts the implicit deny: devices of this group may reach the
+    /// gateway's addresses and other sessions (`[[group]] client_to_client`).
+    /// `allowed` still applies.
+    pub client_to_client: bool,
 }
 
 impl Policy {
+    /// A policy of `allowed` alone, with no implicit deny (tests, benches,
+    /// the load harness: control always fills in the tunnel's network).
+    pub fn allowing(allowed: Vec<Ipv4Net>) -> Self {
+        Self { allowed, ..Self::default() }
+    }
+
     pub fn allows(&self, dst: Ipv4Addr) -> bool {
         self.allowed.iter().any(|n| n.contains(dst))
+    }
+
+    /// The implicit deny: `dst`, from the session at `address`, is the
+    /// gateway itself or another session. The gateway's TUN address lies
+    /// in the pool, so the gateway is checked first and named as such.
+    pub fn implicitly_denies(&self, address: Ipv4Addr, dst: Ipv4Addr) -> Option<Refusal> {
+        if self.client_to_client {
+            return None;
+        }
+        if self.gateway.contains(&dst) {
+            return Some(Refusal::ToGateway);
+        }
+        match self.pool {
+            Some(pool) if pool.contains(dst) && dst != address => Some(Refusal::ClientToClient),
+            _ => None,
+        }
     }
 
     /// The admission rule every device packet passes before it reaches the
     /// organisation's network, whether it came over DTLS (a shard) or CSTP
     /// (control): a well-formed IPv4 packet whose source is `address`, the
-    /// tunnel address assigned to the session, and whose destination this
-    /// policy allows. Checks run in that order, so a refusal names the
-    /// first rule broken. Allocates nothing and never panics.
+    /// tunnel address assigned to the session, whose destination is not
+    /// implicitly denied (the gateway, another session) and is allowed by
+    /// this policy. Checks run in that order, so a refusal names the first
+    /// rule broken. Allocates nothing and never panics.
     pub fn admit(&self, address: Ipv4Addr, packet: &[u8]) -> Result<Admitted, Refusal> {
         let ip = Ipv4Packet::new_checked(packet).map_err(|e| match e {
             IpError::NotIpv4 => Refusal::NotIpv4,
@@ -49,7 +87,11 @@ impl Policy {
         if ip.src() != address {
             return Err(Refusal::SpoofedSource);
         }
-        if !self.allows(ip.dst()) {
+        let dst = ip.dst();
+        if let Some(refusal) = self.implicitly_denies(address, dst) {
+            return Err(refusal);
+        }
+        if !self.allows(dst) {
             return Err(Refusal::Denied);
         }
         Ok(Admitted { total_len: ip.total_len() })
@@ -84,6 +126,12 @@ pub enum Refusal {
     Malformed,
     /// The source is not the session's assigned address.
     SpoofedSource,
+    /// The destination is one of the gateway's own addresses (implicit
+    /// deny; the group lacks `client_to_client`).
+    ToGateway,
+    /// The destination is another session's pool address (implicit deny;
+    /// the group lacks `client_to_client`).
+    ClientToClient,
     /// The session's policy does not allow the destination.
     Denied,
 }
@@ -111,11 +159,23 @@ mod tests {
     const ADDRESS: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
 
     fn policy() -> Policy {
+        Policy::allowing(vec![
+            Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 0), 16).expect("prefix"),
+            "192.0.2.7".parse().expect("net"),
+        ])
+    }
+
+    const GATEWAY_TUN: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+    const GATEWAY_LISTEN: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 5);
+    const OTHER_SESSION: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 77);
+
+    /// A full-tunnel group (`0.0.0.0/0`) in pool 10.9.0.0/24, as control builds it.
+    fn full_tunnel(client_to_client: bool) -> Policy {
         Policy {
-            allowed: vec![
-                Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 0), 16).expect("prefix"),
-                "192.0.2.7".parse().expect("net"),
-            ],
+            allowed: vec!["0.0.0.0/0".parse().expect("net")],
+            gateway: vec![GATEWAY_TUN, GATEWAY_LISTEN],
+            pool: Some("10.9.0.0/24".parse().expect("net")),
+            client_to_client,
         }
     }
 
@@ -164,15 +224,61 @@ mod tests {
         assert_eq!(policy().admit(ADDRESS, &spoofed), Err(Refusal::SpoofedSource));
         let elsewhere = packet(ADDRESS, Ipv4Addr::new(10, 2, 0, 1), 40, 40);
         assert_eq!(policy().admit(ADDRESS, &elsewhere), Err(Refusal::Denied));
-        assert_eq!(
-            Policy { allowed: Vec::new() }.admit(ADDRESS, &packet(ADDRESS, allowed, 40, 40)),
-            Err(Refusal::Denied)
-        );
+        assert_eq!(Policy::default().admit(ADDRESS, &packet(ADDRESS, allowed, 40, 40)), Err(Refusal::Denied));
     }
 
     #[test]
     fn a_spoofed_source_is_named_before_a_denied_destination() {
         let p = packet(Ipv4Addr::new(172, 16, 0, 1), Ipv4Addr::new(8, 8, 8, 8), 40, 40);
         assert_eq!(policy().admit(ADDRESS, &p), Err(Refusal::SpoofedSource));
+    }
+
+    #[test]
+    fn the_gateways_tun_address_is_denied_even_to_a_full_tunnel_group() {
+        let p = packet(ADDRESS, GATEWAY_TUN, 40, 40);
+        assert_eq!(full_tunnel(false).admit(ADDRESS, &p), Err(Refusal::ToGateway));
+    }
+
+    #[test]
+    fn the_address_the_gateway_listens_on_is_denied() {
+        let p = packet(ADDRESS, GATEWAY_LISTEN, 40, 40);
+        assert_eq!(full_tunnel(false).admit(ADDRESS, &p), Err(Refusal::ToGateway));
+    }
+
+    #[test]
+    fn other_sessions_are_denied_the_whole_pool_through() {
+        for dst in [OTHER_SESSION, Ipv4Addr::new(10, 9, 0, 0), Ipv4Addr::new(10, 9, 0, 255)] {
+            let p = packet(ADDRESS, dst, 40, 40);
+            assert_eq!(full_tunnel(false).admit(ADDRESS, &p), Err(Refusal::ClientToClient), "{dst}");
+        }
+    }
+
+    #[test]
+    fn a_session_may_reach_its_own_address_and_beyond_the_pool() {
+        for dst in [ADDRESS, Ipv4Addr::new(10, 9, 1, 1), Ipv4Addr::new(8, 8, 8, 8)] {
+            let p = packet(ADDRESS, dst, 40, 40);
+            assert_eq!(full_tunnel(false).admit(ADDRESS, &p), Ok(Admitted { total_len: 40 }), "{dst}");
+        }
+    }
+
+    #[test]
+    fn client_to_client_lifts_the_implicit_deny() {
+        for dst in [GATEWAY_TUN, GATEWAY_LISTEN, OTHER_SESSION] {
+            let p = packet(ADDRESS, dst, 40, 40);
+            assert_eq!(full_tunnel(true).admit(ADDRESS, &p), Ok(Admitted { total_len: 40 }), "{dst}");
+        }
+    }
+
+    #[test]
+    fn client_to_client_does_not_widen_allowed() {
+        let narrow = Policy { allowed: vec!["10.1.0.0/16".parse().expect("net")], ..full_tunnel(true) };
+        let p = packet(ADDRESS, OTHER_SESSION, 40, 40);
+        assert_eq!(narrow.admit(ADDRESS, &p), Err(Refusal::Denied));
+    }
+
+    #[test]
+    fn a_spoofed_source_is_named_before_the_implicit_deny() {
+        let p = packet(OTHER_SESSION, GATEWAY_TUN, 40, 40);
+        assert_eq!(full_tunnel(false).admit(ADDRESS, &p), Err(Refusal::SpoofedSource));
     }
 }

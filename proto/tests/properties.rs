@@ -314,7 +314,12 @@ proptest! {
         if src_is_session && bytes.len() >= 16 {
             bytes[12..16].copy_from_slice(&address.octets());
         }
-        let policy = Policy { allowed: vec!["0.0.0.0/1".parse().unwrap()] };
+        let policy = Policy {
+            allowed: vec!["0.0.0.0/1".parse().unwrap()],
+            gateway: vec![std::net::Ipv4Addr::new(10, 9, 0, 1)],
+            pool: Some("10.9.0.0/24".parse().unwrap()),
+            client_to_client: false,
+        };
         if let Ok(admitted) = policy.admit(address, &bytes) {
             prop_assert!(admitted.total_len >= 20 && admitted.total_len <= bytes.len());
             prop_assert_eq!(admitted.trim(&bytes).len(), admitted.total_len);

@@ -58,6 +58,16 @@ impl Metrics {
         let _ = writeln!(self.0, "{name} {value}");
     }
 
+    /// One gauge series with `labels`; its HELP and TYPE lines are written
+    /// once per name, however many label sets follow.
+    pub fn gauge_series(&mut self, name: &str, help: &str, labels: &str, value: impl core::fmt::Display) {
+        if !self.0.contains(&format!("# TYPE {name} ")) {
+            let _ = writeln!(self.0, "# HELP {name} {help}");
+            let _ = writeln!(self.0, "# TYPE {name} gauge");
+        }
+        let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+    }
+
     /// The page.
     pub fn into_string(self) -> String {
         self.0
@@ -80,6 +90,16 @@ mod tests {
         assert!(s.contains("corridor_t_seconds_count{shard=\"0\"} 3") && s.contains("_sum{shard=\"0\"} 0.25"), "{s}");
         assert_eq!(s.matches("# TYPE corridor_x_total counter").count(), 1);
         assert!(s.contains("corridor_x_total{shard=\"1\"} 2"));
+    }
+
+    #[test]
+    fn gauge_series_render_once_per_name() {
+        let mut m = Metrics::default();
+        m.gauge_series("corridor_shard_up", "up", "shard=\"0\"", 1);
+        m.gauge_series("corridor_shard_up", "up", "shard=\"1\"", 0);
+        let s = m.into_string();
+        assert_eq!(s.matches("# TYPE corridor_shard_up gauge").count(), 1, "{s}");
+        assert!(s.contains("corridor_shard_up{shard=\"1\"} 0"), "{s}");
     }
 
     #[test]

@@ -118,10 +118,11 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("dataplane.offloads", o.offloads)
         // `CORRIDOR_IO=readiness` runs the suite on the readiness engine.
         .set("dataplane.io", std::env::var("CORRIDOR_IO").unwrap_or_else(|_| "auto".to_owned()))
-        .set("admin.listen", "127.0.0.1:9443")
+        .set("admin.listen", &o.admin_listen)
         .set("group.name", "default")
         .set("group.allowed", o.allowed.join(","))
-        .set("group.split_include", "10.99.0.0/24");
+        .set("group.split_include", "10.99.0.0/24")
+        .set("group.client_to_client", if o.client_to_client { "true" } else { "" });
     if o.relayed != 0 {
         f.set("relay.address", format!("{RELAY_GATEWAY_SIDE}:3101"))
             .set("relay.name", RELAY_NAME)

@@ -271,6 +271,14 @@ pub struct GatewayOptions {
     /// The `[limits]` of a gateway under `corridor bench` (one user logging
     /// in many times from one address): no session cap, no login pace.
     pub load_generator: bool,
+    /// `[[group]] client_to_client` (left out, the default false, when unset).
+    pub client_to_client: bool,
+    /// `[admin] listen`; [`Gateway::admin`] asks 127.0.0.1:9443, which a
+    /// wildcard address covers too.
+    pub admin_listen: String,
+    /// The test-only fault hook: this shard panics on its first
+    /// authorisation (`CORRIDOR_TEST_SHARD_FAULT`).
+    pub shard_fault: Option<u16>,
 }
 
 impl Default for GatewayOptions {
@@ -286,6 +294,9 @@ impl Default for GatewayOptions {
             relayed: 0,
             cluster: false,
             load_generator: false,
+            client_to_client: false,
+            admin_listen: "127.0.0.1:9443".into(),
+            shard_fault: None,
         }
     }
 }
@@ -328,6 +339,9 @@ impl Gateway {
         fs::write(&path, config::gateway_config(o, &listen)).expect("config");
         let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
+        if let Some(shard) = o.shard_fault {
+            cmd.env("CORRIDOR_TEST_SHARD_FAULT", shard.to_string());
+        }
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
         proc.log.wait_for("gateway started", Duration::from_secs(10));
         Self { proc, ns: namespace }

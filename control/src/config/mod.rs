@@ -28,7 +28,8 @@ pub use raw::{MAX_VERIFY_QUEUE, MAX_VERIFY_THREADS};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
-    /// What its devices may reach (`allowed`), checked per packet by
+    /// What its devices may reach (`allowed`, less the gateway's addresses
+    /// and the pool unless `client_to_client`), checked per packet by
     /// [`Policy::admit`](proto::grant::Policy::admit).
     pub policy: proto::grant::Policy,
     pub split_include: Vec<Ipv4Net>,
@@ -99,6 +100,22 @@ pub struct Config {
     pub cluster: Option<crate::cluster::Cluster>,
     /// Brute-force and flood defences (`[limits]`).
     pub limits: Limits,
+}
+
+/// The gateway's own addresses that devices must not reach through the
+/// tunnel ([`Policy::gateway`](proto::grant::Policy::gateway)): its TUN
+/// address and the IPv4 addresses it listens on (a wildcard listen address
+/// names none).
+fn gateway_addresses(tun: Ipv4Addr, listen: SocketAddr, admin: Option<SocketAddr>) -> Vec<Ipv4Addr> {
+    let mut out = vec![tun];
+    for a in [Some(listen), admin].into_iter().flatten() {
+        if let std::net::IpAddr::V4(v4) = a.ip() {
+            if !v4.is_unspecified() && !out.contains(&v4) {
+                out.push(v4);
+            }
+        }
+    }
+    out
 }
 
 fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
@@ -324,6 +341,17 @@ impl Config {
                 format!("use 1..={MAX_VERIFY_QUEUE} (1024 by default)"),
             ));
         }
+        let admin_listen = match &raw.admin.listen {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "admin.listen",
+                    format!("`{a}` is not an address:port"),
+                    "use e.g. \"127.0.0.1:9443\" (keep it off public addresses)",
+                )
+            })?),
+            None => None,
+        };
+        let gateway_addresses = gateway_addresses(gateway_address, listen, admin_listen);
         let mut groups = Vec::new();
         for (i, g) in raw.groups.iter().enumerate() {
             let f = |k: &str| format!("group[{i}].{k}");
@@ -342,23 +370,29 @@ impl Config {
                     "list the networks its devices may reach, e.g. [\"10.99.0.0/16\"]",
                 ));
             }
+            let client_to_client = match &g.client_to_client {
+                None => false,
+                Some(toml::Value::Boolean(b)) => *b,
+                Some(other) => {
+                    return Err(err(
+                        &f("client_to_client"),
+                        format!("`{other}` is not true or false"),
+                        "write true (devices may reach each other and the gateway) or false (the default)",
+                    ))
+                }
+            };
             groups.push(Group {
                 name: g.name.clone(),
-                policy: proto::grant::Policy { allowed },
+                policy: proto::grant::Policy {
+                    allowed,
+                    gateway: gateway_addresses.clone(),
+                    pool: Some(pool),
+                    client_to_client,
+                },
                 split_include: nets(&f("split_include"), &g.split_include)?,
                 split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
             });
         }
-        let admin_listen = match &raw.admin.listen {
-            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
-                err(
-                    "admin.listen",
-                    format!("`{a}` is not an address:port"),
-                    "use e.g. \"127.0.0.1:9443\" (keep it off public addresses)",
-                )
-            })?),
-            None => None,
-        };
         let relays = relays(&raw.relays, base)?;
         let cluster = match &raw.cluster {
             Some(c) => Some(cluster(c, base)?),

@@ -222,6 +222,9 @@ pub(super) struct RawGroup {
     pub(super) split_include: Vec<String>,
     #[serde(default)]
     pub(super) split_exclude: Vec<String>,
+    /// A bool, checked in `Config::parse` so that a mistake names the field.
+    #[serde(default)]
+    pub(super) client_to_client: Option<toml::Value>,
 }
 
 /// `[limits]`: brute-force and flood defences (docs/security.md). Times in

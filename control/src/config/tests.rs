@@ -219,3 +219,32 @@ fn load_refuses_a_readable_key_or_password_file_naming_the_fix() {
     assert_eq!(passwd.field, "auth.password_file", "{passwd}");
     assert!(passwd.fix.starts_with("chmod 600 "), "{passwd}");
 }
+
+/// The implicit deny: every group's policy names the gateway's addresses
+/// and the pool; `client_to_client` lifts it, off by default.
+#[test]
+fn groups_deny_the_gateway_and_other_sessions_unless_client_to_client() {
+    let with = |line: &str| {
+        GOOD.replace("listen = \"0.0.0.0:443\"", "listen = \"203.0.113.5:443\"")
+            .replace("[[group]]\n", &format!("[[group]]\n{line}\n"))
+            + "[admin]\nlisten = \"10.0.0.9:9443\"\n"
+    };
+    let c = Config::parse(&with("")).expect("valid");
+    let p = &c.group(None).expect("the first group").policy;
+    assert_eq!(p.gateway, [Ipv4Addr::new(192, 168, 99, 1), Ipv4Addr::new(203, 0, 113, 5), Ipv4Addr::new(10, 0, 0, 9)]);
+    assert_eq!(p.pool, Some(c.pool));
+    assert!(!p.client_to_client);
+    assert!(
+        Config::parse(&with("client_to_client = true"))
+            .expect("valid")
+            .group(None)
+            .expect("the first group")
+            .policy
+            .client_to_client
+    );
+    let e = Config::parse(&with("client_to_client = \"yes\"")).expect_err("not a bool");
+    assert_eq!(e.field, "group[0].client_to_client", "{e}");
+    // A wildcard listen address names no address of its own.
+    let c = Config::parse(GOOD).expect("valid");
+    assert_eq!(c.group(None).expect("the first group").policy.gateway, [Ipv4Addr::new(192, 168, 99, 1)]);
+}

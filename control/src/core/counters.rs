@@ -38,6 +38,10 @@ service::counters! {
         drop_spoofed_source => "corridor_cstp_drop_spoofed_source_total",
         /// CSTP packets to destinations the group may not reach
         drop_policy => "corridor_cstp_drop_policy_total",
+        /// CSTP packets to the gateway's own addresses (implicit deny; the group lacks client_to_client)
+        drop_to_gateway => "corridor_cstp_drop_to_gateway_total",
+        /// CSTP packets to another session's pool address (implicit deny; the group lacks client_to_client)
+        drop_client_to_client => "corridor_cstp_drop_client_to_client_total",
         /// CSTP packets that were not IPv4
         drop_not_ipv4 => "corridor_cstp_drop_not_ipv4_total",
         /// sessions ended

@@ -216,6 +216,18 @@ impl<P: DataplanePort> Core<P> {
                 self.counters.drop_policy += 1;
                 return;
             }
+            // The implicit deny is the group's policy too: the session's
+            // policy drops count it as well.
+            Err(Refusal::ToGateway) => {
+                s.drops_policy += 1;
+                self.counters.drop_to_gateway += 1;
+                return;
+            }
+            Err(Refusal::ClientToClient) => {
+                s.drops_policy += 1;
+                self.counters.drop_client_to_client += 1;
+                return;
+            }
         };
         frame.truncate(TUN_WRITE_HEADROOM + admitted.total_len);
         s.cstp_rx_packets += 1;

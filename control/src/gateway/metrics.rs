@@ -71,6 +71,21 @@ impl Gateway {
         for (i, s) in shards.iter().enumerate() {
             m.counter_set(s, &format!("shard=\"{i}\""));
         }
+        for h in self.core.port().health() {
+            let shard = format!("shard=\"{}\"", h.shard.0);
+            m.gauge_series(
+                "corridor_shard_up",
+                "1 while the shard's loop runs, 0 once its thread ended",
+                &shard,
+                u8::from(h.up),
+            );
+            m.gauge_series(
+                "corridor_shard_last_turn_seconds",
+                "seconds since the shard's loop last turned (at least once a second while up)",
+                &shard,
+                h.since_last_turn.as_secs_f64(),
+            );
+        }
         for (i, l) in self.core.port().latency().iter().enumerate() {
             let cumulative: Vec<(Option<f64>, u64)> =
                 l.cumulative().iter().map(|(b, n)| (b.map(|ns| ns as f64 / 1e9), *n)).collect();

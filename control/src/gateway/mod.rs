@@ -218,6 +218,13 @@ impl Gateway {
                 return Err(e);
             }
             let now = Instant::now();
+            // A dead shard's sessions are dark, and nothing brings them
+            // back in this process: end it, so the service manager
+            // restarts the gateway (docs/security.md, "Shard faults").
+            if let Some(shard) = self.core.port().dead_shard() {
+                tracing::error!(%shard, "data-plane shard died (its thread ended); exiting so the gateway is restarted");
+                return Err(io::Error::other(format!("data-plane {shard} died")));
+            }
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept(now),

@@ -10,7 +10,7 @@ fn authorization(session: u32, app_id: &[u8], psk: &[u8; 32]) -> Authorization {
         app_id: app_id.to_vec(),
         psk: Psk::new(psk.to_vec()),
         address: Ipv4Addr::new(10, 200, 0, 2),
-        policy: Policy { allowed: Vec::new() },
+        policy: Policy::default(),
         mtu: 1400,
     }
 }
@@ -209,4 +209,31 @@ fn retransmissions_and_forgetting_follow_the_timers() {
     h.on_timeout(now + Duration::from_secs(120), &mut |_, _| {});
     assert_eq!(h.pending(), 0, "a handshake that never finished is forgotten");
     assert!(h.poll_timeout().is_none());
+}
+
+#[test]
+fn a_source_over_its_rate_is_dropped_before_parsing_while_others_complete() {
+    let now = Instant::now();
+    let mut h = Handshakes::with_source_limit(now, 10, 5).unwrap();
+    h.authorize(authorization(7, &APP_ID, &[1; 32]));
+    let flooder: SocketAddr = "192.0.2.66:4000".parse().unwrap();
+    let mut hello = Vec::new();
+    assert!(client(now, &APP_ID, &[1; 32]).poll_transmit(&mut hello));
+    let mut answered = 0;
+    for port in 0..64u16 {
+        let from = SocketAddr::new(flooder.ip(), 4000 + port);
+        for _ in 0..10 {
+            h.on_datagram(now, from, &hello, &mut |_| answered += 1);
+        }
+    }
+    assert_eq!(answered, 5, "only the burst was answered (with cookie rounds)");
+    assert_eq!(h.counters.rate_limited, 640 - 5);
+    assert_eq!(h.counters.hello_verify_requests, 5);
+    // Another address completes its handshake meanwhile.
+    let mut device = client(now, &APP_ID, &[1; 32]);
+    assert!(until_established(&mut h, now, &mut device, "192.0.2.7:5000".parse().unwrap()).is_some());
+    // The flooder's bucket refills at its rate.
+    let later = now + Duration::from_millis(100);
+    assert!(h.on_datagram(later, flooder, &hello, &mut |_| answered += 1).is_none());
+    assert_eq!((answered, h.counters.rate_limited), (6, 635));
 }

@@ -113,7 +113,7 @@ mod tests {
             session: SessionId(2),
             peer: SocketAddr::from(([192, 0, 2, 1], 4433)),
             address: ADDRESS,
-            policy: Policy { allowed: vec![Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 0), 16).unwrap()] },
+            policy: Policy::allowing(vec![Ipv4Net::new(Ipv4Addr::new(10, 1, 0, 0), 16).unwrap()]),
             keys: keys(Role::Server),
             mtu: 1400,
         };

@@ -46,6 +46,8 @@ pub(super) fn admit(packet: &[u8], session: &Session, counters: &mut ShardCounte
                 Refusal::Malformed => &mut counters.drop_malformed,
                 Refusal::SpoofedSource => &mut counters.drop_spoofed_source,
                 Refusal::Denied => &mut counters.drop_policy,
+                Refusal::ToGateway => &mut counters.drop_to_gateway,
+                Refusal::ClientToClient => &mut counters.drop_client_to_client,
             };
             *counter += 1;
             None

@@ -81,6 +81,26 @@ pub(crate) struct ShardContext {
     /// The TUN's steering map, when the program is attached.
     pub(crate) steering: Option<Arc<TunSteering>>,
     pub(crate) io: crate::config::IoBackend,
+    /// The data plane's start: loop turns are published relative to it.
+    pub(crate) epoch: Instant,
+    /// Test-only fault hook: panic on the first authorisation received
+    /// (`CORRIDOR_TEST_SHARD_FAULT`, see `Dataplane::start`).
+    pub(crate) panic_on_authorize: bool,
+}
+
+/// Marks the shard down when its thread ends, however it ends (a panic
+/// unwinds through here too), and wakes control to notice unless the data
+/// plane is stopping.
+struct DownOnExit {
+    me: Arc<ShardShared>,
+    control_bell: Arc<Doorbell>,
+}
+
+impl Drop for DownOnExit {
+    fn drop(&mut self) {
+        self.me.up.store(false, Ordering::Release);
+        self.control_bell.ring();
+    }
 }
 
 /// Thread body: pin, build the ring, report how that went, then loop.
@@ -88,6 +108,8 @@ pub(crate) fn run(ctx: ShardContext, started: &mpsc::Sender<(u16, io::Result<Sha
     let index = ctx.index;
     match Shard::new(ctx) {
         Ok((mut shard, info)) => {
+            let _down = DownOnExit { me: shard.me.clone(), control_bell: shard.control_bell.clone() };
+            shard.me.up.store(true, Ordering::Release);
             if started.send((index, Ok(info))).is_ok() {
                 shard.run();
             }
@@ -129,6 +151,8 @@ struct Shard {
     /// Super-packets the coalescer finished, to be written.
     emitted: Vec<Vec<u8>>,
     steering: Option<Arc<TunSteering>>,
+    epoch: Instant,
+    panic_on_authorize: bool,
     _udp: UdpSocket,
     _tun: OwnedFd,
 }
@@ -195,6 +219,8 @@ impl Shard {
                 .map(|o| Coalescer::new(COALESCE_FLOWS, COALESCE_BUFFERS).with_udp(o.uso)),
             emitted: Vec::with_capacity(COALESCE_BUFFERS),
             steering: ctx.steering,
+            epoch: ctx.epoch,
+            panic_on_authorize: ctx.panic_on_authorize,
             _udp: ctx.udp,
             _tun: ctx.tun,
         };
@@ -225,6 +251,8 @@ impl Shard {
                 failures = 0;
             }
             let now = Instant::now();
+            let since_start = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
+            self.me.last_turn_ns.store(since_start, Ordering::Relaxed);
             let worked = !completions.is_empty();
             for c in completions.drain(..) {
                 self.on_completion(c, now);
@@ -267,6 +295,7 @@ impl Shard {
         c.handshakes_unknown_app_id = h.unknown_app_id;
         c.handshakes_not_client_hello = h.not_client_hello;
         c.handshakes_overloaded = h.overloaded;
+        c.handshakes_rate_limited = h.rate_limited;
         self.me.counters.publish(&self.counters);
     }
 
@@ -342,7 +371,14 @@ impl Shard {
         for _ in 0..QUEUE_BATCH {
             let Some(msg) = self.me.inbox.pop() else { break };
             match msg {
-                ToShard::Authorize(a) => self.handshakes.authorize(*a),
+                ToShard::Authorize(a) => {
+                    // The test-only fault hook (CORRIDOR_TEST_SHARD_FAULT).
+                    #[allow(clippy::panic)]
+                    if self.panic_on_authorize {
+                        panic!("{}: fault injected by CORRIDOR_TEST_SHARD_FAULT", self.id);
+                    }
+                    self.handshakes.authorize(*a);
+                }
                 ToShard::Deauthorize(id) => {
                     self.handshakes.deauthorize(id);
                     self.on_revoke(id);

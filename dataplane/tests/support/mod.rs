@@ -243,6 +243,11 @@ impl Harness {
     /// socket: whichever shard its datagrams reach completes it and installs
     /// the session. The device keeps its half of the record keys.
     pub fn grant_device(&mut self, suite: CipherSuite) {
+        self.grant_device_with(suite, Policy::allowing(vec![self.addr.pool()]));
+    }
+
+    /// [`grant_device`](Self::grant_device) with the session's `policy`.
+    pub fn grant_device_with(&mut self, suite: CipherSuite, policy: Policy) {
         let (app_id, psk) = ([0x42u8; 32], [0x17u8; 32]);
         let session = self.addr.device_session();
         let authorization = Authorization {
@@ -250,7 +255,7 @@ impl Harness {
             app_id: app_id.to_vec(),
             psk: dtls::Psk::new(psk.to_vec()),
             address: self.addr.device(),
-            policy: Policy { allowed: vec![self.addr.pool()] },
+            policy,
             mtu: 1400,
         };
         for i in 0..self.dp.shard_count() {

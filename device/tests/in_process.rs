@@ -316,6 +316,9 @@ listen = "{admin}"
 name = "default"
 allowed = ["{GATEWAY_TUN_ADDRESS}/32"]
 split_include = ["{POOL}"]
+# The pings go to the gateway's own TUN address, which the implicit deny
+# keeps devices from unless their group lifts it.
+client_to_client = true
 "#,
             dtls_port = dtls.port(),
         );

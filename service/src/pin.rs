@@ -28,7 +28,7 @@ pub fn pin_base64(pin: &Pin) -> String {
             (u32::from(b[0].unwrap_or(0)) << 16) | (u32::from(b[1].unwrap_or(0)) << 8) | u32::from(b[2].unwrap_or(0));
         for (i, present) in [true, true, b[1].is_some(), b[2].is_some()].into_iter().enumerate() {
             let sextet = (n >> (18 - 6 * i)) & 63;
-            out.push(if present { char::from(B64[sextet as usize]) } else { '=' });
+            out.push(if present { B64.get(sextet as usize).map_or('=', |&c| char::from(c)) } else { '=' });
         }
     }
     out

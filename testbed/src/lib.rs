@@ -261,6 +261,12 @@ pub struct GatewayOptions {
     pub relayed: u8,
     /// Relayed gateways 1 and 2 as one `[cluster]`: shared cookies, split pool.
     pub cluster: bool,
+    /// `[[relay]] pin_sha256`; empty: the topology's `relay-link.pin`
+    /// (scripts/certs.sh), read by [`Gateway::start`].
+    pub relay_pin: String,
+    /// Where the gateway dials its relay, when not the relay itself (a
+    /// proxy in the way); `address:port`.
+    pub relay_via: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -275,6 +281,8 @@ impl Default for GatewayOptions {
             offloads: true,
             relayed: 0,
             cluster: false,
+            relay_pin: String::new(),
+            relay_via: None,
         }
     }
 }
@@ -312,8 +320,12 @@ impl Gateway {
         if o.cluster {
             fs::write(t.dir.join("cluster.key"), CLUSTER_SECRET).expect("cluster secret");
         }
+        let mut o = o.clone();
+        if o.relayed != 0 && o.relay_pin.is_empty() {
+            o.relay_pin = fs::read_to_string(t.dir.join("relay-link.pin")).expect("relay-link.pin").trim().to_owned();
+        }
         let path = t.dir.join(file);
-        fs::write(&path, config::gateway_config(o, &listen)).expect("config");
+        fs::write(&path, config::gateway_config(&o, &listen)).expect("config");
         let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);

@@ -88,7 +88,9 @@ fn next_field(s: &str) -> Option<(&str, &str)> {
     let mut from = 0;
     while let Some(at) = s.get(from..)?.find('@').map(|i| from + i) {
         let tail = s.get(at + 1..)?;
-        let len = tail.find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.')).unwrap_or(tail.len());
+        let len = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'))
+            .unwrap_or(tail.len());
         if len > 0 && tail.get(len..)?.starts_with('@') {
             return Some((tail.get(..len)?, tail.get(len + 1..)?));
         }

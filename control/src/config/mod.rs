@@ -157,7 +157,6 @@ fn relay_trust(
     base: &Path,
     f: &dyn Fn(&str) -> String,
 ) -> Result<crate::relay_link::RelayTrust, ConfigError> {
-    use rustls::pki_types::pem::PemObject;
     let pin = match &r.pin_sha256 {
         Some(p) => Some(service::pin::parse_pin(p).ok_or_else(|| {
             err(
@@ -169,17 +168,9 @@ fn relay_trust(
         None => None,
     };
     let ca = match &r.ca_file {
-        Some(file) => {
-            let path = base.join(file);
-            let fix = "give the PEM CA certificate that signed the relay's link certificate";
-            let certs: Vec<_> = rustls::pki_types::CertificateDer::pem_file_iter(&path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| err(&f("ca_file"), format!("{}: {e}", path.display()), fix))?;
-            if certs.is_empty() {
-                return Err(err(&f("ca_file"), format!("{} holds no certificate", path.display()), fix));
-            }
-            certs
-        }
+        Some(file) => crate::relay_link::tls::ca_certificates(&base.join(file)).map_err(|problem| {
+            err(&f("ca_file"), problem, "give the PEM CA certificate that signed the relay's link certificate")
+        })?,
         None => Vec::new(),
     };
     if pin.is_none() && ca.is_empty() {

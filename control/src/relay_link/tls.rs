@@ -29,6 +29,18 @@ pub struct RelayTrust {
     pub ca: Vec<CertificateDer<'static>>,
 }
 
+/// The certificates of a PEM file (`[[relay]] ca_file`).
+pub fn ca_certificates(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
 /// The SPKI of a DER certificate.
 fn spki(cert: &[u8]) -> Option<Vec<u8>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;

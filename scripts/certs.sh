@@ -7,6 +7,11 @@
 #   ca.crt     ca.key      a self-signed CA ("corridor test CA"), EC P-256
 #   server.crt server.key  the gateway: SAN DNS:vpn.test + IP:10.10.0.1, serverAuth, EC P-256
 #   client.crt client.key  a device certificate, CN carol, clientAuth, EC P-256
+#   relay-link.crt relay-link.key
+#                          the relay's gateway-link certificate ([gateway_link]):
+#                          SAN DNS:relay.test + IP:10.20.0.1, serverAuth, EC P-256
+#   relay-link.pin         its pin for the gateways' [[relay]] pin_sha256: the
+#                          SHA-256 of its SubjectPublicKeyInfo, base64
 #
 # Idempotent: files that exist and still verify against ca.crt are kept; a new
 # CA re-issues both leaves. Keys are mode 600.
@@ -70,7 +75,7 @@ if ! ca_ok; then
         -addext "keyUsage=critical,keyCertSign,cRLSign" \
         -addext "subjectKeyIdentifier=hash" \
         -out ca.crt
-    rm -f server.crt client.crt # leaves of an old CA are worthless now
+    rm -f server.crt client.crt relay-link.crt # leaves of an old CA are worthless now
     echo "certs.sh: issued $DIR/ca.crt"
 fi
 
@@ -87,5 +92,15 @@ extendedKeyUsage=clientAuth
 subjectKeyIdentifier=hash
 authorityKeyIdentifier=keyid"
 
-chmod 600 ca.key server.key client.key
-chmod 644 ca.crt server.crt client.crt
+leaf_ok relay-link.crt relay-link.key || issue_leaf relay-link "/CN=relay.test" "basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:relay.test,IP:10.20.0.1
+subjectKeyIdentifier=hash
+authorityKeyIdentifier=keyid"
+
+# The pin is of the key, so it stays while the key does.
+openssl pkey -in relay-link.key -pubout -outform der | openssl dgst -sha256 -binary | base64 >relay-link.pin
+
+chmod 600 ca.key server.key client.key relay-link.key
+chmod 644 ca.crt server.crt client.crt relay-link.crt relay-link.pin

@@ -219,7 +219,7 @@ make_work_dirs() {
 make_certs() {
     step "certificates (scripts/certs.sh)"
     "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
-    info "CA, server (vpn.test, $GATEWAY_IP) and client certificates in $WORK/certs"
+    info "CA, server (vpn.test, $GATEWAY_IP), client and relay-link certificates in $WORK/certs"
 }
 
 write_gateway_config() {
@@ -231,7 +231,9 @@ write_gateway_config() {
         # The gateway dials out to the relay and proves this secret (never
         # sent itself); nothing connects in.
         (umask 077 && openssl rand -hex 32 >"$WORK/relay.token")
-        relay=(relay.address="$RELAY_GATEWAY_SIDE:3101" relay.name="$SERVER_NAME" relay.token_file=relay.token)
+        # The link runs over TLS; the gateway pins the relay's link key.
+        relay=(relay.address="$RELAY_GATEWAY_SIDE:3101" relay.name="$SERVER_NAME" relay.token_file=relay.token
+            relay.pin_sha256="$(cat "$WORK/certs/relay-link.pin")")
     fi
     # shards = 0: one shard per core.
     gateway_config "$WORK/gateway.toml" written_by=scripts/demo.sh \
@@ -271,7 +273,8 @@ start_relay() {
     step "starting corridor relay in netns $NS_RELAY"
     relay_config "$WORK/relay.toml" written_by=scripts/demo.sh \
         relay.listen="$GATEWAY_IP:443" relay.gateway_listen="$RELAY_GATEWAY_SIDE:3101" \
-        gateway.name="$SERVER_NAME" gateway.token_file=relay.token admin.listen=127.0.0.1:9101 ||
+        gateway.name="$SERVER_NAME" gateway.token_file=relay.token admin.listen=127.0.0.1:9101 \
+        gateway_link.cert=certs/relay-link.crt gateway_link.key=certs/relay-link.key ||
         die "could not write $WORK/relay.toml"
     local rc=0
     corridor_start relay RELAY_PID "$NS_RELAY" "$WORK/relay.toml" "$WORK/relay.log" || rc=$?

@@ -97,10 +97,11 @@ setup() {
     (umask 077 && openssl rand -hex 32 >"$WORK/relay.token")
     gateway_config "$WORK/direct.toml" server.listen=10.10.0.1:443 "${GATEWAY_FIELDS[@]}"
     gateway_config "$WORK/relayed.toml" server.listen=10.20.0.2:443 "${GATEWAY_FIELDS[@]}" \
-        relay.address=10.20.0.1:3101 relay.name=vpn.test relay.token_file=relay.token
+        relay.address=10.20.0.1:3101 relay.name=vpn.test relay.token_file=relay.token \
+        relay.pin_sha256="$(cat "$WORK/certs/relay-link.pin")"
     relay_config "$WORK/relay.toml" written_by=scripts/relay-bench.sh relay.listen=10.10.0.1:443 \
         relay.gateway_listen=10.20.0.1:3101 gateway.name=vpn.test gateway.token_file=relay.token \
-        admin.listen=127.0.0.1:9101
+        gateway_link.cert=certs/relay-link.crt gateway_link.key=certs/relay-link.key admin.listen=127.0.0.1:9101
     corridor_start relay RELAY_PID "${RELAYED}relay" "$WORK/relay.toml" "$WORK/relay.log" ||
         die "the relay did not start"
     corridor_start gateway DIRECT_GATEWAY_PID "${DIRECT}gateway" "$WORK/direct.toml" "$WORK/direct.log" ||

@@ -264,6 +264,10 @@ fn relay(path: &std::path::Path) -> ExitCode {
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
     let r = match relay::Relay::start(config) {
         Ok(r) => r,
+        Err(relay::StartError::Config(e)) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("corridor: {e}");
             return ExitCode::FAILURE;

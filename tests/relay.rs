@@ -214,3 +214,179 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
     assert_eq!(live.metric("corridor_sessions_adopted_total"), 1);
     assert_eq!(udp_echo(&c2.ns, 20), 20, "bob never noticed");
 }
+
+/// The route the relay gave the link, from its "gateway link up" line.
+fn link_route(relay: &Relay) -> String {
+    let line = relay.proc.log.wait_for("gateway link up", Duration::from_secs(5));
+    let at = line.find("route=").expect("route= in the link-up line") + "route=".len();
+    line.get(at..at + 8).expect("8 hex digits").to_owned()
+}
+
+#[test]
+fn a_flood_of_unauthenticated_connections_is_closed_while_links_and_devices_work() {
+    let t = Topology::up_relay();
+    let _org = Org::start(&t);
+    let relay = Relay::start_with(&t, "auth_timeout = 2\nmax_unauthenticated_per_source = 32");
+    let gw = Gateway::start(&t, &relayed(1));
+    relay.wait_links(1, Duration::from_secs(10));
+    // 2,000 connections to 3101 from another host of the gateways' side:
+    // every other one says a plaintext Hello and a Ping, the rest idle.
+    // Each must be closed, and none may get a Pong.
+    let flood = format!(
+        "import socket,selectors,resource,time\n\
+         resource.setrlimit(resource.RLIMIT_NOFILE,(8192,8192))\n\
+         name=b'vpn.test'\n\
+         body=bytes([1])+bytes(4)+bytes([len(name)])+name\n\
+         hello=bytes([1])+len(body).to_bytes(2,'big')+body\n\
+         ping=bytes([0x30,0,8])+bytes(8)\n\
+         sel=selectors.DefaultSelector()\n\
+         got={{}}\n\
+         for i in range(2000):\n\
+         \x20s=socket.create_connection(('{RELAY_GATEWAY_SIDE}',3101),timeout=10)\n\
+         \x20if i%2==0:\n\
+         \x20\x20try: s.sendall(hello+ping)\n\
+         \x20\x20except OSError: pass\n\
+         \x20s.setblocking(False)\n\
+         \x20sel.register(s,selectors.EVENT_READ)\n\
+         \x20got[s]=b''\n\
+         closed=0\n\
+         end=time.time()+40\n\
+         while closed<2000 and time.time()<end:\n\
+         \x20for k,_ in sel.select(1):\n\
+         \x20\x20try: d=k.fileobj.recv(4096)\n\
+         \x20\x20except OSError: d=b''\n\
+         \x20\x20if d: got[k.fileobj]+=d; continue\n\
+         \x20\x20sel.unregister(k.fileobj); closed+=1\n\
+         pongs=0\n\
+         for d in got.values():\n\
+         \x20while len(d)>=3:\n\
+         \x20\x20pongs+=d[0]==0x31; d=d[3+int.from_bytes(d[1:3],'big'):]\n\
+         print(f'closed={{closed}} pongs={{pongs}}')"
+    );
+    let flooder = ns(&t.gateway2(), "python3")
+        .args(["-c", &flood])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    wait_until("the flood to reach its per-source cap", Duration::from_secs(20), || {
+        (relay.metric("corridor_relay_refused_unauthenticated_per_source_total") > 0).then_some(())
+    });
+
+    // Meanwhile a device logs in through the relay and its traffic flows.
+    let client = Client::connect_relayed(&t, &t.device(), Login::Password("alice", PASSWORD));
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    assert_eq!(udp_echo(&client.ns, 20), 20, "the device's traffic through the relay");
+
+    let out = flooder.wait_with_output().expect("the flood");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "closed=2000 pongs=0");
+    let m = |n: &str| relay.metric(&format!("corridor_relay_{n}"));
+    wait_until("every flood connection to be let go", Duration::from_secs(10), || {
+        (m("unauthenticated") == 0).then_some(())
+    });
+    let refused = m("refused_unauthenticated_per_source_total") + m("refused_unauthenticated_total");
+    let dropped = m("drop_auth_timeout_total") + m("drop_plaintext_link_total");
+    assert_eq!(refused + dropped, 2000, "{}", relay.admin("/metrics"));
+    assert!(m("drop_auth_timeout_total") > 0 && m("drop_plaintext_link_total") > 0, "{}", relay.admin("/metrics"));
+    assert_eq!((m("links"), m("links_lost_total")), (1, 0), "the real link never dropped");
+    assert_eq!(gw.metric("corridor_relay_links_lost_total"), 0);
+}
+
+#[test]
+fn one_app_id_from_many_ports_stops_at_its_flow_cap() {
+    let t = Topology::up_relay();
+    let relay = Relay::start_with(&t, "max_flows_per_app_id = 4\nmax_flows_per_source = 6");
+    let gw = Gateway::start(&t, &relayed(1));
+    relay.wait_links(1, Duration::from_secs(10));
+    let route = link_route(&relay);
+    // The gateway would refuse these App-IDs (no session has them) and so
+    // free their flows: stopped, it leaves them waiting for a bind, and
+    // what is held is what the caps allow. (The gateway is one process.)
+    let pid = gw.proc.child.id().to_string();
+    run(std::process::Command::new("kill").args(["-STOP", &pid]));
+    // One App-ID from 50 ports, then 10 App-IDs from one port each.
+    let spray = format!(
+        "import socket\n\
+         def hello(tail):\n\
+         \x20sid=bytes([0xc0])+bytes.fromhex('{route}')+tail\n\
+         \x20body=bytes([254,253])+bytes([7])*32+bytes([32])+sid+bytes([0,0,2,0,0xa9,1,0])\n\
+         \x20n=len(body).to_bytes(3,'big')\n\
+         \x20hs=bytes([1])+n+bytes([0,0,0,0,0])+n+body\n\
+         \x20return bytes([22,254,253,0,0,0,0,0,0,0,0])+len(hs).to_bytes(2,'big')+hs\n\
+         socks=[socket.socket(socket.AF_INET,socket.SOCK_DGRAM) for _ in range(60)]\n\
+         for s in socks[:50]: s.sendto(hello(bytes([9])*27),('{RELAY_IP}',443))\n\
+         for i,s in enumerate(socks[50:]): s.sendto(hello(bytes([i])*27),('{RELAY_IP}',443))"
+    );
+    run(ns(&t.device(), "python3").args(["-c", &spray]));
+    let m = |n: &str| relay.metric(&format!("corridor_relay_{n}"));
+    let counted = || m("udp_from_devices_total") == 60;
+    let seen = std::iter::repeat_with(|| std::thread::sleep(Duration::from_millis(100))).take(100).any(|_| counted());
+    run(std::process::Command::new("kill").args(["-CONT", &pid]));
+    assert!(seen, "the relay did not see the 60 ClientHellos: {}", relay.admin("/metrics"));
+    // 4 flows for the sprayed App-ID, 2 more App-IDs up to the source's 6.
+    assert_eq!(m("drop_udp_flows_per_app_id_total"), 46, "{}", relay.admin("/metrics"));
+    assert_eq!(m("drop_udp_flows_per_source_total"), 8, "{}", relay.admin("/metrics"));
+    assert_eq!(m("flows_allocated_total"), 6);
+}
+
+#[test]
+fn a_tampered_link_record_is_rejected_and_the_link_redials() {
+    let t = Topology::up_relay();
+    let relay = Relay::start(&t);
+    // A proxy on the relay's host that flips one byte of the fourth record
+    // the first link sends after its ClientHello (Finished, Hello and Auth
+    // come first: the fourth is a frame on the live link). Streams and
+    // later links pass untouched.
+    let proxy = format!(
+        "import socket,threading\n\
+         l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
+         l.bind(('{RELAY_GATEWAY_SIDE}',3102)); l.listen(64)\n\
+         print('listening',flush=True)\n\
+         first=[True]\n\
+         def pipe(a,b,tamper):\n\
+         \x20buf=b''; records=0\n\
+         \x20while True:\n\
+         \x20\x20try: d=a.recv(65536)\n\
+         \x20\x20except OSError: d=b''\n\
+         \x20\x20if not d: break\n\
+         \x20\x20if tamper:\n\
+         \x20\x20\x20buf+=d; out=b''\n\
+         \x20\x20\x20while len(buf)>=5 and len(buf)>=5+int.from_bytes(buf[3:5],'big'):\n\
+         \x20\x20\x20\x20n=5+int.from_bytes(buf[3:5],'big'); rec=bytearray(buf[:n]); buf=buf[n:]\n\
+         \x20\x20\x20\x20if rec[0]==23:\n\
+         \x20\x20\x20\x20\x20records+=1\n\
+         \x20\x20\x20\x20\x20if records==4: rec[-1]^=1; print('tampered',flush=True)\n\
+         \x20\x20\x20\x20out+=bytes(rec)\n\
+         \x20\x20\x20d=out\n\
+         \x20\x20try: b.sendall(d)\n\
+         \x20\x20except OSError: break\n\
+         \x20for s in (a,b):\n\
+         \x20\x20try: s.shutdown(socket.SHUT_RDWR)\n\
+         \x20\x20except OSError: pass\n\
+         while True:\n\
+         \x20c,_=l.accept(); r=socket.create_connection(('{RELAY_GATEWAY_SIDE}',3101))\n\
+         \x20head=c.recv(1,socket.MSG_PEEK)\n\
+         \x20tamper=first[0] and head==b'\\x16'\n\
+         \x20if tamper: first[0]=False\n\
+         \x20threading.Thread(target=pipe,args=(c,r,tamper),daemon=True).start()\n\
+         \x20threading.Thread(target=pipe,args=(r,c,False),daemon=True).start()"
+    );
+    let proxy = Proc::spawn("tampering proxy", {
+        let mut c = ns(&t.relay(), "python3");
+        c.args(["-u", "-c", &proxy]);
+        c
+    });
+    proxy.log.wait_for("listening", Duration::from_secs(5));
+    let via = GatewayOptions { relay_via: Some(format!("{RELAY_GATEWAY_SIDE}:3102")), ..relayed(1) };
+    let gw = Gateway::start(&t, &via);
+    proxy.log.wait_for("tampered", Duration::from_secs(20));
+    let m = |n: &str| relay.metric(&format!("corridor_relay_{n}"));
+    wait_until("the relay to reject the altered record", Duration::from_secs(10), || {
+        (m("drop_link_tls_total") == 1).then_some(())
+    });
+    gw.proc.log.wait_for("relay link lost; redialling", Duration::from_secs(10));
+    wait_until("the link to come back", Duration::from_secs(20), || {
+        (m("links_up_total") == 2 && m("links") == 1).then_some(())
+    });
+    assert_eq!(m("links_lost_total"), 1, "{}", relay.admin("/metrics"));
+    assert_eq!(m("drop_bad_gateway_frame_total"), 0, "no altered frame was taken for a frame");
+}

@@ -27,8 +27,16 @@ struct Raw {
     limits: RawLimits,
     #[serde(default, rename = "gateway")]
     gateways: Vec<RawGateway>,
+    gateway_link: Option<RawGatewayLink>,
     #[serde(default)]
     admin: RawAdmin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGatewayLink {
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +75,16 @@ struct RawLimits {
     flow_idle_timeout: u32,
     #[serde(default = "d_link_timeout")]
     link_timeout: u32,
+    #[serde(default = "d_unauthenticated")]
+    max_unauthenticated: usize,
+    #[serde(default = "d_unauthenticated_per_source")]
+    max_unauthenticated_per_source: usize,
+    #[serde(default = "d_ten")]
+    auth_timeout: u32,
+    #[serde(default = "d_flows_per_source")]
+    max_flows_per_source: usize,
+    #[serde(default = "d_flows_per_app_id")]
+    max_flows_per_app_id: usize,
 }
 
 fn d_max_connections() -> usize {
@@ -93,6 +111,18 @@ fn d_flow_idle() -> u32 {
 fn d_link_timeout() -> u32 {
     30
 }
+fn d_unauthenticated() -> usize {
+    1024
+}
+fn d_unauthenticated_per_source() -> usize {
+    64
+}
+fn d_flows_per_source() -> usize {
+    64
+}
+fn d_flows_per_app_id() -> usize {
+    4
+}
 
 impl Default for RawLimits {
     fn default() -> Self {
@@ -106,6 +136,11 @@ impl Default for RawLimits {
             max_pending_flows: d_pending_flows(),
             flow_idle_timeout: d_flow_idle(),
             link_timeout: d_link_timeout(),
+            max_unauthenticated: d_unauthenticated(),
+            max_unauthenticated_per_source: d_unauthenticated_per_source(),
+            auth_timeout: d_ten(),
+            max_flows_per_source: d_flows_per_source(),
+            max_flows_per_app_id: d_flows_per_app_id(),
         }
     }
 }
@@ -148,6 +183,19 @@ pub struct Limits {
     pub flow_idle_timeout: Duration,
     /// A gateway link silent for this long is dead (pings go every third of it).
     pub link_timeout: Duration,
+    /// Gateway-port connections not yet authenticated (not yet identified
+    /// as a stream, or a link before its Welcome); more are closed at accept.
+    pub max_unauthenticated: usize,
+    /// The same, from one IP address.
+    pub max_unauthenticated_per_source: usize,
+    /// How long a gateway-port connection has, from accept, to attach as a
+    /// stream or to authenticate as a link.
+    pub auth_timeout: Duration,
+    /// UDP flows for devices at one IP address.
+    pub max_flows_per_source: usize,
+    /// UDP flows for one App-ID (one device session; a new port after a
+    /// NAT rebinding is a new flow until the old one idles out).
+    pub max_flows_per_app_id: usize,
 }
 
 /// The checked configuration.
@@ -165,6 +213,10 @@ pub struct Config {
     pub tokens: HashMap<String, Vec<u8>>,
     pub limits: Limits,
     pub admin_listen: Option<SocketAddr>,
+    /// The link's TLS certificate chain and key (`[gateway_link]`), PEM,
+    /// loaded at start ([`crate::driver::link_tls`]).
+    pub link_cert: PathBuf,
+    pub link_key: PathBuf,
 }
 
 fn addr(field: &str, v: &str, example: &str) -> Result<SocketAddr, ConfigError> {
@@ -210,7 +262,8 @@ impl Config {
         Self::parse_in(&text, path.parent().unwrap_or(Path::new(".")))
     }
 
-    /// Parses configuration text; `base` is where relative token files are.
+    /// Parses configuration text; `base` is where relative token and
+    /// certificate files are.
     pub fn parse_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
         let raw: Raw = toml::from_str(text).map_err(|e| {
             let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
@@ -288,6 +341,27 @@ impl Config {
             max_pending_flows: at_least_one("limits.max_pending_flows", l.max_pending_flows, d_pending_flows())?,
             flow_idle_timeout: positive("limits.flow_idle_timeout", l.flow_idle_timeout, d_flow_idle())?,
             link_timeout: positive("limits.link_timeout", l.link_timeout, d_link_timeout())?,
+            max_unauthenticated: at_least_one(
+                "limits.max_unauthenticated",
+                l.max_unauthenticated,
+                d_unauthenticated(),
+            )?,
+            max_unauthenticated_per_source: at_least_one(
+                "limits.max_unauthenticated_per_source",
+                l.max_unauthenticated_per_source,
+                d_unauthenticated_per_source(),
+            )?,
+            auth_timeout: positive("limits.auth_timeout", l.auth_timeout, d_ten())?,
+            max_flows_per_source: at_least_one(
+                "limits.max_flows_per_source",
+                l.max_flows_per_source,
+                d_flows_per_source(),
+            )?,
+            max_flows_per_app_id: at_least_one(
+                "limits.max_flows_per_app_id",
+                l.max_flows_per_app_id,
+                d_flows_per_app_id(),
+            )?,
         };
         if limits.link_timeout < Duration::from_secs(3) {
             return Err(err("limits.link_timeout", "under 3 s", "use at least 3 seconds (30 by default)"));
@@ -295,6 +369,14 @@ impl Config {
         let admin_listen = match &raw.admin.listen {
             Some(a) => Some(addr("admin.listen", a, "127.0.0.1:9101")?),
             None => None,
+        };
+        let Some(link) = &raw.gateway_link else {
+            return Err(err(
+                "gateway_link",
+                "missing: gateway links run over TLS and need the relay's certificate",
+                "add [gateway_link] cert = \"relay-link.crt\" and key = \"relay-link.key\" (PEM); \
+                 the gateways pin its key (the relay logs the pin at start)",
+            ));
         };
         Ok(Self {
             listen,
@@ -304,6 +386,8 @@ impl Config {
             tokens,
             limits,
             admin_listen,
+            link_cert: base.join(&link.cert),
+            link_key: base.join(&link.key),
         })
     }
 }
@@ -319,6 +403,9 @@ gateway_listen = "0.0.0.0:3101"
 [[gateway]]
 name = "VPN.example.test"
 token = "0123456789abcdef0123"
+[gateway_link]
+cert = "link.crt"
+key = "link.key"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -332,6 +419,10 @@ token = "0123456789abcdef0123"
         assert!(c.tokens.contains_key("vpn.example.test"), "names are lowercased");
         assert_eq!(c.limits.max_connections_per_source, 64);
         assert_eq!(c.limits.flow_idle_timeout, Duration::from_secs(180));
+        assert_eq!(c.limits.auth_timeout, Duration::from_secs(10));
+        assert_eq!((c.limits.max_unauthenticated, c.limits.max_unauthenticated_per_source), (1024, 64));
+        assert_eq!((c.limits.max_flows_per_source, c.limits.max_flows_per_app_id), (64, 4));
+        assert_eq!(c.link_cert, Path::new("./link.crt"));
     }
 
     #[test]
@@ -345,6 +436,10 @@ token = "0123456789abcdef0123"
             (format!("{GOOD}[limits]\nlink_timeout = 1\n"), "limits.link_timeout"),
             (GOOD.replace("gateway_listen", "default_name = \"other.test\"\ngateway_listen"), "relay.default_name"),
             (GOOD.replace("token = ", "token_file = \"x\"\ntoken = "), "gateway[0].token_file"),
+            (GOOD.replace("[gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n", ""), "gateway_link"),
+            (format!("{GOOD}[limits]\nauth_timeout = 0\n"), "limits.auth_timeout"),
+            (format!("{GOOD}[limits]\nmax_unauthenticated_per_source = 0\n"), "limits.max_unauthenticated_per_source"),
+            (format!("{GOOD}[limits]\nmax_flows_per_app_id = 0\n"), "limits.max_flows_per_app_id"),
         ];
         for (text, field) in cases {
             let e = parse(&text).expect_err(field);

@@ -20,7 +20,7 @@ fill_template() { # TEMPLATE FIELD=VALUE...
     shift
     local -A values=()
     local fields
-    fields="$(grep -o '@[a-z_.]*@' "$template" | sort -u)" || {
+    fields="$(grep -o '@[a-z0-9_.]*@' "$template" | sort -u)" || {
         echo "fill_template: no fields in $template" >&2
         return 2
     }
@@ -35,7 +35,7 @@ fill_template() { # TEMPLATE FIELD=VALUE...
     while IFS= read -r line || [ -n "$line" ]; do
         [[ "$line" == '##'* ]] && continue
         rest="$line"
-        while [[ "$rest" =~ @([a-z_.]+)@ ]]; do
+        while [[ "$rest" =~ @([a-z0-9_.]+)@ ]]; do
             name="${BASH_REMATCH[1]}"
             rest="${rest#*"@$name@"}"
             value="${values[$name]:-}"

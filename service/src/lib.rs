@@ -9,6 +9,8 @@
 //! * [`config`]: the error every configuration mistake becomes, and the
 //!   shared secrets (link tokens) read from a file or given inline;
 //! * [`link`]: writing a relay link's queued frames without blocking;
+//! * [`pin`]: SPKI SHA-256 pins of the relay link's certificate;
+//! * [`fd_limit`]: raising the open-file limit at start;
 //! * [`random`]: nonces and tokens from the system CSPRNG.
 //!
 //! The data plane depends on it for [`counters!`] alone, so that its shard
@@ -19,8 +21,10 @@
 pub mod admin;
 pub mod config;
 pub mod counters;
+pub mod fd_limit;
 pub mod link;
 pub mod metrics;
+pub mod pin;
 pub mod random;
 
 pub use config::ConfigError;

@@ -82,13 +82,15 @@ impl Fields {
     }
 }
 
-/// The first `@field@` of `s` (a field name is `[a-z_.]+`) and what
+/// The first `@field@` of `s` (a field name is `[a-z0-9_.]+`) and what
 /// follows it.
 fn next_field(s: &str) -> Option<(&str, &str)> {
     let mut from = 0;
     while let Some(at) = s.get(from..)?.find('@').map(|i| from + i) {
         let tail = s.get(at + 1..)?;
-        let len = tail.find(|c: char| !(c.is_ascii_lowercase() || c == '_' || c == '.')).unwrap_or(tail.len());
+        let len = tail
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '.'))
+            .unwrap_or(tail.len());
         if len > 0 && tail.get(len..)?.starts_with('@') {
             return Some((tail.get(..len)?, tail.get(len + 1..)?));
         }
@@ -124,9 +126,11 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("group.split_include", "10.99.0.0/24")
         .set("group.client_to_client", if o.client_to_client { "true" } else { "" });
     if o.relayed != 0 {
-        f.set("relay.address", format!("{RELAY_GATEWAY_SIDE}:3101"))
+        let via = o.relay_via.clone().unwrap_or_else(|| format!("{RELAY_GATEWAY_SIDE}:3101"));
+        f.set("relay.address", via)
             .set("relay.name", RELAY_NAME)
-            .set("relay.token_file", "relay.token");
+            .set("relay.token_file", "relay.token")
+            .set("relay.pin_sha256", &o.relay_pin);
     }
     if o.load_generator {
         // As scripts/lib/gateway.sh's LOAD_GENERATOR_LIMITS.
@@ -153,7 +157,11 @@ pub fn relay_config(limits: &str) -> String {
         let (field, value) = line.split_once('=').unwrap_or_else(|| panic!("`{line}` is not `field = value`"));
         f.set(&format!("limits.{}", field.trim()), value.trim());
     }
-    f.set("gateway.name", RELAY_NAME).set("gateway.token_file", "relay.token").set("admin.listen", "127.0.0.1:9101");
+    f.set("gateway.name", RELAY_NAME)
+        .set("gateway.token_file", "relay.token")
+        .set("gateway_link.cert", "relay-link.crt")
+        .set("gateway_link.key", "relay-link.key")
+        .set("admin.listen", "127.0.0.1:9101");
     f.fill(RELAY_TEMPLATE)
 }
 
@@ -206,6 +214,7 @@ mod tests {
                     ("relay.address", "10.20.0.1:3101"),
                     ("relay.name", "vpn.test"),
                     ("relay.token_file", "relay.token"),
+                    ("relay.pin_sha256", "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0="),
                 ],
             ),
             (
@@ -221,7 +230,15 @@ mod tests {
                     ("cluster.nodes", "2"),
                 ],
             ),
-            ("relay.toml.in", &[("relay.listen", "10.10.0.1:443"), ("gateway.name", "vpn.test")]),
+            (
+                "relay.toml.in",
+                &[
+                    ("relay.listen", "10.10.0.1:443"),
+                    ("gateway.name", "vpn.test"),
+                    ("gateway_link.cert", "certs/relay-link.crt"),
+                    ("limits.max_flows_per_app_id", "2"),
+                ],
+            ),
             ("relay.toml.in", &[]),
         ];
         for (template, pairs) in cases {
@@ -257,8 +274,10 @@ mod tests {
         let text = gateway_config(&GatewayOptions::default(), crate::GATEWAY_IP);
         assert!(text.contains("client_ca = \"ca.crt\"\n") && text.contains("tun_name = \"cor0\"\n"), "{text}");
         assert!(!text.contains("[[relay]]") && !text.contains("[cluster]"), "{text}");
-        let text = gateway_config(&GatewayOptions { relayed: 2, cluster: true, ..Default::default() }, "10.20.0.3");
+        let pinned = GatewayOptions { relayed: 2, cluster: true, relay_pin: "PIN".into(), ..Default::default() };
+        let text = gateway_config(&pinned, "10.20.0.3");
         assert!(text.contains("[[relay]]\naddress = \"10.20.0.1:3101\"\nname = \"vpn.test\"\n"), "{text}");
+        assert!(text.contains("\npin_sha256 = \"PIN\"\n"), "{text}");
         assert!(text.contains("[cluster]\nsecret_file = \"cluster.key\"\nnode = 2\nnodes = 2\n"), "{text}");
     }
 
@@ -275,5 +294,6 @@ mod tests {
         }
         let _ = std::fs::remove_dir_all(&dir);
         assert!(relay_config("hello_timeout = 2").contains("[limits]\nhello_timeout = 2\nlink_timeout = 6\n"));
+        assert!(relay_config("").contains("[gateway_link]\ncert = \"relay-link.crt\"\nkey = \"relay-link.key\"\n"));
     }
 }

@@ -279,6 +279,12 @@ pub struct GatewayOptions {
     /// The test-only fault hook: this shard panics on its first
     /// authorisation (`CORRIDOR_TEST_SHARD_FAULT`).
     pub shard_fault: Option<u16>,
+    /// `[[relay]] pin_sha256`; empty: the topology's `relay-link.pin`
+    /// (scripts/certs.sh), read by [`Gateway::start`].
+    pub relay_pin: String,
+    /// Where the gateway dials its relay, when not the relay itself (a
+    /// proxy in the way); `address:port`.
+    pub relay_via: Option<String>,
 }
 
 impl Default for GatewayOptions {
@@ -297,6 +303,8 @@ impl Default for GatewayOptions {
             client_to_client: false,
             admin_listen: "127.0.0.1:9443".into(),
             shard_fault: None,
+            relay_pin: String::new(),
+            relay_via: None,
         }
     }
 }
@@ -335,8 +343,12 @@ impl Gateway {
         if o.cluster {
             write_private(&t.dir.join("cluster.key"), CLUSTER_SECRET);
         }
+        let mut o = o.clone();
+        if o.relayed != 0 && o.relay_pin.is_empty() {
+            o.relay_pin = fs::read_to_string(t.dir.join("relay-link.pin")).expect("relay-link.pin").trim().to_owned();
+        }
         let path = t.dir.join(file);
-        fs::write(&path, config::gateway_config(o, &listen)).expect("config");
+        fs::write(&path, config::gateway_config(&o, &listen)).expect("config");
         let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
         if let Some(shard) = o.shard_fault {

@@ -171,6 +171,7 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
             MIN_RELAY_TOKEN,
             "the secret of this name on the relay (its [[gateway]] token_file)",
         )?;
+        let trust = relay_trust(r, base, &f)?;
         let name = r.name.to_ascii_lowercase();
         if out.iter().any(|o| o.address == address && o.name == name) {
             return Err(err(
@@ -179,9 +180,46 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
                 "list each relay once",
             ));
         }
-        out.push(crate::relay_link::RelayTarget { address, name, token });
+        out.push(crate::relay_link::RelayTarget { address, name, token, trust });
     }
     Ok(out)
+}
+
+/// How the gateway checks a relay's link certificate: `pin_sha256` and/or
+/// `ca_file`, at least one.
+fn relay_trust(
+    r: &RawRelay,
+    base: &Path,
+    f: &dyn Fn(&str) -> String,
+) -> Result<crate::relay_link::RelayTrust, ConfigError> {
+    let pin = match &r.pin_sha256 {
+        Some(p) => Some(service::pin::parse_pin(p).ok_or_else(|| {
+            err(
+                &f("pin_sha256"),
+                format!("`{p}` is not a SHA-256 pin"),
+                "give the SPKI SHA-256 in base64 (44 characters, as the relay logs it: link_pin_sha256) or 64 hex digits",
+            )
+        })?),
+        None => None,
+    };
+    let ca = match &r.ca_file {
+        Some(file) => crate::relay_link::tls::ca_certificates(&base.join(file)).map_err(|problem| {
+            err(&f("ca_file"), problem, "give the PEM CA certificate that signed the relay's link certificate")
+        })?,
+        None => Vec::new(),
+    };
+    if pin.is_none() && ca.is_empty() {
+        return Err(err(
+            &f("pin_sha256"),
+            "the relay's link certificate is not pinned",
+            "set pin_sha256 to the pin the relay logs at start (link_pin_sha256), or ca_file to the CA of its link certificate",
+        ));
+    }
+    let trust = crate::relay_link::RelayTrust { pin, ca };
+    if let Err(e) = crate::relay_link::tls::client_config(SocketAddr::from(([0, 0, 0, 0], 0)), &trust) {
+        return Err(err(&f("ca_file"), e.to_string(), "give a valid CA certificate"));
+    }
+    Ok(trust)
 }
 
 fn cluster(c: &RawCluster, base: &Path) -> Result<crate::cluster::Cluster, ConfigError> {

@@ -45,6 +45,10 @@ pub(super) struct RawRelay {
     pub(super) token_file: Option<PathBuf>,
     #[serde(default)]
     pub(super) token: Option<String>,
+    #[serde(default)]
+    pub(super) pin_sha256: Option<String>,
+    #[serde(default)]
+    pub(super) ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

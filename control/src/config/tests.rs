@@ -50,23 +50,29 @@ fn verifier_settings_are_bounded() {
 
 #[test]
 fn relays_are_checked() {
+    const PIN: &str = "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
     let with = |r: &str| format!("{GOOD}[[relay]]\n{r}\n");
-    let c = Config::parse(&with("address = \"10.20.0.1:3101\"\nname = \"VPN.test\"\ntoken = \"0123456789abcdef\""))
-        .expect("valid");
+    let good = format!(
+        "address = \"10.20.0.1:3101\"\nname = \"VPN.test\"\ntoken = \"0123456789abcdef\"\npin_sha256 = \"{PIN}\""
+    );
+    let c = Config::parse(&with(&good)).expect("valid");
     assert_eq!(c.relays.len(), 1);
     assert_eq!(c.relays[0].name, "vpn.test");
+    assert_eq!(c.relays[0].trust.pin.map(|p| service::pin::pin_base64(&p)), Some(PIN.to_owned()));
+    let unpinned = "address = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken = \"0123456789abcdef\"";
     for (r, field) in [
-        ("address = \"nowhere\"\nname = \"vpn.test\"\ntoken = \"0123456789abcdef\"", "relay[0].address"),
-        ("address = \"10.20.0.1:3101\"\nname = \"bad name\"\ntoken = \"0123456789abcdef\"", "relay[0].name"),
-        ("address = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken = \"short\"", "relay[0].token_file"),
-        ("address = \"10.20.0.1:3101\"\nname = \"vpn.test\"", "relay[0].token_file"),
-        (
-            "address = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken_file = \"/nonexistent/token\"",
-            "relay[0].token_file",
-        ),
+        (good.replace("10.20.0.1:3101", "nowhere"), "relay[0].address"),
+        (good.replace("VPN.test", "bad name"), "relay[0].name"),
+        (good.replace("0123456789abcdef", "short"), "relay[0].token_file"),
+        (good.replace("token = \"0123456789abcdef\"", ""), "relay[0].token_file"),
+        (good.replace("token = ", "token_file = \"/nonexistent/token\"\n#"), "relay[0].token_file"),
+        (unpinned.to_owned(), "relay[0].pin_sha256"),
+        (good.replace(PIN, "not a pin"), "relay[0].pin_sha256"),
+        (format!("{unpinned}\nca_file = \"/nonexistent/ca.crt\""), "relay[0].ca_file"),
     ] {
-        let e = Config::parse(&with(r)).expect_err(r);
+        let e = Config::parse(&with(&r)).expect_err(&r);
         assert_eq!(e.field, field, "{e}");
+        assert!(!e.fix.is_empty());
     }
 }
 

@@ -82,9 +82,7 @@ impl core::fmt::Debug for Gateway {
 /// Every session holds a TCP socket: raise the soft open-file limit to the
 /// hard one, and say so when even that cannot hold `server.max_connections`.
 fn raise_open_file_limit(max_connections: usize) {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else { return };
-    let limit = if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() { hard } else { soft };
+    let Some(limit) = service::fd_limit::raise_open_file_limit() else { return };
     // The listeners, TUN queues, UDP sockets, rings and event fds.
     let needed = max_connections as u64 + 256;
     if limit < needed {

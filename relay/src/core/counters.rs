@@ -11,8 +11,18 @@ service::counters! {
         refused_max_connections,
         /// device connections closed at accept: limits.max_connections_per_source
         refused_per_source,
-        /// gateway-port connections closed at accept: too many unidentified
-        refused_inbound,
+        /// gateway-port connections closed at accept: limits.max_unauthenticated
+        refused_unauthenticated,
+        /// gateway-port connections closed at accept: limits.max_unauthenticated_per_source
+        refused_unauthenticated_per_source,
+        /// gateway-port connections that neither attached nor authenticated within limits.auth_timeout
+        drop_auth_timeout,
+        /// links closed, unanswered, for a frame other than Auth before their Welcome
+        drop_frame_before_auth,
+        /// links refused for saying Hello without TLS
+        drop_plaintext_link,
+        /// gateway-port connections whose TLS failed (handshake, or a record that did not authenticate)
+        drop_link_tls,
         /// device streams whose first bytes were not a TLS ClientHello
         drop_bad_client_hello,
         /// device ClientHellos without SNI and no relay.default_name
@@ -77,6 +87,10 @@ service::counters! {
         drop_udp_max_flows,
         /// ClientHellos dropped at limits.max_pending_flows
         drop_udp_pending_flows,
+        /// ClientHellos dropped at limits.max_flows_per_source
+        drop_udp_flows_per_source,
+        /// ClientHellos dropped at limits.max_flows_per_app_id
+        drop_udp_flows_per_app_id,
         /// datagrams dropped while a flow waited for its bind (queue full)
         drop_udp_queue_full,
         /// datagrams on a flow port from anyone but its gateway (or a bad bind)

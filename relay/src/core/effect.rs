@@ -32,6 +32,9 @@ pub enum Ended {
     /// A write failed, or the peer reads so little that its outbox
     /// outgrew [`service::link::MAX_OUTBOX`].
     WriteFailed,
+    /// The link's TLS failed: a handshake error, or a record that did not
+    /// authenticate (altered on the way).
+    TlsFailed,
 }
 
 impl Ended {
@@ -40,6 +43,7 @@ impl Ended {
             Ended::Eof => "closed by the gateway",
             Ended::ReadFailed => "read failed",
             Ended::WriteFailed => "write failed",
+            Ended::TlsFailed => "TLS failed",
         }
     }
 }
@@ -47,8 +51,14 @@ impl Ended {
 /// Something the driver must do, in the order the core gave them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Queue `bytes` (link frames) on `conn` and write what the socket takes.
+    /// Queue `bytes` (link frames) on `conn` and write what the socket
+    /// takes (sealed first, on a connection that runs TLS).
     Write { conn: ConnId, bytes: Vec<u8> },
+    /// `conn` is a link starting TLS: serve the handshake with the link
+    /// certificate, `initial` (what was read so far) first. From now on
+    /// [`RelayCore::handle_read`](super::RelayCore::handle_read) gets its
+    /// plaintext, and a failed TLS ends it with [`Ended::TlsFailed`].
+    StartTls { conn: ConnId, initial: Vec<u8> },
     /// Close `conn` once what was queued on it was tried; the core has
     /// forgotten it.
     Close { conn: ConnId, reason: &'static str },

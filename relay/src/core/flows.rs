@@ -31,7 +31,7 @@ type Held = Vec<(Vec<u8>, Option<usize>)>;
 pub(super) enum FlowState {
     /// The driver is opening the flow's port; the Allocate (with the
     /// ClientHello's App-ID) goes once it is open.
-    Opening { app_id: Vec<u8>, held: Held },
+    Opening { held: Held },
     /// Allocate sent; the device's datagrams wait for the gateway's Bind.
     Unbound { held: Held },
     /// Bound by the gateway from `gateway`: only datagrams from there go to
@@ -45,6 +45,8 @@ pub(super) struct Flow {
     device: SocketAddr,
     /// The link route the ClientHello's App-ID named.
     route: u32,
+    /// The App-ID of the ClientHello that opened it.
+    app_id: Vec<u8>,
     nonce: Nonce,
     /// The link's peer address: binds must come from it.
     gateway_ip: IpAddr,
@@ -59,12 +61,28 @@ impl Flow {
     }
 }
 
-/// Every flow, by id and by device address.
+/// Every flow, by id and by device address, and how many each source
+/// address and each App-ID holds.
 #[derive(Debug, Default)]
 pub(super) struct Flows {
     by_id: HashMap<FlowId, Flow>,
     by_device: HashMap<SocketAddr, FlowId>,
+    per_source: HashMap<IpAddr, usize>,
+    per_app_id: HashMap<Vec<u8>, usize>,
     last_id: u64,
+}
+
+fn count_up<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: K) {
+    *map.entry(key).or_insert(0) += 1;
+}
+
+fn count_down<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = map.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
 }
 
 impl Flows {
@@ -75,11 +93,15 @@ impl Flows {
 
     fn insert(&mut self, f: Flow) {
         self.by_device.insert(f.device, f.id);
+        count_up(&mut self.per_source, f.device.ip());
+        count_up(&mut self.per_app_id, f.app_id.clone());
         self.by_id.insert(f.id, f);
     }
 
     fn remove(&mut self, id: FlowId) -> Option<Flow> {
         let f = self.by_id.remove(&id)?;
+        count_down(&mut self.per_source, &f.device.ip());
+        count_down(&mut self.per_app_id, &f.app_id);
         if self.by_device.get(&f.device) == Some(&id) {
             self.by_device.remove(&f.device);
         }
@@ -163,15 +185,31 @@ impl RelayCore {
             self.counters.drop_udp_max_flows += 1;
             return DeviceDatagrams::Taken;
         }
-        if self.flows.pending() >= self.config.limits.max_pending_flows {
+        let limits = &self.config.limits;
+        if self.flows.per_source.get(&from.ip()).is_some_and(|n| *n >= limits.max_flows_per_source) {
+            self.counters.drop_udp_flows_per_source += 1;
+            tracing::debug!(%from, limit = limits.max_flows_per_source, "flow limit of one source reached; ClientHello dropped");
+            return DeviceDatagrams::Taken;
+        }
+        let app_id = app_id.unwrap_or_default();
+        // One App-ID is one device session: ClientHellos sprayed for it
+        // from many ports stop here, not at the gateway.
+        if self.flows.per_app_id.get(&app_id).is_some_and(|n| *n >= limits.max_flows_per_app_id) {
+            self.counters.drop_udp_flows_per_app_id += 1;
+            tracing::debug!(%from, limit = limits.max_flows_per_app_id, "flow limit of one App-ID reached; ClientHello dropped");
+            return DeviceDatagrams::Taken;
+        }
+        if self.flows.pending() >= limits.max_pending_flows {
             self.counters.drop_udp_pending_flows += 1;
             return DeviceDatagrams::Taken;
         }
         let id = self.flows.next_id();
         let held = vec![(d.to_vec(), segment)];
-        let state = FlowState::Opening { app_id: app_id.unwrap_or_default(), held };
+        let state = FlowState::Opening { held };
         let nonce = random_bytes::<16>();
-        self.flows.insert(Flow { id, device: from, route, nonce, gateway_ip, state, created: now, last_active: now });
+        let created = now;
+        let f = Flow { id, device: from, route, app_id, nonce, gateway_ip, state, created, last_active: now };
+        self.flows.insert(f);
         // The port opens on the address the gateway dialled, so its binds
         // and our replies share one path through its firewall.
         self.effects.push_back(Effect::OpenFlowPort { flow: id, ip });
@@ -189,13 +227,12 @@ impl RelayCore {
             return;
         };
         let Some(f) = self.flows.by_id.get_mut(&flow) else { return };
-        let FlowState::Opening { app_id, held } =
-            std::mem::replace(&mut f.state, FlowState::Unbound { held: Vec::new() })
+        let FlowState::Opening { held } = std::mem::replace(&mut f.state, FlowState::Unbound { held: Vec::new() })
         else {
             return;
         };
         f.state = FlowState::Unbound { held };
-        let (route, device, nonce) = (f.route, f.device, f.nonce);
+        let (route, device, nonce, app_id) = (f.route, f.device, f.nonce, f.app_id.clone());
         let Some(link) = self.routes.get(&route).copied() else {
             return self.close_flow(flow, "gateway link lost before the bind");
         };

@@ -1,19 +1,21 @@
 //! Gateway links: a connection on the gateway port says what it is with
-//! its first frame (a Hello starts a link, an Attach carries a stream);
-//! a link proves its name's token (Hello → Challenge → Auth → Welcome, or
-//! Refused), answers pings, and is dead once silent past
-//! `limits.link_timeout`.
+//! its first bytes (a TLS ClientHello starts a link, a plain Attach frame
+//! carries a stream); a link runs TLS, proves its name's token inside it
+//! (Hello → Challenge → Auth → Welcome, or Refused), then answers pings,
+//! and is dead once silent past `limits.link_timeout`. Before its Welcome
+//! a link is answered nothing but the handshake ([`super::preauth`]).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use proto::relay::{self as link, next_frame, Frame};
 use service::random_bytes;
 
-use super::{late, ConnId, RelayCore};
+use super::preauth::Refusal;
+use super::{late, ConnId, Effect, Ended, RelayCore};
 
-/// How long a gateway connection may take to say what it is.
-pub const FIRST_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// The first byte of a TLS handshake record: no link frame type has it.
+const TLS_HANDSHAKE: u8 = 22;
 
 /// A connection on the gateway port before its first frame.
 #[derive(Debug)]
@@ -22,6 +24,9 @@ pub(super) struct Inbound {
     local: SocketAddr,
     buf: Vec<u8>,
     since: Instant,
+    /// It began with a TLS handshake: the driver runs TLS on it, and `buf`
+    /// holds plaintext.
+    tls: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,8 @@ pub(super) struct Link {
     state: LinkState,
     /// Bytes of a frame not yet whole.
     inbox: Vec<u8>,
+    /// When it was accepted: its authentication deadline runs from there.
+    accepted: Instant,
     last_rx: Instant,
     last_ping: Instant,
     /// Device streams opened through it, and now active (waiting or spliced).
@@ -62,15 +69,30 @@ impl Link {
 
 impl RelayCore {
     pub(super) fn accept_gateway(&mut self, conn: ConnId, peer: SocketAddr, local: SocketAddr, now: Instant) {
-        if self.inbound.len() >= self.config.limits.max_pending_streams {
-            self.counters.refused_inbound += 1;
-            return self.close(conn, "too many unidentified gateway connections");
+        match self.preauth.admit(peer.ip(), &self.config.limits) {
+            Ok(()) => {}
+            Err(Refusal::Total) => {
+                self.counters.refused_unauthenticated += 1;
+                tracing::debug!(%peer, "too many unauthenticated gateway connections; refused");
+                return self.close(conn, "unauthenticated connection limit");
+            }
+            Err(Refusal::PerSource) => {
+                self.counters.refused_unauthenticated_per_source += 1;
+                tracing::debug!(%peer, "too many unauthenticated gateway connections from one source; refused");
+                return self.close(conn, "per-source unauthenticated connection limit");
+            }
         }
-        self.inbound.insert(conn, Inbound { peer, local, buf: Vec::new(), since: now });
+        self.inbound.insert(conn, Inbound { peer, local, buf: Vec::new(), since: now, tls: false });
     }
 
     pub(super) fn on_inbound_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(c) = self.inbound.get_mut(&conn) else { return };
+        if !c.tls && c.buf.is_empty() && bytes.first() == Some(&TLS_HANDSHAKE) {
+            // A link: the driver runs the TLS and hands us its plaintext.
+            c.tls = true;
+            self.effects.push_back(Effect::StartTls { conn, initial: bytes.to_vec() });
+            return;
+        }
         c.buf.extend_from_slice(bytes);
         let parsed = next_frame(&c.buf);
         if matches!(parsed, Ok(None)) && c.buf.len() <= link::HEADER_LEN + link::MAX_BODY {
@@ -78,11 +100,21 @@ impl RelayCore {
         }
         let Some(c) = self.inbound.remove(&conn) else { return };
         match parsed {
-            Ok(Some((Frame::Hello { version, route_hint, name }, used))) => {
+            Ok(Some((Frame::Hello { version, route_hint, name }, used))) if c.tls => {
                 let leftover = c.buf.get(used..).unwrap_or_default();
                 self.on_hello(conn, &c, version, route_hint, &name, leftover, now);
             }
-            Ok(Some((Frame::Attach { stream, nonce }, used))) => {
+            Ok(Some((Frame::Hello { name, .. }, _))) => {
+                self.preauth.release(c.peer.ip());
+                self.counters.drop_plaintext_link += 1;
+                tracing::warn!(peer = %c.peer, name = %name, "gateway link without TLS refused; upgrade the gateway");
+                let reason = "the link must run over TLS: upgrade the gateway and pin the relay's key".to_owned();
+                self.send(conn, &Frame::Refused { reason });
+                self.close(conn, "link without TLS");
+            }
+            // A stream is the device's own TLS: it is never wrapped.
+            Ok(Some((Frame::Attach { stream, nonce }, used))) if !c.tls => {
+                self.preauth.release(c.peer.ip());
                 let leftover = c.buf.get(used..).unwrap_or_default();
                 self.on_attach(conn, c.peer, stream, nonce, leftover);
             }
@@ -91,13 +123,19 @@ impl RelayCore {
     }
 
     /// A gateway connection ended before its first frame was whole.
-    pub(super) fn inbound_ended(&mut self, conn: ConnId) {
-        if let Some(c) = self.inbound.remove(&conn) {
-            self.bad_first_frame(conn, &c, Ok(None));
+    pub(super) fn inbound_ended(&mut self, conn: ConnId, how: Ended) {
+        let Some(c) = self.inbound.remove(&conn) else { return };
+        if how == Ended::TlsFailed {
+            self.preauth.release(c.peer.ip());
+            self.counters.drop_link_tls += 1;
+            tracing::info!(peer = %c.peer, "gateway link: TLS handshake failed; closed");
+            return self.close(conn, "TLS failed");
         }
+        self.bad_first_frame(conn, &c, Ok(None));
     }
 
     fn bad_first_frame(&mut self, conn: ConnId, c: &Inbound, frame: Result<Option<Frame>, link::LinkError>) {
+        self.preauth.release(c.peer.ip());
         self.counters.drop_bad_gateway_frame += 1;
         tracing::info!(peer = %c.peer, ?frame, "gateway port: not a link or stream; closed");
         self.close(conn, "not a link or stream");
@@ -123,6 +161,7 @@ impl RelayCore {
                 format!("no [[gateway]] named `{name}` on this relay")
             };
             tracing::warn!(peer = %c.peer, name = %name, reason = %reason, "gateway link refused");
+            self.preauth.release(c.peer.ip());
             self.send(conn, &Frame::Refused { reason });
             return self.close(conn, "gateway link refused");
         }
@@ -135,6 +174,7 @@ impl RelayCore {
             route_hint,
             state: LinkState::Challenged { nonce },
             inbox: leftover.to_vec(),
+            accepted: c.since,
             last_rx: now,
             last_ping: now,
             streams_opened: 0,
@@ -173,6 +213,12 @@ impl RelayCore {
     fn on_link_frame(&mut self, conn: ConnId, f: Frame) {
         let Some(l) = self.links.get(&conn) else { return };
         match (l.state, f) {
+            // Before its Welcome a link is answered nothing but the handshake.
+            (LinkState::Challenged { .. }, other) if !matches!(other, Frame::Auth { .. }) => {
+                self.counters.drop_frame_before_auth += 1;
+                tracing::info!(peer = %l.peer, name = %l.name, frame = ?other, "frame before authentication; dropped the link");
+                self.drop_link(conn, "frame before authentication");
+            }
             (LinkState::Challenged { nonce }, Frame::Auth { mac }) => {
                 let ok = self
                     .config
@@ -189,8 +235,8 @@ impl RelayCore {
             }
             (LinkState::Up { .. }, Frame::Decline { stream }) => self.on_decline(conn, stream),
             (LinkState::Up { route }, Frame::Refuse { flow }) => self.on_refuse(route, flow),
-            (_, Frame::Ping { token }) => self.send(conn, &Frame::Pong { token }),
-            (_, Frame::Pong { .. }) => {}
+            (LinkState::Up { .. }, Frame::Ping { token }) => self.send(conn, &Frame::Pong { token }),
+            (LinkState::Up { .. }, Frame::Pong { .. }) => {}
             (state, other) => {
                 self.counters.drop_bad_gateway_frame += 1;
                 tracing::warn!(peer = %l.peer, ?state, frame = ?other, "unexpected frame on a gateway link; dropped the link");
@@ -216,6 +262,7 @@ impl RelayCore {
         };
         let Some(l) = self.links.get_mut(&conn) else { return };
         l.state = LinkState::Up { route };
+        self.preauth.release(l.peer.ip());
         self.routes.insert(route, conn);
         self.counters.links_up += 1;
         tracing::info!(peer = %l.peer, name = %l.name, route = format_args!("{route:08x}"), kept_route = route == hint, "gateway link up");
@@ -229,6 +276,9 @@ impl RelayCore {
     pub(super) fn drop_link(&mut self, conn: ConnId, why: &str) {
         let Some(l) = self.links.remove(&conn) else { return };
         self.close(conn, "gateway link dropped");
+        if l.route().is_none() {
+            self.preauth.release(l.peer.ip());
+        }
         if let Some(route) = l.route() {
             self.routes.remove(&route);
             self.counters.links_lost += 1;
@@ -248,13 +298,27 @@ impl RelayCore {
         }
     }
 
-    pub(super) fn expire_inbound(&mut self, now: Instant) {
+    /// Closes gateway-port connections past `limits.auth_timeout` that
+    /// have not attached, or as links have not authenticated.
+    pub(super) fn expire_unauthenticated(&mut self, now: Instant) {
+        let timeout = self.config.limits.auth_timeout;
         let slow: Vec<ConnId> =
-            self.inbound.iter().filter(|(_, c)| late(now, c.since, FIRST_FRAME_TIMEOUT)).map(|(c, _)| *c).collect();
+            self.inbound.iter().filter(|(_, c)| late(now, c.since, timeout)).map(|(c, _)| *c).collect();
         for conn in slow {
-            self.inbound.remove(&conn);
-            self.counters.drop_bad_gateway_frame += 1;
-            self.close(conn, "no first frame in time");
+            let Some(c) = self.inbound.remove(&conn) else { continue };
+            self.preauth.release(c.peer.ip());
+            self.counters.drop_auth_timeout += 1;
+            self.close(conn, "not authenticated in time");
+        }
+        let slow: Vec<ConnId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.route().is_none() && late(now, l.accepted, timeout))
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in slow {
+            self.counters.drop_auth_timeout += 1;
+            self.drop_link(conn, "not authenticated in time");
         }
     }
 

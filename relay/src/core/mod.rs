@@ -41,6 +41,7 @@ mod effect;
 mod flows;
 mod links;
 mod pages;
+mod preauth;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -48,7 +49,6 @@ mod tests;
 pub use counters::Counters;
 pub use effect::{datagrams_in, ConnId, DeviceDatagrams, Effect, Ended, FlowDatagrams, FlowId, Listener, Toward};
 pub use flows::{is_client_hello, BIND_TIMEOUT, QUEUE_BEFORE_BIND};
-pub use links::FIRST_FRAME_TIMEOUT;
 
 /// How often the core checks its timers: every timeout is that precise.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -73,6 +73,8 @@ pub struct RelayCore {
     /// Connections on the gateway port before their first frame.
     inbound: HashMap<ConnId, links::Inbound>,
     links: HashMap<ConnId, links::Link>,
+    /// Gateway-port connections not yet authenticated, by source.
+    preauth: preauth::PreAuth,
     /// Up links by the route that tags their sessions' App-IDs.
     routes: HashMap<u32, ConnId>,
     flows: flows::Flows,
@@ -92,6 +94,7 @@ impl RelayCore {
             next_stream: 0,
             inbound: HashMap::new(),
             links: HashMap::new(),
+            preauth: preauth::PreAuth::default(),
             routes: HashMap::new(),
             flows: flows::Flows::default(),
             affinity: affinity::Affinity::default(),
@@ -141,20 +144,23 @@ impl RelayCore {
     /// spliced, and its close is noticed then.
     pub fn handle_end(&mut self, conn: ConnId, how: Ended, _now: Instant) {
         if self.links.contains_key(&conn) {
+            if how == Ended::TlsFailed {
+                self.counters.drop_link_tls += 1;
+            }
             self.drop_link(conn, how.as_str());
         } else if self.inbound.contains_key(&conn) {
-            self.inbound_ended(conn);
+            self.inbound_ended(conn, how);
         } else if self.devices.contains_key(&conn) {
             self.device_ended(conn);
         }
     }
 
-    /// Checks every timer: hello, attach, first-frame and bind timeouts,
+    /// Checks every timer: hello, attach, authentication and bind timeouts,
     /// idle flows, link pings and silence, affinity expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.next_timeout = now + TICK;
         self.expire_streams(now);
-        self.expire_inbound(now);
+        self.expire_unauthenticated(now);
         self.expire_flows(now);
         self.check_links(now);
         self.affinity.expire(now);

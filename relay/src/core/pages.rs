@@ -18,6 +18,11 @@ impl RelayCore {
             "device streams waiting for their ClientHello or their gateway",
             (self.devices.len() - spliced) as u64,
         );
+        m.gauge(
+            "corridor_relay_unauthenticated",
+            "gateway-port connections not yet attached or authenticated",
+            self.preauth.total() as u64,
+        );
         m.gauge("corridor_relay_flows", "DTLS flows (relay UDP ports)", self.flows.len() as u64);
         m.gauge(
             "corridor_relay_flows_pending",

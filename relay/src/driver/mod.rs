@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::core::{ConnId, Counters, Effect, FlowId, RelayCore, TICK};
 
 mod datagrams;
+pub mod link_tls;
 pub mod splice;
 mod tcp;
 pub mod udp;
@@ -47,11 +48,37 @@ fn size_buffers(s: &UdpSocket, bytes: usize) {
 
 /// Why the relay could not start.
 #[derive(Debug)]
-pub struct StartError(pub &'static str, pub io::Error);
+pub enum StartError {
+    /// A file the configuration names is wrong (exit status 2, as for a
+    /// mistake in the configuration itself).
+    Config(crate::ConfigError),
+    Io(&'static str, io::Error),
+}
 
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.0, self.1)
+        match self {
+            StartError::Config(e) => e.fmt(f),
+            StartError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+/// Every device stream is two sockets (the device's and its gateway's),
+/// every flow a port: raise the soft open-file limit to the hard one, and
+/// say so when even that cannot hold what `[limits]` allows.
+fn raise_open_file_limit(config: &Config) {
+    let Some(limit) = service::fd_limit::raise_open_file_limit() else { return };
+    let l = &config.limits;
+    // The listeners, the DTLS socket, links and the event loop.
+    let needed = (2 * l.max_connections + l.max_flows + l.max_unauthenticated) as u64 + 64;
+    if limit < needed {
+        tracing::warn!(
+            open_files = limit,
+            needed,
+            "the open-file limit cannot hold limits.max_connections, max_flows and max_unauthenticated; \
+             raise it (LimitNOFILE= in the unit, ulimit -Hn) or lower those limits"
+        );
     }
 }
 
@@ -73,6 +100,8 @@ enum Owner {
 struct Conn {
     stream: TcpStream,
     outbox: Vec<u8>,
+    /// A link's TLS, once its first bytes were a ClientHello.
+    tls: Option<Box<link_tls::LinkTls>>,
 }
 
 /// A splice and the tokens of its two sides.
@@ -92,6 +121,7 @@ struct FlowPort {
 /// The relay: the core and the sockets it is driven by.
 pub struct Relay {
     core: RelayCore,
+    link_tls: std::sync::Arc<rustls::ServerConfig>,
     poll: Poll,
     device_listener: TcpListener,
     gateway_listener: TcpListener,
@@ -123,38 +153,40 @@ impl std::fmt::Debug for Relay {
 impl Relay {
     /// Binds the listeners and the DTLS socket.
     pub fn start(config: Config) -> Result<Self, StartError> {
-        let poll = Poll::new().map_err(|e| StartError("creating the event loop", e))?;
+        let (link_tls, pin) = link_tls::server_config(&config).map_err(StartError::Config)?;
+        raise_open_file_limit(&config);
+        let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
         let mut device_listener =
-            TcpListener::bind(config.listen).map_err(|e| StartError("binding relay.listen", e))?;
+            TcpListener::bind(config.listen).map_err(|e| StartError::Io("binding relay.listen", e))?;
         let mut gateway_listener =
-            TcpListener::bind(config.gateway_listen).map_err(|e| StartError("binding relay.gateway_listen", e))?;
+            TcpListener::bind(config.gateway_listen).map_err(|e| StartError::Io("binding relay.gateway_listen", e))?;
         poll.registry()
             .register(&mut device_listener, DEVICE_LISTENER, Interest::READABLE)
-            .map_err(|e| StartError("registering relay.listen", e))?;
+            .map_err(|e| StartError::Io("registering relay.listen", e))?;
         poll.registry()
             .register(&mut gateway_listener, GATEWAY_LISTENER, Interest::READABLE)
-            .map_err(|e| StartError("registering relay.gateway_listen", e))?;
+            .map_err(|e| StartError::Io("registering relay.gateway_listen", e))?;
         let dtls = match config.dtls_port {
             Some(port) => {
                 let mut s = UdpSocket::bind(SocketAddr::new(config.listen.ip(), port))
-                    .map_err(|e| StartError("binding relay.dtls_port", e))?;
+                    .map_err(|e| StartError::Io("binding relay.dtls_port", e))?;
                 // No GRO here: [`udp::RecvBatch`] slots hold one datagram each.
                 size_buffers(&s, DTLS_SOCKET_BUFFER);
                 poll.registry()
                     .register(&mut s, DTLS, Interest::READABLE)
-                    .map_err(|e| StartError("registering the DTLS socket", e))?;
+                    .map_err(|e| StartError::Io("registering the DTLS socket", e))?;
                 Some(s)
             }
             None => None,
         };
         let admin = match config.admin_listen {
             Some(a) => {
-                let l = std::net::TcpListener::bind(a).map_err(|e| StartError("binding admin.listen", e))?;
-                l.set_nonblocking(true).map_err(|e| StartError("admin listener", e))?;
+                let l = std::net::TcpListener::bind(a).map_err(|e| StartError::Io("binding admin.listen", e))?;
+                l.set_nonblocking(true).map_err(|e| StartError::Io("admin listener", e))?;
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
                 poll.registry()
                     .register(&mut mio::unix::SourceFd(&fd), ADMIN, Interest::READABLE)
-                    .map_err(|e| StartError("registering the admin listener", e))?;
+                    .map_err(|e| StartError::Io("registering the admin listener", e))?;
                 Some(l)
             }
             None => None,
@@ -167,10 +199,12 @@ impl Relay {
             gateway_listen = %config.gateway_listen,
             names = ?names,
             default_name = ?config.default_name,
+            link_pin_sha256 = %pin,
             "relay started"
         );
         Ok(Self {
             core: RelayCore::new(config, Instant::now()),
+            link_tls,
             poll,
             device_listener,
             gateway_listener,
@@ -244,6 +278,7 @@ impl Relay {
         while let Some(effect) = self.core.poll_effect() {
             match effect {
                 Effect::Write { conn, bytes } => self.write(conn, &bytes, now),
+                Effect::StartTls { conn, initial } => self.start_tls(conn, &initial, now),
                 Effect::Close { conn, reason } => self.close(conn, reason),
                 Effect::Splice { device, gateway, initial } => self.splice(device, gateway, &initial),
                 Effect::OpenFlowPort { flow, ip } => self.open_flow_port(flow, ip, now),

@@ -10,6 +10,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::Interest;
 use service::link::write_out;
 
+use super::link_tls::LinkTls;
 use super::{Conn, Owner, Relay, Splice, Spliced};
 use crate::core::{ConnId, Ended, Listener};
 
@@ -66,7 +67,7 @@ impl Relay {
             return;
         }
         self.owners.insert(token, Owner::Conn(conn));
-        self.conns.insert(conn, Conn { stream, outbox: Vec::new() });
+        self.conns.insert(conn, Conn { stream, outbox: Vec::new(), tls: None });
         self.core.handle_accept(conn, listener, peer, local, now);
         self.carry_out(now);
     }
@@ -87,7 +88,11 @@ impl Relay {
                     self.core.handle_end(conn, Ended::Eof, now);
                     break;
                 }
-                Ok(n) => self.core.handle_read(conn, buf.get(..n).unwrap_or_default(), now),
+                Ok(n) => {
+                    self.received(conn, buf.get(..n).unwrap_or_default(), now);
+                    // A StartTls among the effects changes how the next bytes are read.
+                    self.carry_out(now);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -99,9 +104,44 @@ impl Relay {
         self.carry_out(now);
     }
 
+    /// Bytes read from `conn`: to the core as they are, or through the
+    /// link's TLS.
+    fn received(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(tls) = c.tls.as_mut() else { return self.core.handle_read(conn, bytes, now) };
+        let mut plain = Vec::new();
+        let result = tls.receive(bytes, &mut plain, &mut c.outbox);
+        let flushed = write_out(&mut c.stream, &mut c.outbox);
+        if !plain.is_empty() {
+            self.core.handle_read(conn, &plain, now);
+        }
+        if let Err(e) = result {
+            tracing::info!(conn = conn.0, error = %e, "gateway link: TLS failed");
+            self.core.handle_end(conn, Ended::TlsFailed, now);
+        } else if flushed.is_err() {
+            self.core.handle_end(conn, Ended::WriteFailed, now);
+        }
+    }
+
+    /// The core found a link's ClientHello in `initial`: TLS from here on.
+    pub(super) fn start_tls(&mut self, conn: ConnId, initial: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        match LinkTls::new(&self.link_tls) {
+            Ok(tls) => c.tls = Some(Box::new(tls)),
+            Err(e) => {
+                tracing::warn!(conn = conn.0, error = %e, "gateway link: could not start TLS");
+                return self.core.handle_end(conn, Ended::TlsFailed, now);
+            }
+        }
+        self.received(conn, initial, now);
+    }
+
     pub(super) fn write(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else { return };
-        c.outbox.extend_from_slice(bytes);
+        match c.tls.as_mut() {
+            Some(tls) => tls.seal(bytes, &mut c.outbox),
+            None => c.outbox.extend_from_slice(bytes),
+        }
         if write_out(&mut c.stream, &mut c.outbox).is_err() {
             self.core.handle_end(conn, Ended::WriteFailed, now);
         }
@@ -109,6 +149,9 @@ impl Relay {
 
     pub(super) fn close(&mut self, conn: ConnId, reason: &str) {
         let Some(mut c) = self.conns.remove(&conn) else { return };
+        if let Some(tls) = c.tls.as_mut() {
+            tls.close(&mut c.outbox);
+        }
         // A Refused frame goes out if the socket takes it now; nobody waits.
         let _ = write_out(&mut c.stream, &mut c.outbox);
         let _ = self.poll.registry().deregister(&mut c.stream);

@@ -57,15 +57,6 @@ fn streams_waiting_for_their_gateway_are_limited() {
 }
 
 #[test]
-fn unidentified_gateway_connections_are_limited() {
-    let mut sim = Sim::with_limits("max_pending_streams = 1");
-    sim.accept(Listener::Gateways, "10.20.0.2:50000");
-    let second = sim.accept(Listener::Gateways, "10.20.0.2:50001");
-    assert!(sim.closed.contains_key(&second));
-    assert_eq!(sim.counters().refused_inbound, 1);
-}
-
-#[test]
 fn flows_are_limited_in_total_and_while_unbound() {
     let mut sim = Sim::with_limits("max_flows = 2\nmax_pending_flows = 1");
     let l = sim.link_up("10.20.0.2:50000", NAME);
@@ -83,4 +74,51 @@ fn flows_are_limited_in_total_and_while_unbound() {
     sim.core.handle_device_datagrams(addr("203.0.113.9:5000"), &hello, None, at);
     assert_eq!(sim.counters().drop_udp_max_flows, 1);
     assert_eq!(sim.core.flow_count(), 2);
+}
+
+#[test]
+fn one_app_id_sprayed_from_many_ports_stops_at_its_flow_cap() {
+    let mut sim = Sim::with_limits("max_flows_per_app_id = 2");
+    let l = sim.link_up("10.20.0.2:50000", NAME);
+    let hello = dtls_client_hello(Some(l.route));
+    let at = sim.now;
+    for port in 5000..5010 {
+        sim.core.handle_device_datagrams(addr(&format!("203.0.113.7:{port}")), &hello, None, at);
+        sim.drain();
+    }
+    assert_eq!(sim.core.flow_count(), 2);
+    assert_eq!(sim.counters().drop_udp_flows_per_app_id, 8);
+    assert_eq!(sim.counters().drop_udp_flows_per_source, 0);
+    // Another App-ID from the same device is not held back.
+    sim.core.handle_device_datagrams(
+        addr("203.0.113.7:6000"),
+        &dtls_client_hello_with([3; 32], Some(l.route)),
+        None,
+        at,
+    );
+    sim.drain();
+    assert_eq!(sim.core.flow_count(), 3);
+    // A flow of the App-ID closes (its gateway refused it): one more may open.
+    let flow = sim.allocated(l).expect("an Allocate").0;
+    sim.send_frame(l.conn, &Frame::Refuse { flow: flow.0 });
+    sim.core.handle_device_datagrams(addr("203.0.113.7:7000"), &hello, None, at);
+    sim.drain();
+    assert_eq!((sim.core.flow_count(), sim.counters().drop_udp_flows_per_app_id), (3, 8));
+}
+
+#[test]
+fn one_source_stops_at_its_flow_cap() {
+    let mut sim = Sim::with_limits("max_flows_per_source = 2");
+    let l = sim.link_up("10.20.0.2:50000", NAME);
+    let at = sim.now;
+    for i in 0..4u8 {
+        let hello = dtls_client_hello_with([i; 32], Some(l.route));
+        sim.core.handle_device_datagrams(addr(&format!("203.0.113.7:{}", 5000 + u16::from(i))), &hello, None, at);
+        sim.drain();
+    }
+    assert_eq!((sim.core.flow_count(), sim.counters().drop_udp_flows_per_source), (2, 2));
+    let elsewhere = dtls_client_hello_with([9; 32], Some(l.route));
+    sim.core.handle_device_datagrams(addr("203.0.113.8:5000"), &elsewhere, None, at);
+    sim.drain();
+    assert_eq!(sim.core.flow_count(), 3, "another source is not limited");
 }

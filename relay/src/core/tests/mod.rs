@@ -15,6 +15,7 @@ use crate::config::Config;
 mod flows;
 mod limits;
 mod links;
+mod preauth;
 mod streams;
 
 const NAME: &str = "vpn.test";
@@ -33,7 +34,8 @@ fn config(limits: &str) -> Config {
         "[relay]\nlisten = \"198.51.100.1:443\"\ngateway_listen = \"{RELAY_GATEWAY_SIDE}\"\n\
          [limits]\n{limits}\n\
          [[gateway]]\nname = \"{NAME}\"\ntoken = \"{TOKEN}\"\n\
-         [[gateway]]\nname = \"{OTHER_NAME}\"\ntoken = \"{OTHER_TOKEN}\"\n"
+         [[gateway]]\nname = \"{OTHER_NAME}\"\ntoken = \"{OTHER_TOKEN}\"\n\
+         [gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n"
     );
     Config::parse_in(&text, Path::new(".")).expect("a valid test config")
 }
@@ -69,7 +71,11 @@ fn client_hello(sni: Option<&str>) -> Vec<u8> {
 /// A DTLS 1.2 ClientHello datagram whose App-ID (its session_id, as
 /// openconnect sends it) is tagged with `route` (`None`: untagged).
 fn dtls_client_hello(route: Option<u32>) -> Vec<u8> {
-    let mut app_id = [9u8; 32];
+    dtls_client_hello_with([9u8; 32], route)
+}
+
+/// As [`dtls_client_hello`], with the App-ID's other bytes from `app_id`.
+fn dtls_client_hello_with(mut app_id: [u8; 32], route: Option<u32>) -> Vec<u8> {
     if let Some(r) = route {
         tag_app_id(&mut app_id, r);
     }
@@ -90,6 +96,9 @@ fn dtls_client_hello(route: Option<u32>) -> Vec<u8> {
     d
 }
 
+/// The first bytes of a TLS ClientHello record, as a link begins.
+const TLS_CLIENT_HELLO_START: &[u8] = &[22, 3, 1, 0, 200, 1];
+
 /// An authenticated link as the tests hold it.
 #[derive(Debug, Clone, Copy)]
 struct TestLink {
@@ -106,6 +115,8 @@ struct Sim {
     /// Bytes written per connection that the test has not taken yet.
     written: HashMap<ConnId, Vec<u8>>,
     closed: HashMap<ConnId, &'static str>,
+    /// Connections the driver runs TLS on, with the bytes that began it.
+    tls: HashMap<ConnId, Vec<u8>>,
     /// (device, gateway, initial bytes) of every splice asked for.
     splices: Vec<(ConnId, ConnId, Vec<u8>)>,
     ports: HashMap<FlowId, u16>,
@@ -129,6 +140,7 @@ impl Sim {
             next_conn: 100,
             written: HashMap::new(),
             closed: HashMap::new(),
+            tls: HashMap::new(),
             splices: Vec::new(),
             ports: HashMap::new(),
             last_port: 40_000,
@@ -148,7 +160,13 @@ impl Sim {
                 Effect::Close { conn, reason } => {
                     assert!(self.closed.insert(conn, reason).is_none(), "{conn:?} closed twice");
                 }
-                Effect::Splice { device, gateway, initial } => self.splices.push((device, gateway, initial)),
+                Effect::StartTls { conn, initial } => {
+                    assert!(self.tls.insert(conn, initial).is_none(), "TLS started twice on {conn:?}");
+                }
+                Effect::Splice { device, gateway, initial } => {
+                    assert!(!self.tls.contains_key(&gateway), "a stream is never wrapped in the link's TLS");
+                    self.splices.push((device, gateway, initial));
+                }
                 Effect::OpenFlowPort { flow, .. } => {
                     let port = (!self.ports_fail).then(|| {
                         self.last_port += 1;
@@ -219,9 +237,18 @@ impl Sim {
         *self.core.counters()
     }
 
+    /// A gateway at `peer` dials in and begins TLS: the driver takes over
+    /// the records, and the core is given their plaintext from now on.
+    fn dial_link(&mut self, peer: &str) -> ConnId {
+        let conn = self.accept(Listener::Gateways, peer);
+        self.read(conn, TLS_CLIENT_HELLO_START);
+        assert_eq!(self.tls.get(&conn).map(Vec::as_slice), Some(TLS_CLIENT_HELLO_START), "TLS started");
+        conn
+    }
+
     /// A gateway at `peer` dials in and says Hello; the relay's answer.
     fn hello(&mut self, peer: &str, name: &str, route_hint: u32) -> (ConnId, Vec<Frame>) {
-        let conn = self.accept(Listener::Gateways, peer);
+        let conn = self.dial_link(peer);
         self.send_frame(conn, &Frame::Hello { version: proto::relay::VERSION, route_hint, name: name.into() });
         (conn, self.frames(conn))
     }

@@ -92,7 +92,8 @@ fn unknown_sni_no_sni_and_not_tls_are_counted_drops() {
 fn a_default_name_routes_a_hello_without_sni() {
     let text = format!(
         "[relay]\nlisten = \"198.51.100.1:443\"\ngateway_listen = \"{RELAY_GATEWAY_SIDE}\"\ndefault_name = \"{NAME}\"\n\
-         [[gateway]]\nname = \"{NAME}\"\ntoken = \"{TOKEN}\"\n"
+         [[gateway]]\nname = \"{NAME}\"\ntoken = \"{TOKEN}\"\n\
+         [gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n"
     );
     let mut sim = Sim::new();
     sim.core = RelayCore::new(Config::parse_in(&text, Path::new(".")).expect("config"), sim.now);

@@ -5,14 +5,23 @@
 //! it, end to end) and bind a relay UDP port for each device's DTLS flow.
 //! Nothing ever connects in to the gateway. A link that drops is dialled
 //! again with exponential back-off. See [`proto::relay`] for the frames.
+//!
+//! The link runs over TLS 1.3 with the relay's certificate pinned
+//! ([`tls`]); the streams dialled back for devices do not: each carries
+//! the device's own TLS, end to end.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use proto::relay::{self as link, Frame, Nonce};
+
+pub mod tls;
+
+pub use tls::RelayTrust;
 
 /// Link tokens: `LINK_TOKEN_BASE + index` (the gateway's fixed tokens are
 /// below, its connections above).
@@ -41,6 +50,8 @@ pub struct RelayTarget {
     /// The name devices ask the relay for (the SNI of their TLS).
     pub name: String,
     pub token: Vec<u8>,
+    /// How the relay's link certificate is checked.
+    pub trust: RelayTrust,
 }
 
 pub use crate::core::RelayRoute;
@@ -63,6 +74,11 @@ enum State {
 #[derive(Debug)]
 struct GatewayLink {
     target: RelayTarget,
+    /// `None`: the configuration could not be built (logged at start);
+    /// the link is never dialled.
+    tls_config: Option<Arc<rustls::ClientConfig>>,
+    /// The link's TLS, from the moment its TCP connection is up.
+    tls: Option<tls::LinkTls>,
     token: Token,
     state: State,
     stream: Option<TcpStream>,
@@ -110,6 +126,10 @@ service::counters! {
         links_lost,
         /// relay links the relay refused (name or token)
         links_refused,
+        /// relay links refused here: the relay's certificate matched neither pin_sha256 nor ca_file
+        links_bad_certificate,
+        /// relay links whose TLS failed otherwise (a record that did not authenticate, a failed handshake)
+        links_tls_failed,
         /// device streams dialled back to a relay
         streams_attached,
         /// device streams that could not be dialled back
@@ -142,7 +162,10 @@ pub use service::link::{write_out, MAX_OUTBOX};
 
 impl GatewayLink {
     fn send(&mut self, f: &Frame) -> io::Result<()> {
-        f.write(&mut self.outbox);
+        match self.tls.as_mut() {
+            Some(tls) => tls.seal(&f.to_vec(), &mut self.outbox),
+            None => return Err(io::ErrorKind::NotConnected.into()),
+        }
         self.flush()
     }
 
@@ -166,6 +189,10 @@ impl RelayLinks {
             .enumerate()
             .map(|(i, t)| GatewayLink {
                 target: t.clone(),
+                tls_config: tls::client_config(t.address, &t.trust)
+                    .inspect_err(|e| tracing::error!(relay = %t.address, error = %e, "relay link TLS cannot be set up; not dialling it"))
+                    .ok(),
+                tls: None,
                 token: Token(LINK_TOKEN_BASE + i),
                 state: State::Waiting,
                 stream: None,
@@ -291,13 +318,17 @@ impl RelayLinks {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(()),
                 Err(e) => return Err(format!("connect failed: {e}")),
             }
+            let Some(config) = l.tls_config.as_ref() else { return Err("no TLS configuration".into()) };
+            let tls = tls::LinkTls::new(config, l.target.address, &mut l.outbox).map_err(|e| format!("TLS: {e}"))?;
+            l.tls = Some(tls);
             l.state = State::AwaitChallenge;
+            // Held by rustls until the handshake has checked the relay.
             let hello = Frame::Hello { version: link::VERSION, route_hint: l.route_hint, name: l.target.name.clone() };
             l.send(&hello).map_err(|e| format!("write failed: {e}"))?;
         }
         l.flush().map_err(|e| format!("write failed: {e}"))?;
         let mut closed = None;
-        if let Some(s) = l.stream.as_mut() {
+        if let (Some(s), Some(tls)) = (l.stream.as_mut(), l.tls.as_mut()) {
             let mut buf = [0u8; 4096];
             loop {
                 match s.read(&mut buf) {
@@ -307,7 +338,19 @@ impl RelayLinks {
                     }
                     Ok(n) => {
                         l.last_rx = now;
-                        l.inbox.extend_from_slice(buf.get(..n).unwrap_or_default());
+                        let received = tls.receive(buf.get(..n).unwrap_or_default(), &mut l.inbox, &mut l.outbox);
+                        // The alert, or the handshake's next flight.
+                        let _ = write_out(s, &mut l.outbox);
+                        if let Err(e) = received {
+                            if matches!(e, rustls::Error::InvalidCertificate(_)) {
+                                self.counters.links_bad_certificate += 1;
+                                // A configuration matter, like a refusal: retry slowly.
+                                l.backoff = BACKOFF_MAX;
+                            } else {
+                                self.counters.links_tls_failed += 1;
+                            }
+                            return Err(format!("TLS: {e}"));
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -449,6 +492,7 @@ impl RelayLinks {
         }
         let was_up = matches!(l.state, State::Up { .. });
         l.state = State::Waiting;
+        l.tls = None;
         l.inbox.clear();
         l.outbox.clear();
         let wait = jittered(l.backoff);
@@ -466,7 +510,7 @@ impl RelayLinks {
         for i in 0..self.links.len() {
             let Some(l) = self.links.get_mut(i) else { continue };
             match l.state {
-                State::Waiting if now >= l.retry_at => {
+                State::Waiting if now >= l.retry_at && l.tls_config.is_some() => {
                     let mut s = match TcpStream::connect(l.target.address) {
                         Ok(s) => s,
                         Err(e) => {

@@ -254,6 +254,12 @@ impl Shard {
             let since_start = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
             self.me.last_turn_ns.store(since_start, Ordering::Relaxed);
             let worked = !completions.is_empty();
+            // Control's messages first: an authorisation was queued before
+            // control answered the CONNECT, so before the device could send
+            // the ClientHello that may be among these completions. (The
+            // doorbell is cleared by the Wake completion below; what arrives
+            // meanwhile is taken by the second drain.)
+            self.drain_inbox(now);
             for c in completions.drain(..) {
                 self.on_completion(c, now);
             }

@@ -163,6 +163,11 @@ impl<'a> Reader<'a> {
                 let end = rest.find('<').unwrap_or(rest.len());
                 let text = rest.get(..end).unwrap_or_default();
                 self.advance_to(rest.get(end..).unwrap_or_default());
+                // XML 1.0 §2.2: a NUL or another C0 control is no character
+                // of a document, written out or as a reference.
+                if !text.chars().all(is_xml_char) {
+                    return Err(XmlError::Malformed);
+                }
                 if !self.open.is_empty() {
                     return Ok(Some(Event::Text(text)));
                 }
@@ -181,8 +186,12 @@ impl<'a> Reader<'a> {
                     return Err(XmlError::Malformed);
                 }
                 let end = body.find("]]>").ok_or(XmlError::Truncated)?;
+                let literal = body.get(..end).unwrap_or_default();
+                if !literal.chars().all(is_xml_char) {
+                    return Err(XmlError::Malformed);
+                }
                 self.advance_to(body.get(end + 3..).unwrap_or_default());
-                return Ok(Some(Event::CData(body.get(..end).unwrap_or_default())));
+                return Ok(Some(Event::CData(literal)));
             }
             if markup.starts_with('!') {
                 return Err(XmlError::Declaration);
@@ -283,7 +292,7 @@ fn split_attribute(s: &str) -> Result<(Attribute<'_>, &str), XmlError> {
     let value_and_rest = chars.as_str();
     let end = value_and_rest.find(quote).ok_or(XmlError::Truncated)?;
     let raw_value = value_and_rest.get(..end).unwrap_or_default();
-    if raw_value.contains('<') {
+    if raw_value.contains('<') || !raw_value.chars().all(is_xml_char) {
         return Err(XmlError::Malformed);
     }
     Ok((Attribute { name, raw_value }, value_and_rest.get(end + 1..).unwrap_or_default()))
@@ -418,6 +427,17 @@ mod tests {
                 Event::End { name: "a" },
             ]
         );
+    }
+
+    /// Found by the `gateway_auth` fuzz target: a NUL written out in a text
+    /// field was read into the user name (`&#0;` was already refused), and
+    /// the gateway's next form could not carry it back.
+    #[test]
+    fn raw_control_characters_are_refused_as_references_are() {
+        for doc in ["<a>x\0y</a>", "<a><![CDATA[\u{1}]]></a>", "<a x=\"\u{1b}\"/>", "<a>\u{fffe}</a>"] {
+            assert_eq!(events(doc), Err(XmlError::Malformed), "{doc:?}");
+        }
+        assert!(events("<a x=\"\t\">\r\n\u{80}</a>").is_ok(), "tab, line ends and C1 are XML characters");
     }
 
     #[test]

@@ -266,8 +266,8 @@ impl<'a> Reader<'a> {
 }
 
 /// Splits a name off the front of `s` (XML 1.0 §2.3, simplified: ASCII
-/// letters, digits, `-_.:` and any non-ASCII character; not starting with a
-/// digit, `-` or `.`).
+/// letters, digits, `-_.:` and any non-ASCII character XML allows; not
+/// starting with a digit, `-` or `.`).
 fn split_name(s: &str) -> Result<(&str, &str), XmlError> {
     let len = s.find(|c: char| !is_name_char(c)).unwrap_or(s.len());
     let name = s.get(..len).unwrap_or_default();
@@ -305,7 +305,7 @@ pub(crate) fn is_name(s: &str) -> bool {
 }
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || !c.is_ascii()
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || (!c.is_ascii() && is_xml_char(c))
 }
 
 /// XML 1.0 §2.3 `S`.
@@ -438,6 +438,17 @@ mod tests {
             assert_eq!(events(doc), Err(XmlError::Malformed), "{doc:?}");
         }
         assert!(events("<a x=\"\t\">\r\n\u{80}</a>").is_ok(), "tab, line ends and C1 are XML characters");
+    }
+
+    /// Found by the `gateway_auth` fuzz target: `<us.rna\u{ffff}ma/>` was
+    /// read as an answer whose name no form of ours can write (the escaper
+    /// drops U+FFFF), so the name asked for and the name read differed.
+    #[test]
+    fn a_name_with_a_noncharacter_is_refused() {
+        for doc in ["<a\u{ffff}/>", "<a><b\u{fffe}c/></a>", "<a x\u{ffff}=\"1\"/>"] {
+            assert_eq!(events(doc), Err(XmlError::Malformed), "{doc:?}");
+        }
+        assert!(is_name("n\u{e9}\u{fffd}") && !is_name("n\u{ffff}"));
     }
 
     #[test]

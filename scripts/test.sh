@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # corridor test runner: installs the interop peers, then runs fmt, clippy,
 # build, the whole test suite (the tests inside a private network namespace),
-# the instruction-count gate (scripts/icount.sh) and one quick round of the
-# peer comparison (scripts/compare-peers.sh --quick, checked functionally).
+# the instruction-count gate (scripts/icount.sh), a few seconds of every fuzz
+# target (scripts/fuzz.sh --smoke) and one quick round of the peer comparison
+# (scripts/compare-peers.sh --quick, checked functionally).
 #
 # Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
 # reads stdin. Every step prints a banner; any failure exits non-zero.
@@ -142,6 +143,13 @@ bash scripts/core-tests-unprivileged.sh 2>&1 | tee -a "$test_log"
 # baseline (bench/icount-baseline.json); it prints how to update deliberately.
 banner "instruction-count gate"
 bash scripts/icount.sh
+
+# Every parser of untrusted input (fuzz/fuzz_targets) under libFuzzer for a
+# few seconds from its committed seeds: an unoptimised build without a
+# sanitizer, so the cost is mostly building the targets (docs/security.md,
+# "Fuzzing", has the figures and the long campaign's command).
+banner "fuzz smoke (scripts/fuzz.sh --smoke)"
+bash scripts/fuzz.sh --smoke
 
 # The five contenders (no tunnel, corridor, ocserv, OpenVPN, boringtun) on one
 # namespace topology, one short round each; outside the unshare above, since it

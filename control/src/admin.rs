@@ -21,8 +21,16 @@ pub enum AdminRequest {
 
 /// Reads one request (up to 4 KiB, 200 ms for the whole head) and names what it asks for.
 pub fn read_request(stream: &mut TcpStream) -> AdminRequest {
-    let Some((method, path)) = service::admin::read_request_line(stream) else { return AdminRequest::BadRequest };
-    match (method.as_str(), path.as_str()) {
+    match service::admin::read_request_line(stream) {
+        Some((method, path)) => route(&method, &path),
+        None => AdminRequest::BadRequest,
+    }
+}
+
+/// What a request line's method and path ask for. Pure, so it is fuzzed
+/// (`fuzz/`) apart from the socket.
+pub fn route(method: &str, path: &str) -> AdminRequest {
+    match (method, path) {
         ("GET", "/metrics") => AdminRequest::Metrics,
         ("GET", "/sessions") => AdminRequest::Sessions,
         ("POST", p) => p
@@ -36,3 +44,17 @@ pub fn read_request(stream: &mut TcpStream) -> AdminRequest {
 
 pub use service::admin::respond;
 pub use service::Metrics;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("GET", "/metrics"), AdminRequest::Metrics);
+        assert_eq!(route("GET", "/sessions"), AdminRequest::Sessions);
+        assert_eq!(route("POST", "/sessions/s12/kill"), AdminRequest::Kill(12));
+        assert_eq!(route("POST", "/sessions/x/kill"), AdminRequest::NotFound);
+        assert_eq!(route("DELETE", "/metrics"), AdminRequest::NotFound);
+    }
+}

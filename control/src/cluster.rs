@@ -64,8 +64,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The bytes of lowercase hex, as [`hex`] writes it and nothing else: a
+/// cookie has one spelling, so whatever is keyed by its text (a revoked
+/// cookie) cannot be passed by another (`from_str_radix` alone would also
+/// take upper case and a `+` sign).
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
@@ -166,6 +170,22 @@ mod tests {
         for junk in ["", "c2.", "c2..", "c2.zz.zz", "0123abcd", &cookie[..cookie.len() - 1]] {
             assert_eq!(a.verify(junk), None, "{junk}");
         }
+    }
+
+    /// Found by the `cluster_cookie` fuzz target: `+a` and `A` in place of
+    /// `0a` and `a` gave other spellings of a valid cookie.
+    #[test]
+    fn a_cookie_has_one_spelling() {
+        let a = cluster(b"0123456789abcdef0123456789abcdef");
+        let cookie = a.mint(&claims(), &[0x0a; 16]);
+        let (head, tag) = cookie.rsplit_once('.').expect("two parts");
+        let plus = format!("{}.{tag}", head.replacen("0a", "+a", 1));
+        let upper = format!("{head}.{}", tag.to_uppercase());
+        for other in [plus, upper] {
+            assert_ne!(other, cookie);
+            assert_eq!(a.verify(&other), None, "{other}");
+        }
+        assert_eq!(a.verify(&cookie).map(|c| c.user), Some("alice".into()));
     }
 
     #[test]

@@ -15,7 +15,7 @@
 #![no_main]
 
 use proto::offload::checksum::{fold, pseudo_header_v4, sum};
-use proto::offload::{complete_checksum, GsoType, Segments, Coalescer, Verdict, VnetHdr, VNET_HDR_LEN};
+use proto::offload::{complete_checksum, Coalescer, GsoType, Segments, Verdict, VnetHdr, VNET_HDR_LEN};
 use std::net::Ipv4Addr;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {

@@ -163,6 +163,11 @@ impl<'a> Reader<'a> {
                 let end = rest.find('<').unwrap_or(rest.len());
                 let text = rest.get(..end).unwrap_or_default();
                 self.advance_to(rest.get(end..).unwrap_or_default());
+                // XML 1.0 §2.2: a NUL or another C0 control is no character
+                // of a document, written out or as a reference.
+                if !text.chars().all(is_xml_char) {
+                    return Err(XmlError::Malformed);
+                }
                 if !self.open.is_empty() {
                     return Ok(Some(Event::Text(text)));
                 }
@@ -181,8 +186,12 @@ impl<'a> Reader<'a> {
                     return Err(XmlError::Malformed);
                 }
                 let end = body.find("]]>").ok_or(XmlError::Truncated)?;
+                let literal = body.get(..end).unwrap_or_default();
+                if !literal.chars().all(is_xml_char) {
+                    return Err(XmlError::Malformed);
+                }
                 self.advance_to(body.get(end + 3..).unwrap_or_default());
-                return Ok(Some(Event::CData(body.get(..end).unwrap_or_default())));
+                return Ok(Some(Event::CData(literal)));
             }
             if markup.starts_with('!') {
                 return Err(XmlError::Declaration);
@@ -257,8 +266,8 @@ impl<'a> Reader<'a> {
 }
 
 /// Splits a name off the front of `s` (XML 1.0 §2.3, simplified: ASCII
-/// letters, digits, `-_.:` and any non-ASCII character; not starting with a
-/// digit, `-` or `.`).
+/// letters, digits, `-_.:` and any non-ASCII character XML allows; not
+/// starting with a digit, `-` or `.`).
 fn split_name(s: &str) -> Result<(&str, &str), XmlError> {
     let len = s.find(|c: char| !is_name_char(c)).unwrap_or(s.len());
     let name = s.get(..len).unwrap_or_default();
@@ -283,7 +292,7 @@ fn split_attribute(s: &str) -> Result<(Attribute<'_>, &str), XmlError> {
     let value_and_rest = chars.as_str();
     let end = value_and_rest.find(quote).ok_or(XmlError::Truncated)?;
     let raw_value = value_and_rest.get(..end).unwrap_or_default();
-    if raw_value.contains('<') {
+    if raw_value.contains('<') || !raw_value.chars().all(is_xml_char) {
         return Err(XmlError::Malformed);
     }
     Ok((Attribute { name, raw_value }, value_and_rest.get(end + 1..).unwrap_or_default()))
@@ -296,7 +305,7 @@ pub(crate) fn is_name(s: &str) -> bool {
 }
 
 fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || !c.is_ascii()
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':') || (!c.is_ascii() && is_xml_char(c))
 }
 
 /// XML 1.0 §2.3 `S`.
@@ -418,6 +427,28 @@ mod tests {
                 Event::End { name: "a" },
             ]
         );
+    }
+
+    /// Found by the `gateway_auth` fuzz target: a NUL written out in a text
+    /// field was read into the user name (`&#0;` was already refused), and
+    /// the gateway's next form could not carry it back.
+    #[test]
+    fn raw_control_characters_are_refused_as_references_are() {
+        for doc in ["<a>x\0y</a>", "<a><![CDATA[\u{1}]]></a>", "<a x=\"\u{1b}\"/>", "<a>\u{fffe}</a>"] {
+            assert_eq!(events(doc), Err(XmlError::Malformed), "{doc:?}");
+        }
+        assert!(events("<a x=\"\t\">\r\n\u{80}</a>").is_ok(), "tab, line ends and C1 are XML characters");
+    }
+
+    /// Found by the `gateway_auth` fuzz target: `<us.rna\u{ffff}ma/>` was
+    /// read as an answer whose name no form of ours can write (the escaper
+    /// drops U+FFFF), so the name asked for and the name read differed.
+    #[test]
+    fn a_name_with_a_noncharacter_is_refused() {
+        for doc in ["<a\u{ffff}/>", "<a><b\u{fffe}c/></a>", "<a x\u{ffff}=\"1\"/>"] {
+            assert_eq!(events(doc), Err(XmlError::Malformed), "{doc:?}");
+        }
+        assert!(is_name("n\u{e9}\u{fffd}") && !is_name("n\u{ffff}"));
     }
 
     #[test]

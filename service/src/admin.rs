@@ -47,7 +47,15 @@ pub fn read_request_line_within(stream: &mut TcpStream, limit: Duration) -> Opti
             Err(_) => break,
         }
     }
-    let text = String::from_utf8_lossy(buf.get(..n).unwrap_or_default());
+    parse_request_line(buf.get(..n).unwrap_or_default())
+}
+
+/// The method and path of the request line at the start of `head` (the
+/// bytes a client sent, up to 4 KiB), or `None` when there are not two
+/// words on the first line. Pure, so it is fuzzed (`fuzz/`) apart from the
+/// socket.
+pub fn parse_request_line(head: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(head);
     let mut first = text.lines().next().unwrap_or("").split_whitespace();
     Some((first.next()?.to_owned(), first.next()?.to_owned()))
 }
@@ -94,6 +102,16 @@ mod tests {
         let (mut client, mut server) = pair();
         client.write_all(b"\r\n\r\n").expect("write");
         assert_eq!(read_request_line(&mut server), None);
+    }
+
+    #[test]
+    fn the_request_line_is_its_first_two_words() {
+        assert_eq!(
+            parse_request_line(b"POST /sessions/s7/kill HTTP/1.1\r\n"),
+            Some(("POST".into(), "/sessions/s7/kill".into()))
+        );
+        assert_eq!(parse_request_line(b"GET\r\n/metrics HTTP/1.1\r\n"), None, "one line only");
+        assert_eq!(parse_request_line(b""), None);
     }
 
     /// A client that sends a byte now and then is cut off at the deadline,

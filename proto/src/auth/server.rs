@@ -523,6 +523,14 @@ mod tests {
         }
     }
 
+    /// Found by the `gateway_auth` fuzz target: `testuse\0…\0r` was read
+    /// as the user name, which no form of ours can ask for again.
+    #[test]
+    fn a_user_name_carrying_a_nul_is_refused() {
+        let doc = "<config-auth type=\"auth-reply\"><auth><username>testuse\0r</username></auth></config-auth>";
+        assert_eq!(parse_client_auth(doc.as_bytes()), Err(AuthXmlError::Xml(XmlError::Malformed)));
+    }
+
     #[test]
     fn auth_request_has_what_the_client_needs() {
         let doc = auth_request_xml(&login_form());

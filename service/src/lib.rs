@@ -26,8 +26,10 @@ pub mod link;
 pub mod metrics;
 pub mod pin;
 pub mod random;
+pub mod start;
 
 pub use config::ConfigError;
 pub use counters::{Counter, CounterSet};
 pub use metrics::Metrics;
 pub use random::{random_bytes, random_hex};
+pub use start::StartError;

@@ -36,23 +36,7 @@ const ADMIN: Token = Token(2);
 const VERIFIERS: Token = Token(3);
 const FIRST_CONN: usize = 16;
 
-/// Why the gateway could not start.
-#[derive(Debug)]
-pub enum StartError {
-    Config(crate::config::ConfigError),
-    Io(&'static str, io::Error),
-}
-
-impl core::fmt::Display for StartError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            StartError::Config(e) => e.fmt(f),
-            StartError::Io(what, e) => write!(f, "{what}: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
+pub use service::StartError;
 
 pub struct Gateway {
     core: Core<Dataplane>,

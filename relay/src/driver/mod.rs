@@ -46,23 +46,7 @@ fn size_buffers(s: &UdpSocket, bytes: usize) {
     let _ = setsockopt(s, sockopt::SndBuf, &bytes);
 }
 
-/// Why the relay could not start.
-#[derive(Debug)]
-pub enum StartError {
-    /// A file the configuration names is wrong (exit status 2, as for a
-    /// mistake in the configuration itself).
-    Config(crate::ConfigError),
-    Io(&'static str, io::Error),
-}
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::Config(e) => e.fmt(f),
-            StartError::Io(what, e) => write!(f, "{what}: {e}"),
-        }
-    }
-}
+pub use service::StartError;
 
 /// Every device stream is two sockets (the device's and its gateway's),
 /// every flow a port: raise the soft open-file limit to the hard one, and
@@ -81,8 +65,6 @@ fn raise_open_file_limit(config: &Config) {
         );
     }
 }
-
-impl std::error::Error for StartError {}
 
 /// What a dynamic token's socket is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,6 +27,15 @@ enum Command {
         #[arg(long)]
         check_config: bool,
     },
+    /// The gateway's keeper process (started by `corridor gateway`; not run by hand):
+    /// holds the server key and the password file, answers over standard input.
+    #[command(hide = true)]
+    Keeper {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+    },
     /// Run the infrastructure relay: devices connect to it, gateways dial out to it.
     Relay {
         /// The TOML configuration (see config/relay.example.toml).
@@ -146,6 +155,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Gateway { config, check_config: true } => check_gateway_config(&config),
         Command::Gateway { config, check_config: false } => gateway(&config),
+        Command::Keeper { config, threads } => ExitCode::from(control::keeper::serve::run(&config, threads)),
         Command::Relay { config } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
         Command::Bench { command } => bench_command(command),
@@ -282,6 +292,9 @@ fn relay(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// `corridor gateway`: starts the keeper (key and passwords), the gateway
+/// (TUN, sockets, rings, shards) as root, then drops to `[server] user`
+/// under seccomp before serving anything (docs/security.md, "Process model").
 fn gateway(path: &std::path::Path) -> ExitCode {
     let config = match control::Config::load(path) {
         Ok(c) => c,
@@ -290,8 +303,29 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("corridor: cannot find its own executable to start the keeper: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let threads = control::verifier::threads_for(config.verify_threads);
+    let keeper = match control::keeper::Keeper::spawn(&exe, path, threads) {
+        Ok(k) => k,
+        Err(control::keeper::KeeperError::Config(e)) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let keeper_pid = keeper.pid();
+    let user = config.user.clone();
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
-    let gw = match control::Gateway::start(config) {
+    let gw = match control::Gateway::start(config, control::Secrets::Keeper(keeper)) {
         Ok(g) => g,
         Err(control::StartError::Config(e)) => {
             eprintln!("corridor: {e}");
@@ -302,6 +336,20 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let confined = control::sandbox::drop_to(&user).and_then(|d| control::sandbox::confine().map(|()| d));
+    match confined {
+        Ok(d) => tracing::info!(
+            user = %d.user,
+            uid = d.uid,
+            gid = d.gid,
+            keeper_pid,
+            "privileges dropped: no capabilities, no_new_privs, seccomp filter on every thread"
+        ),
+        Err(e) => {
+            eprintln!("corridor: cannot drop privileges: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     match gw.run(&stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
@@ -323,6 +371,10 @@ fn check_gateway_config(path: &std::path::Path) -> ExitCode {
         }
     };
     if let Err(e) = control::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref()) {
+        eprintln!("corridor: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = control::sandbox::resolve(&config.user) {
         eprintln!("corridor: {e}");
         return ExitCode::from(2);
     }

@@ -111,3 +111,31 @@ fn check_config_refuses_undefined_groups_and_readable_keys() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.key") && err.contains("chmod 600"), "{err}");
 }
+
+#[test]
+fn check_config_refuses_root_and_unknown_users_for_the_worker() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp("check-user");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.example.toml")).expect("example");
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/device/testdata/").to_owned() + f, d.join(f))
+            .expect("copy");
+    }
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    add_user(&d.join("passwd"), "alice", "default");
+    for (user, expect) in [("root", "cannot be the gateway's unprivileged user"), ("no-such-corridor-user", "no user")]
+    {
+        let config = example.replace("user = \"corridor\"", &format!("user = \"{user}\""));
+        assert_ne!(config, example, "the example names [server] user");
+        std::fs::write(d.join("gateway.toml"), config).expect("write");
+        let out = corridor()
+            .args(["gateway", "--check-config", "--config"])
+            .arg(d.join("gateway.toml"))
+            .output()
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{user}: {err}");
+        assert!(err.contains("server.user") && err.contains(expect), "{user}: {err}");
+    }
+}

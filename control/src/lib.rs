@@ -26,16 +26,18 @@ pub mod cluster;
 pub mod config;
 pub mod core;
 pub mod gateway;
+pub mod keeper;
 pub mod passwd;
 pub mod pool;
 pub mod port;
 pub mod relay_link;
+pub mod sandbox;
 pub mod session;
 pub mod tls;
 pub mod verifier;
 
 pub use config::{Config, ConfigError};
-pub use gateway::{Gateway, StartError};
+pub use gateway::{Gateway, Secrets, StartError};
 
 /// The TUN MTU: the largest inner packet a device may send, the data MTU
 /// of a DTLS AES-GCM tunnel over the configured link (openconnect-protocol.md §7.4).

@@ -4,9 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use rustls::sign::{CertifiedKey, SigningKey, SingleCertAndKey};
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::config::ConfigError;
@@ -15,17 +17,21 @@ fn e(field: &str, problem: String, fix: &str) -> ConfigError {
     ConfigError { field: field.into(), problem, fix: fix.into() }
 }
 
-/// Builds the rustls configuration. With `client_ca`, clients *may* present
-/// a certificate signed by it (certificate login); without one they log in
-/// with a password.
-pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, ConfigError> {
+/// The TLS provider: aws-lc-rs, narrowed to FIPS-approved suites and
+/// groups when built against the FIPS module.
+pub fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
     if aws_lc_rs::try_fips_mode().is_ok() {
         // Built against the FIPS module: offer only approved suites and groups.
         provider.cipher_suites.retain(|s| s.fips());
         provider.kx_groups.retain(|g| g.fips());
     }
-    let provider = Arc::new(provider);
+    Arc::new(provider)
+}
+
+/// The server certificate chain (`server.cert`): public, so the
+/// network-facing process reads it itself.
+pub fn load_chain(cert: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|err| e("server.cert", format!("{}: {err}", cert.display()), "give a PEM certificate chain"))?;
@@ -36,9 +42,42 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
             "give a PEM certificate chain",
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|err| {
+    Ok(chain)
+}
+
+/// The server private key (`server.key`) as a signing key of `provider`.
+/// Only the keeper calls this when the gateway runs separated
+/// ([`crate::keeper`]); `--check-config` and in-process gateways too.
+pub fn load_key(provider: &CryptoProvider, key: &Path) -> Result<Arc<dyn SigningKey>, ConfigError> {
+    let der = PrivateKeyDer::from_pem_file(key).map_err(|err| {
         e("server.key", format!("{}: {err}", key.display()), "give a PEM private key (PKCS#8, SEC1 or PKCS#1)")
     })?;
+    provider.key_provider.load_private_key(der).map_err(|err| {
+        e("server.key", format!("{}: {err}", key.display()), "give an RSA, ECDSA (P-256/P-384) or Ed25519 key")
+    })
+}
+
+/// Builds the rustls configuration with the key in this process. With
+/// `client_ca`, clients *may* present a certificate signed by it
+/// (certificate login); without one they log in with a password.
+pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Result<Arc<ServerConfig>, ConfigError> {
+    let provider = provider();
+    let chain = load_chain(cert)?;
+    let key = load_key(&provider, key)?;
+    server_config_with_key(provider, chain, key, client_ca)
+}
+
+/// Builds the rustls configuration around `key`, which may sign here or
+/// ask the keeper ([`crate::keeper::RemoteKey`]). The key must match the
+/// certificate's public key.
+pub fn server_config_with_key(
+    provider: Arc<CryptoProvider>,
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn SigningKey>,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, ConfigError> {
+    let certified = CertifiedKey::new(chain, key);
+    certified.keys_match().map_err(|err| e("server.key", err.to_string(), "the key must match the certificate"))?;
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|err| e("server", err.to_string(), "report this: the TLS provider lacks TLS 1.2/1.3"))?;
@@ -61,9 +100,7 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(chain, key)
-        .map_err(|err| e("server.key", err.to_string(), "the key must match the certificate"))?;
+    let mut config = builder.with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     config.alpn_protocols.clear();
     Ok(Arc::new(config))
 }

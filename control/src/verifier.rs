@@ -34,6 +34,14 @@ pub fn auto_threads(cores: usize) -> usize {
     (cores / 2).clamp(1, 4)
 }
 
+/// Verifier threads for `[auth] verify_threads` (0: [`auto_threads`]).
+pub fn threads_for(configured: usize) -> usize {
+    match configured {
+        0 => auto_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        n => n,
+    }
+}
+
 /// What a verifier asks of the account store.
 pub trait Credentials: Send + Sync + 'static {
     /// `Some(group)` when `password` opens `user`'s account. Must cost the

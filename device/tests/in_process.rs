@@ -334,7 +334,7 @@ client_to_client = true
             .spawn({
                 let stop = stop.clone();
                 move || {
-                    let gateway = match control::Gateway::start(config) {
+                    let gateway = match control::Gateway::start(config, control::Secrets::Local) {
                         Ok(g) => g,
                         Err(e) => {
                             let _ = started_tx.send(Err(e.to_string()));

@@ -118,6 +118,14 @@ def main():
 
     write("admin_request", "metrics", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\n\r\n")
     write("admin_request", "sessions", "GET /sessions HTTP/1.0\r\n\r\n")
+    # keeper_request: kind ‖ id(8) ‖ fields, each len(4) ‖ bytes.
+    def field(b):
+        return struct.pack(">I", len(b)) + b
+    tls13 = b" " * 64 + b"TLS 1.3, server CertificateVerify\0" + bytes(range(32))
+    write("keeper_request", "sign_tls13", bytes([1]) + struct.pack(">Q", 1) + field(b"\x04\x03") + field(tls13))
+    tls12 = bytes(64) + bytes([3, 0, 0x1d, 32]) + bytes(range(32))
+    write("keeper_request", "sign_tls12", bytes([1]) + struct.pack(">Q", 2) + field(b"\x08\x04") + field(tls12))
+    write("keeper_request", "verify", bytes([2]) + struct.pack(">Q", 3) + field(b"alice") + field(b"correct horse"))
     write("admin_request", "kill", "POST /sessions/s7/kill HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
 
     for name in ["vpn.test", "relay.example.org"]:

@@ -355,7 +355,8 @@ impl Gateway {
             cmd.env("CORRIDOR_TEST_SHARD_FAULT", shard.to_string());
         }
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
-        proc.log.wait_for("gateway started", Duration::from_secs(10));
+        // The last start-up line: the worker is confined and serving.
+        proc.log.wait_for("privileges dropped", Duration::from_secs(10));
         Self { proc, ns: namespace }
     }
 

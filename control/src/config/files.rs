@@ -1,8 +1,10 @@
 //! Secret files (the TLS key, the password file, relay tokens, the cluster
 //! secret) must be readable by their owner only, and owned by root or the
-//! user the gateway runs as, as OpenSSH insists of its keys: a secret
-//! another local user can read or replace is no secret. A mistake names
-//! the file and the `chmod` or `chown` that fixes it.
+//! user that starts the gateway (root, for a service), as OpenSSH insists
+//! of its keys: a secret another local user can read or replace is no
+//! secret. The unprivileged user the worker switches to (`[server] user`)
+//! owns none of them, so it cannot open them. A mistake names the file and
+//! the `chmod` or `chown` that fixes it.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;

@@ -64,6 +64,9 @@ pub struct Config {
     pub banner: Option<String>,
     /// TLS connections held at once; more are closed at accept.
     pub max_connections: usize,
+    /// The unprivileged user the network-facing process runs as
+    /// (`[server] user`); see [`crate::sandbox`].
+    pub user: String,
     pub password_file: Option<PathBuf>,
     pub client_ca: Option<PathBuf>,
     pub max_login_attempts: u32,
@@ -348,6 +351,13 @@ impl Config {
                 "use 1280..=9000 (1500 for Ethernet)",
             ));
         }
+        if raw.server.user == "root" || !crate::passwd::valid_user(&raw.server.user) {
+            return Err(err(
+                "server.user",
+                format!("`{}` cannot be the gateway's unprivileged user", raw.server.user),
+                "name a system user that is not root, e.g. \"corridor\" (`adduser --system corridor`)",
+            ));
+        }
         if raw.server.max_connections == 0 {
             return Err(err("server.max_connections", "0", "allow at least 1 connection (10000 by default)"));
         }
@@ -457,6 +467,7 @@ impl Config {
             key: raw.server.key,
             banner: raw.server.banner,
             max_connections: raw.server.max_connections,
+            user: raw.server.user,
             password_file: raw.auth.password_file,
             client_ca: raw.auth.client_ca,
             max_login_attempts: raw.auth.max_login_attempts.unwrap_or(3).max(1),

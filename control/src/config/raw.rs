@@ -72,6 +72,12 @@ pub(super) struct RawServer {
     pub(super) banner: Option<String>,
     #[serde(default = "default_max_connections")]
     pub(super) max_connections: usize,
+    #[serde(default = "default_user")]
+    pub(super) user: String,
+}
+
+pub(super) fn default_user() -> String {
+    "corridor".into()
 }
 
 pub(super) fn default_max_connections() -> usize {

@@ -24,9 +24,10 @@ use service::CounterSet;
 use crate::config::Config;
 pub use crate::core::ControlCounters;
 use crate::core::{ConnId, Core, Effect, FlowRequest, Verdict, TICK};
+use crate::keeper::{Keeper, KeeperCredentials, RemoteKey};
 use crate::passwd::PasswordFile;
 use crate::relay_link::{LinkEvent, RelayLinks};
-use crate::verifier::{self, CheckResult, PendingCheck, Verifiers};
+use crate::verifier::{self, CheckResult, Credentials, PendingCheck, Verifiers};
 use conn::{Input, TlsConn};
 
 const LISTENER: Token = Token(0);
@@ -52,6 +53,18 @@ pub struct Gateway {
     verifiers: Option<Verifiers>,
     admin: Option<std::net::TcpListener>,
     relays: RelayLinks,
+    /// The process holding the key and the password file, when separated.
+    keeper: Option<Arc<Keeper>>,
+}
+
+/// Where the server key and the password file are.
+#[derive(Debug)]
+pub enum Secrets {
+    /// In this process, read from the configured files (an in-process
+    /// gateway: tests, tools).
+    Local,
+    /// In the keeper process ([`crate::keeper`]): `corridor gateway`.
+    Keeper(Arc<Keeper>),
 }
 
 impl core::fmt::Debug for Gateway {
@@ -86,37 +99,51 @@ fn unix_now() -> u64 {
 
 impl Gateway {
     /// Binds the listener, creates the TUN and starts the shards.
-    pub fn start(config: Config) -> Result<Self, StartError> {
-        let tls = crate::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref())
-            .map_err(StartError::Config)?;
-        let passwords = match &config.password_file {
-            Some(p) => Some(PasswordFile::load(p).map_err(|e| {
-                StartError::Config(crate::config::ConfigError {
-                    field: "auth.password_file".into(),
-                    problem: e.to_string(),
-                    fix: "create or repair it with `corridor passwd`".into(),
-                })
-            })?),
-            None => None,
+    pub fn start(config: Config, secrets: Secrets) -> Result<Self, StartError> {
+        let (tls, credentials): (_, Option<Arc<dyn Credentials>>) = match &secrets {
+            Secrets::Local => {
+                let tls = crate::tls::server_config(&config.cert, &config.key, config.client_ca.as_deref())
+                    .map_err(StartError::Config)?;
+                let passwords = match &config.password_file {
+                    Some(p) => Some(PasswordFile::load(p).map_err(|e| {
+                        StartError::Config(crate::config::ConfigError {
+                            field: "auth.password_file".into(),
+                            problem: e.to_string(),
+                            fix: "create or repair it with `corridor passwd`".into(),
+                        })
+                    })?),
+                    None => None,
+                };
+                if let Some(p) = &passwords {
+                    // `--check-config` refuses this; at run time those users' logins are refused.
+                    if let Err(e) = config.check_password_groups(p) {
+                        tracing::warn!("{e}");
+                    }
+                }
+                (tls, passwords.map(|p| Arc::new(p) as Arc<dyn Credentials>))
+            }
+            Secrets::Keeper(keeper) => {
+                let chain = crate::tls::load_chain(&config.cert).map_err(StartError::Config)?;
+                let key = RemoteKey::signing_key(keeper.clone());
+                let tls =
+                    crate::tls::server_config_with_key(crate::tls::provider(), chain, key, config.client_ca.as_deref())
+                        .map_err(StartError::Config)?;
+                let credentials = keeper
+                    .facts()
+                    .passwords
+                    .then(|| Arc::new(KeeperCredentials::new(keeper.clone())) as Arc<dyn Credentials>);
+                (tls, credentials)
+            }
         };
         let poll = Poll::new().map_err(|e| StartError::Io("creating the event loop", e))?;
-        if let Some(p) = &passwords {
-            // `--check-config` refuses this; at run time those users' logins are refused.
-            if let Err(e) = config.check_password_groups(p) {
-                tracing::warn!("{e}");
-            }
-        }
-        let verifiers = match passwords {
-            Some(p) => {
+        let verifiers = match credentials {
+            Some(credentials) => {
                 let waker = Waker::new(poll.registry(), VERIFIERS)
                     .map_err(|e| StartError::Io("creating the password verifiers' waker", e))?;
-                let threads = match config.verify_threads {
-                    0 => verifier::auto_threads(std::thread::available_parallelism().map_or(1, |n| n.get())),
-                    n => n,
-                };
+                let threads = verifier::threads_for(config.verify_threads);
                 tracing::info!(threads, queue = config.verify_queue, "password verifiers started");
                 Some(
-                    Verifiers::start(Arc::new(p), threads, config.verify_queue, Arc::new(waker))
+                    Verifiers::start(credentials, threads, config.verify_queue, Arc::new(waker))
                         .map_err(|e| StartError::Io("starting the password verifier threads", e))?,
                 )
             }
@@ -173,6 +200,10 @@ impl Gateway {
             verifiers,
             admin,
             relays,
+            keeper: match secrets {
+                Secrets::Keeper(k) => Some(k),
+                Secrets::Local => None,
+            },
         })
     }
 
@@ -203,6 +234,10 @@ impl Gateway {
             // A dead shard's sessions are dark, and nothing brings them
             // back in this process: end it, so the service manager
             // restarts the gateway (docs/security.md, "Shard faults").
+            if self.keeper.as_ref().is_some_and(|k| !k.alive()) {
+                tracing::error!("the keeper process ended (it holds the key and the passwords); exiting so the gateway is restarted");
+                return Err(io::Error::other("the keeper process ended"));
+            }
             if let Some(shard) = self.core.port().dead_shard() {
                 tracing::error!(%shard, "data-plane shard died (its thread ended); exiting so the gateway is restarted");
                 return Err(io::Error::other(format!("data-plane {shard} died")));

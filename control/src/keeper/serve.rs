@@ -1,0 +1,295 @@
+//! The keeper process (`corridor keeper`, started by the gateway; see
+//! [`super`]). Standard input is its socket to the worker. It loads the
+//! configuration, the server key and the password file, says hello, then
+//! answers: signatures on the reading thread (one ECDSA signing is tens of
+//! microseconds, and a TLS handshake waits for it), password checks on a
+//! pool of threads (one PBKDF2 run is ~0.3 s at the default cost).
+//!
+//! Everything it reads comes from the network-facing process, which an
+//! attacker may own: requests are decoded by the total [`wire`] decoder,
+//! a signature is made only over bytes shaped like a TLS server's
+//! signature input ([`is_tls_signature_input`]), and password checks past
+//! the pool's queue are refused, not queued without bound.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::sign::SigningKey;
+use rustls::SignatureScheme;
+use zeroize::Zeroizing;
+
+use super::read_packet;
+use super::wire::{Hello, Reply, Request, MAX_MESSAGE};
+use crate::config::{Config, ConfigError};
+use crate::passwd::PasswordFile;
+use crate::verifier::Credentials;
+
+/// Every scheme rustls's aws-lc-rs keys can sign with, in the order the
+/// worker prefers them.
+const SCHEMES: [SignatureScheme; 9] = [
+    SignatureScheme::ED25519,
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::ECDSA_NISTP384_SHA384,
+    SignatureScheme::ECDSA_NISTP521_SHA512,
+    SignatureScheme::RSA_PSS_SHA256,
+    SignatureScheme::RSA_PSS_SHA384,
+    SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA384,
+];
+
+/// Password checks that may wait for a keeper thread beyond those running.
+const VERIFY_BACKLOG: usize = 64;
+
+/// The TLS 1.3 server `CertificateVerify` context (RFC 8446 §4.4.3).
+const TLS13_CONTEXT: &[u8] = b"TLS 1.3, server CertificateVerify\0";
+
+/// Whether `message` is what a TLS server signs and nothing else:
+///
+/// * TLS 1.3: 64 spaces, the server `CertificateVerify` context string and
+///   a SHA-256 or SHA-384 transcript hash;
+/// * TLS 1.2: client random, server random and ECDHE `ServerECDHParams`
+///   (named curve, a point of a size one of the offered groups has).
+///
+/// A compromised worker can still have the keeper sign a handshake it
+/// relays, which is what holding the key for TLS means; it cannot have
+/// it sign a certificate, a document or another protocol's transcript.
+pub fn is_tls_signature_input(message: &[u8]) -> bool {
+    if let Some(rest) = message.strip_prefix(&[0x20; 64]) {
+        if let Some(hash) = rest.strip_prefix(TLS13_CONTEXT) {
+            return hash.len() == 32 || hash.len() == 48;
+        }
+    }
+    // client_random(32) ‖ server_random(32) ‖ curve_type(1)=named_curve(3)
+    // ‖ named_curve(2) ‖ point_len(1) ‖ point.
+    match message.get(64..) {
+        Some([3, curve_hi, curve_lo, len, point @ ..]) => {
+            let curve = u16::from_be_bytes([*curve_hi, *curve_lo]);
+            let expected = match curve {
+                0x001d => 32,  // X25519
+                0x0017 => 65,  // secp256r1, uncompressed
+                0x0018 => 97,  // secp384r1
+                0x0019 => 133, // secp521r1
+                _ => return false,
+            };
+            usize::from(*len) == expected && point.len() == expected
+        }
+        _ => false,
+    }
+}
+
+/// What the keeper holds.
+struct Secrets {
+    key: Arc<dyn SigningKey>,
+    passwords: Option<Arc<PasswordFile>>,
+}
+
+fn load(config_path: &Path) -> Result<(Secrets, Hello), ConfigError> {
+    let config = Config::load(config_path)?;
+    let provider = crate::tls::provider();
+    let key = crate::tls::load_key(&provider, &config.key)?;
+    let spki = key.public_key().map(|k| k.as_ref().to_vec()).ok_or_else(|| ConfigError {
+        field: "server.key".into(),
+        problem: "the key's public half cannot be derived".into(),
+        fix: "give an RSA, ECDSA or Ed25519 key".into(),
+    })?;
+    let schemes: Vec<u16> =
+        SCHEMES.iter().filter(|s| key.choose_scheme(&[**s]).is_some()).map(|s| u16::from(*s)).collect();
+    let passwords = match &config.password_file {
+        Some(p) => {
+            let file = PasswordFile::load(p).map_err(|e| ConfigError {
+                field: "auth.password_file".into(),
+                problem: e.to_string(),
+                fix: "create or repair it with `corridor passwd`".into(),
+            })?;
+            // `--check-config` refuses this; at run time those users' logins are refused.
+            if let Err(e) = config.check_password_groups(&file) {
+                tracing::warn!("{e}");
+            }
+            Some(Arc::new(file))
+        }
+        None => None,
+    };
+    let hello = Hello::Ready { spki, schemes, algorithm: u8::from(key.algorithm()), passwords: passwords.is_some() };
+    Ok((Secrets { key, passwords }, hello))
+}
+
+/// Runs the keeper until the worker's socket (standard input) closes.
+/// Returns the process exit status.
+pub fn run(config_path: &Path, threads: usize) -> u8 {
+    // Die with the gateway even if it cannot close the socket cleanly.
+    if let Err(e) = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL) {
+        tracing::error!("keeper: cannot ask to die with the gateway: {e}");
+        return 1;
+    }
+    let sock = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => UnixStream::from(fd),
+        Err(e) => {
+            tracing::error!("keeper: no socket on standard input: {e}");
+            return 1;
+        }
+    };
+    let (secrets, hello) = match load(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            let failed = Hello::Failed { field: e.field, problem: e.problem, fix: e.fix };
+            let _ = (&sock).write(&failed.encode());
+            return 2;
+        }
+    };
+    if (&sock).write(&hello.encode()).is_err() {
+        return 1;
+    }
+    tracing::info!(pid = std::process::id(), threads, "keeper ready: it holds the server key and the password file");
+    serve(&sock, &secrets, threads.max(1));
+    0
+}
+
+fn send(sock: &UnixStream, reply: &Reply) {
+    // A failed write means the worker is gone; the reading loop sees it next.
+    let _ = (&*sock).write(&reply.encode());
+}
+
+fn serve(sock: &UnixStream, secrets: &Secrets, threads: usize) {
+    let checks = secrets.passwords.as_ref().and_then(|p| start_checkers(sock, p, threads));
+    let mut buf = Zeroizing::new(vec![0u8; MAX_MESSAGE + 1]);
+    loop {
+        let n = match read_packet(sock, &mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let request = match Request::decode(buf.get(..n).unwrap_or_default()) {
+            Ok(r) => r,
+            Err(e) => {
+                // No id to answer to: the worker's caller times out.
+                tracing::warn!("keeper: dropped {e} ({n} bytes)");
+                continue;
+            }
+        };
+        match request {
+            Request::Sign { id, scheme, message } => send(sock, &sign(&*secrets.key, id, scheme, &message)),
+            Request::Verify { id, user, password } => match &checks {
+                None => send(sock, &Reply::Refused { id, reason: "no password file is configured".into() }),
+                Some(tx) => match tx.try_send(Request::Verify { id, user, password }) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => {
+                        send(sock, &Reply::Refused { id, reason: "too many password checks waiting".into() });
+                    }
+                    Err(TrySendError::Disconnected(_)) => return,
+                },
+            },
+        }
+    }
+}
+
+fn sign(key: &dyn SigningKey, id: u64, scheme: u16, message: &[u8]) -> Reply {
+    if !is_tls_signature_input(message) {
+        tracing::warn!(bytes = message.len(), "keeper: refused to sign something that is no TLS signature input");
+        return Reply::Refused { id, reason: "not a TLS server signature input".into() };
+    }
+    let scheme = SignatureScheme::from(scheme);
+    let Some(signer) = key.choose_scheme(&[scheme]) else {
+        return Reply::Refused { id, reason: format!("the key does not sign with {scheme:?}") };
+    };
+    match signer.sign(message) {
+        Ok(signature) => Reply::Signature { id, signature },
+        Err(e) => Reply::Refused { id, reason: format!("signing failed: {e}") },
+    }
+}
+
+/// The password-check threads; `None` when not one could be started.
+fn start_checkers(sock: &UnixStream, passwords: &Arc<PasswordFile>, threads: usize) -> Option<SyncSender<Request>> {
+    let (tx, rx) = mpsc::sync_channel::<Request>(VERIFY_BACKLOG);
+    let rx = Arc::new(Mutex::new(rx));
+    let mut started = 0;
+    for i in 0..threads {
+        let (rx, passwords) = (rx.clone(), passwords.clone());
+        let Ok(sock) = sock.try_clone() else { continue };
+        let spawned = std::thread::Builder::new()
+            .name(format!("keeper-check{i}"))
+            .spawn(move || check_passwords(&sock, &rx, &*passwords));
+        if spawned.is_ok() {
+            started += 1;
+        }
+    }
+    (started > 0).then_some(tx)
+}
+
+fn check_passwords(sock: &UnixStream, rx: &Mutex<Receiver<Request>>, passwords: &dyn Credentials) {
+    loop {
+        let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(Request::Verify { id, user, password }) = next else { return };
+        let accepted = passwords.verify(&user, &password);
+        send(sock, &Reply::Verdict { id, accepted });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls13(hash_len: usize) -> Vec<u8> {
+        let mut m = vec![0x20; 64];
+        m.extend_from_slice(TLS13_CONTEXT);
+        m.extend(std::iter::repeat_n(0xab, hash_len));
+        m
+    }
+
+    fn tls12(curve: u16, len: u8, point: usize) -> Vec<u8> {
+        let mut m = vec![7u8; 64];
+        m.push(3);
+        m.extend_from_slice(&curve.to_be_bytes());
+        m.push(len);
+        m.extend(std::iter::repeat_n(4, point));
+        m
+    }
+
+    #[test]
+    fn only_tls_server_signature_inputs_are_signed() {
+        assert!(is_tls_signature_input(&tls13(32)));
+        assert!(is_tls_signature_input(&tls13(48)));
+        assert!(is_tls_signature_input(&tls12(0x001d, 32, 32)));
+        assert!(is_tls_signature_input(&tls12(0x0017, 65, 65)));
+        assert!(is_tls_signature_input(&tls12(0x0018, 97, 97)));
+
+        assert!(!is_tls_signature_input(&tls13(31)));
+        assert!(!is_tls_signature_input(&tls13(64)));
+        // The client's context is not the server's.
+        let mut client = vec![0x20; 64];
+        client.extend_from_slice(b"TLS 1.3, client CertificateVerify\0");
+        client.extend([0; 32]);
+        assert!(!is_tls_signature_input(&client));
+        // A point of the wrong size, a length that lies, an unknown curve.
+        assert!(!is_tls_signature_input(&tls12(0x001d, 32, 33)));
+        assert!(!is_tls_signature_input(&tls12(0x0017, 64, 65)));
+        assert!(!is_tls_signature_input(&tls12(0x1234, 32, 32)));
+        // A certificate's TBS, a bare hash, nothing.
+        assert!(!is_tls_signature_input(&[0x30, 0x82, 0x01, 0x0a, 0x02, 0x01]));
+        assert!(!is_tls_signature_input(&[0u8; 32]));
+        assert!(!is_tls_signature_input(&[]));
+    }
+
+    #[test]
+    fn the_keeper_signs_what_its_key_can_and_refuses_the_rest() {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let pkcs8 = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &rng,
+        )
+        .expect("key");
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(pkcs8.as_ref().to_vec().into());
+        let key = crate::tls::provider().key_provider.load_private_key(der).expect("load");
+        let scheme = u16::from(SignatureScheme::ECDSA_NISTP256_SHA256);
+        match sign(&*key, 9, scheme, &tls13(32)) {
+            Reply::Signature { id: 9, signature } => assert!(!signature.is_empty()),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(sign(&*key, 1, scheme, b"a document"), Reply::Refused { id: 1, .. }));
+        let rsa = u16::from(SignatureScheme::RSA_PSS_SHA256);
+        assert!(matches!(sign(&*key, 2, rsa, &tls13(32)), Reply::Refused { id: 2, .. }));
+    }
+}

@@ -138,6 +138,27 @@ enum BenchCommand {
         #[arg(long, default_value_t = 0.05)]
         threshold: f64,
     },
+    /// Unauthenticated datagrams at a gateway's DTLS port from one address
+    /// and many ports (scripts/flood-bench.sh).
+    Flood {
+        /// The gateway's DTLS address.
+        #[arg(long)]
+        target: std::net::SocketAddr,
+        /// The one source address the flood's sockets bind.
+        #[arg(long)]
+        bind: std::net::IpAddr,
+        /// Source ports (one socket each).
+        #[arg(long, default_value_t = 64)]
+        ports: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Datagrams per second in all; 0 = as fast as one thread sends.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
+        /// client-hello (a real ClientHello, random App-ID), garbage, or mixed.
+        #[arg(long, default_value = "client-hello")]
+        kind: bench::flood::FloodKind,
+    },
     /// Echo UDP datagrams back to their sender (the udp-echo reflector).
     Reflect {
         #[arg(long, default_value = "10.99.0.2:9000")]
@@ -164,6 +185,21 @@ fn main() -> ExitCode {
 
 fn bench_command(command: BenchCommand) -> ExitCode {
     match command {
+        BenchCommand::Flood { target, bind, ports, seconds, rate, kind } => {
+            let params = bench::flood::FloodParams { target, bind, ports, seconds, rate, kind };
+            // SIGTERM ends the flood early, with its report.
+            let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
+            match bench::flood::flood(&params, &stop) {
+                Ok(report) => {
+                    println!("{}", report.line(&params));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("corridor bench flood: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         BenchCommand::Reflect { listen } => match bench::load::reflect(listen) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

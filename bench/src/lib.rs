@@ -25,6 +25,7 @@ use std::hint::black_box;
 mod classify;
 pub mod compare;
 mod deframe;
+pub mod flood;
 mod handshake;
 pub mod load;
 mod offload;

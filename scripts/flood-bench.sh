@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# A handshake storm with and without a flood at the gateway's DTLS port
+# (the hardening issue's "under such a flood a handshake storm keeps
+# ≥ 0.8× its unloaded rate with no failures"). Not part of the test command.
+#
+#   sudo bash scripts/flood-bench.sh [--rounds N] [--devices N] [--kind K]
+#                                    [--flood-rate PPS] [--out DIR] [--prefix P]
+#
+#   --rounds N       unloaded/flooded pairs, alternated (default 3)
+#   --devices N      devices per storm (default 500, 64 handshaking at once)
+#   --kind K         client-hello (a real ClientHello, a random App-ID each:
+#                    default), garbage or mixed
+#   --flood-rate PPS the flood's datagrams per second; 0 (default) = as fast
+#                    as one sender thread goes
+#   --out DIR        results (default target/flood-bench/DATE-COMMIT)
+#   --prefix P       namespace prefix (default fb)
+#
+# The flood comes from one address of its own in the device namespace
+# (10.10.0.9), 64 source ports, as in the issue's measurement; the storm's
+# devices log in from 10.10.0.2. Each round runs the storm alone, then
+# with `corridor bench flood` running beside it (started 1 s before, for
+# longer than the storm). Output: each storm's JSON, the gateway's shard
+# counters after each, summary.md with hs/s unloaded and flooded, the
+# ratio per round and its median, failures, and the flood's drop counters.
+# Exit status 1 when the median ratio is below 0.8 or a flooded storm had
+# failures (the issue's bar), 2 on a setup failure.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SCRIPTS="$REPO/scripts"
+# shellcheck source=scripts/lib/packages.sh
+. "$SCRIPTS/lib/packages.sh"
+# shellcheck source=scripts/lib/proc.sh
+. "$SCRIPTS/lib/proc.sh"
+# shellcheck source=scripts/lib/log.sh
+. "$SCRIPTS/lib/log.sh"
+LOG_NAME=flood-bench
+# shellcheck source=scripts/lib/gateway.sh
+. "$SCRIPTS/lib/gateway.sh"
+
+ROUNDS=3
+DEVICES=500
+KIND=client-hello
+FLOOD_RATE=0
+OUT=""
+PREFIX=fb
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --rounds) ROUNDS="$2"; shift 2 ;;
+    --devices) DEVICES="$2"; shift 2 ;;
+    --kind) KIND="$2"; shift 2 ;;
+    --flood-rate) FLOOD_RATE="$2"; shift 2 ;;
+    --out) OUT="$2"; shift 2 ;;
+    --prefix) PREFIX="$2"; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+NS_DEVICE="${PREFIX}device"
+NS_GATEWAY="${PREFIX}gateway"
+GATEWAY_IP=10.10.0.1
+FLOOD_IP=10.10.0.9
+POOL=192.168.64.0/18
+CORRIDOR="$REPO/target/release/corridor"
+COMMIT="$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+[ -n "$OUT" ] || OUT="$REPO/target/flood-bench/$(date -u +%Y%m%dT%H%M%SZ)-$COMMIT"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+WORK="$(mktemp -d /tmp/corridor-flood.XXXXXX)"
+PASSWORD="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+GATEWAY_PID=""
+FLOOD_PID=""
+
+cleanup() { # RC
+    stop_pid "$FLOOD_PID" 5
+    stop_pid "$GATEWAY_PID" 10
+    "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
+    if [ "$1" -ne 0 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+on_exit cleanup
+
+storm() { # JSON
+    printf '%s\n' "$PASSWORD" | ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run handshake-storm \
+        --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
+        --devices "$DEVICES" --concurrency 64 --json "$1" >"${1%.json}.txt"
+}
+
+metrics() { # FILE
+    ip netns exec "$NS_DEVICE" curl -s --max-time 5 "http://$GATEWAY_IP:9100/metrics" >"$1" || true
+}
+
+main() {
+    [ "$(id -u)" -eq 0 ] || { echo "run as root (namespaces, TUN)" >&2; exit 2; }
+    step "packages and build (release)"
+    install_missing iproute2 openssl curl python3
+    (cd "$REPO" && cargo build --release --quiet)
+    step "certificates, topology (prefix $PREFIX), corridor"
+    "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
+    "$SCRIPTS/topology.sh" down "$PREFIX"
+    "$SCRIPTS/topology.sh" up "$PREFIX"
+    ip -n "$NS_DEVICE" addr add "$FLOOD_IP/24" dev to-gw
+    mkdir -p "$WORK/corridor"
+    gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/flood-bench.sh \
+        server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
+        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
+        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
+        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
+        "${LOAD_GENERATOR_LIMITS[@]}"
+    printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
+    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
+        { tail -n 30 "$WORK/corridor/gateway.log" >&2; exit 2; }
+    info "corridor pid $GATEWAY_PID; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+    local r flood_secs
+    # Longer than any storm: it is stopped when the storm ends.
+    flood_secs=600
+    for r in $(seq 1 "$ROUNDS"); do
+        step "round $r/$ROUNDS: storm alone"
+        storm "$OUT/alone-$r.json"
+        metrics "$OUT/alone-$r.metrics.txt"
+        step "round $r/$ROUNDS: storm beside a $KIND flood (rate ${FLOOD_RATE:-0}, 0 = flat out)"
+        ip netns exec "$NS_DEVICE" "$CORRIDOR" bench flood --target "$GATEWAY_IP:443" --bind "$FLOOD_IP" \
+            --ports 64 --seconds "$flood_secs" --rate "$FLOOD_RATE" --kind "$KIND" >"$OUT/flood-$r.txt" 2>&1 &
+        FLOOD_PID=$!
+        sleep 1
+        storm "$OUT/flooded-$r.json"
+        metrics "$OUT/flooded-$r.metrics.txt"
+        stop_pid "$FLOOD_PID" 5 # SIGTERM: it prints what it sent and exits
+        FLOOD_PID=""
+        alive "$GATEWAY_PID" || die "corridor died during round $r"
+    done
+
+    step "summary ($OUT/summary.md)"
+    local rc=0
+    python3 - "$OUT" "$ROUNDS" "$KIND" "$FLOOD_RATE" "$(nproc)" "$COMMIT" <<'EOF' | tee "$OUT/summary.md" || rc=$?
+import json, statistics, sys, re, pathlib
+out, rounds, kind, rate, cores, commit = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+def fig(name, key):
+    return json.loads((out / name).read_text())["figures"][key]
+def counters(name):
+    total = {}
+    for line in (out / name).read_text().splitlines():
+        m = re.match(r'(corridor_shard_handshakes_\w+_total)\{[^}]*\} (\d+)', line)
+        if m:
+            total[m.group(1)] = total.get(m.group(1), 0) + int(m.group(2))
+    return total
+print(f"# flood-bench: handshake storm alone and beside a {kind} flood (commit {commit}, {cores} cores)\n")
+print("| round | alone hs/s | flooded hs/s | ratio | failures alone / flooded |")
+print("|---|---:|---:|---:|---|")
+ratios, failures = [], 0
+for r in range(1, rounds + 1):
+    a, f = fig(f"alone-{r}.json", "handshakes_per_s"), fig(f"flooded-{r}.json", "handshakes_per_s")
+    fa, ff = fig(f"alone-{r}.json", "failures"), fig(f"flooded-{r}.json", "failures")
+    failures += ff
+    ratios.append(f / a if a else 0.0)
+    print(f"| {r} | {a:.0f} | {f:.0f} | {ratios[-1]:.2f} | {fa} / {ff} |")
+median = statistics.median(ratios)
+print(f"\nmedian flooded/alone: **{median:.2f}×**; failures under flood: {failures}\n")
+print("Flood (per round): " + "; ".join((out / f"flood-{r}.txt").read_text().strip().replace("\n", ", ") for r in range(1, rounds + 1)))
+before, after = counters(f"alone-{rounds}.metrics.txt"), counters(f"flooded-{rounds}.metrics.txt")
+print(f"\nShard handshake counters across the last flooded storm (delta):\n")
+for k in sorted(after):
+    d = after[k] - before.get(k, 0)
+    if d:
+        print(f"- `{k}`: {d}")
+ok = median >= 0.8 and failures == 0
+print(f"\n{'PASS' if ok else 'FAIL'}: the bar is ≥ 0.80× with no failures")
+sys.exit(0 if ok else 1)
+EOF
+    return "$rc"
+}
+
+main

@@ -176,7 +176,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Gateway { config, check_config: true } => check_gateway_config(&config),
         Command::Gateway { config, check_config: false } => gateway(&config),
-        Command::Keeper { config, threads } => ExitCode::from(control::keeper::serve::run(&config, threads)),
+        Command::Keeper { config, threads } => {
+            // The keeper ends when the gateway does (its socket closes): a
+            // terminal's SIGINT or SIGHUP to the whole process group, or
+            // systemd's SIGTERM to the whole unit, must not end it first.
+            for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+                let _ = signal_hook::flag::register(sig, Arc::new(AtomicBool::new(false)));
+            }
+            ExitCode::from(control::keeper::serve::run(&config, threads))
+        }
         Command::Relay { config } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
         Command::Bench { command } => bench_command(command),
@@ -361,6 +369,12 @@ fn gateway(path: &std::path::Path) -> ExitCode {
     let keeper_pid = keeper.pid();
     let user = config.user.clone();
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
+    // SIGHUP reloads (docs/operations.md): set a flag the event loop polls.
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        eprintln!("corridor: cannot install the SIGHUP handler: {e}");
+        return ExitCode::FAILURE;
+    }
     let gw = match control::Gateway::start(config, control::Secrets::Keeper(keeper)) {
         Ok(g) => g,
         Err(control::StartError::Config(e)) => {
@@ -386,7 +400,7 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match gw.run(&stop) {
+    match gw.reload_on(reload, path.to_path_buf()).run(&stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corridor: event loop failed: {e}");

@@ -214,43 +214,6 @@ fn garbage_udp_and_spoofed_inner_sources_are_counted_drops() {
     assert_eq!(udp_echo(&client.ns, 10), 10, "the session itself is unharmed");
 }
 
-/// A second device namespace on its own link to the gateway.
-struct SecondDevice {
-    ns: String,
-}
-
-impl SecondDevice {
-    fn add(t: &Topology) -> Self {
-        let ns = format!("{}device2", t.prefix);
-        let gw = t.gateway();
-        let cmds = [
-            format!("ip netns add {ns}"),
-            format!("ip -n {gw} link add to-dev2 type veth peer name to-gw netns {ns}"),
-            format!("ip -n {gw} addr add 10.10.1.1/24 dev to-dev2"),
-            format!("ip -n {gw} link set to-dev2 up"),
-            format!("ip -n {ns} addr add 10.10.1.2/24 dev to-gw"),
-            format!("ip -n {ns} link set to-gw up"),
-            format!("ip -n {ns} link set lo up"),
-            format!("ip -n {ns} route add default via 10.10.1.1"),
-            format!("mkdir -p /etc/netns/{ns} && touch /etc/netns/{ns}/resolv.conf"),
-        ];
-        for c in cmds {
-            run(Command::new("sh").arg("-c").arg(&c));
-        }
-        Self { ns }
-    }
-}
-
-impl Drop for SecondDevice {
-    fn drop(&mut self) {
-        let ns = &self.ns;
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}; rm -rf /etc/netns/{ns}"))
-            .status();
-    }
-}
-
 #[test]
 fn a_second_clients_traffic_never_reaches_the_first() {
     let t = Topology::up();
@@ -402,22 +365,6 @@ fn a_slow_password_check_does_not_stall_other_sessions() {
     assert_eq!(gw.metric("corridor_login_failures_total"), 0);
 }
 
-/// openconnect for `user` in the second device namespace.
-fn second_device_client(t: &Topology, d2: &SecondDevice, user: &str) -> Client {
-    let mut cmd = ns(&d2.ns, "openconnect");
-    cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", "tun1", "--cafile"])
-        .arg(t.dir.join("ca.crt"))
-        .args(["--user", user, "--passwd-on-stdin", &format!("https://{GATEWAY_IP}/")]);
-    let mut proc = Proc::spawn(&format!("openconnect ({user}, second device)"), cmd);
-    if let Some(mut stdin) = proc.child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
-    }
-    let mut c = Client { proc, ns: d2.ns.clone(), address: String::new() };
-    c.address = c.wait_address(Duration::from_secs(30));
-    c
-}
-
 #[test]
 fn fifty_wrong_passwords_from_one_source_get_it_banned_while_another_source_logs_in() {
     let t = Topology::up();
@@ -440,7 +387,7 @@ fn fifty_wrong_passwords_from_one_source_get_it_banned_while_another_source_logs
     gw.proc.log.wait_for("source banned", Duration::from_secs(1));
     // Another source logs in normally, as alice herself.
     let d2 = SecondDevice::add(&t);
-    let alice = second_device_client(&t, &d2, "alice");
+    let alice = d2.client(&t, "alice", PASSWORD);
     assert!(alice.address.starts_with("192.168.99."), "{}", alice.address);
     assert_eq!(gw.metric("corridor_logins_total"), 1);
     // The banned source is still refused, before TLS.
@@ -458,7 +405,7 @@ fn a_pre_auth_flood_from_one_source_stops_at_its_cap_while_sessions_reconnect_an
     let _org = Org::start(&t);
     let gw = Gateway::start(&t, &GatewayOptions::default());
     let d2 = SecondDevice::add(&t);
-    let alice = second_device_client(&t, &d2, "alice");
+    let alice = d2.client(&t, "alice", PASSWORD);
     // From the device namespace: 70 idle TCP connections (past the
     // per-source cap of 64), 3 of TLS garbage, 3 TLS connections that
     // pipeline requests and never read; all held open.

@@ -23,6 +23,10 @@ pub enum EndReason {
     NeverConnected,
     AdminKill,
     Shutdown,
+    /// A reload's password file no longer has the user (removed or locked).
+    UserRemoved,
+    /// A reload's configuration no longer has the session's group.
+    GroupRemoved,
 }
 
 impl core::fmt::Display for EndReason {
@@ -35,6 +39,8 @@ impl core::fmt::Display for EndReason {
             EndReason::NeverConnected => "no CONNECT within the connect grace period after login",
             EndReason::AdminKill => "administrator",
             EndReason::Shutdown => "gateway shutdown",
+            EndReason::UserRemoved => "user_removed: the user is no longer in the password file",
+            EndReason::GroupRemoved => "group_removed: the session's group is no longer configured",
         })
     }
 }

@@ -29,20 +29,30 @@ pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(provider)
 }
 
+/// The certificates of a PEM text (`what` names it in errors): at least one.
+pub fn certificates(field: &str, what: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| e(field, format!("{}: {err}", what.display()), "give PEM certificates"))?;
+    if certs.is_empty() {
+        return Err(e(field, format!("{} holds no certificate", what.display()), "give PEM certificates"));
+    }
+    Ok(certs)
+}
+
+fn read(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|err| e(field, format!("{}: {err}", path.display()), "point it at a readable PEM file"))
+}
+
 /// The server certificate chain (`server.cert`): public, so the
 /// network-facing process reads it itself.
 pub fn load_chain(cert: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|err| e("server.cert", format!("{}: {err}", cert.display()), "give a PEM certificate chain"))?;
-    if chain.is_empty() {
-        return Err(e(
-            "server.cert",
-            format!("{} holds no certificate", cert.display()),
-            "give a PEM certificate chain",
-        ));
-    }
-    Ok(chain)
+    certificates("server.cert", cert, &read("server.cert", cert)?)
+}
+
+/// The client CA certificates (`auth.client_ca`).
+pub fn load_client_ca(ca: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    certificates("auth.client_ca", ca, &read("auth.client_ca", ca)?)
 }
 
 /// The server private key (`server.key`) as a signing key of `provider`.
@@ -64,6 +74,7 @@ pub fn server_config(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Resul
     let provider = provider();
     let chain = load_chain(cert)?;
     let key = load_key(&provider, key)?;
+    let client_ca = client_ca.map(load_client_ca).transpose()?;
     server_config_with_key(provider, chain, key, client_ca)
 }
 
@@ -74,7 +85,7 @@ pub fn server_config_with_key(
     provider: Arc<CryptoProvider>,
     chain: Vec<CertificateDer<'static>>,
     key: Arc<dyn SigningKey>,
-    client_ca: Option<&Path>,
+    client_ca: Option<Vec<CertificateDer<'static>>>,
 ) -> Result<Arc<ServerConfig>, ConfigError> {
     let certified = CertifiedKey::new(chain, key);
     certified.keys_match().map_err(|err| e("server.key", err.to_string(), "the key must match the certificate"))?;
@@ -84,12 +95,7 @@ pub fn server_config_with_key(
     let builder = match client_ca {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca)
-                .map_err(|err| e("auth.client_ca", format!("{}: {err}", ca.display()), "give a PEM CA certificate"))?
-            {
-                let c = c.map_err(|err| {
-                    e("auth.client_ca", format!("{}: {err}", ca.display()), "give a PEM CA certificate")
-                })?;
+            for c in ca {
                 roots.add(c).map_err(|err| e("auth.client_ca", err.to_string(), "give a valid CA certificate"))?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)

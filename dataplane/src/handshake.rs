@@ -173,6 +173,13 @@ impl Handshakes {
         self.authorized.insert(a.app_id.clone(), a);
     }
 
+    /// A later handshake of `session` installs it with `policy`.
+    pub fn repolicy(&mut self, session: SessionId, policy: &Policy) {
+        if let Some(a) = self.app_id_of.get(&session).and_then(|id| self.authorized.get_mut(id)) {
+            a.policy = policy.clone();
+        }
+    }
+
     /// The session ended: no new handshake for it.
     pub fn deauthorize(&mut self, session: SessionId) {
         if let Some(app_id) = self.app_id_of.remove(&session) {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use dtls::CipherSuite;
-use proto::grant::{SessionGrant, SessionId};
+use proto::grant::{Policy, SessionGrant, SessionId};
 
 use crate::handshake::Authorization;
 
@@ -55,6 +55,11 @@ pub enum ToShard {
     /// buffer it came in (control copies it out of the TLS stream once,
     /// already with that room: [`proto::cstp::Deframer::next_frame_with_headroom`]).
     TunWrite { session: SessionId, frame: Vec<u8> },
+    /// The session's group changed its policy (a configuration reload):
+    /// its installed session, and its authorisation for a later handshake,
+    /// admit by `policy` from the next packet on. Unknown sessions are
+    /// ignored.
+    Repolicy { session: SessionId, policy: Box<Policy> },
 }
 
 /// Bytes in front of the packet in [`ToShard::TunWrite`]'s frame.

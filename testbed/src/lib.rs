@@ -20,6 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod config;
+mod second;
+pub use second::SecondDevice;
 
 pub const GATEWAY_IP: &str = "10.10.0.1";
 pub const ORG_IP: &str = "10.99.0.2";

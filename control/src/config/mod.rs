@@ -19,7 +19,8 @@ fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Confi
 mod files;
 mod limits;
 mod raw;
-pub use files::check_private;
+mod reload;
+pub use files::{check_private, Disk, Files, Recorder, Replay};
 pub use limits::{BanPoints, Limits};
 use raw::*;
 pub use raw::{MAX_VERIFY_QUEUE, MAX_VERIFY_THREADS};
@@ -129,7 +130,11 @@ fn nets(field: &str, v: &[String]) -> Result<Vec<Ipv4Net>, ConfigError> {
         .collect()
 }
 
-fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayTarget>, ConfigError> {
+fn relays(
+    raw: &[RawRelay],
+    base: &Path,
+    files: &dyn Files,
+) -> Result<Vec<crate::relay_link::RelayTarget>, ConfigError> {
     if raw.len() > crate::relay_link::MAX_RELAYS {
         return Err(err(
             "relay",
@@ -157,24 +162,33 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
                 "use the name devices connect to, e.g. \"vpn.example.com\"",
             ));
         }
-        if let Some(p) = &r.token_file {
-            check_private(&f("token_file"), &if p.is_relative() { base.join(p) } else { p.clone() })?;
-        }
+        let from_file = match &r.token_file {
+            Some(p) => {
+                Some(files.read(&f("token_file"), &if p.is_relative() { base.join(p) } else { p.clone() }, true)?)
+            }
+            None => None,
+        };
         if r.token.is_some() {
             tracing::warn!(
                 field = %f("token"),
                 "an inline relay token sits in the configuration file; move it to a token_file of mode 600"
             );
         }
+        // A file's text (read through `files`, trimmed of its newline)
+        // stands in for an inline token; both or neither is refused below.
+        let (file, inline) = match (&from_file, &r.token) {
+            (Some(text), None) => (None, Some(text.trim())),
+            _ => (r.token_file.as_deref(), r.token.as_deref()),
+        };
         let token = secret(
             &format!("relay[{i}]"),
-            r.token_file.as_deref(),
-            r.token.as_deref(),
+            file,
+            inline,
             base,
             MIN_RELAY_TOKEN,
             "the secret of this name on the relay (its [[gateway]] token_file)",
         )?;
-        let trust = relay_trust(r, base, &f)?;
+        let trust = relay_trust(r, base, files, &f)?;
         let name = r.name.to_ascii_lowercase();
         if out.iter().any(|o| o.address == address && o.name == name) {
             return Err(err(
@@ -193,6 +207,7 @@ fn relays(raw: &[RawRelay], base: &Path) -> Result<Vec<crate::relay_link::RelayT
 fn relay_trust(
     r: &RawRelay,
     base: &Path,
+    files: &dyn Files,
     f: &dyn Fn(&str) -> String,
 ) -> Result<crate::relay_link::RelayTrust, ConfigError> {
     let pin = match &r.pin_sha256 {
@@ -206,9 +221,14 @@ fn relay_trust(
         None => None,
     };
     let ca = match &r.ca_file {
-        Some(file) => crate::relay_link::tls::ca_certificates(&base.join(file)).map_err(|problem| {
-            err(&f("ca_file"), problem, "give the PEM CA certificate that signed the relay's link certificate")
-        })?,
+        Some(file) => {
+            let path = base.join(file);
+            let text = files.read(&f("ca_file"), &path, false)?;
+            crate::tls::certificates(&f("ca_file"), &path, text.as_bytes()).map_err(|e| ConfigError {
+                fix: "give the PEM CA certificate that signed the relay's link certificate".into(),
+                ..e
+            })?
+        }
         None => Vec::new(),
     };
     if pin.is_none() && ca.is_empty() {
@@ -225,7 +245,7 @@ fn relay_trust(
     Ok(trust)
 }
 
-fn cluster(c: &RawCluster, base: &Path) -> Result<crate::cluster::Cluster, ConfigError> {
+fn cluster(c: &RawCluster, base: &Path, files: &dyn Files) -> Result<crate::cluster::Cluster, ConfigError> {
     if c.nodes == 0 || c.nodes > 64 {
         return Err(err("cluster.nodes", format!("{}", c.nodes), "count the gateways that share the name: 1..=64"));
     }
@@ -237,20 +257,7 @@ fn cluster(c: &RawCluster, base: &Path) -> Result<crate::cluster::Cluster, Confi
         ));
     }
     let p = if c.secret_file.is_relative() { base.join(&c.secret_file) } else { c.secret_file.clone() };
-    if p.exists() {
-        check_private("cluster.secret_file", &p)?;
-    }
-    let secret = std::fs::read_to_string(&p)
-        .map_err(|e| {
-            err(
-                "cluster.secret_file",
-                format!("cannot read {}: {e}", p.display()),
-                "point it at the secret every node of the cluster holds",
-            )
-        })?
-        .trim()
-        .as_bytes()
-        .to_vec();
+    let secret = files.read("cluster.secret_file", &p, true)?.trim().as_bytes().to_vec();
     if secret.len() < 32 {
         return Err(err(
             "cluster.secret_file",
@@ -268,11 +275,17 @@ fn secs(v: u32) -> Option<Duration> {
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err("(file)", format!("cannot read {}: {e}", path.display()), "pass an existing file with --config")
-        })?;
+        Self::load_with(path, &Disk)
+    }
+
+    /// Reads and checks a configuration file, reaching it and every file it
+    /// names through `files`.
+    pub fn load_with(path: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
+        let text = files
+            .read("(file)", path, false)
+            .map_err(|e| ConfigError { fix: "pass an existing file with --config".into(), ..e })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut c = Self::parse_in(&text, base)?;
+        let mut c = Self::parse_with(&text, base, files)?;
         for p in
             [Some(&mut c.cert), Some(&mut c.key), c.password_file.as_mut(), c.client_ca.as_mut()].into_iter().flatten()
         {
@@ -280,18 +293,19 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        c.check_files()?;
+        c.check_files(files)?;
         Ok(c)
     }
 
     /// Parses and checks configuration text (paths are not checked here;
     /// relay token files are read relative to the working directory).
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        Self::parse_in(text, Path::new("."))
+        Self::parse_with(text, Path::new("."), &Disk)
     }
 
-    /// As [`Config::parse`], with relay token files relative to `base`.
-    fn parse_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
+    /// As [`Config::parse`], with the files it names relative to `base`,
+    /// read through `files`.
+    fn parse_with(text: &str, base: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
             err(
@@ -441,9 +455,9 @@ impl Config {
                 split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
             });
         }
-        let relays = relays(&raw.relays, base)?;
+        let relays = relays(&raw.relays, base, files)?;
         let cluster = match &raw.cluster {
-            Some(c) => Some(cluster(c, base)?),
+            Some(c) => Some(cluster(c, base, files)?),
             None => None,
         };
         // A cookie any node honours must end somewhere: without a session
@@ -502,23 +516,14 @@ impl Config {
         })
     }
 
-    fn check_files(&self) -> Result<(), ConfigError> {
-        let must = |field: &str, p: &Path, what: &str| {
-            if p.is_file() {
-                Ok(())
-            } else {
-                Err(err(field, format!("{} does not exist", p.display()), format!("point it at the {what}")))
-            }
-        };
-        must("server.cert", &self.cert, "server certificate chain (PEM)")?;
-        must("server.key", &self.key, "server private key (PEM)")?;
-        check_private("server.key", &self.key)?;
+    fn check_files(&self, files: &dyn Files) -> Result<(), ConfigError> {
+        files.check("server.cert", &self.cert, false)?;
+        files.check("server.key", &self.key, true)?;
         if let Some(p) = &self.password_file {
-            must("auth.password_file", p, "password file made with `corridor passwd`")?;
-            check_private("auth.password_file", p)?;
+            files.check("auth.password_file", p, true)?;
         }
         if let Some(p) = &self.client_ca {
-            must("auth.client_ca", p, "CA certificate (PEM) that signs client certificates")?;
+            files.check("auth.client_ca", p, false)?;
         }
         Ok(())
     }

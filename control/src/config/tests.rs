@@ -87,7 +87,11 @@ fn the_cluster_is_checked() {
         std::fs::set_permissions(dir.join(k), std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
     }
     let with = |key: &str, node: u32, nodes: u32| {
-        Config::parse_in(&format!("{GOOD}[cluster]\nsecret_file = \"{key}\"\nnode = {node}\nnodes = {nodes}\n"), &dir)
+        Config::parse_with(
+            &format!("{GOOD}[cluster]\nsecret_file = \"{key}\"\nnode = {node}\nnodes = {nodes}\n"),
+            &dir,
+            &Disk,
+        )
     };
     let c = with("good.key", 2, 2).expect("valid").cluster.expect("cluster");
     assert_eq!((c.node, c.nodes, c.secret.len()), (2, 2, 32), "the newline is not part of the secret");
@@ -105,9 +109,10 @@ fn the_cluster_is_checked() {
     let open = with("open.key", 1, 2).expect_err("world-readable");
     assert_eq!(open.fix, format!("chmod 600 {}", dir.join("open.key").display()), "{open}");
     // A cluster's cookies must expire: session_timeout = 0 is refused.
-    let never = Config::parse_in(
+    let never = Config::parse_with(
         &format!("{GOOD}[timers]\nsession_timeout = 0\n[cluster]\nsecret_file = \"good.key\"\nnode = 1\nnodes = 2\n"),
         &dir,
+        &Disk,
     )
     .expect_err("a cluster without a session timeout");
     assert_eq!(never.field, "timers.session_timeout", "{never}");

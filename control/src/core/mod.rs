@@ -40,6 +40,7 @@ mod counters;
 mod effect;
 mod handoff;
 mod login;
+mod reload;
 mod throttle;
 mod tunnel;
 
@@ -55,6 +56,7 @@ use proto::http::Limits;
 pub use bans::{Misbehaviour, Source};
 pub use counters::ControlCounters;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict};
+pub use reload::ReloadOutcome;
 
 use crate::config::Config;
 use crate::pool::AddressPool;

@@ -6,6 +6,7 @@
 
 mod conn;
 mod metrics;
+mod reload;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
@@ -55,6 +56,8 @@ pub struct Gateway {
     relays: RelayLinks,
     /// The process holding the key and the password file, when separated.
     keeper: Option<Arc<Keeper>>,
+    /// The SIGHUP flag and the configuration file a reload rereads.
+    reload: Option<(Arc<AtomicBool>, std::path::PathBuf)>,
 }
 
 /// Where the server key and the password file are.
@@ -124,10 +127,15 @@ impl Gateway {
             }
             Secrets::Keeper(keeper) => {
                 let chain = crate::tls::load_chain(&config.cert).map_err(StartError::Config)?;
-                let key = RemoteKey::signing_key(keeper.clone());
-                let tls =
-                    crate::tls::server_config_with_key(crate::tls::provider(), chain, key, config.client_ca.as_deref())
-                        .map_err(StartError::Config)?;
+                let key = RemoteKey::signing_key(keeper.clone(), keeper.facts().clone());
+                let client_ca = config
+                    .client_ca
+                    .as_deref()
+                    .map(crate::tls::load_client_ca)
+                    .transpose()
+                    .map_err(StartError::Config)?;
+                let tls = crate::tls::server_config_with_key(crate::tls::provider(), chain, key, client_ca)
+                    .map_err(StartError::Config)?;
                 let credentials = keeper
                     .facts()
                     .passwords
@@ -204,6 +212,7 @@ impl Gateway {
                 Secrets::Keeper(k) => Some(k),
                 Secrets::Local => None,
             },
+            reload: None,
         })
     }
 
@@ -257,6 +266,7 @@ impl Gateway {
                 last_tick = now;
                 self.on_tick(now);
             }
+            self.reload_if_asked(now);
         }
         let now = Instant::now();
         self.core.shutdown();

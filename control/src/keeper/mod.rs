@@ -49,7 +49,7 @@ use zeroize::Zeroizing;
 
 use crate::config::ConfigError;
 use crate::verifier::Credentials;
-use wire::{Hello, Reply, Request, MAX_MESSAGE};
+use wire::{Hello, KeyHello, Reply, Request, MAX_REPLY};
 
 /// How long start-up waits for the keeper's hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,6 +59,8 @@ const SIGN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a password check may take: the keeper runs as many at once as
 /// the worker has verifier threads, so a check waits for its own PBKDF2 run.
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a reload's steps may take: reading a few files and a key.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the keeper could not be started.
 #[derive(Debug)]
@@ -88,6 +90,25 @@ pub struct KeyFacts {
     pub algorithm: SignatureAlgorithm,
     /// A password file is loaded: password logins are possible.
     pub passwords: bool,
+}
+
+impl From<KeyHello> for KeyFacts {
+    fn from(k: KeyHello) -> Self {
+        Self {
+            spki: k.spki,
+            schemes: k.schemes.into_iter().map(SignatureScheme::from).collect(),
+            algorithm: SignatureAlgorithm::from(k.algorithm),
+            passwords: k.passwords,
+        }
+    }
+}
+
+/// A reload the keeper prepared: the texts of every file the configuration
+/// read, by path, and the password users gone since the running file.
+#[derive(Debug)]
+pub struct Prepared {
+    pub texts: HashMap<std::path::PathBuf, String>,
+    pub removed_users: Vec<String>,
 }
 
 type Waiters = Mutex<HashMap<u64, SyncSender<Reply>>>;
@@ -123,7 +144,7 @@ impl Keeper {
             .map_err(|e| fail(&format!("starting {}", exe.display()), &e))?;
         let sock = UnixStream::from(ours);
         sock.set_read_timeout(Some(HELLO_TIMEOUT)).map_err(|e| fail("socket", &e))?;
-        let mut buf = vec![0u8; MAX_MESSAGE + 1];
+        let mut buf = vec![0u8; MAX_REPLY + 1];
         let n = (&sock).read(&mut buf).map_err(|e| fail("waiting for its hello", &e))?;
         if n == 0 {
             return Err(KeeperError::Failed("it ended before saying hello (its log says why)".into()));
@@ -132,12 +153,7 @@ impl Keeper {
             Hello::Failed { field, problem, fix } => {
                 return Err(KeeperError::Config(ConfigError { field, problem, fix }))
             }
-            Hello::Ready { spki, schemes, algorithm, passwords } => KeyFacts {
-                spki,
-                schemes: schemes.into_iter().map(SignatureScheme::from).collect(),
-                algorithm: SignatureAlgorithm::from(algorithm),
-                passwords,
-            },
+            Hello::Ready(key) => KeyFacts::from(key),
         };
         sock.set_read_timeout(None).map_err(|e| fail("socket", &e))?;
         let keeper = Arc::new(Self {
@@ -171,6 +187,30 @@ impl Keeper {
         self.alive.load(Ordering::Relaxed)
     }
 
+    /// A reload's first step: the keeper reads and checks everything again
+    /// and keeps it aside; nothing changes yet. The error is the keeper's
+    /// account of the mistake (a [`ConfigError`]'s text).
+    pub fn prepare(&self) -> Result<Prepared, String> {
+        match self.call(|id| Request::Prepare { id }, RELOAD_TIMEOUT)? {
+            Reply::Prepared { texts, removed_users, .. } => Ok(Prepared {
+                texts: texts.into_iter().map(|(p, t)| (std::path::PathBuf::from(p), t)).collect(),
+                removed_users,
+            }),
+            Reply::Refused { reason, .. } => Err(reason),
+            other => Err(format!("the keeper answered a reload with {other:?}")),
+        }
+    }
+
+    /// A reload's second step: the prepared key and password file serve
+    /// from now on; the new key's facts.
+    pub fn commit(&self) -> Result<KeyFacts, String> {
+        match self.call(|id| Request::Commit { id }, RELOAD_TIMEOUT)? {
+            Reply::Committed { key, .. } => Ok(KeyFacts::from(key)),
+            Reply::Refused { reason, .. } => Err(reason),
+            other => Err(format!("the keeper answered a commit with {other:?}")),
+        }
+    }
+
     /// Sends the request `make` builds for a fresh id and waits up to
     /// `timeout` for its reply.
     fn call(&self, make: impl FnOnce(u64) -> Request, timeout: Duration) -> Result<Reply, String> {
@@ -198,10 +238,10 @@ impl Keeper {
 /// The reader thread: hands each reply to the caller waiting for its id;
 /// on end of file marks the keeper dead and wakes every waiter.
 fn read_replies(sock: &UnixStream, waiters: &Waiters, alive: &AtomicBool) {
-    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    let mut buf = vec![0u8; MAX_REPLY + 1];
     loop {
         match read_packet(sock, &mut buf) {
-            Ok(n) if n > 0 && n <= MAX_MESSAGE => match Reply::decode(buf.get(..n).unwrap_or_default()) {
+            Ok(n) if n > 0 && n <= MAX_REPLY => match Reply::decode(buf.get(..n).unwrap_or_default()) {
                 Ok(reply) => {
                     let waiter = waiters.lock().unwrap_or_else(PoisonError::into_inner).remove(&reply.id());
                     if let Some(tx) = waiter {
@@ -241,26 +281,29 @@ pub(crate) fn read_packet(sock: &UnixStream, buf: &mut [u8]) -> std::io::Result<
 #[derive(Debug)]
 pub struct RemoteKey {
     keeper: Arc<Keeper>,
+    facts: KeyFacts,
 }
 
 impl RemoteKey {
-    pub fn signing_key(keeper: Arc<Keeper>) -> Arc<dyn SigningKey> {
-        Arc::new(Self { keeper })
+    /// The key the keeper holds now, described by `facts` (its hello, or
+    /// its answer to the last reload).
+    pub fn signing_key(keeper: Arc<Keeper>, facts: KeyFacts) -> Arc<dyn SigningKey> {
+        Arc::new(Self { keeper, facts })
     }
 }
 
 impl SigningKey for RemoteKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        let scheme = *self.keeper.facts.schemes.iter().find(|s| offered.contains(s))?;
+        let scheme = *self.facts.schemes.iter().find(|s| offered.contains(s))?;
         Some(Box::new(RemoteSigner { keeper: self.keeper.clone(), scheme }))
     }
 
     fn public_key(&self) -> Option<SubjectPublicKeyInfoDer<'_>> {
-        Some(SubjectPublicKeyInfoDer::from(self.keeper.facts.spki.as_slice()))
+        Some(SubjectPublicKeyInfoDer::from(self.facts.spki.as_slice()))
     }
 
     fn algorithm(&self) -> SignatureAlgorithm {
-        self.keeper.facts.algorithm
+        self.facts.algorithm
     }
 }
 
@@ -285,9 +328,7 @@ impl Signer for RemoteSigner {
                 tracing::error!("the keeper refused to sign: {reason}");
                 Err(rustls::Error::General(reason))
             }
-            Reply::Verdict { .. } => {
-                Err(rustls::Error::General("the keeper answered a signature with a verdict".into()))
-            }
+            other => Err(rustls::Error::General(format!("the keeper answered a signature with {other:?}"))),
         }
     }
 
@@ -321,8 +362,8 @@ impl Credentials for KeeperCredentials {
                 tracing::error!(%user, "the keeper refused a password check: {reason}");
                 None
             }
-            Ok(Reply::Signature { .. }) => {
-                tracing::error!("the keeper answered a password check with a signature");
+            Ok(other) => {
+                tracing::error!("the keeper answered a password check with {other:?}");
                 None
             }
             Err(e) => {

@@ -15,16 +15,17 @@ use std::io::Write;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use rustls::sign::SigningKey;
 use rustls::SignatureScheme;
 use zeroize::Zeroizing;
 
 use super::read_packet;
-use super::wire::{Hello, Reply, Request, MAX_MESSAGE};
-use crate::config::{Config, ConfigError};
+use super::wire::{Hello, KeyHello, Reply, Request, MAX_MESSAGE, MAX_REPLY};
+use crate::config::{Config, ConfigError, Disk, Files, Recorder};
 use crate::passwd::PasswordFile;
 use crate::verifier::Credentials;
 
@@ -86,10 +87,34 @@ pub fn is_tls_signature_input(message: &[u8]) -> bool {
 struct Secrets {
     key: Arc<dyn SigningKey>,
     passwords: Option<Arc<PasswordFile>>,
+    hello: KeyHello,
 }
 
-fn load(config_path: &Path) -> Result<(Secrets, Hello), ConfigError> {
-    let config = Config::load(config_path)?;
+/// What a reload read: the secrets, and every text the worker needs to
+/// parse the same configuration.
+struct Loaded {
+    secrets: Secrets,
+    texts: Vec<(PathBuf, String)>,
+}
+
+fn password_file(config: &Config) -> Result<Option<Arc<PasswordFile>>, ConfigError> {
+    let Some(p) = &config.password_file else { return Ok(None) };
+    let file = PasswordFile::load(p).map_err(|e| ConfigError {
+        field: "auth.password_file".into(),
+        problem: e.to_string(),
+        fix: "create or repair it with `corridor passwd`".into(),
+    })?;
+    // `--check-config` refuses this; at run time those users' logins are refused.
+    if let Err(e) = config.check_password_groups(&file) {
+        tracing::warn!("{e}");
+    }
+    Ok(Some(Arc::new(file)))
+}
+
+/// Loads the configuration through `files`, then the key and the password
+/// file it names.
+fn load(config_path: &Path, files: &dyn Files) -> Result<(Config, Secrets), ConfigError> {
+    let config = Config::load_with(config_path, files)?;
     let provider = crate::tls::provider();
     let key = crate::tls::load_key(&provider, &config.key)?;
     let spki = key.public_key().map(|k| k.as_ref().to_vec()).ok_or_else(|| ConfigError {
@@ -99,23 +124,28 @@ fn load(config_path: &Path) -> Result<(Secrets, Hello), ConfigError> {
     })?;
     let schemes: Vec<u16> =
         SCHEMES.iter().filter(|s| key.choose_scheme(&[**s]).is_some()).map(|s| u16::from(*s)).collect();
-    let passwords = match &config.password_file {
-        Some(p) => {
-            let file = PasswordFile::load(p).map_err(|e| ConfigError {
-                field: "auth.password_file".into(),
-                problem: e.to_string(),
-                fix: "create or repair it with `corridor passwd`".into(),
-            })?;
-            // `--check-config` refuses this; at run time those users' logins are refused.
-            if let Err(e) = config.check_password_groups(&file) {
-                tracing::warn!("{e}");
-            }
-            Some(Arc::new(file))
-        }
-        None => None,
-    };
-    let hello = Hello::Ready { spki, schemes, algorithm: u8::from(key.algorithm()), passwords: passwords.is_some() };
-    Ok((Secrets { key, passwords }, hello))
+    let passwords = password_file(&config)?;
+    let hello = KeyHello { spki, schemes, algorithm: u8::from(key.algorithm()), passwords: passwords.is_some() };
+    Ok((config, Secrets { key, passwords, hello }))
+}
+
+/// A reload's first step: everything read again, through a recorder, plus
+/// the certificate and client CA texts (public, but perhaps readable by
+/// root only) for the worker's new TLS configuration.
+fn prepare(config_path: &Path) -> Result<Loaded, ConfigError> {
+    let recorder = Recorder::default();
+    let (config, secrets) = load(config_path, &recorder)?;
+    let cert = recorder.read("server.cert", &config.cert, false)?;
+    let chain = crate::tls::certificates("server.cert", &config.cert, cert.as_bytes())?;
+    rustls::sign::CertifiedKey::new(chain, secrets.key.clone()).keys_match().map_err(|e| ConfigError {
+        field: "server.key".into(),
+        problem: format!("{e}"),
+        fix: "the key must match server.cert: renew both together".into(),
+    })?;
+    if let Some(ca) = &config.client_ca {
+        recorder.read("auth.client_ca", ca, false)?;
+    }
+    Ok(Loaded { secrets, texts: recorder.into_texts() })
 }
 
 /// Runs the keeper until the worker's socket (standard input) closes.
@@ -133,19 +163,24 @@ pub fn run(config_path: &Path, threads: usize) -> u8 {
             return 1;
         }
     };
-    let (secrets, hello) = match load(config_path) {
-        Ok(loaded) => loaded,
+    // Room for a reload's texts in one packet (root may exceed wmem_max).
+    let room = MAX_REPLY + 64 * 1024;
+    if let Err(e) = nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBufForce, &room) {
+        tracing::warn!("keeper: cannot grow its socket buffer ({e}); large reloads may fail");
+    }
+    let secrets = match load(config_path, &Disk) {
+        Ok((_, s)) => s,
         Err(e) => {
             let failed = Hello::Failed { field: e.field, problem: e.problem, fix: e.fix };
             let _ = (&sock).write(&failed.encode());
             return 2;
         }
     };
-    if (&sock).write(&hello.encode()).is_err() {
+    if (&sock).write(&Hello::Ready(secrets.hello.clone()).encode()).is_err() {
         return 1;
     }
     tracing::info!(pid = std::process::id(), threads, "keeper ready: it holds the server key and the password file");
-    serve(&sock, &secrets, threads.max(1));
+    serve(&sock, config_path, Arc::new(RwLock::new(secrets)), threads.max(1));
     0
 }
 
@@ -154,8 +189,9 @@ fn send(sock: &UnixStream, reply: &Reply) {
     let _ = (&*sock).write(&reply.encode());
 }
 
-fn serve(sock: &UnixStream, secrets: &Secrets, threads: usize) {
-    let checks = secrets.passwords.as_ref().and_then(|p| start_checkers(sock, p, threads));
+fn serve(sock: &UnixStream, config_path: &Path, current: Arc<RwLock<Secrets>>, threads: usize) {
+    let checks = start_checkers(sock, &current, threads);
+    let mut pending: Option<Secrets> = None;
     let mut buf = Zeroizing::new(vec![0u8; MAX_MESSAGE + 1]);
     loop {
         let n = match read_packet(sock, &mut buf) {
@@ -171,9 +207,12 @@ fn serve(sock: &UnixStream, secrets: &Secrets, threads: usize) {
             }
         };
         match request {
-            Request::Sign { id, scheme, message } => send(sock, &sign(&*secrets.key, id, scheme, &message)),
+            Request::Sign { id, scheme, message } => {
+                let key = current.read().unwrap_or_else(PoisonError::into_inner).key.clone();
+                send(sock, &sign(&*key, id, scheme, &message));
+            }
             Request::Verify { id, user, password } => match &checks {
-                None => send(sock, &Reply::Refused { id, reason: "no password file is configured".into() }),
+                None => send(sock, &Reply::Refused { id, reason: "no password-check thread could start".into() }),
                 Some(tx) => match tx.try_send(Request::Verify { id, user, password }) {
                     Ok(()) => {}
                     Err(TrySendError::Full(_)) => {
@@ -182,8 +221,39 @@ fn serve(sock: &UnixStream, secrets: &Secrets, threads: usize) {
                     Err(TrySendError::Disconnected(_)) => return,
                 },
             },
+            Request::Prepare { id } => match prepare(config_path) {
+                Ok(loaded) => {
+                    let removed_users =
+                        removed(&current.read().unwrap_or_else(PoisonError::into_inner), &loaded.secrets);
+                    let texts = loaded.texts.into_iter().map(|(p, t)| (p.to_string_lossy().into_owned(), t)).collect();
+                    pending = Some(loaded.secrets);
+                    send(sock, &Reply::Prepared { id, texts, removed_users });
+                }
+                Err(e) => {
+                    pending = None;
+                    send(sock, &Reply::Refused { id, reason: e.to_string() });
+                }
+            },
+            Request::Commit { id } => match pending.take() {
+                Some(next) => {
+                    let key = next.hello.clone();
+                    *current.write().unwrap_or_else(PoisonError::into_inner) = next;
+                    tracing::info!("keeper: reloaded the server key and the password file");
+                    send(sock, &Reply::Committed { id, key });
+                }
+                None => send(sock, &Reply::Refused { id, reason: "no reload was prepared".into() }),
+            },
         }
     }
+}
+
+/// The password users of `old` that `new` no longer has.
+fn removed(old: &Secrets, new: &Secrets) -> Vec<String> {
+    let Some(old) = &old.passwords else { return Vec::new() };
+    old.entries()
+        .map(|e| e.user.clone())
+        .filter(|u| new.passwords.as_ref().is_none_or(|p| p.get(u).is_none()))
+        .collect()
 }
 
 fn sign(key: &dyn SigningKey, id: u64, scheme: u16, message: &[u8]) -> Reply {
@@ -202,16 +272,16 @@ fn sign(key: &dyn SigningKey, id: u64, scheme: u16, message: &[u8]) -> Reply {
 }
 
 /// The password-check threads; `None` when not one could be started.
-fn start_checkers(sock: &UnixStream, passwords: &Arc<PasswordFile>, threads: usize) -> Option<SyncSender<Request>> {
+fn start_checkers(sock: &UnixStream, current: &Arc<RwLock<Secrets>>, threads: usize) -> Option<SyncSender<Request>> {
     let (tx, rx) = mpsc::sync_channel::<Request>(VERIFY_BACKLOG);
     let rx = Arc::new(Mutex::new(rx));
     let mut started = 0;
     for i in 0..threads {
-        let (rx, passwords) = (rx.clone(), passwords.clone());
+        let (rx, current) = (rx.clone(), current.clone());
         let Ok(sock) = sock.try_clone() else { continue };
         let spawned = std::thread::Builder::new()
             .name(format!("keeper-check{i}"))
-            .spawn(move || check_passwords(&sock, &rx, &*passwords));
+            .spawn(move || check_passwords(&sock, &rx, &current));
         if spawned.is_ok() {
             started += 1;
         }
@@ -219,12 +289,17 @@ fn start_checkers(sock: &UnixStream, passwords: &Arc<PasswordFile>, threads: usi
     (started > 0).then_some(tx)
 }
 
-fn check_passwords(sock: &UnixStream, rx: &Mutex<Receiver<Request>>, passwords: &dyn Credentials) {
+fn check_passwords(sock: &UnixStream, rx: &Mutex<Receiver<Request>>, current: &RwLock<Secrets>) {
     loop {
         let next = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(Request::Verify { id, user, password }) = next else { return };
-        let accepted = passwords.verify(&user, &password);
-        send(sock, &Reply::Verdict { id, accepted });
+        // The file of this moment: a reload swaps it under running checks.
+        let passwords = current.read().unwrap_or_else(PoisonError::into_inner).passwords.clone();
+        let reply = match passwords {
+            Some(p) => Reply::Verdict { id, accepted: (*p).verify(&user, &password) },
+            None => Reply::Refused { id, reason: "no password file is configured".into() },
+        };
+        send(sock, &reply);
     }
 }
 

@@ -13,16 +13,23 @@
 
 use zeroize::Zeroizing;
 
-/// The largest message either side sends or accepts. A TLS signature
-/// input is a few hundred bytes; a verify request a user name and a
-/// password; the key facts an SPKI and a list of schemes.
+/// The largest request the keeper accepts. A TLS signature input is a few
+/// hundred bytes; a verify request a user name and a password.
 pub const MAX_MESSAGE: usize = 16 * 1024;
+
+/// The largest reply or hello the worker accepts: a reload hands over the
+/// configuration's texts (the keeper's socket buffer is sized for it).
+pub const MAX_REPLY: usize = 1024 * 1024;
 
 const SIGN: u8 = 1;
 const VERIFY: u8 = 2;
+const PREPARE: u8 = 3;
+const COMMIT: u8 = 4;
 const SIGNATURE: u8 = 0x81;
 const VERDICT: u8 = 0x82;
 const REFUSED: u8 = 0x83;
+const PREPARED: u8 = 0x84;
+const COMMITTED: u8 = 0x85;
 const READY: u8 = 0xa0;
 const FAILED: u8 = 0xa1;
 
@@ -33,6 +40,12 @@ pub enum Request {
     Sign { id: u64, scheme: u16, message: Vec<u8> },
     /// Does `password` open `user`'s account?
     Verify { id: u64, user: String, password: Zeroizing<String> },
+    /// A reload, first step: read and check the configuration, the key and
+    /// the password file again, keep them aside, and hand over the texts.
+    Prepare { id: u64 },
+    /// A reload, second step: the worker took the configuration; serve with
+    /// what was prepared from now on.
+    Commit { id: u64 },
 }
 
 /// The keeper's answer to one [`Request`], by its id.
@@ -54,25 +67,46 @@ pub enum Reply {
         id: u64,
         reason: String,
     },
+    /// The reload is prepared: every file the configuration read (its own
+    /// text, secrets, certificates), and the password users that went away
+    /// (removed, or locked) since the running file.
+    Prepared {
+        id: u64,
+        texts: Vec<(String, String)>,
+        removed_users: Vec<String>,
+    },
+    /// The prepared key and password file serve from now on.
+    Committed {
+        id: u64,
+        key: KeyHello,
+    },
+}
+
+/// The key's public facts, in the hello and after a reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyHello {
+    /// The key's public half (DER SubjectPublicKeyInfo), so the worker
+    /// checks it against the certificate.
+    pub spki: Vec<u8>,
+    /// The TLS signature schemes the key signs with, best first.
+    pub schemes: Vec<u16>,
+    /// rustls's `SignatureAlgorithm` as its wire byte.
+    pub algorithm: u8,
+    /// Whether a password file is loaded (password logins possible).
+    pub passwords: bool,
 }
 
 /// The keeper's first message: what the worker needs to know of the key
 /// it will never hold, or why the keeper could not start.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Hello {
-    Ready {
-        /// The key's public half (DER SubjectPublicKeyInfo), so the worker
-        /// checks it against the certificate.
-        spki: Vec<u8>,
-        /// The TLS signature schemes the key signs with, best first.
-        schemes: Vec<u16>,
-        /// rustls's `SignatureAlgorithm` as its wire byte.
-        algorithm: u8,
-        /// Whether a password file is loaded (password logins possible).
-        passwords: bool,
-    },
+    Ready(KeyHello),
     /// A configuration mistake the keeper found, as `ConfigError`'s parts.
-    Failed { field: String, problem: String, fix: String },
+    Failed {
+        field: String,
+        problem: String,
+        fix: String,
+    },
 }
 
 /// A message that does not decode.
@@ -113,8 +147,8 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// The kind and id of `msg`, and a reader over its fields.
-    fn open(msg: &'a [u8]) -> Result<(u8, u64, Self), Malformed> {
-        if msg.len() > MAX_MESSAGE {
+    fn open(msg: &'a [u8], limit: usize) -> Result<(u8, u64, Self), Malformed> {
+        if msg.len() > limit {
             return Err(Malformed);
         }
         let (&kind, rest) = msg.split_first().ok_or(Malformed)?;
@@ -162,7 +196,7 @@ impl<'a> Reader<'a> {
 impl Request {
     pub fn id(&self) -> u64 {
         match self {
-            Self::Sign { id, .. } | Self::Verify { id, .. } => *id,
+            Self::Sign { id, .. } | Self::Verify { id, .. } | Self::Prepare { id } | Self::Commit { id } => *id,
         }
     }
 
@@ -173,14 +207,18 @@ impl Request {
             Self::Verify { id, user, password } => {
                 Writer::new(VERIFY, *id).field(user.as_bytes()).field(password.as_bytes()).0
             }
+            Self::Prepare { id } => Writer::new(PREPARE, *id).0,
+            Self::Commit { id } => Writer::new(COMMIT, *id).0,
         })
     }
 
     pub fn decode(msg: &[u8]) -> Result<Self, Malformed> {
-        let (kind, id, mut r) = Reader::open(msg)?;
+        let (kind, id, mut r) = Reader::open(msg, MAX_MESSAGE)?;
         let req = match kind {
             SIGN => Self::Sign { id, scheme: r.u16()?, message: r.field()?.to_vec() },
             VERIFY => Self::Verify { id, user: r.text()?, password: Zeroizing::new(r.text()?) },
+            PREPARE => Self::Prepare { id },
+            COMMIT => Self::Commit { id },
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -191,7 +229,11 @@ impl Request {
 impl Reply {
     pub fn id(&self) -> u64 {
         match self {
-            Self::Signature { id, .. } | Self::Verdict { id, .. } | Self::Refused { id, .. } => *id,
+            Self::Signature { id, .. }
+            | Self::Verdict { id, .. }
+            | Self::Refused { id, .. }
+            | Self::Prepared { id, .. }
+            | Self::Committed { id, .. } => *id,
         }
     }
 
@@ -205,11 +247,21 @@ impl Reply {
                 Writer::new(VERDICT, *id).field(&[1]).field(group.as_bytes()).0
             }
             Self::Refused { id, reason } => Writer::new(REFUSED, *id).field(reason.as_bytes()).0,
+            Self::Prepared { id, texts, removed_users } => {
+                let count = u32::try_from(texts.len()).unwrap_or(u32::MAX);
+                let mut w = Writer::new(PREPARED, *id).field(&count.to_be_bytes());
+                for (path, text) in texts {
+                    w = w.field(path.as_bytes()).field(text.as_bytes());
+                }
+                // User names are printable ASCII without separators: one per line.
+                w.field(removed_users.join("\n").as_bytes()).0
+            }
+            Self::Committed { id, key } => key.write(Writer::new(COMMITTED, *id)).0,
         }
     }
 
     pub fn decode(msg: &[u8]) -> Result<Self, Malformed> {
-        let (kind, id, mut r) = Reader::open(msg)?;
+        let (kind, id, mut r) = Reader::open(msg, MAX_REPLY)?;
         let reply = match kind {
             SIGNATURE => Self::Signature { id, signature: r.field()?.to_vec() },
             VERDICT if r.rest.is_empty() => Self::Verdict { id, accepted: None },
@@ -218,6 +270,19 @@ impl Reply {
                 Self::Verdict { id, accepted: Some(group) }
             }
             REFUSED => Self::Refused { id, reason: r.text()? },
+            PREPARED => {
+                let count = u32::from_be_bytes(r.field()?.try_into().map_err(|_| Malformed)?);
+                let mut texts = Vec::new();
+                for _ in 0..count {
+                    // Each text costs at least its two length prefixes: a
+                    // count past what is left fails here, not in an allocation.
+                    texts.push((r.text()?, r.text()?));
+                }
+                let users = r.text()?;
+                let removed_users = users.split('\n').filter(|u| !u.is_empty()).map(str::to_owned).collect();
+                Self::Prepared { id, texts, removed_users }
+            }
+            COMMITTED => Self::Committed { id, key: KeyHello::read(&mut r)? },
             _ => return Err(Malformed),
         };
         r.end()?;
@@ -225,13 +290,31 @@ impl Reply {
     }
 }
 
+impl KeyHello {
+    fn write(&self, w: Writer) -> Writer {
+        let schemes: Vec<u8> = self.schemes.iter().flat_map(|s| s.to_be_bytes()).collect();
+        w.field(&self.spki).field(&schemes).field(&[self.algorithm]).field(&[u8::from(self.passwords)])
+    }
+
+    fn read(r: &mut Reader<'_>) -> Result<Self, Malformed> {
+        let spki = r.field()?.to_vec();
+        let raw = r.field()?;
+        if raw.len() % 2 != 0 {
+            return Err(Malformed);
+        }
+        let schemes = raw.chunks_exact(2).filter_map(|c| <[u8; 2]>::try_from(c).ok()).map(u16::from_be_bytes).collect();
+        let algorithm = match r.field()? {
+            [a] => *a,
+            _ => return Err(Malformed),
+        };
+        Ok(Self { spki, schemes, algorithm, passwords: r.flag()? })
+    }
+}
+
 impl Hello {
     pub fn encode(&self) -> Vec<u8> {
         match self {
-            Self::Ready { spki, schemes, algorithm, passwords } => {
-                let schemes: Vec<u8> = schemes.iter().flat_map(|s| s.to_be_bytes()).collect();
-                Writer::new(READY, 0).field(spki).field(&schemes).field(&[*algorithm]).field(&[u8::from(*passwords)]).0
-            }
+            Self::Ready(key) => key.write(Writer::new(READY, 0)).0,
             Self::Failed { field, problem, fix } => {
                 Writer::new(FAILED, 0).field(field.as_bytes()).field(problem.as_bytes()).field(fix.as_bytes()).0
             }
@@ -239,22 +322,9 @@ impl Hello {
     }
 
     pub fn decode(msg: &[u8]) -> Result<Self, Malformed> {
-        let (kind, _, mut r) = Reader::open(msg)?;
+        let (kind, _, mut r) = Reader::open(msg, MAX_REPLY)?;
         let hello = match kind {
-            READY => {
-                let spki = r.field()?.to_vec();
-                let raw = r.field()?;
-                if raw.len() % 2 != 0 {
-                    return Err(Malformed);
-                }
-                let schemes =
-                    raw.chunks_exact(2).filter_map(|c| <[u8; 2]>::try_from(c).ok()).map(u16::from_be_bytes).collect();
-                let algorithm = match r.field()? {
-                    [a] => *a,
-                    _ => return Err(Malformed),
-                };
-                Self::Ready { spki, schemes, algorithm, passwords: r.flag()? }
-            }
+            READY => Self::Ready(KeyHello::read(&mut r)?),
             FAILED => Self::Failed { field: r.text()?, problem: r.text()?, fix: r.text()? },
             _ => return Err(Malformed),
         };
@@ -273,6 +343,8 @@ mod tests {
             Request::Sign { id: u64::MAX, scheme: 0, message: vec![] },
             Request::Verify { id: 1, user: "alice".into(), password: Zeroizing::new("s3cret:é".into()) },
             Request::Verify { id: 2, user: String::new(), password: Zeroizing::new(String::new()) },
+            Request::Prepare { id: 3 },
+            Request::Commit { id: 4 },
         ]
     }
 
@@ -283,6 +355,16 @@ mod tests {
             Reply::Verdict { id: 5, accepted: Some(None) },
             Reply::Verdict { id: 6, accepted: Some(Some("staff".into())) },
             Reply::Refused { id: 8, reason: "not a TLS signature input".into() },
+            Reply::Prepared {
+                id: 9,
+                texts: vec![("/etc/corridor/gateway.toml".into(), "[server]\n".into()), ("/k".into(), String::new())],
+                removed_users: vec!["bob".into(), "carol".into()],
+            },
+            Reply::Prepared { id: 10, texts: vec![], removed_users: vec![] },
+            Reply::Committed {
+                id: 11,
+                key: KeyHello { spki: vec![1], schemes: vec![0x0403], algorithm: 3, passwords: false },
+            },
         ]
     }
 
@@ -301,7 +383,12 @@ mod tests {
             assert_eq!(Reply::decode(&r.encode()), Ok(r));
         }
         for h in [
-            Hello::Ready { spki: vec![0x30, 1, 0], schemes: vec![0x0403, 0x0804], algorithm: 3, passwords: true },
+            Hello::Ready(KeyHello {
+                spki: vec![0x30, 1, 0],
+                schemes: vec![0x0403, 0x0804],
+                algorithm: 3,
+                passwords: true,
+            }),
             Hello::Failed { field: "server.key".into(), problem: "mode 644".into(), fix: "chmod 600 k".into() },
         ] {
             assert_eq!(Hello::decode(&h.encode()), Ok(h));

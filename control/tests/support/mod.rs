@@ -629,6 +629,14 @@ impl Gateway {
                         self.tun.push((session, frame[dataplane::TUN_WRITE_HEADROOM..].to_vec()))
                     }
                     ToShard::SendDatagram { to, datagram } => self.outbox.push_back((to, datagram)),
+                    ToShard::Repolicy { session, policy } => {
+                        h.repolicy(session, &policy);
+                        for (id, s) in self.granted.values_mut() {
+                            if *id == session {
+                                s.set_policy((*policy).clone());
+                            }
+                        }
+                    }
                 }
             }
             if any {

@@ -52,6 +52,12 @@ impl DeviceSession {
     pub fn rx_packets(&self) -> u64 {
         self.0.rx_packets
     }
+
+    /// What [`ToShard::Repolicy`](crate::ToShard::Repolicy) does to an
+    /// installed session.
+    pub fn set_policy(&mut self, policy: proto::grant::Policy) {
+        self.0.policy = policy;
+    }
 }
 
 /// Opens the record at the start of `record` in place and decides what it

@@ -393,6 +393,14 @@ impl Shard {
                 ToShard::Revoke(id) => self.on_revoke(id),
                 ToShard::SendDatagram { to, datagram } => self.send_owned(datagram, &RawSockAddr::new(to)),
                 ToShard::TunWrite { frame, .. } => self.on_cstp_packet(frame),
+                ToShard::Repolicy { session, policy } => {
+                    self.handshakes.repolicy(session, &policy);
+                    if let Some(s) =
+                        self.sessions.slot_by_offset(session.0).and_then(|slot| self.sessions.get_mut(slot))
+                    {
+                        s.policy = *policy;
+                    }
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod config;
+pub mod cookie;
 
 pub const GATEWAY_IP: &str = "10.10.0.1";
 pub const ORG_IP: &str = "10.99.0.2";
@@ -285,6 +286,10 @@ pub struct GatewayOptions {
     /// Where the gateway dials its relay, when not the relay itself (a
     /// proxy in the way); `address:port`.
     pub relay_via: Option<String>,
+    /// `[timers] session_timeout`; `None`: the gateway's default.
+    pub session_timeout: Option<u32>,
+    /// `[timers] cookie_grace`.
+    pub cookie_grace: u32,
 }
 
 impl Default for GatewayOptions {
@@ -305,6 +310,8 @@ impl Default for GatewayOptions {
             shard_fault: None,
             relay_pin: String::new(),
             relay_via: None,
+            session_timeout: None,
+            cookie_grace: 60,
         }
     }
 }
@@ -312,6 +319,8 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     pub proc: Proc,
     pub ns: String,
+    /// The address it listens on (TCP 443), in its namespace.
+    pub listen: String,
 }
 
 impl Gateway {
@@ -356,7 +365,7 @@ impl Gateway {
         }
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
         proc.log.wait_for("gateway started", Duration::from_secs(10));
-        Self { proc, ns: namespace }
+        Self { proc, ns: namespace, listen }
     }
 
     /// The admin endpoint, from inside the gateway namespace.
@@ -554,6 +563,8 @@ impl Drop for Ocserv {
 pub enum Login<'a> {
     Password(&'a str, &'a str),
     Certificate,
+    /// No login: a session cookie ([`cookie::authenticate`]) given on stdin.
+    Cookie(&'a str),
 }
 
 /// A real openconnect client in the device namespace.
@@ -601,19 +612,23 @@ impl Client {
         let mut cmd = ns(namespace, "openconnect");
         cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", ifname, "--cafile"])
             .arg(t.dir.join("ca.crt"));
-        let mut password = None;
+        let mut on_stdin = None;
         match login {
             Login::Password(user, pw) => {
                 cmd.args(["--user", user, "--passwd-on-stdin"]);
-                password = Some(pw.to_string());
+                on_stdin = Some(pw.to_string());
             }
             Login::Certificate => {
                 cmd.arg("-c").arg(t.dir.join("client.crt")).arg("-k").arg(t.dir.join("client.key"));
             }
+            Login::Cookie(cookie) => {
+                cmd.arg("--cookie-on-stdin");
+                on_stdin = Some(cookie.to_string());
+            }
         }
         cmd.args(extra).arg(url);
         let mut proc = Proc::spawn(&format!("openconnect ({namespace})"), cmd);
-        if let Some(pw) = password {
+        if let Some(pw) = on_stdin {
             if let Some(mut stdin) = proc.child.stdin.take() {
                 let _ = stdin.write_all(format!("{pw}\n").as_bytes());
             }

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 pub mod config;
 pub mod cookie;
+pub mod lossy;
 mod ocserv;
 
 pub use ocserv::{Ocserv, OcservAuth};

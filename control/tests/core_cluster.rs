@@ -212,3 +212,15 @@ fn a_revocation_is_forgotten_when_its_cookie_expires() {
     w.gateways[1].core.handle_revocation(tag, expires, now);
     assert_eq!(w.gateways[1].core.revocations_held(), 0);
 }
+
+#[test]
+fn a_peer_cannot_make_a_revocation_outlive_this_node_s_session_timeout() {
+    let (mut w, _, _, _) = cluster(TIMERS);
+    let now = w.now;
+    w.gateways[1].core.handle_revocation([7; 16], u64::MAX, now);
+    assert_eq!(w.gateways[1].core.revocations_held(), 1);
+    // Past the session timeout no cookie issued before the revocation is
+    // adopted here anyway.
+    w.advance(Duration::from_secs(3601));
+    assert_eq!(w.gateways[1].core.revocations_held(), 0);
+}

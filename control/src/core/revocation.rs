@@ -80,7 +80,12 @@ impl<P: DataplanePort> Core<P> {
         if self.config.cluster.is_none() {
             return;
         }
-        match self.revoked.insert(tag, expires, self.unix_now(now)) {
+        // No cookie issued by now is adopted here past our own session
+        // timeout from now, whatever a peer says: a far expiry (a
+        // misconfigured or hostile peer) need not be held longer.
+        let unix_now = self.unix_now(now);
+        let horizon = self.config.timers.session_timeout.map_or(u64::MAX, |t| unix_now.saturating_add(t.as_secs()));
+        match self.revoked.insert(tag, expires.min(horizon), unix_now) {
             Added::Expired | Added::Known => return,
             Added::New { evicted } => {
                 self.counters.revocations_received += 1;

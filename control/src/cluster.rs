@@ -8,16 +8,21 @@
 //! own share of the common pool, so two nodes never give out the same one.
 //!
 //! A node never adopts a cookie it minted itself: a session it ended
-//! (logout, timeout, kill) stays ended there. What a stateless cookie
-//! cannot carry is that end to the other nodes: a cookie a device logged
-//! out with at one node stays good at the others until it expires. So the
-//! cookie carries its expiry (login + `timers.session_timeout`, which
-//! `[cluster]` requires to be set) and no node honours it after.
+//! (logout, timeout, kill) stays ended there. The cookie carries its
+//! expiry (login + `timers.session_timeout`, which `[cluster]` requires to
+//! be set) and no node honours it after. An end before that (a logout, a
+//! kill, the cookie grace running out) travels as a revocation: the node
+//! sends the cookie's [`revocation_tag`] with its expiry over its relay
+//! links, the relay passes it to the other nodes of the name and replays
+//! it to those that link up later, and every node refuses a revoked
+//! cookie until it expires (`core::revocation`; docs/security.md,
+//! "Cookie lifecycle").
 
 use std::net::Ipv4Addr;
 
-use aws_lc_rs::hmac;
+use aws_lc_rs::{digest, hmac};
 use dtls::codec::{put_u8, Reader};
+use proto::relay::RevocationTag;
 
 /// The configured cluster: its secret and this node's share of the pool.
 #[derive(Clone, PartialEq, Eq)]
@@ -51,6 +56,23 @@ pub struct CookieClaims {
 
 const PREFIX: &str = "c2.";
 const CONTEXT: &[u8] = b"corridor session cookie v2\0";
+const REVOCATION_CONTEXT: &[u8] = b"corridor cookie revocation v1\0";
+
+/// What names a cookie in a revocation: the first 16 bytes of SHA-256
+/// over a context and the cookie's text. The relay that carries it, and
+/// anyone who reads it, learns nothing to log in with (a cookie holds 128
+/// random bits and an HMAC); a cookie has one spelling
+/// ([`Cluster::verify`]), so one cookie has one tag.
+pub fn revocation_tag(cookie: &str) -> RevocationTag {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    ctx.update(REVOCATION_CONTEXT);
+    ctx.update(cookie.as_bytes());
+    let mut tag = [0u8; 16];
+    if let Some(head) = ctx.finish().as_ref().get(..16) {
+        tag.copy_from_slice(head);
+    }
+    tag
+}
 
 fn mac(secret: &[u8], payload: &[u8]) -> hmac::Tag {
     let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
@@ -186,6 +208,19 @@ mod tests {
             assert_eq!(a.verify(&other), None, "{other}");
         }
         assert_eq!(a.verify(&cookie).map(|c| c.user), Some("alice".into()));
+    }
+
+    #[test]
+    fn a_revocation_tag_names_one_cookie_and_is_not_it() {
+        let a = cluster(b"0123456789abcdef0123456789abcdef");
+        let cookie = a.mint(&claims(), &[7; 16]);
+        let tag = revocation_tag(&cookie);
+        assert_eq!(tag, revocation_tag(&cookie), "one cookie, one tag");
+        assert_ne!(tag, revocation_tag(&a.mint(&claims(), &[8; 16])));
+        let hex_tag = hex(&tag);
+        assert!(!cookie.contains(&hex_tag), "the tag is no part of the cookie");
+        // Pinned: every node of a cluster must derive the same tag, whatever its version.
+        assert_eq!(hex(&revocation_tag("c2.00.00")), "fbe441785cc727d058239f95b4a11368");
     }
 
     #[test]

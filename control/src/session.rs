@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use dataplane::ShardId;
 use proto::grant::SessionId;
+use proto::relay::RevocationTag;
 
+use crate::cluster::revocation_tag;
 use crate::core::ConnId;
 
 /// Why a session ended; logged with the session id.
@@ -22,6 +24,8 @@ pub enum EndReason {
     /// Logged in, never CONNECTed within `timers.connect_grace`.
     NeverConnected,
     AdminKill,
+    /// Another cluster node revoked its cookie (a logout or kill there).
+    RevokedAtPeer,
     Shutdown,
     /// A reload's password file no longer has the user (removed or locked).
     UserRemoved,
@@ -38,6 +42,7 @@ impl core::fmt::Display for EndReason {
             EndReason::ReconnectWindowExpired => "no reconnect within the cookie grace period",
             EndReason::NeverConnected => "no CONNECT within the connect grace period after login",
             EndReason::AdminKill => "administrator",
+            EndReason::RevokedAtPeer => "cookie revoked at another cluster node",
             EndReason::Shutdown => "gateway shutdown",
             EndReason::UserRemoved => "user_removed: the user is no longer in the password file",
             EndReason::GroupRemoved => "group_removed: the session's group is no longer configured",
@@ -122,17 +127,20 @@ impl Session {
     }
 }
 
-/// All sessions, by id (= pool slot), cookie and App-ID.
+/// All sessions, by id (= pool slot), cookie, the cookie's revocation tag
+/// and App-ID.
 #[derive(Debug, Default)]
 pub struct Sessions {
     by_id: HashMap<SessionId, Session>,
     by_cookie: HashMap<String, SessionId>,
+    by_tag: HashMap<RevocationTag, SessionId>,
     by_app_id: HashMap<[u8; 32], SessionId>,
 }
 
 impl Sessions {
     pub fn insert(&mut self, s: Session) {
         self.by_cookie.insert(s.cookie.clone(), s.id);
+        self.by_tag.insert(revocation_tag(&s.cookie), s.id);
         self.by_app_id.insert(s.app_id, s.id);
         self.by_id.insert(s.id, s);
     }
@@ -140,8 +148,14 @@ impl Sessions {
     pub fn remove(&mut self, id: SessionId) -> Option<Session> {
         let s = self.by_id.remove(&id)?;
         self.by_cookie.remove(&s.cookie);
+        self.by_tag.remove(&revocation_tag(&s.cookie));
         self.by_app_id.remove(&s.app_id);
         Some(s)
+    }
+
+    /// The session whose cookie has this revocation tag.
+    pub fn by_revocation_tag(&self, tag: &RevocationTag) -> Option<SessionId> {
+        self.by_tag.get(tag).copied()
     }
 
     pub fn get(&self, id: SessionId) -> Option<&Session> {

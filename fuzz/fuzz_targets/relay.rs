@@ -1,5 +1,6 @@
 //! What a relay reads from strangers (`proto::sni`, `proto::relay`) over
-//! arbitrary bytes: the start of a device stream, a run of link frames, a
+//! arbitrary bytes: the start of a device stream, a run of link frames
+//! (every type, the cluster's Revoke too: both sides parse them), a
 //! datagram on a flow port. Nothing may panic; a frame that parses must
 //! write back to the bytes it came from (the format has one encoding), and
 //! a name that is sniffed must be a lowercase DNS name.

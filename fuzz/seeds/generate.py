@@ -132,6 +132,17 @@ def main():
         write("sni", name.replace(".", "_"), client_hello(name))
     write("sni", "no_sni", client_hello(None))
 
+    # relay: a run of link frames, type(1) ‖ length(2) ‖ body (proto/src/relay.rs).
+    def frame(kind, b):
+        return bytes([kind]) + struct.pack(">H", len(b)) + b
+    name = b"vpn.test"
+    hello = frame(0x01, b"\x01" + struct.pack(">I", 0x01020304) + bytes([len(name)]) + name)
+    revoke = frame(0x40, bytes(range(16)) + struct.pack(">Q", 1_800_000_000))
+    write("relay", "link_handshake", hello + frame(0x02, b"\x07" * 32) + frame(0x03, b"\x09" * 32)
+          + frame(0x04, struct.pack(">IH", 0xdeadbeef, 443)))
+    write("relay", "revocations", revoke * 3 + frame(0x30, bytes(8)) + frame(0x40, bytes(16) + b"\xff" * 8))
+    write("relay", "revoke_cut", revoke[:20])
+
     # record_walk: 0 = raw, 1 = kind ‖ len(2) ‖ plaintext sealed, 2 = walk.
     def sealed(kind, plain):
         return bytes([1, kind]) + struct.pack(">H", len(plain)) + plain

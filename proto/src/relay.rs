@@ -18,6 +18,8 @@
 //!  UDP from the shards' port to relay:port: Bind { flow, nonce }
 //!          (the relay then forwards the device's datagrams from relay:port, both ways)
 //!  Ping / Pong, either way, to notice a dead link
+//!  Revoke { tag, expires }, either way: a cluster cookie ended at one
+//!          gateway; the relay passes it to the others of the name
 //! ```
 //!
 //! Every frame is `type (1) ‖ length (2, big-endian) ‖ body`. The relay
@@ -42,6 +44,9 @@ pub const MAX_NAME: usize = 255;
 /// A relay-issued secret per stream or flow: only the gateway that was
 /// told it over its authenticated link can claim the stream or flow.
 pub type Nonce = [u8; 16];
+/// What names a revoked session cookie on the link: a digest of it, so the
+/// relay (and whoever reads its memory) learns nothing it could log in with.
+pub type RevocationTag = [u8; 16];
 
 /// A link frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +112,15 @@ pub enum Frame {
     Pong {
         token: u64,
     },
+    /// Either way, on an authenticated link. Gateway → relay: a session
+    /// whose cluster cookie has `tag` ended here for good; relay →
+    /// gateway: one ended at another gateway of this name. `expires` is
+    /// the cookie's own expiry (seconds since the Unix epoch): after it no
+    /// gateway honours the cookie anyway, and the tag may be forgotten.
+    Revoke {
+        tag: RevocationTag,
+        expires: u64,
+    },
 }
 
 mod code {
@@ -122,6 +136,7 @@ mod code {
     pub(super) const REFUSE: u8 = 0x21;
     pub(super) const PING: u8 = 0x30;
     pub(super) const PONG: u8 = 0x31;
+    pub(super) const REVOKE: u8 = 0x40;
 }
 
 /// Why bytes on a link are not a frame. Every one ends the link.
@@ -260,6 +275,11 @@ impl Frame {
                 put_u64(out, *token);
                 code::PONG
             }
+            Frame::Revoke { tag, expires } => {
+                out.extend_from_slice(tag);
+                put_u64(out, *expires);
+                code::REVOKE
+            }
         };
         let len = (out.len() - start - HEADER_LEN) as u16;
         if let Some(h) = out.get_mut(start..start + HEADER_LEN) {
@@ -311,6 +331,7 @@ impl Frame {
             code::REFUSE => Frame::Refuse { flow: read_u64(r)? },
             code::PING => Frame::Ping { token: read_u64(r)? },
             code::PONG => Frame::Pong { token: read_u64(r)? },
+            code::REVOKE => Frame::Revoke { tag: r.array()?, expires: read_u64(r)? },
             _ => return Err(Truncated),
         })
     }
@@ -331,6 +352,7 @@ fn known(typ: u8) -> bool {
             | code::REFUSE
             | code::PING
             | code::PONG
+            | code::REVOKE
     )
 }
 
@@ -453,6 +475,8 @@ mod tests {
             Frame::Refuse { flow: 11 },
             Frame::Ping { token: 1 },
             Frame::Pong { token: 1 },
+            Frame::Revoke { tag: [0x5c; 16], expires: 1_800_000_000 },
+            Frame::Revoke { tag: [0; 16], expires: u64::MAX },
         ]
     }
 
@@ -488,6 +512,25 @@ mod tests {
         let mut want = vec![0x11, 0, 24, 0, 0, 0, 0, 0, 0, 1, 2];
         want.extend_from_slice(&[0xaa; 16]);
         assert_eq!(b, want);
+    }
+
+    #[test]
+    fn byte_exact_revoke() {
+        let tag: RevocationTag = core::array::from_fn(|i| i as u8);
+        let b = Frame::Revoke { tag, expires: 0x0102_0304_0506_0708 }.to_vec();
+        let mut want = vec![0x40, 0, 24];
+        want.extend(0u8..16);
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(b, want);
+        // A short or long body is no Revoke.
+        let mut short = want.clone();
+        short[2] = 23;
+        short.pop();
+        assert_eq!(next_frame(&short), Err(LinkError::Malformed(code::REVOKE)));
+        let mut long = want;
+        long[2] = 25;
+        long.push(0);
+        assert_eq!(next_frame(&long), Err(LinkError::Malformed(code::REVOKE)));
     }
 
     #[test]

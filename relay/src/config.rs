@@ -85,6 +85,8 @@ struct RawLimits {
     max_flows_per_source: usize,
     #[serde(default = "d_flows_per_app_id")]
     max_flows_per_app_id: usize,
+    #[serde(default = "d_revocations_per_name")]
+    max_revocations_per_name: usize,
 }
 
 fn d_max_connections() -> usize {
@@ -123,6 +125,9 @@ fn d_flows_per_source() -> usize {
 fn d_flows_per_app_id() -> usize {
     4
 }
+fn d_revocations_per_name() -> usize {
+    service::revocations::DEFAULT_CAP
+}
 
 impl Default for RawLimits {
     fn default() -> Self {
@@ -141,6 +146,7 @@ impl Default for RawLimits {
             auth_timeout: d_ten(),
             max_flows_per_source: d_flows_per_source(),
             max_flows_per_app_id: d_flows_per_app_id(),
+            max_revocations_per_name: d_revocations_per_name(),
         }
     }
 }
@@ -196,6 +202,9 @@ pub struct Limits {
     /// UDP flows for one App-ID (one device session; a new port after a
     /// NAT rebinding is a new flow until the old one idles out).
     pub max_flows_per_app_id: usize,
+    /// Cookie revocations held for one gateway name; a full list drops
+    /// the one that expires first.
+    pub max_revocations_per_name: usize,
 }
 
 /// The checked configuration.
@@ -362,6 +371,11 @@ impl Config {
                 l.max_flows_per_app_id,
                 d_flows_per_app_id(),
             )?,
+            max_revocations_per_name: at_least_one(
+                "limits.max_revocations_per_name",
+                l.max_revocations_per_name,
+                d_revocations_per_name(),
+            )?,
         };
         if limits.link_timeout < Duration::from_secs(3) {
             return Err(err("limits.link_timeout", "under 3 s", "use at least 3 seconds (30 by default)"));
@@ -422,6 +436,7 @@ key = "link.key"
         assert_eq!(c.limits.auth_timeout, Duration::from_secs(10));
         assert_eq!((c.limits.max_unauthenticated, c.limits.max_unauthenticated_per_source), (1024, 64));
         assert_eq!((c.limits.max_flows_per_source, c.limits.max_flows_per_app_id), (64, 4));
+        assert_eq!(c.limits.max_revocations_per_name, 65_536);
         assert_eq!(c.link_cert, Path::new("./link.crt"));
     }
 
@@ -440,6 +455,7 @@ key = "link.key"
             (format!("{GOOD}[limits]\nauth_timeout = 0\n"), "limits.auth_timeout"),
             (format!("{GOOD}[limits]\nmax_unauthenticated_per_source = 0\n"), "limits.max_unauthenticated_per_source"),
             (format!("{GOOD}[limits]\nmax_flows_per_app_id = 0\n"), "limits.max_flows_per_app_id"),
+            (format!("{GOOD}[limits]\nmax_revocations_per_name = 0\n"), "limits.max_revocations_per_name"),
         ];
         for (text, field) in cases {
             let e = parse(&text).expect_err(field);

@@ -11,7 +11,9 @@
 //! * [`link`]: writing a relay link's queued frames without blocking;
 //! * [`pin`]: SPKI SHA-256 pins of the relay link's certificate;
 //! * [`fd_limit`]: raising the open-file limit at start;
-//! * [`random`]: nonces and tokens from the system CSPRNG.
+//! * [`random`]: nonces and tokens from the system CSPRNG;
+//! * [`revocations`]: revoked cluster cookies by tag, each until its expiry,
+//!   bounded (the gateway refuses them, the relay replays them).
 //!
 //! The data plane depends on it for [`counters!`] alone, so that its shard
 //! counters are declared and shown like every other set.
@@ -26,6 +28,7 @@ pub mod link;
 pub mod metrics;
 pub mod pin;
 pub mod random;
+pub mod revocations;
 pub mod start;
 
 pub use config::ConfigError;
@@ -33,3 +36,10 @@ pub use counters::{Counter, CounterSet};
 pub use metrics::Metrics;
 pub use random::{random_bytes, random_hex};
 pub use start::StartError;
+
+/// Seconds since the Unix epoch, read by the drivers for their cores'
+/// wall clocks (cluster cookies and their revocations carry Unix times,
+/// which another machine's `Instant` cannot).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}

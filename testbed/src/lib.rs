@@ -20,7 +20,12 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod config;
+pub mod cookie;
+pub mod lossy;
+mod ocserv;
 mod second;
+
+pub use ocserv::{Ocserv, OcservAuth};
 pub use second::SecondDevice;
 
 pub const GATEWAY_IP: &str = "10.10.0.1";
@@ -287,6 +292,10 @@ pub struct GatewayOptions {
     /// Where the gateway dials its relay, when not the relay itself (a
     /// proxy in the way); `address:port`.
     pub relay_via: Option<String>,
+    /// `[timers] session_timeout`; `None`: the gateway's default.
+    pub session_timeout: Option<u32>,
+    /// `[timers] cookie_grace`.
+    pub cookie_grace: u32,
 }
 
 impl Default for GatewayOptions {
@@ -307,6 +316,8 @@ impl Default for GatewayOptions {
             shard_fault: None,
             relay_pin: String::new(),
             relay_via: None,
+            session_timeout: None,
+            cookie_grace: 60,
         }
     }
 }
@@ -314,6 +325,8 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     pub proc: Proc,
     pub ns: String,
+    /// The address it listens on (TCP 443), in its namespace.
+    pub listen: String,
 }
 
 impl Gateway {
@@ -359,7 +372,7 @@ impl Gateway {
         let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
         // The last start-up line: the worker is confined and serving.
         proc.log.wait_for("privileges dropped", Duration::from_secs(10));
-        Self { proc, ns: namespace }
+        Self { proc, ns: namespace, listen }
     }
 
     /// The admin endpoint, from inside the gateway namespace.
@@ -443,120 +456,12 @@ impl Relay {
     }
 }
 
-/// How users log in to an [`Ocserv`] (`OCSERV_PEER_AUTH` of
-/// `scripts/ocserv-peer.sh`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OcservAuth {
-    /// `alice` with [`PASSWORD`] (`plain[passwd=…]`).
-    Password,
-    /// A client certificate signed by the topology's `ca.crt` and nothing
-    /// else (`auth = "certificate"`); the user name is the certificate's CN
-    /// (`carol` for the topology's `client.crt`).
-    Certificate,
-}
-
-impl OcservAuth {
-    fn knob(self) -> &'static str {
-        match self {
-            Self::Password => "password",
-            Self::Certificate => "certificate",
-        }
-    }
-}
-
-/// Debian's ocserv 1.1.6 in the gateway namespace, started by
-/// `scripts/ocserv-peer.sh`: the same address (`GATEWAY_IP`, TCP and UDP
-/// 443), certificates, pool (192.168.99.0/24) and org route as a [`Gateway`],
-/// password login for `alice` with [`PASSWORD`] (or certificate login, see
-/// [`Ocserv::start_with`]), DTLS-PSK offered. Stopped on drop (before the
-/// [`Topology`] goes, if declared after it).
-pub struct Ocserv {
-    /// ocserv.conf, ocpasswd, its socket and pid files, ocserv.log.
-    pub rundir: PathBuf,
-    pub ns: String,
-}
-
-impl Ocserv {
-    /// Password login ([`OcservAuth::Password`]). Returns once ocserv
-    /// listens; panics with its log if it does not.
-    pub fn start(t: &Topology) -> Self {
-        Self::start_with(t, OcservAuth::Password)
-    }
-
-    /// Returns once ocserv listens with `auth` as its login; panics with its
-    /// log if it does not.
-    pub fn start_with(t: &Topology, auth: OcservAuth) -> Self {
-        for tool in ["ocserv", "ocpasswd", "runuser", "ss"] {
-            require(tool);
-        }
-        // ocserv's workers run as `nobody` and connect to a socket in the
-        // run directory, so every directory above it must be searchable by
-        // them: a checkout under /root is not. /tmp always is.
-        let rundir = std::env::temp_dir().join(format!("corridor-ocserv-{}", t.prefix));
-        let _ = fs::remove_dir_all(&rundir);
-        let mut cmd = Command::new("bash");
-        cmd.arg(repo().join("scripts/ocserv-peer.sh"))
-            .args(["start", &t.prefix])
-            .arg(&t.dir)
-            .arg(&rundir)
-            .env("OCSERV_PEER_DEBUG", "2")
-            .env("OCSERV_PEER_AUTH", auth.knob())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("scripts/ocserv-peer.sh");
-        if let Some(mut stdin) = child.stdin.take() {
-            if auth == OcservAuth::Password {
-                stdin.write_all(format!("{PASSWORD}\n").as_bytes()).expect("password to ocserv-peer.sh");
-            }
-        }
-        let out = child.wait_with_output().expect("scripts/ocserv-peer.sh");
-        let this = Self { rundir, ns: t.gateway() };
-        assert!(
-            out.status.success(),
-            "ocserv did not start ({}):\n{}\n{}\nlog:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            this.log()
-        );
-        eprintln!("{}", String::from_utf8_lossy(&out.stdout).trim_end());
-        this
-    }
-
-    /// What ocserv logged so far.
-    pub fn log(&self) -> String {
-        fs::read_to_string(self.rundir.join("ocserv.log")).unwrap_or_default()
-    }
-
-    /// Waits until a log line contains `needle`; panics with the log otherwise.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        loop {
-            let log = self.log();
-            if let Some(l) = log.lines().find(|l| l.contains(needle)) {
-                return l.to_string();
-            }
-            assert!(Instant::now() < end, "no line containing {needle:?} in ocserv.log within {timeout:?}:\n{log}");
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Ocserv {
-    fn drop(&mut self) {
-        let _ = Command::new("bash").arg(repo().join("scripts/ocserv-peer.sh")).arg("stop").arg(&self.rundir).output();
-        if thread::panicking() {
-            eprintln!("----- ocserv log -----\n{}\n-----", self.log());
-        }
-        let _ = fs::remove_dir_all(&self.rundir);
-    }
-}
-
 /// How the client logs in.
 pub enum Login<'a> {
     Password(&'a str, &'a str),
     Certificate,
+    /// No login: a session cookie ([`cookie::authenticate`]) given on stdin.
+    Cookie(&'a str),
 }
 
 /// A real openconnect client in the device namespace.
@@ -604,19 +509,23 @@ impl Client {
         let mut cmd = ns(namespace, "openconnect");
         cmd.args(["--protocol=anyconnect", "-v", "--non-inter", "--interface", ifname, "--cafile"])
             .arg(t.dir.join("ca.crt"));
-        let mut password = None;
+        let mut on_stdin = None;
         match login {
             Login::Password(user, pw) => {
                 cmd.args(["--user", user, "--passwd-on-stdin"]);
-                password = Some(pw.to_string());
+                on_stdin = Some(pw.to_string());
             }
             Login::Certificate => {
                 cmd.arg("-c").arg(t.dir.join("client.crt")).arg("-k").arg(t.dir.join("client.key"));
             }
+            Login::Cookie(cookie) => {
+                cmd.arg("--cookie-on-stdin");
+                on_stdin = Some(cookie.to_string());
+            }
         }
         cmd.args(extra).arg(url);
         let mut proc = Proc::spawn(&format!("openconnect ({namespace})"), cmd);
-        if let Some(pw) = password {
+        if let Some(pw) = on_stdin {
             if let Some(mut stdin) = proc.child.stdin.take() {
                 let _ = stdin.write_all(format!("{pw}\n").as_bytes());
             }

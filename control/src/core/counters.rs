@@ -72,5 +72,13 @@ service::counters! {
         logins_refused_group,
         /// logins refused: the user holds limits.max_sessions_per_user sessions
         logins_refused_session_cap,
+        /// cluster cookies revoked here as their session ended for good (logout, kill, timeouts), sent to the relays
+        cookies_revoked,
+        /// cluster cookie revocations learnt from other nodes through a relay
+        revocations_received,
+        /// revocations forgotten before their cookie expired: the list was full (the first to expire went)
+        revocations_evicted,
+        /// CONNECTs refused with 401: the cookie was revoked here or at a cluster peer
+        connects_refused_revoked,
     }
 }

@@ -78,6 +78,10 @@ pub enum Effect {
     CheckPassword { check: CheckId, user: String, password: Zeroizing<String> },
     /// Tell relay link `link` that no session has the App-ID of its flow.
     RefuseFlow { link: usize, flow: u64 },
+    /// A cluster cookie ended for good here: tell every relay link
+    /// ([`proto::relay::Frame::Revoke`]), so the other nodes refuse it
+    /// until `expires` (Unix seconds), and tell relays that link up later.
+    RevokeCookie { tag: proto::relay::RevocationTag, expires: u64 },
     /// A session ended: for the log (and, later, accounting).
     SessionEnded(SessionEnd),
 }

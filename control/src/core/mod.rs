@@ -23,7 +23,8 @@
 //! * [`handle_dataplane`](Core::handle_dataplane) when the shards have
 //!   events (the core takes them from its [`DataplanePort`]);
 //! * [`handle_flow_request`](Core::handle_flow_request) for a relay's
-//!   Allocate;
+//!   Allocate, [`handle_revocation`](Core::handle_revocation) for its
+//!   Revoke (another cluster node's cookie ended);
 //! * [`handle_tick`](Core::handle_tick) every [`TICK`] or so, after
 //!   [`set_wall_clock`](Core::set_wall_clock).
 //!
@@ -41,6 +42,7 @@ mod effect;
 mod handoff;
 mod login;
 mod reload;
+mod revocation;
 mod throttle;
 mod tunnel;
 
@@ -52,6 +54,7 @@ use std::time::{Duration, Instant};
 use proto::cstp::Deframer;
 use proto::grant::SessionId;
 use proto::http::Limits;
+use service::revocations::Revocations;
 
 pub use bans::{Misbehaviour, Source};
 pub use counters::ControlCounters;
@@ -142,6 +145,8 @@ pub struct Core<P: DataplanePort> {
     /// Pre-auth connections per source (their total is `preauth_total`).
     preauth: HashMap<Source, usize>,
     preauth_total: usize,
+    /// Cluster cookies revoked here or at a peer, until they expire.
+    revoked: Revocations,
 }
 
 impl<P: DataplanePort> Core<P> {
@@ -165,6 +170,7 @@ impl<P: DataplanePort> Core<P> {
             throttle: throttle::Throttle::default(),
             preauth: HashMap::new(),
             preauth_total: 0,
+            revoked: Revocations::default(),
         }
     }
 
@@ -451,6 +457,7 @@ impl<P: DataplanePort> Core<P> {
             tracing::debug!("ban scores expired");
         }
         self.throttle.prune(&l, now);
+        self.expire_revocations(now);
         let t = self.config.timers;
         let mut ending = Vec::new();
         for s in self.sessions.iter() {
@@ -522,9 +529,11 @@ impl<P: DataplanePort> Core<P> {
 
     /// Ends a session: tell the device (CSTP DISCONNECT, except after its
     /// own logout), take its DTLS authorisation and channel from the
-    /// shards, forget its cookie, return its address.
+    /// shards, forget its cookie (and revoke it across the cluster, when
+    /// the end is for good), return its address.
     fn end_session(&mut self, id: SessionId, reason: EndReason) {
         let Some(s) = self.sessions.remove(id) else { return };
+        self.revoke_cookie_of(&s, reason);
         self.deauthorize_dtls(id);
         if let Some(conn) = s.conn {
             if reason != EndReason::Logout {

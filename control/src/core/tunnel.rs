@@ -32,8 +32,17 @@ impl<P: DataplanePort> Core<P> {
                 return self.reject_connect(conn, 400, "Bad CONNECT request", now);
             }
         };
-        let known = cr.cookie.as_deref().and_then(|k| self.sessions.by_cookie(k));
-        let Some(id) = known.or_else(|| self.adopt(cr.cookie.as_deref()?, now)) else {
+        // A cookie revoked here or at a cluster peer is as unknown as a guess.
+        let cookie = cr.cookie.as_deref().filter(|k| {
+            let revoked = self.is_revoked(k, now);
+            if revoked {
+                self.counters.connects_refused_revoked += 1;
+                tracing::info!(%peer, "CONNECT with a revoked cluster cookie");
+            }
+            !revoked
+        });
+        let known = cookie.and_then(|k| self.sessions.by_cookie(k));
+        let Some(id) = known.or_else(|| self.adopt(cookie?, now)) else {
             tracing::info!(%peer, "CONNECT with an unknown cookie");
             // A cookie nobody issued is a guess at a credential.
             self.misbehaved(peer, Misbehaviour::WrongPassword, conn, now);

@@ -111,6 +111,11 @@ impl Gateway {
         );
         m.gauge("corridor_pool_addresses_in_use", "client addresses handed out", self.core.addresses_in_use() as u64);
         m.gauge(
+            "corridor_revocations",
+            "cluster cookies refused until they expire: revoked here or at a peer",
+            self.core.revocations_held() as u64,
+        );
+        m.gauge(
             "corridor_password_checks_pending",
             "password checks queued or running on the verifier threads",
             self.verifiers.as_ref().map_or(0, crate::verifier::Verifiers::in_flight) as u64,

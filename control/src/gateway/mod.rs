@@ -95,11 +95,6 @@ fn raise_open_file_limit(max_connections: usize) {
     }
 }
 
-/// Seconds since the Unix epoch, for the core's wall clock.
-fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 impl Gateway {
     /// Binds the listener, creates the TUN and starts the shards.
     pub fn start(config: Config, secrets: Secrets) -> Result<Self, StartError> {
@@ -196,7 +191,7 @@ impl Gateway {
         raise_open_file_limit(config.max_connections);
         let now = Instant::now();
         let relays = RelayLinks::new(&config.relays, now);
-        let core = Core::new(Arc::new(config), dataplane, now, unix_now());
+        let core = Core::new(Arc::new(config), dataplane, now, service::unix_now());
         Ok(Self {
             core,
             tls,
@@ -352,6 +347,7 @@ impl Gateway {
                 LinkEvent::Allocate { link, flow, relay, nonce, app_id, device } => {
                     self.core.handle_flow_request(FlowRequest { link, flow, relay, nonce, app_id, device });
                 }
+                LinkEvent::Revoke { tag, expires } => self.core.handle_revocation(tag, expires, now),
             }
         }
     }
@@ -437,6 +433,7 @@ impl Gateway {
                     }
                 }
                 Effect::RefuseFlow { link, flow } => self.relays.refuse(link, flow),
+                Effect::RevokeCookie { tag, expires } => self.relays.revoke(tag, expires, service::unix_now()),
                 Effect::SessionEnded(e) => tracing::info!(
                     session = %e.session,
                     user = %e.user,
@@ -507,7 +504,9 @@ impl Gateway {
         self.relays.on_tick(now, self.poll.registry());
         // Verdicts whose wake-up was lost still get answered.
         self.on_verdicts(now);
-        self.core.set_wall_clock(now, unix_now());
+        let unix_now = service::unix_now();
+        self.relays.expire_revocations(unix_now);
+        self.core.set_wall_clock(now, unix_now);
         self.core.handle_tick(now);
         self.carry_out(now);
         // Connections that finished writing after being closed, and those

@@ -6,6 +6,12 @@
 //! Nothing ever connects in to the gateway. A link that drops is dialled
 //! again with exponential back-off. See [`proto::relay`] for the frames.
 //!
+//! In a `[cluster]` the links also carry cookie revocations both ways: the
+//! core's ([`RelayLinks::revoke`]) go to every live link and are kept, to
+//! be sent again to each relay as its link comes up (the relay may have
+//! restarted and forgotten them, or the link was down when they happened);
+//! the relay's come back as [`LinkEvent::Revoke`].
+//!
 //! The link runs over TLS 1.3 with the relay's certificate pinned
 //! ([`tls`]); the streams dialled back for devices do not: each carries
 //! the device's own TLS, end to end.
@@ -17,7 +23,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
-use proto::relay::{self as link, Frame, Nonce};
+use proto::relay::{self as link, Frame, Nonce, RevocationTag};
+use service::revocations::{Added, Cursor, Revocations};
 
 pub mod tls;
 
@@ -41,6 +48,10 @@ const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Streams being dialled back at once; more Opens are declined, so a relay
 /// cannot make the gateway hold unbounded half-open sockets.
 const MAX_ATTACHING: usize = 1024;
+/// Revocations sent again to a link that came up, per turn: 2048 frames
+/// are 55 KiB, and a turn sends them only while the outbox holds under a
+/// quarter of [`MAX_OUTBOX`], so a long list never outgrows it.
+const REPLAY_BATCH: usize = 2048;
 
 /// One relay of the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +103,9 @@ struct GatewayLink {
     /// The route this relay gave us last: asked for again on redial, so
     /// App-IDs handed out before a drop still route.
     route_hint: u32,
+    /// Where sending this gateway's revocations again stands after the
+    /// link came up; `None`: done.
+    replay: Option<Cursor>,
 }
 
 /// A stream being dialled back to the relay for a device.
@@ -114,6 +128,9 @@ pub enum LinkEvent {
     /// The relay opened `port` for a device whose ClientHello carried
     /// `app_id`: bind it ([`link::Bind`]) from the DTLS port, or refuse it.
     Allocate { link: usize, flow: u64, relay: SocketAddr, nonce: Nonce, app_id: Vec<u8>, device: SocketAddr },
+    /// Another gateway of the cluster revoked a cookie: hand it to the
+    /// core ([`crate::core::Core::handle_revocation`]).
+    Revoke { tag: RevocationTag, expires: u64 },
 }
 
 service::counters! {
@@ -138,6 +155,10 @@ service::counters! {
         streams_declined,
         /// relay DTLS flows refused: no session had the App-ID
         flows_refused,
+        /// cookie revocation frames sent to relays (each revocation once per live link, again as a link comes up)
+        revocations_sent,
+        /// cookie revocation frames received from relays
+        revocations_received,
     }
 }
 
@@ -147,6 +168,9 @@ pub struct RelayLinks {
     attaching: std::collections::HashMap<Token, Attaching>,
     /// Connections the gateway can still take, as of the last event.
     room: usize,
+    /// The revocations this gateway made, until their cookies expire:
+    /// sent again to every relay whose link comes up.
+    revoked: Revocations,
     pub counters: LinkCounters,
 }
 
@@ -204,12 +228,14 @@ impl RelayLinks {
                 last_rx: now,
                 last_ping: now,
                 route_hint: 0,
+                replay: None,
             })
             .collect();
         Self {
             links,
             attaching: std::collections::HashMap::new(),
             room: MAX_ATTACHING,
+            revoked: Revocations::default(),
             counters: LinkCounters::default(),
         }
     }
@@ -406,6 +432,8 @@ impl RelayLinks {
                     dtls_port,
                     "relay link up"
                 );
+                l.replay = Some(Cursor::default());
+                self.replay(i).map_err(|e| format!("write failed: {e}"))?;
             }
             (_, Frame::Refused { reason }) => {
                 self.counters.links_refused += 1;
@@ -428,6 +456,10 @@ impl RelayLinks {
                     app_id,
                     device,
                 });
+            }
+            (State::Up { .. }, Frame::Revoke { tag, expires }) => {
+                self.counters.revocations_received += 1;
+                events.push(LinkEvent::Revoke { tag, expires });
             }
             (_, Frame::Ping { token }) => l.send(&Frame::Pong { token }).map_err(|e| format!("write failed: {e}"))?,
             (_, Frame::Pong { .. }) => {}
@@ -482,6 +514,48 @@ impl RelayLinks {
         }
     }
 
+    /// The core revoked a cookie: every live link is told now, and each
+    /// link that comes up later is told on its Welcome, until `expires`.
+    /// A link whose write fails is left to notice it on its next event.
+    pub fn revoke(&mut self, tag: RevocationTag, expires: u64, unix_now: u64) {
+        if !matches!(self.revoked.insert(tag, expires, unix_now), Added::New { .. }) {
+            return;
+        }
+        for l in self.links.iter_mut().filter(|l| matches!(l.state, State::Up { .. })) {
+            if l.send(&Frame::Revoke { tag, expires }).is_ok() {
+                self.counters.revocations_sent += 1;
+            }
+        }
+    }
+
+    /// Forgets the revocations whose cookies have expired.
+    pub fn expire_revocations(&mut self, unix_now: u64) {
+        self.revoked.expire(unix_now);
+    }
+
+    /// Sends link `i` the next part of this gateway's revocations, if it
+    /// is being told them and its outbox has room.
+    fn replay(&mut self, i: usize) -> io::Result<()> {
+        let Some(l) = self.links.get_mut(i) else { return Ok(()) };
+        let Some(mut cursor) = l.replay else { return Ok(()) };
+        if l.outbox.len() > MAX_OUTBOX / 4 {
+            return Ok(());
+        }
+        let batch = self.revoked.next_batch(&mut cursor, REPLAY_BATCH);
+        l.replay = (batch.len() == REPLAY_BATCH).then_some(cursor);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut frames = Vec::with_capacity(batch.len() * 27);
+        for (tag, expires) in &batch {
+            Frame::Revoke { tag: *tag, expires: *expires }.write(&mut frames);
+        }
+        self.counters.revocations_sent += batch.len() as u64;
+        let Some(tls) = l.tls.as_mut() else { return Err(io::ErrorKind::NotConnected.into()) };
+        tls.seal(&frames, &mut l.outbox);
+        l.flush()
+    }
+
     fn lost(&mut self, i: usize, why: &str, now: Instant, registry: &Registry) {
         let Some(l) = self.links.get_mut(i) else { return };
         if let Some(mut s) = l.stream.take() {
@@ -498,6 +572,7 @@ impl RelayLinks {
         let wait = jittered(l.backoff);
         l.retry_at = now + wait;
         l.backoff = (l.backoff * 2).min(BACKOFF_MAX);
+        l.replay = None;
         if was_up {
             tracing::warn!(relay = %l.target.address, name = %l.target.name, reason = why, retry_in = ?wait, "relay link lost; redialling");
         } else {
@@ -533,11 +608,17 @@ impl RelayLinks {
                 State::Up { .. } => {
                     if now.saturating_duration_since(l.last_rx) >= SILENCE {
                         self.lost(i, "silent for 30 s", now, registry);
-                    } else if now.saturating_duration_since(l.last_ping) >= PING_EVERY {
+                        continue;
+                    }
+                    if now.saturating_duration_since(l.last_ping) >= PING_EVERY {
                         l.last_ping = now;
                         if l.send(&Frame::Ping { token: 0 }).is_err() {
                             self.lost(i, "write failed", now, registry);
+                            continue;
                         }
+                    }
+                    if self.replay(i).is_err() {
+                        self.lost(i, "write failed", now, registry);
                     }
                 }
                 _ => {

@@ -162,6 +162,8 @@ pub struct Gateway {
     pub tun: Vec<(SessionId, Vec<u8>)>,
     pub ended: Vec<SessionEnd>,
     pub refused_flows: Vec<(usize, u64)>,
+    /// Cookie revocations the core asked to send to the relays: (tag, expires).
+    pub revocations: Vec<(proto::relay::RevocationTag, u64)>,
     /// Every effect's kind, for tests that look at the order.
     pub closes: Vec<(ConnId, &'static str)>,
     /// Answer password checks `Busy` instead of checking them.
@@ -236,6 +238,7 @@ impl World {
             tun: Vec::new(),
             ended: Vec::new(),
             refused_flows: Vec::new(),
+            revocations: Vec::new(),
             closes: Vec::new(),
             verifiers_busy: false,
             held_checks: Vec::new(),
@@ -607,6 +610,7 @@ impl Gateway {
                         self.core.handle_verdict(check, verdict, now);
                     }
                     Effect::RefuseFlow { link, flow } => self.refused_flows.push((link, flow)),
+                    Effect::RevokeCookie { tag, expires } => self.revocations.push((tag, expires)),
                     Effect::SessionEnded(e) => self.ended.push(e),
                 }
             }

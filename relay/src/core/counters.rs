@@ -101,6 +101,18 @@ service::counters! {
         drop_udp_truncated,
         /// flows not opened: no UDP port could be bound
         drop_udp_socket_failed,
+        /// cookie revocations taken from a gateway link and held for its name
+        revocations,
+        /// revocations already held for the name (not passed on again)
+        revocations_repeated,
+        /// revocations whose cookie had expired already (dropped)
+        revocations_stale,
+        /// revocations dropped at limits.max_revocations_per_name (the first to expire)
+        revocations_evicted,
+        /// revocation frames passed on to the other gateway links of a name
+        revocations_forwarded,
+        /// revocation frames replayed to a gateway link as it came up
+        revocations_replayed,
     }
 }
 

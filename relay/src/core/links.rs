@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use proto::relay::{self as link, next_frame, Frame};
 use service::random_bytes;
+use service::revocations::Cursor;
 
 use super::preauth::Refusal;
 use super::{late, ConnId, Effect, Ended, RelayCore};
@@ -56,6 +57,8 @@ pub(super) struct Link {
     /// Device streams opened through it, and now active (waiting or spliced).
     pub(super) streams_opened: u64,
     pub(super) active_streams: usize,
+    /// Where telling it its name's revocations stands; `None`: done.
+    pub(super) replay: Option<Cursor>,
 }
 
 impl Link {
@@ -179,27 +182,28 @@ impl RelayCore {
             last_ping: now,
             streams_opened: 0,
             active_streams: 0,
+            replay: None,
         };
         self.links.insert(conn, link);
         // Auth may have arrived with the Hello.
-        self.take_link_frames(conn);
+        self.take_link_frames(conn, now);
     }
 
     pub(super) fn on_link_bytes(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(l) = self.links.get_mut(&conn) else { return };
         l.last_rx = now;
         l.inbox.extend_from_slice(bytes);
-        self.take_link_frames(conn);
+        self.take_link_frames(conn, now);
     }
 
     /// Handles the whole frames in a link's inbox; a malformed one ends the link.
-    fn take_link_frames(&mut self, conn: ConnId) {
+    fn take_link_frames(&mut self, conn: ConnId, now: Instant) {
         loop {
             let Some(l) = self.links.get_mut(&conn) else { return };
             match next_frame(&l.inbox) {
                 Ok(Some((f, used))) => {
                     l.inbox.drain(..used);
-                    self.on_link_frame(conn, f);
+                    self.on_link_frame(conn, f, now);
                 }
                 Ok(None) => return,
                 Err(e) => {
@@ -210,7 +214,7 @@ impl RelayCore {
         }
     }
 
-    fn on_link_frame(&mut self, conn: ConnId, f: Frame) {
+    fn on_link_frame(&mut self, conn: ConnId, f: Frame, now: Instant) {
         let Some(l) = self.links.get(&conn) else { return };
         match (l.state, f) {
             // Before its Welcome a link is answered nothing but the handshake.
@@ -231,12 +235,13 @@ impl RelayCore {
                     self.send(conn, &Frame::Refused { reason: "authentication failed".into() });
                     return self.drop_link(conn, "authentication failed");
                 }
-                self.link_up(conn);
+                self.link_up(conn, now);
             }
             (LinkState::Up { .. }, Frame::Decline { stream }) => self.on_decline(conn, stream),
             (LinkState::Up { route }, Frame::Refuse { flow }) => self.on_refuse(route, flow),
             (LinkState::Up { .. }, Frame::Ping { token }) => self.send(conn, &Frame::Pong { token }),
             (LinkState::Up { .. }, Frame::Pong { .. }) => {}
+            (LinkState::Up { .. }, Frame::Revoke { tag, expires }) => self.on_revoke(conn, tag, expires, now),
             (state, other) => {
                 self.counters.drop_bad_gateway_frame += 1;
                 tracing::warn!(peer = %l.peer, ?state, frame = ?other, "unexpected frame on a gateway link; dropped the link");
@@ -246,8 +251,9 @@ impl RelayCore {
     }
 
     /// An authenticated link gets its old route back while no other link
-    /// holds it (App-IDs issued before a drop still route), else a new one.
-    fn link_up(&mut self, conn: ConnId) {
+    /// holds it (App-IDs issued before a drop still route), else a new one,
+    /// and then the revocations its name holds.
+    fn link_up(&mut self, conn: ConnId, now: Instant) {
         let Some(l) = self.links.get(&conn) else { return };
         let hint = l.route_hint;
         let route = if hint != 0 && !self.routes.contains_key(&hint) {
@@ -268,6 +274,7 @@ impl RelayCore {
         tracing::info!(peer = %l.peer, name = %l.name, route = format_args!("{route:08x}"), kept_route = route == hint, "gateway link up");
         let dtls_port = self.config.dtls_port.unwrap_or(0);
         self.send(conn, &Frame::Welcome { route, dtls_port });
+        self.start_replay(conn, now);
     }
 
     /// A link is gone: its waiting device streams are closed (their

@@ -3,8 +3,9 @@
 //! each link's state machine (Hello → Challenge → Auth → Welcome or
 //! Refused, Ping/Pong, silence), pairs streams with their gateway's Attach
 //! by nonce, routes DTLS by App-ID to UDP flows (Allocate, Bind, Refuse,
-//! idle), and holds every limit and counter. It has no socket, no thread
-//! and no clock: the driver ([`crate::driver`]) owns those, tells the core
+//! idle), passes cookie revocations between the gateways of one name, and
+//! holds every limit and counter. It has no socket, no thread and no
+//! clock: the driver ([`crate::driver`]) owns those, tells the core
 //! what happened, with `now`, and carries out the [`Effect`]s it gives back
 //! (quinn-proto's `Endpoint` has the same shape).
 //!
@@ -22,7 +23,8 @@
 //!    received, [`RelayCore::handle_flow_datagrams`] for a flow's port; send
 //!    what they let through, then [`RelayCore::record_forwarded`] or
 //!    [`RelayCore::record_send_failed`];
-//! 4. [`RelayCore::handle_timeout`] once [`RelayCore::poll_timeout`] has passed;
+//! 4. [`RelayCore::handle_timeout`] once [`RelayCore::poll_timeout`] has passed,
+//!    after [`RelayCore::set_wall_clock`] (revocations expire by the Unix clock);
 //! 5. after each call, [`RelayCore::poll_effect`] until `None`, carrying out
 //!    each effect in order; answering one (an opened port, a failed write,
 //!    a finished splice) may queue more, which the same drain picks up.
@@ -42,6 +44,7 @@ mod flows;
 mod links;
 mod pages;
 mod preauth;
+mod revocations;
 mod streams;
 #[cfg(test)]
 mod tests;
@@ -79,13 +82,26 @@ pub struct RelayCore {
     routes: HashMap<u32, ConnId>,
     flows: flows::Flows,
     affinity: affinity::Affinity,
+    /// Cookie revocations per gateway name, until the cookies expire.
+    revocations: revocations::ByName,
+    wall: WallClock,
     counters: Counters,
     effects: VecDeque<Effect>,
     next_timeout: Instant,
 }
 
+/// The Unix clock at an instant: revocations carry the cookie's expiry in
+/// Unix seconds, which a gateway's `Instant` cannot. The driver sets it
+/// every tick; between ticks it advances with `now`.
+#[derive(Debug, Clone, Copy)]
+struct WallClock {
+    at: Instant,
+    unix_secs: u64,
+}
+
 impl RelayCore {
-    pub fn new(config: Config, now: Instant) -> Self {
+    /// A core with no connections; `unix_secs` is the Unix clock at `now`.
+    pub fn new(config: Config, now: Instant, unix_secs: u64) -> Self {
         Self {
             config,
             devices: HashMap::new(),
@@ -98,6 +114,8 @@ impl RelayCore {
             routes: HashMap::new(),
             flows: flows::Flows::default(),
             affinity: affinity::Affinity::default(),
+            revocations: revocations::ByName::default(),
+            wall: WallClock { at: now, unix_secs },
             counters: Counters::default(),
             effects: VecDeque::new(),
             next_timeout: now + TICK,
@@ -156,7 +174,7 @@ impl RelayCore {
     }
 
     /// Checks every timer: hello, attach, authentication and bind timeouts,
-    /// idle flows, link pings and silence, affinity expiry.
+    /// idle flows, link pings and silence, affinity and revocation expiry.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.next_timeout = now + TICK;
         self.expire_streams(now);
@@ -164,6 +182,17 @@ impl RelayCore {
         self.expire_flows(now);
         self.check_links(now);
         self.affinity.expire(now);
+        self.expire_revocations(now);
+        self.continue_replays(now);
+    }
+
+    /// The Unix clock reads `unix_secs` at `now`.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.wall = WallClock { at: now, unix_secs };
+    }
+
+    fn unix_now(&self, now: Instant) -> u64 {
+        self.wall.unix_secs.saturating_add(now.saturating_duration_since(self.wall.at).as_secs())
     }
 
     /// When the core next wants [`handle_timeout`](Self::handle_timeout).

@@ -29,6 +29,11 @@ impl RelayCore {
             "DTLS flows not yet bound by their gateway",
             self.flows.pending() as u64,
         );
+        m.gauge(
+            "corridor_relay_revocations",
+            "cookie revocations held, over every name",
+            self.revocations.len() as u64,
+        );
         m.into_string()
     }
 

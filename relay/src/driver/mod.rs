@@ -185,7 +185,7 @@ impl Relay {
             "relay started"
         );
         Ok(Self {
-            core: RelayCore::new(config, Instant::now()),
+            core: RelayCore::new(config, Instant::now(), service::unix_now()),
             link_tls,
             poll,
             device_listener,
@@ -231,6 +231,7 @@ impl Relay {
                 }
             }
             if now >= self.core.poll_timeout() {
+                self.core.set_wall_clock(now, service::unix_now());
                 self.core.handle_timeout(now);
                 self.carry_out(now);
             }

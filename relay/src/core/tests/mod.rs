@@ -16,12 +16,15 @@ mod flows;
 mod limits;
 mod links;
 mod preauth;
+mod revocations;
 mod streams;
 
 const NAME: &str = "vpn.test";
 const TOKEN: &str = "0123456789abcdef0123";
 const OTHER_NAME: &str = "other.test";
 const OTHER_TOKEN: &str = "fedcba9876543210fedc";
+/// The Unix clock when a test's relay starts.
+const UNIX_START: u64 = 1_800_000_000;
 /// The relay's address on the gateways' side.
 const RELAY_GATEWAY_SIDE: &str = "192.0.2.1:3101";
 
@@ -135,7 +138,7 @@ impl Sim {
     fn with_limits(limits: &str) -> Self {
         let now = Instant::now();
         Self {
-            core: RelayCore::new(config(limits), now),
+            core: RelayCore::new(config(limits), now, UNIX_START),
             now,
             next_conn: 100,
             written: HashMap::new(),

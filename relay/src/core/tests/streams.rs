@@ -96,7 +96,7 @@ fn a_default_name_routes_a_hello_without_sni() {
          [gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n"
     );
     let mut sim = Sim::new();
-    sim.core = RelayCore::new(Config::parse_in(&text, Path::new(".")).expect("config"), sim.now);
+    sim.core = RelayCore::new(Config::parse_in(&text, Path::new(".")).expect("config"), sim.now, UNIX_START);
     let l = sim.link_up(GW1, NAME);
     let device = sim.device(DEVICE);
     sim.read(device, &client_hello(None));

@@ -10,7 +10,7 @@ use std::time::Instant;
 use dataplane::ShardId;
 use proto::grant::SessionId;
 
-use crate::core::ConnId;
+use crate::core::{ConnId, RelayRoute};
 
 /// Why a session ended; logged with the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,11 +43,13 @@ impl core::fmt::Display for EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtlsState {
     None,
-    /// `shard` completed the handshake with `peer` at `since` and holds the channel.
+    /// `shard` completed the handshake with `peer` at `since`, agreeing on
+    /// `suite`, and holds the channel.
     Granted {
         shard: ShardId,
         peer: SocketAddr,
         since: Instant,
+        suite: dtls::CipherSuite,
     },
 }
 
@@ -70,6 +72,10 @@ pub struct Session {
     /// not `cookie_grace`).
     pub connected: bool,
     pub dtls: DtlsState,
+    /// Where its latest CONNECT came from (the device as the relay reports
+    /// it, when relayed) and through which relay link: for the operator.
+    pub peer: Option<SocketAddr>,
+    pub via: Option<RelayRoute>,
     pub mtu: u16,
     pub cstp_rx_packets: u64,
     pub cstp_tx_packets: u64,
@@ -105,6 +111,8 @@ impl Session {
             detached_at: Some(now),
             connected: false,
             dtls: DtlsState::None,
+            peer: None,
+            via: None,
             mtu: 0,
             cstp_rx_packets: 0,
             cstp_tx_packets: 0,

@@ -295,6 +295,10 @@ impl<P: DataplanePort> Core<P> {
             // Ours, and no longer live here: that session has ended.
             return None;
         }
+        if self.revoked.contains(cookie) {
+            tracing::info!(user = %claims.user, "cluster cookie revoked here by the operator (its session was killed)");
+            return None;
+        }
         let unix_now = self.unix_now(now);
         if claims.issued > unix_now + 300 {
             tracing::warn!(user = %claims.user, "cluster cookie issued in the future; check the nodes' clocks");

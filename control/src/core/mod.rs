@@ -40,6 +40,7 @@ mod counters;
 mod effect;
 mod handoff;
 mod login;
+mod revoked;
 mod throttle;
 mod tunnel;
 
@@ -52,7 +53,7 @@ use proto::cstp::Deframer;
 use proto::grant::SessionId;
 use proto::http::Limits;
 
-pub use bans::{Misbehaviour, Source};
+pub use bans::{BanEntry, Misbehaviour, Source};
 pub use counters::ControlCounters;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict};
 
@@ -136,6 +137,8 @@ pub struct Core<P: DataplanePort> {
     next_check: u64,
     wall: WallClock,
     bans: bans::Bans,
+    /// Adopted cluster cookies whose session the operator killed here.
+    revoked: revoked::Revoked,
     throttle: throttle::Throttle,
     /// Pre-auth connections per source (their total is `preauth_total`).
     preauth: HashMap<Source, usize>,
@@ -160,6 +163,7 @@ impl<P: DataplanePort> Core<P> {
             next_check: 0,
             wall: WallClock { at: now, unix_secs },
             bans: bans::Bans::default(),
+            revoked: revoked::Revoked::default(),
             throttle: throttle::Throttle::default(),
             preauth: HashMap::new(),
             preauth_total: 0,
@@ -175,7 +179,9 @@ impl<P: DataplanePort> Core<P> {
         self.wall = WallClock { at: now, unix_secs };
     }
 
-    fn unix_now(&self, now: Instant) -> u64 {
+    /// Seconds since the Unix epoch at `now`, by the wall clock the driver
+    /// last set.
+    pub fn unix_now(&self, now: Instant) -> u64 {
         self.wall.unix_secs + now.saturating_duration_since(self.wall.at).as_secs()
     }
 
@@ -225,6 +231,11 @@ impl<P: DataplanePort> Core<P> {
     /// Sources refused at accept now (the `corridor_banned_sources` gauge).
     pub fn banned_sources(&self, now: Instant) -> usize {
         self.bans.banned(now)
+    }
+
+    /// Every source with points or a ban in force (`corridor ctl bans`).
+    pub fn bans(&self, now: Instant) -> Vec<BanEntry> {
+        self.bans.entries(now)
     }
 
     /// Lifts the ban and forgets the score of `addr`'s source (its /64 for
@@ -449,6 +460,7 @@ impl<P: DataplanePort> Core<P> {
             tracing::debug!("ban scores expired");
         }
         self.throttle.prune(&l, now);
+        self.revoked.prune(self.unix_now(now));
         let t = self.config.timers;
         let mut ending = Vec::new();
         for s in self.sessions.iter() {
@@ -502,10 +514,16 @@ impl<P: DataplanePort> Core<P> {
 
     // ----- sessions ------------------------------------------------------
 
-    /// An administrator ends session `id`; `false` if there is none.
+    /// An administrator ends session `id` and revokes its cookie; `false`
+    /// if there is none. A node-local cookie dies with its session; a
+    /// cluster cookie another node minted is kept from being adopted here
+    /// again ([`revoked`]).
     pub fn kill(&mut self, id: SessionId) -> bool {
-        if self.sessions.get(id).is_none() {
-            return false;
+        let Some(s) = self.sessions.get(id) else { return false };
+        if let Some(c) = self.config.cluster.as_ref() {
+            if let Some(claims) = c.verify(&s.cookie).filter(|claims| claims.node != c.node) {
+                self.revoked.revoke(&s.cookie, claims.expires);
+            }
         }
         self.end_session(id, EndReason::AdminKill);
         true

@@ -64,12 +64,19 @@ pub fn parse_request_line(head: &[u8]) -> Option<(String, String)> {
 /// plain lines also are) and lets the connection close.
 pub fn respond(stream: &mut TcpStream, status: &str, body: &str) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let head = format!(
+    let _ = stream.write_all(&response(status, body));
+}
+
+/// A whole `text/plain` response, head and body, for a server that writes
+/// it out itself.
+pub fn response(status: &str, body: &str) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 #[cfg(test)]

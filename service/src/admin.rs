@@ -1,8 +1,10 @@
 //! The admin endpoint's HTTP: plain text on a local address (keep it on
-//! loopback or a management network). Requests are tiny and local, so each
-//! is served synchronously on the server's thread rather than through its
-//! event loop; a deadline on the whole request keeps a slow or silent
-//! client from holding that thread.
+//! loopback or a management network). The relay serves each request
+//! synchronously on its thread ([`read_request_line`], [`respond`]), a
+//! deadline on the whole request keeping a slow or silent client from
+//! holding that thread; the gateway's admin thread reads and writes its own
+//! non-blocking sockets and uses only the pure parts ([`parse_request_line`],
+//! [`response`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -129,6 +129,11 @@ pub struct SessionView {
     pub packets_in: u64,
     /// Packets to the device (CSTP + DTLS).
     pub packets_out: u64,
+    /// CSTP packets from the device dropped for a source other than its
+    /// address, and for a destination its group may not reach (over DTLS
+    /// these are the shards' `corridor_shard_drop_*` counters).
+    pub drops_spoofed: u64,
+    pub drops_policy: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

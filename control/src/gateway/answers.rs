@@ -189,6 +189,8 @@ impl Gateway {
             detached_s: s.detached_at.map(|d| now.saturating_duration_since(d).as_secs()),
             packets_in: s.cstp_rx_packets + s.dtls_rx_packets,
             packets_out: s.cstp_tx_packets + s.dtls_tx_packets,
+            drops_spoofed: s.drops_spoofed,
+            drops_policy: s.drops_policy,
         }
     }
 }

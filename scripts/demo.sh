@@ -443,7 +443,8 @@ show_sessions() {
     # The gateway's ctl socket ([admin] ctl_socket, relative to its config).
     table="$("$CORRIDOR" ctl --socket "$WORK/ctl.sock" sessions)" || die "corridor ctl sessions failed"
     grep -q "  $DEMO_USER  " <<<"$table" || die "corridor ctl sessions does not list $DEMO_USER: $table"
-    sed 's/^/    /' <<<"$table"
+    local line
+    while IFS= read -r line; do printf '    %s\n' "$line"; done <<<"$table"
 }
 
 disconnect_device() {

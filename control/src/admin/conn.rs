@@ -102,17 +102,20 @@ impl Conn {
         Self { stream, door, phase: Phase::Reading, deadline, inbox: Vec::new(), outbox: Vec::new(), written: 0 }
     }
 
-    /// Reads what the socket has, keeping at most `limit` bytes (a request
-    /// past that is too long whatever follows, so the rest is not kept).
+    /// Reads what the socket has, up to `limit` bytes in all: a request
+    /// that long is whole or too long whatever follows, so reading stops
+    /// there (a client streaming bytes does not keep this thread reading).
     pub(super) fn read(&mut self, limit: usize) -> Arrived {
         let mut chunk = [0u8; 1024];
         loop {
-            match self.stream.read(&mut chunk) {
+            let room = limit.saturating_sub(self.inbox.len());
+            if room == 0 {
+                return Arrived::More;
+            }
+            let want = room.min(chunk.len());
+            match self.stream.read(chunk.get_mut(..want).unwrap_or_default()) {
                 Ok(0) => return Arrived::Ended,
-                Ok(n) => {
-                    let room = limit.saturating_sub(self.inbox.len());
-                    self.inbox.extend_from_slice(chunk.get(..n.min(room)).unwrap_or_default());
-                }
+                Ok(n) => self.inbox.extend_from_slice(chunk.get(..n).unwrap_or_default()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Arrived::More,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Arrived::Failed,

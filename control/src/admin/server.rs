@@ -360,3 +360,64 @@ impl Server {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::Request;
+    use std::io::Read;
+    use std::os::unix::net::UnixStream;
+
+    /// The admin thread with only a ctl socket, and a stand-in control
+    /// thread answering every question with an empty session list.
+    fn admin(name: &str) -> (AdminHandle, PathBuf, std::thread::JoinHandle<()>, Arc<AtomicBool>) {
+        let dir = std::env::temp_dir().join(format!("corridor-admin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("ctl.sock");
+        let mut handle = start(None, &path).expect("start");
+        let done = Arc::new(AtomicBool::new(false));
+        // The handle's link moves to the stand-in; the handle keeps the thread.
+        let (stand_in_end, _) = link::pair(handle.waker.clone()).expect("pair");
+        let mut link = std::mem::replace(&mut handle.link, stand_in_end);
+        let control = std::thread::spawn({
+            let done = done.clone();
+            move || {
+                while !done.load(Ordering::Acquire) {
+                    while let Some(q) = link.next_question() {
+                        link.answer(q.id, Answer::Ctl(Response::Sessions { sessions: Vec::new() }));
+                    }
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        });
+        (handle, path, control, done)
+    }
+
+    fn ask(path: &Path, bytes: &[u8]) -> String {
+        let mut s = UnixStream::connect(path).expect("connect");
+        s.write_all(bytes).expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).expect("read");
+        answer
+    }
+
+    #[test]
+    fn a_silent_ctl_client_gets_its_deadline_while_others_are_answered() {
+        let (handle, path, control, done) = admin("silent");
+        let mut silent = UnixStream::connect(&path).expect("connect");
+        for _ in 0..3 {
+            let answer = ask(&path, Request::Sessions.to_line().as_bytes());
+            assert_eq!(answer, "{\"result\":\"sessions\",\"sessions\":[]}\n");
+        }
+        let mut answer = String::new();
+        silent.read_to_string(&mut answer).expect("read");
+        assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+        let answer = ask(&path, b"{\"command\":\"reboot\"}\n");
+        assert!(answer.contains("bad_request") && answer.contains("reboot"), "{answer}");
+        drop(handle);
+        assert!(!path.exists(), "the socket goes with the admin thread");
+        done.store(true, Ordering::Release);
+        let _ = control.join();
+        let _ = std::fs::remove_dir_all(path.parent().expect("dir"));
+    }
+}

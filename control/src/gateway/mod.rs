@@ -1,6 +1,8 @@
 //! The gateway's driver: one mio loop on the control thread over the TLS
 //! listener, the device connections, the relay links, the data plane's
-//! event queue and the password verifiers' verdicts. It accepts, reads and
+//! event queue, the password verifiers' verdicts and the admin thread's
+//! questions (answered in `answers.rs`; the admin sockets are that
+//! thread's, [`crate::admin`]). It accepts, reads and
 //! writes through rustls, and feeds everything to the [`Core`], whose
 //! effects it carries out. What anything *means* is decided in the core.
 

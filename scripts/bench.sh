@@ -152,7 +152,7 @@ start_corridor() {
     gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/bench.sh \
         server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
         server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
-        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
+        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" admin.ctl_socket=ctl.sock \
         group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
         "${LOAD_GENERATOR_LIMITS[@]}" || return 1
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000

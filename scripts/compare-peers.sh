@@ -454,7 +454,7 @@ write_corridor_config() {
         server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" auth.password_file=passwd \
         network.pool="$POOL" network.tun_name=corridor0 dataplane.shards="$shards" dataplane.pin_cores=true \
         "${variant[@]}" group.name="$PERF_GROUP" group.allowed="$ORG_NET" group.split_include="$ORG_NET" \
-        admin.listen="$ADMIN_LISTEN" "${LOAD_GENERATOR_LIMITS[@]}" || return 1
+        admin.listen="$ADMIN_LISTEN" admin.ctl_socket=ctl.sock "${LOAD_GENERATOR_LIMITS[@]}" || return 1
     local -a iter=()
     [ -n "$PASSWD_ITERATIONS" ] && iter=(--iterations "$PASSWD_ITERATIONS")
     printf '%s\n' "$PERF_PASSWORD" |

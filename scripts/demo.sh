@@ -241,7 +241,7 @@ write_gateway_config() {
         server.cert=certs/server.crt server.key=certs/server.key auth.password_file=passwd \
         network.pool="$POOL" network.tun_name="$GATEWAY_TUN" dataplane.shards=0 \
         group.name="$DEMO_GROUP" group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
-        "${relay[@]}" || die "could not write $WORK/gateway.toml"
+        admin.ctl_socket=ctl.sock "${relay[@]}" || die "could not write $WORK/gateway.toml"
     # A fresh random password each run; it never leaves the work directory.
     DEMO_PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$DEMO_PASSWORD" |
@@ -437,6 +437,16 @@ udp_echo() {
     info "${RESULT[echo]}"
 }
 
+show_sessions() {
+    step "the operator's view (corridor ctl sessions)"
+    local table
+    # The gateway's ctl socket ([admin] ctl_socket, relative to its config).
+    table="$("$CORRIDOR" ctl --socket "$WORK/ctl.sock" sessions)" || die "corridor ctl sessions failed"
+    grep -q "  $DEMO_USER  " <<<"$table" || die "corridor ctl sessions does not list $DEMO_USER: $table"
+    local line
+    while IFS= read -r line; do printf '    %s\n' "$line"; done <<<"$table"
+}
+
 disconnect_device() {
     step "disconnecting openconnect (SIGTERM: it sends BYE)"
     kill -TERM "$OPENCONNECT_PID"
@@ -504,6 +514,7 @@ main() {
     fetch_page
     fetch_big_file
     udp_echo
+    show_sessions
     if [ -n "$RELAYED" ] && [ "$(relay_metric corridor_relay_flows_bound_total)" -lt 1 ]; then
         die "no DTLS flow went through the relay"
     fi

@@ -95,8 +95,8 @@ setup() {
     PASSWORD="$(openssl rand -hex 12)"
     printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/passwd" alice
     (umask 077 && openssl rand -hex 32 >"$WORK/relay.token")
-    gateway_config "$WORK/direct.toml" server.listen=10.10.0.1:443 "${GATEWAY_FIELDS[@]}"
-    gateway_config "$WORK/relayed.toml" server.listen=10.20.0.2:443 "${GATEWAY_FIELDS[@]}" \
+    gateway_config "$WORK/direct.toml" server.listen=10.10.0.1:443 admin.ctl_socket=direct.ctl.sock "${GATEWAY_FIELDS[@]}"
+    gateway_config "$WORK/relayed.toml" server.listen=10.20.0.2:443 admin.ctl_socket=relayed.ctl.sock "${GATEWAY_FIELDS[@]}" \
         relay.address=10.20.0.1:3101 relay.name=vpn.test relay.token_file=relay.token \
         relay.pin_sha256="$(cat "$WORK/certs/relay-link.pin")"
     relay_config "$WORK/relay.toml" written_by=scripts/relay-bench.sh relay.listen=10.10.0.1:443 \

@@ -56,11 +56,68 @@ enum Command {
         #[arg(long, default_value_t = control::passwd::DEFAULT_ITERATIONS)]
         iterations: u32,
     },
+    /// Ask or tell the running gateway, over its ctl socket: status,
+    /// sessions, kill, bans, unban. Exit status 0: done; 1: the command
+    /// failed (no such session...); 2: a usage mistake or no gateway there.
+    Ctl {
+        /// The gateway's `[admin] ctl_socket`.
+        #[arg(long, default_value = control::ctl::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// Print the gateway's answer as JSON (always one JSON object, errors included).
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        command: CtlCommand,
+    },
     /// Load generation against a running gateway.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum CtlCommand {
+    /// Version, uptime, FIPS, shards and their health, I/O engine, relays, counts.
+    Status,
+    /// Every session: user, address, peer, channel, cipher, age, packets.
+    Sessions,
+    /// One session by id (s3), or every session of a user.
+    Show { target: String },
+    /// End a session (by id) or every session of a user, and revoke their cookies.
+    Kill {
+        /// The session id (s3, or 3).
+        #[arg(required_unless_present = "user", conflicts_with = "user")]
+        id: Option<String>,
+        /// Every session of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Why, for the log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Sources with ban points, and how long each ban has left.
+    Bans,
+    /// Lift the ban on an address's source (its /64 for IPv6) and forget its points.
+    Unban { address: std::net::IpAddr },
+    /// Reread the configuration, the key and the password file (as SIGHUP does).
+    Reload,
+}
+
+impl CtlCommand {
+    fn request(self) -> control::ctl::Request {
+        use control::ctl::Request;
+        match self {
+            CtlCommand::Status => Request::Status,
+            CtlCommand::Sessions => Request::Sessions,
+            CtlCommand::Show { target } => Request::Show { target },
+            CtlCommand::Kill { user: Some(user), reason, .. } => Request::KillUser { user, reason },
+            CtlCommand::Kill { id, reason, .. } => Request::Kill { session: id.unwrap_or_default(), reason },
+            CtlCommand::Bans => Request::Bans,
+            CtlCommand::Unban { address } => Request::Unban { address },
+            CtlCommand::Reload => Request::Reload,
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,7 +224,10 @@ enum BenchCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_target(false)
@@ -187,8 +247,40 @@ fn main() -> ExitCode {
         }
         Command::Relay { config } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
+        Command::Ctl { socket, json, command } => ctl(&socket, json, command),
         Command::Bench { command } => bench_command(command),
     }
+}
+
+/// Clap's own handling, except that `corridor ctl --json` says a usage
+/// mistake in JSON on standard output too, as it says everything else.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let args: Vec<String> = std::env::args().collect();
+    let shown = matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand;
+    if !shown && args.get(1).is_some_and(|a| a == "ctl") && args.iter().any(|a| a == "--json") {
+        let text = e.render().to_string();
+        let first = text.lines().next().unwrap_or("usage error").trim_start_matches("error: ");
+        print!("{}", control::ctl::client::usage_error(first, true).stdout);
+        let _ = e.print();
+        return ExitCode::from(2);
+    }
+    e.exit()
+}
+
+/// `corridor ctl`: the client is `control::ctl::client`; a request the
+/// gateway would refuse is refused here first, the same way.
+fn ctl(socket: &std::path::Path, json: bool, command: CtlCommand) -> ExitCode {
+    use control::ctl::{client, parse_request};
+    let request = command.request();
+    let o = match parse_request(request.to_line().trim_end().as_bytes()) {
+        Ok(request) => client::run(socket, json, &request),
+        Err(e) => client::usage_error(&e, json),
+    };
+    print!("{}", o.stdout);
+    eprint!("{}", o.stderr);
+    ExitCode::from(o.code)
 }
 
 fn bench_command(command: BenchCommand) -> ExitCode {
@@ -386,7 +478,9 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let confined = control::sandbox::drop_to(&user).and_then(|d| control::sandbox::confine().map(|()| d));
+    let confined = control::sandbox::share_ctl_socket(gw.ctl_socket_path(), &user)
+        .and_then(|()| control::sandbox::drop_to(&user))
+        .and_then(|d| control::sandbox::confine().map(|()| d));
     match confined {
         Ok(d) => tracing::info!(
             user = %d.user,

@@ -1,5 +1,6 @@
 //! The command line: configuration mistakes stop start-up with status 2 and
-//! name the field; `corridor passwd` writes a file the gateway accepts.
+//! name the field; `corridor passwd` writes a file the gateway accepts;
+//! `corridor ctl` with no gateway says where it looked.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -137,5 +138,24 @@ fn check_config_refuses_root_and_unknown_users_for_the_worker() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{user}: {err}");
         assert!(err.contains("server.user") && err.contains(expect), "{user}: {err}");
+    }
+}
+
+/// `corridor ctl` with no gateway on its socket: status 2, naming the
+/// socket and the likely fix; with `--json`, the same said in JSON. A
+/// usage mistake is status 2 too, in JSON under `--json`.
+#[test]
+fn ctl_without_a_gateway_exits_2_naming_the_socket() {
+    let socket = tmp("ctl").join("nobody.sock");
+    let out = corridor().arg("ctl").arg("--socket").arg(&socket).arg("status").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&socket.display().to_string()) && err.contains("[admin] ctl_socket"), "{err}");
+    for args in [&["status"][..], &["kill", "not-an-id"], &["kill"]] {
+        let out = corridor().arg("ctl").arg("--socket").arg(&socket).arg("--json").args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"));
+        assert_eq!(v["result"], "error", "{args:?}: {v}");
     }
 }

@@ -31,7 +31,7 @@ fn tunnel(t: &Topology, gws: &[Gateway; 2]) -> (Client, String, usize, usize) {
     let cookie = authenticate(t, &t.device(), "alice");
     let client = Client::connect_relayed(t, &t.device(), Login::Cookie(&cookie));
     let holder = wait_until("a gateway to hold alice's session", Duration::from_secs(10), || {
-        gws.iter().position(|g| g.sessions().contains(" user=alice "))
+        gws.iter().position(|g| g.session_of("alice").is_some())
     });
     assert_eq!(gws[holder].metric("corridor_logins_total"), 1, "the CONNECT went to the gateway that logged alice in");
     (client, cookie, holder, 1 - holder)
@@ -67,8 +67,9 @@ fn a_logout_ends_the_cookie_at_the_gateway_and_its_peer() {
 fn an_administrator_kill_ends_the_cookie_at_the_gateway_and_its_peer() {
     let (t, _relay, gws) = cluster(|_| {});
     let (client, cookie, holder, peer) = tunnel(&t, &gws);
-    let id = gws[holder].session_of("alice");
-    assert_eq!(gws[holder].kill_session(&id).trim(), "killed");
+    let id = gws[holder].session_id_of("alice");
+    let killed = gws[holder].kill_session(&id);
+    assert_eq!(killed["result"], "killed", "{killed}");
     gws[holder].proc.log.wait_for("reason=administrator", Duration::from_secs(10));
     refused_by_both(&t, &gws, holder, peer, &cookie);
     drop(client);

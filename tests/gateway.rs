@@ -52,8 +52,9 @@ fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
     let metrics = gw.admin("GET", "/metrics");
     assert!(metrics.contains("# TYPE corridor_shard_turn_seconds histogram"), "{metrics}");
     assert!(gw.metric("corridor_shard_turn_seconds_count") > 100, "{metrics}");
-    let sessions = gw.sessions();
-    assert!(sessions.contains("user=alice") && sessions.contains(&format!("address={}", client.address)), "{sessions}");
+    let session = gw.session_of("alice").expect("alice's session");
+    assert_eq!(session["address"], client.address.as_str(), "{session}");
+    assert_eq!((&session["channel"], &session["via"]), (&"dtls".into(), &"direct".into()), "{session}");
 }
 
 /// The A/B baseline: no vnet header, one syscall per packet; the same bytes
@@ -89,7 +90,7 @@ fn certificate_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
     assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
     assert_eq!(fetch_sha256(&client, "bulk.bin"), digest);
     assert_eq!(udp_echo(&client.ns, 30), 30);
-    assert!(gw.sessions().contains("user=carol"), "the certificate's CN is the user: {}", gw.sessions());
+    assert!(gw.session_of("carol").is_some(), "the certificate's CN is the user: {:?}", gw.sessions());
     gw.proc.log.wait_for("method=certificate", Duration::from_secs(1));
 }
 
@@ -133,7 +134,7 @@ fn reconnect_keeps_the_address_and_logout_releases_it() {
 
     client.disconnect();
     gw.proc.log.wait_for("reason=client logout", Duration::from_secs(10));
-    wait_until("the session to be gone", Duration::from_secs(5), || gw.sessions().trim().is_empty().then_some(()));
+    wait_until("the session to be gone", Duration::from_secs(5), || gw.sessions().is_empty().then_some(()));
     assert_eq!(gw.metric("corridor_pool_addresses_in_use"), 0, "address returned to the pool");
 }
 
@@ -160,7 +161,7 @@ fn wrong_password_gets_no_session() {
     assert!(!status.success());
     assert!(gw.metric("corridor_login_failures_total") >= 1);
     assert_eq!(gw.metric("corridor_logins_total"), 0);
-    assert!(gw.sessions().trim().is_empty());
+    assert!(gw.sessions().is_empty());
     assert!(client.proc.log.contains("Login failed"), "the form came back with the error:\n{}", client.proc.log.text());
 }
 
@@ -183,7 +184,7 @@ fn malformed_http_gets_400_and_the_connection_closed() {
     let out = raw_tls(&t, "b'CONNECT /CSCOSSLC/tunnel HTTP/1.1\\r\\nHost: x\\r\\nCookie: webvpn=00\\r\\n\\r\\n'");
     assert!(out.starts_with("HTTP/1.1 401"), "unknown cookie refused: {out}");
     assert!(gw.metric("corridor_bad_requests_total") >= 1);
-    assert!(gw.sessions().trim().is_empty());
+    assert!(gw.sessions().is_empty());
 }
 
 #[test]

@@ -59,7 +59,7 @@ fn bulk_tcp_over_a_lossy_duplicating_reordering_dtls_path_is_sha256_identical() 
     assert!(m("corridor_shard_tx_records_total") > 15_000, "{}", gw.admin("GET", "/metrics"));
     assert!(m("corridor_shard_drop_replay_total") > 0, "{}", gw.admin("GET", "/metrics"));
     assert!(m("corridor_cstp_frames_out_total") < 1_000, "{}", gw.admin("GET", "/metrics"));
-    let sessions = gw.sessions();
-    assert!(sessions.contains("dtls=shard"), "{sessions}");
+    let session = gw.session_of("alice").expect("alice's session");
+    assert_eq!(session["channel"], "dtls", "{session}");
     eprintln!("lossy forwarder: up {up:?}, down {down:?}");
 }

@@ -135,6 +135,16 @@ fn the_worker_is_unprivileged_confined_and_holds_no_key_or_password_hash() {
     let kstatus = fs::read_to_string(format!("/proc/{keeper}/status")).expect("keeper status");
     assert_eq!(status_field(&kstatus, "Uid:")[0], "0");
 
+    // The ctl socket: root's and the worker's group's (mode 0660), and
+    // the confined worker answers on it.
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = fs::metadata(&gw.ctl_socket).expect("ctl socket");
+        assert_eq!((m.uid(), m.gid().to_string(), m.mode() & 0o777), (0, gid.clone(), 0o660));
+        let status = gw.ctl_ok(&["status"]);
+        assert!(status.to_string().contains("shard"), "{status}");
+    }
+
     // The worker's user cannot open the key or the password file.
     let key = t.dir.join("server.key");
     let passwd = t.dir.join("passwd");

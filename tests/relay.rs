@@ -46,8 +46,10 @@ fn relayed_dtls_tunnel_moves_bulk_tcp_and_udp_with_no_inbound_port() {
     let line = client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
     assert!(line.contains("(DTLS1.2)-(PSK)-(AES-256-GCM)"), "{line}");
     // The shard holds the session with the relay's flow port as its peer.
-    let sessions = gw.sessions();
-    assert!(sessions.contains("dtls=shard") && sessions.contains(RELAY_GATEWAY_SIDE), "{sessions}");
+    let session = gw.session_of("alice").expect("alice's session");
+    assert_eq!(session["channel"], "dtls", "{session}");
+    assert!(session["dtls_peer"].as_str().is_some_and(|p| p.starts_with(RELAY_GATEWAY_SIDE)), "{session}");
+    assert_eq!(session["via"], format!("relay {RELAY_GATEWAY_SIDE}:3101").as_str(), "{session}");
 
     assert_eq!(fetch_sha256(&client, "bulk.bin"), digest, "bulk download byte-identical");
     let upload = org.dir.join("bulk.bin");
@@ -188,11 +190,16 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
     }
     assert_ne!(c1.address, c2.address, "cluster nodes hand out addresses from their own shares");
     // One device on each gateway.
-    let on = |gw: &Gateway, user: &str| gw.sessions().contains(&format!("user={user}"));
-    assert!(on(&gw1, "alice") != on(&gw2, "alice"), "alice on one gateway:\n{}\n{}", gw1.sessions(), gw2.sessions());
+    let on = |gw: &Gateway, user: &str| gw.session_of(user).is_some();
+    assert!(
+        on(&gw1, "alice") != on(&gw2, "alice"),
+        "alice on one gateway:\n{:?}\n{:?}",
+        gw1.sessions(),
+        gw2.sessions()
+    );
     assert!(
         on(&gw1, "alice") != on(&gw1, "bob"),
-        "both devices on one gateway:\n{}\n{}",
+        "both devices on one gateway:\n{:?}\n{:?}",
         gw1.sessions(),
         gw2.sessions()
     );
@@ -210,7 +217,7 @@ fn two_gateways_behind_one_name_share_devices_and_a_dead_ones_devices_move() {
     });
     assert_eq!(c1.wait_address(Duration::from_secs(5)), c1.address, "the same address after the move");
     assert_eq!(udp_echo(&c1.ns, 20), 20, "alice's traffic on the live gateway");
-    assert!(on(&live, "alice") && on(&live, "bob"), "{}", live.sessions());
+    assert!(on(&live, "alice") && on(&live, "bob"), "{:?}", live.sessions());
     assert_eq!(live.metric("corridor_sessions_adopted_total"), 1);
     assert_eq!(udp_echo(&c2.ns, 20), 20, "bob never noticed");
 }

@@ -71,7 +71,7 @@ fn sighup_keeps_tunnels_and_a_transfer_and_serves_a_renewed_certificate() {
     transfer.log.wait_for(&digest, Duration::from_secs(5));
     assert_eq!(udp_echo(&client.ns, 10), 10, "the tunnel after the reload");
     assert!(!client.proc.log.contains("Reconnect"), "openconnect had to reconnect:\n{}", client.proc.log.text());
-    assert!(gw.sessions().contains("user=alice"), "{}", gw.sessions());
+    assert!(gw.session_of("alice").is_some(), "{:?}", gw.sessions());
 }
 
 #[test]
@@ -98,8 +98,7 @@ fn a_reload_ends_a_removed_users_session_and_narrows_a_live_acl() {
     assert!(line.contains("user_removed: bob"), "{line}");
     gw.proc.log.wait_for("user_removed", Duration::from_secs(5));
     wait_until("bob's session gone, alice's kept", Duration::from_secs(10), || {
-        let s = gw.sessions();
-        (!s.contains("user=bob") && s.contains("user=alice")).then_some(())
+        (gw.session_of("bob").is_none() && gw.session_of("alice").is_some()).then_some(())
     });
     assert_eq!(udp_echo(&alice.ns, 10), 10, "alice's tunnel after bob's removal");
     drop(bob);
@@ -119,7 +118,7 @@ fn a_reload_ends_a_removed_users_session_and_narrows_a_live_acl() {
     wait_until("policy drops counted", Duration::from_secs(5), || {
         (gw.metric("corridor_shard_drop_policy_total") >= before + 10).then_some(())
     });
-    assert!(gw.sessions().contains("user=alice"), "alice's session survives the narrower ACL");
+    assert!(gw.session_of("alice").is_some(), "alice's session survives the narrower ACL");
 }
 
 #[test]
@@ -137,14 +136,19 @@ fn a_reload_that_changes_a_fixed_field_or_does_not_parse_changes_nothing() {
     let line = reload(&gw, "reload refused", 1);
     assert!(line.contains("network.pool") && line.contains("restart"), "{line}");
 
+    // `corridor ctl reload` takes the same path, and says so in JSON.
     fs::write(&config, "[server\nthis is not TOML").expect("write");
-    let line = reload(&gw, "reload refused", 2);
+    let (code, answer) = gw.ctl(&["reload"]);
+    assert_eq!((code, &answer["result"], &answer["kind"]), (1, &"error".into(), &"refused".into()), "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("unchanged")), "{answer}");
+    let line = reload(&gw, "reload refused", 3);
     assert!(line.contains("unchanged"), "{line}");
 
     // Still the old configuration, still serving: the tunnel, and a new login.
     assert_eq!(udp_echo(&client.ns, 10), 10);
     fs::write(&config, &good).expect("write");
-    reload(&gw, "configuration reloaded", 1);
-    assert!(gw.sessions().contains("user=alice"), "{}", gw.sessions());
+    let answer = gw.ctl_ok(&["reload"]);
+    assert_eq!(answer["result"], "reloaded", "{answer}");
+    assert!(gw.session_of("alice").is_some(), "{:?}", gw.sessions());
     assert!(!gw.proc.log.contains("user_removed"));
 }

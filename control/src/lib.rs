@@ -10,9 +10,15 @@
 //!   reads; tested with real device sessions in one process
 //!   (`tests/core_*.rs`).
 //! * [`gateway`]: the driver — the mio loop, rustls, the password verifier
-//!   threads ([`verifier`]), the relay links ([`relay_link`]) and the admin
-//!   endpoint — which feeds the core and carries out its effects. The data
-//!   plane sits behind [`port::DataplanePort`].
+//!   threads ([`verifier`]) and the relay links ([`relay_link`]) — which
+//!   feeds the core and carries out its effects. The data plane sits
+//!   behind [`port::DataplanePort`].
+//!
+//! Administration runs on a thread of its own ([`admin`]): `/metrics` and
+//! `/healthz` over HTTP, and the `corridor ctl` unix socket ([`ctl`]: its
+//! protocol and its client). It asks the control thread through a bounded
+//! channel; the control thread answers with owned data and never touches
+//! an admin socket.
 //!
 //! The gateway also dials out to the infrastructure relays of `[[relay]]`
 //! ([`relay_link`]): devices then reach it through a relay and nothing
@@ -25,6 +31,7 @@ pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod core;
+pub mod ctl;
 pub mod gateway;
 pub mod keeper;
 pub mod passwd;

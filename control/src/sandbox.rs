@@ -68,6 +68,30 @@ pub fn resolve(user: &str) -> Result<nix::unistd::User, SandboxError> {
     )))
 }
 
+/// Hands the ctl socket (and the directory it is in, when that is not
+/// shared: `/run/corridor`) to `user`'s group, mode 0660 / 0750 as the
+/// gateway made them: the socket's operators are root and that group, and
+/// the worker, once it is `user`, still answers on it. Root only; a
+/// gateway not started as root leaves them as they are.
+pub fn share_ctl_socket(path: &std::path::Path, user: &str) -> Result<(), SandboxError> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    let u = resolve(user)?;
+    let chown = |p: &std::path::Path| {
+        nix::unistd::chown(p, Some(nix::unistd::Uid::from_raw(0)), Some(u.gid))
+            .map_err(|e| SandboxError(format!("admin.ctl_socket: chown root:{} {}: {e}", u.gid, p.display())))
+    };
+    chown(path)?;
+    if let Some(dir) = path.parent() {
+        // Only a directory of corridor's own (the default /run/corridor), never /run or /tmp.
+        if dir.file_name().is_some_and(|n| n == "corridor") {
+            chown(dir)?;
+        }
+    }
+    Ok(())
+}
+
 /// Switches every uid and gid of the process (all threads) to `user`,
 /// then sets `no_new_privs`. Started as another user than root, it only
 /// sets `no_new_privs` and says so.

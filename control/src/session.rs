@@ -12,7 +12,7 @@ use proto::grant::SessionId;
 use proto::relay::RevocationTag;
 
 use crate::cluster::revocation_tag;
-use crate::core::ConnId;
+use crate::core::{ConnId, RelayRoute};
 
 /// Why a session ended; logged with the session id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,13 @@ impl core::fmt::Display for EndReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtlsState {
     None,
-    /// `shard` completed the handshake with `peer` at `since` and holds the channel.
+    /// `shard` completed the handshake with `peer` at `since`, agreeing on
+    /// `suite`, and holds the channel.
     Granted {
         shard: ShardId,
         peer: SocketAddr,
         since: Instant,
+        suite: dtls::CipherSuite,
     },
 }
 
@@ -81,6 +83,10 @@ pub struct Session {
     /// not `cookie_grace`).
     pub connected: bool,
     pub dtls: DtlsState,
+    /// Where its latest CONNECT came from (the device as the relay reports
+    /// it, when relayed) and through which relay link: for the operator.
+    pub peer: Option<SocketAddr>,
+    pub via: Option<RelayRoute>,
     pub mtu: u16,
     pub cstp_rx_packets: u64,
     pub cstp_tx_packets: u64,
@@ -116,6 +122,8 @@ impl Session {
             detached_at: Some(now),
             connected: false,
             dtls: DtlsState::None,
+            peer: None,
+            via: None,
             mtu: 0,
             cstp_rx_packets: 0,
             cstp_tx_packets: 0,

@@ -102,6 +102,37 @@ fn a_cluster_peer_adopts_the_session_with_its_address_and_the_minting_node_does_
     assert!(gateway_ended(&e), "{e:?}");
 }
 
+/// `corridor ctl kill` revokes the cookie: a session adopted from another
+/// node's cookie and killed here is not adopted again from that cookie.
+#[test]
+fn an_adopted_session_the_administrator_killed_is_not_adopted_again_there() {
+    let cluster = |node| Cluster { secret: vec![0x5a; 32], node, nodes: 2 };
+    let mut a = config(DEFAULT_TIMERS, PASSWORDS);
+    a.cluster = Some(cluster(1));
+    let mut b = config(DEFAULT_TIMERS, PASSWORDS);
+    b.cluster = Some(cluster(2));
+    let mut w = World::new(a);
+    let gb = w.add_gateway(b);
+    let d = w.add_device(0, device_config(USER, PASSWORD));
+    address_of(&w.take_events(d)).expect("tunnel up on node 1");
+    w.break_connection(d);
+    w.advance(Duration::from_secs(2));
+    w.reconnect(d, gb);
+    address_of(&w.take_events(d)).expect("adopted by node 2");
+    let id = w.gateways[gb].core.sessions().iter().next().expect("adopted").id;
+    w.break_connection(d);
+    assert!(w.gateways[gb].core.kill(id));
+    w.advance(Duration::from_secs(2));
+    w.reconnect(d, gb);
+    let events = w.take_events(d);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Disconnected(DisconnectReason::CookieRejected { status: 401, .. }))),
+        "{events:?}"
+    );
+    assert_eq!(w.gateways[gb].core.counters().sessions_adopted, 1, "adopted once, not again");
+    assert!(w.gateways[gb].core.sessions().is_empty());
+}
+
 #[test]
 fn a_cookie_the_node_minted_itself_is_not_adopted_after_its_session_ended() {
     let mut c = config(DEFAULT_TIMERS, PASSWORDS);

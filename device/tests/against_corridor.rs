@@ -111,11 +111,11 @@ fn device_whose_session_was_killed_is_told_to_log_in_again() {
     probe.log.wait_for("HOLDING", Duration::from_secs(30));
     // While the device is away, an administrator ends its session.
     let id = wait_until("the session to be detached", Duration::from_secs(10), || {
-        let sessions = gw.sessions();
-        let line = sessions.lines().find(|l| l.contains("cstp=down"))?.to_string();
-        line.split_whitespace().next().map(str::to_string)
+        let detached = gw.sessions().into_iter().find(|s| s["channel"] == "none")?;
+        detached["id"].as_str().map(str::to_owned)
     });
-    assert_eq!(gw.admin("POST", &format!("/sessions/{id}/kill")).trim(), "killed");
+    let killed = gw.ctl_ok(&["kill", &id, "--reason", "device-probe test"]);
+    assert_eq!(killed["sessions"][0], id.as_str(), "{killed}");
     let mut stdin = probe.child.stdin.take().expect("probe stdin");
     stdin.write_all(b"\n").expect("release the probe");
     let status = wait_until("the probe to exit", Duration::from_secs(30), || probe.child.try_wait().ok().flatten());

@@ -175,11 +175,15 @@ fn device_logs_in_and_pings_through_a_lossy_relay_to_corridor_in_process() {
         "one DTLS handshake, established on the shard despite the losses:\n{metrics}"
     );
     assert_eq!(m("corridor_shard_io_errors_total") + m("corridor_shard_seal_errors_total"), 0, "{metrics}");
-    let sessions = admin_get(gateway.admin, "/sessions");
-    assert!(
-        sessions.contains(&format!("user={USER}")) && sessions.contains(&format!("address={address}")),
-        "{sessions}"
-    );
+    // The operator's view, over the ctl socket (`corridor ctl sessions`).
+    let sessions = ctl(&gateway.ctl_socket, &control::ctl::Request::Sessions);
+    let listed = match &sessions {
+        control::ctl::Response::Sessions { sessions } => sessions.as_slice(),
+        other => panic!("not a session list: {other:?}"),
+    };
+    assert_eq!(listed.len(), 1, "{sessions:?}");
+    assert_eq!((listed[0].user.as_str(), listed[0].address), (USER, address), "{sessions:?}");
+    assert_eq!(listed[0].channel, control::ctl::Channel::Dtls, "{sessions:?}");
 
     // Logout: DISCONNECT over CSTP; the gateway ends the session and closes.
     d.session.disconnect(Instant::now());
@@ -271,6 +275,7 @@ struct GatewayThread {
     /// The data plane's UDP port, where DTLS is offered.
     dtls: SocketAddr,
     admin: SocketAddr,
+    ctl_socket: PathBuf,
     stop: Arc<AtomicBool>,
     done: mpsc::Receiver<Result<control::gateway::ControlCounters, String>>,
     thread: Option<JoinHandle<()>>,
@@ -312,6 +317,7 @@ pin_cores = false
 ring_entries = 64
 [admin]
 listen = "{admin}"
+ctl_socket = "ctl.sock"
 [[group]]
 name = "default"
 allowed = ["{GATEWAY_TUN_ADDRESS}/32"]
@@ -351,7 +357,7 @@ client_to_client = true
             Ok(Err(e)) => panic!("the gateway did not start: {e} (it needs root, /dev/net/tun and io_uring)"),
             Err(e) => panic!("the gateway did not start within {STARTUP:?}: {e}"),
         };
-        Self { tls, dtls, admin, stop, done, thread: Some(thread) }
+        Self { tls, dtls, admin, ctl_socket: dir.path().join("ctl.sock"), stop, done, thread: Some(thread) }
     }
 
     /// Sets the stop flag and waits (bounded) for `run` to return.
@@ -386,6 +392,13 @@ fn admin_get(admin: SocketAddr, path: &str) -> String {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
     assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
     body.to_string()
+}
+
+/// One request over the ctl socket, as `corridor ctl --json` makes it.
+fn ctl(socket: &Path, request: &control::ctl::Request) -> control::ctl::Response {
+    let out = control::ctl::client::run(socket, true, request);
+    assert_eq!(out.code, 0, "{request:?}: {out:?}");
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{request:?}: not JSON ({e}): {}", out.stdout))
 }
 
 /// A metric summed over its label sets (0 when absent).

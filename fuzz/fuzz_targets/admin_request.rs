@@ -1,7 +1,8 @@
 //! The admin endpoint's request line (`service::admin::parse_request_line`,
-//! the pure part of what reads the socket) and its routing
-//! (`control::admin::route`) over arbitrary bytes: at most the 4 KiB the
-//! reader keeps. Method and path are words of the first line.
+//! the pure part of what the admin thread does with an HTTP request) and
+//! its routing (`control::admin::route`) over arbitrary bytes: at most the
+//! 4 KiB the reader keeps. Method and path are words of the first line;
+//! only `GET /metrics` and `GET /healthz` are served.
 #![no_main]
 
 use control::admin::{route, AdminRequest};
@@ -14,8 +15,9 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         assert!(!word.is_empty() && !word.contains(char::is_whitespace), "{word:?}");
     }
     assert!(method.len() + path.len() <= 3 * head.len(), "lossy UTF-8 at most triples a byte");
-    if let AdminRequest::Kill(id) = route(&method, &path) {
-        assert_eq!(method, "POST");
-        assert!(path.starts_with("/sessions/") && path.ends_with("/kill") && path.contains(&id.to_string()));
+    match route(&method, &path) {
+        AdminRequest::Metrics => assert_eq!((method.as_str(), path.as_str()), ("GET", "/metrics")),
+        AdminRequest::Health => assert_eq!((method.as_str(), path.as_str()), ("GET", "/healthz")),
+        AdminRequest::NotFound => assert!(method != "GET" || (path != "/metrics" && path != "/healthz")),
     }
 });

@@ -127,6 +127,16 @@ def main():
     write("keeper_request", "sign_tls12", bytes([1]) + struct.pack(">Q", 2) + field(b"\x08\x04") + field(tls12))
     write("keeper_request", "verify", bytes([2]) + struct.pack(">Q", 3) + field(b"alice") + field(b"correct horse"))
     write("admin_request", "kill", "POST /sessions/s7/kill HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    write("admin_request", "healthz", "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:9443\r\n\r\n")
+
+    # ctl_request: what a ctl client sends, one JSON object on one line.
+    write("ctl_request", "status", '{"command":"status"}\n')
+    write("ctl_request", "kill_reason", '{"command":"kill","session":"s3","reason":"lost laptop"}\n')
+    write("ctl_request", "kill_user", '{"command":"kill_user","user":"alice"}\n')
+    write("ctl_request", "show", '{"command":"show","target":"s12"}\n')
+    write("ctl_request", "unban_v6", '{"command":"unban","address":"2001:db8:1:2::1"}\n')
+    write("ctl_request", "unknown_field", '{"command":"kill","session":"s1","resaon":"x"}\n')
+    write("ctl_request", "no_newline", '{"command":"bans"}')
 
     for name in ["vpn.test", "relay.example.org"]:
         write("sni", name.replace(".", "_"), client_hello(name))

@@ -1,8 +1,10 @@
 //! The admin endpoint's HTTP: plain text on a local address (keep it on
-//! loopback or a management network). Requests are tiny and local, so each
-//! is served synchronously on the server's thread rather than through its
-//! event loop; a deadline on the whole request keeps a slow or silent
-//! client from holding that thread.
+//! loopback or a management network). The relay serves each request
+//! synchronously on its thread ([`read_request_line`], [`respond`]), a
+//! deadline on the whole request keeping a slow or silent client from
+//! holding that thread; the gateway's admin thread reads and writes its own
+//! non-blocking sockets and uses only the pure parts ([`parse_request_line`],
+//! [`response`]).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -64,12 +66,19 @@ pub fn parse_request_line(head: &[u8]) -> Option<(String, String)> {
 /// plain lines also are) and lets the connection close.
 pub fn respond(stream: &mut TcpStream, status: &str, body: &str) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let head = format!(
+    let _ = stream.write_all(&response(status, body));
+}
+
+/// A whole `text/plain` response, head and body, for a server that writes
+/// it out itself.
+pub fn response(status: &str, body: &str) -> Vec<u8> {
+    let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(body.as_bytes());
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 #[cfg(test)]

@@ -122,6 +122,7 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         // `CORRIDOR_IO=readiness` runs the suite on the readiness engine.
         .set("dataplane.io", std::env::var("CORRIDOR_IO").unwrap_or_else(|_| "auto".to_owned()))
         .set("admin.listen", &o.admin_listen)
+        .set("admin.ctl_socket", &o.ctl_socket)
         .set("group.name", "default")
         .set("group.allowed", o.allowed.join(","))
         .set("group.split_include", "10.99.0.0/24")

@@ -45,18 +45,16 @@ pub fn connect_status(t: &Topology, gw: &Gateway, cookie: &str) -> String {
 }
 
 impl Gateway {
-    /// Ends session `id` (`s7`) the way an administrator does.
-    pub fn kill_session(&self, id: &str) -> String {
-        self.admin("POST", &format!("/sessions/{id}/kill"))
+    /// Ends session `id` (`s7`) the way an administrator does
+    /// (`corridor ctl kill`); the JSON it answered.
+    pub fn kill_session(&self, id: &str) -> serde_json::Value {
+        self.ctl_ok(&["kill", id])
     }
 
     /// The id of `user`'s session, once it has one.
-    pub fn session_of(&self, user: &str) -> String {
-        let needle = format!(" user={user} ");
+    pub fn session_id_of(&self, user: &str) -> String {
         wait_until(&format!("{user}'s session on {}", self.ns), Duration::from_secs(10), || {
-            let sessions = self.sessions();
-            let line = sessions.lines().find(|l| l.contains(&needle))?;
-            line.split_whitespace().next().map(str::to_owned)
+            self.session_of(user)?.get("id")?.as_str().map(str::to_owned)
         })
     }
 }

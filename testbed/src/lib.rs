@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 pub mod config;
 pub mod cookie;
+mod gateway;
 pub mod lossy;
 mod ocserv;
 mod second;
 
+pub use gateway::{Gateway, GatewayOptions};
 pub use ocserv::{Ocserv, OcservAuth};
 pub use second::SecondDevice;
 
@@ -258,144 +260,6 @@ impl Drop for Proc {
     }
 }
 
-/// Settings a test may change in the gateway's configuration
-/// ([`config::gateway_config`] writes it from `scripts/lib/gateway.toml.in`).
-#[derive(Clone)]
-pub struct GatewayOptions {
-    pub dtls: bool,
-    pub idle_timeout: u32,
-    pub client_ca: bool,
-    pub allowed: Vec<String>,
-    pub shards: usize,
-    pub dpd: u32,
-    /// `[dataplane] offloads`.
-    pub offloads: bool,
-    /// Relayed topology: which gateway (1 or 2) this is; it listens on its
-    /// relay-side address and dials the [`Relay`] (`[[relay]]`). 0: direct.
-    pub relayed: u8,
-    /// Relayed gateways 1 and 2 as one `[cluster]`: shared cookies, split pool.
-    pub cluster: bool,
-    /// The `[limits]` of a gateway under `corridor bench` (one user logging
-    /// in many times from one address): no session cap, no login pace.
-    pub load_generator: bool,
-    /// `[[group]] client_to_client` (left out, the default false, when unset).
-    pub client_to_client: bool,
-    /// `[admin] listen`; [`Gateway::admin`] asks 127.0.0.1:9443, which a
-    /// wildcard address covers too.
-    pub admin_listen: String,
-    /// The test-only fault hook: this shard panics on its first
-    /// authorisation (`CORRIDOR_TEST_SHARD_FAULT`).
-    pub shard_fault: Option<u16>,
-    /// `[[relay]] pin_sha256`; empty: the topology's `relay-link.pin`
-    /// (scripts/certs.sh), read by [`Gateway::start`].
-    pub relay_pin: String,
-    /// Where the gateway dials its relay, when not the relay itself (a
-    /// proxy in the way); `address:port`.
-    pub relay_via: Option<String>,
-    /// `[timers] session_timeout`; `None`: the gateway's default.
-    pub session_timeout: Option<u32>,
-    /// `[timers] cookie_grace`.
-    pub cookie_grace: u32,
-}
-
-impl Default for GatewayOptions {
-    fn default() -> Self {
-        Self {
-            dtls: true,
-            idle_timeout: 1200,
-            client_ca: true,
-            allowed: vec!["10.99.0.0/24".into()],
-            shards: 2,
-            dpd: 30,
-            offloads: true,
-            relayed: 0,
-            cluster: false,
-            load_generator: false,
-            client_to_client: false,
-            admin_listen: "127.0.0.1:9443".into(),
-            shard_fault: None,
-            relay_pin: String::new(),
-            relay_via: None,
-            session_timeout: None,
-            cookie_grace: 60,
-        }
-    }
-}
-
-pub struct Gateway {
-    pub proc: Proc,
-    pub ns: String,
-    /// The address it listens on (TCP 443), in its namespace.
-    pub listen: String,
-}
-
-impl Gateway {
-    pub fn start(t: &Topology, o: &GatewayOptions) -> Self {
-        let passwd = t.dir.join("passwd");
-        for user in ["alice", "bob"] {
-            let mut p = Command::new(corridor_bin())
-                .args(["passwd", "--iterations", "1000", "--file"])
-                .arg(&passwd)
-                .arg(user)
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("corridor passwd");
-            p.stdin.take().expect("stdin").write_all(format!("{PASSWORD}\n").as_bytes()).expect("write");
-            assert!(p.wait().expect("wait").success());
-        }
-        let (listen, namespace, file) = match o.relayed {
-            0 => (GATEWAY_IP.to_owned(), t.gateway(), "gateway.toml".to_owned()),
-            n => (
-                format!("10.20.0.{}", n + 1),
-                if n == 1 { t.gateway() } else { t.gateway2() },
-                format!("gateway{n}.toml"),
-            ),
-        };
-        // Secrets readable by their owner only: the gateway refuses others.
-        if o.relayed != 0 {
-            write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
-        }
-        if o.cluster {
-            write_private(&t.dir.join("cluster.key"), CLUSTER_SECRET);
-        }
-        let mut o = o.clone();
-        if o.relayed != 0 && o.relay_pin.is_empty() {
-            o.relay_pin = fs::read_to_string(t.dir.join("relay-link.pin")).expect("relay-link.pin").trim().to_owned();
-        }
-        let path = t.dir.join(file);
-        fs::write(&path, config::gateway_config(&o, &listen)).expect("config");
-        let mut cmd = ns(&namespace, corridor_bin());
-        cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
-        if let Some(shard) = o.shard_fault {
-            cmd.env("CORRIDOR_TEST_SHARD_FAULT", shard.to_string());
-        }
-        let proc = Proc::spawn(&format!("corridor gateway ({namespace})"), cmd);
-        // The last start-up line: the worker is confined and serving.
-        proc.log.wait_for("privileges dropped", Duration::from_secs(10));
-        Self { proc, ns: namespace, listen }
-    }
-
-    /// The admin endpoint, from inside the gateway namespace.
-    pub fn admin(&self, method: &str, path: &str) -> String {
-        let out = run(ns(&self.ns, "curl").args(["-sS", "-X", method, &format!("http://127.0.0.1:9443{path}")]));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Sum of a counter over all its label sets.
-    pub fn metric(&self, name: &str) -> u64 {
-        self.admin("GET", "/metrics")
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-
-    pub fn sessions(&self) -> String {
-        self.admin("GET", "/sessions")
-    }
-}
-
 /// The relay's device-side address in the relayed topology (where the
 /// direct topology has its gateway, so the certificate covers it too).
 pub const RELAY_IP: &str = GATEWAY_IP;
@@ -403,8 +267,8 @@ pub const RELAY_IP: &str = GATEWAY_IP;
 pub const RELAY_GATEWAY_SIDE: &str = "10.20.0.1";
 /// The name devices ask the relay for (the certificate's DNS name).
 pub const RELAY_NAME: &str = "vpn.test";
-const RELAY_TOKEN: &str = "testbed-relay-token-0123456789abcdef";
-const CLUSTER_SECRET: &str = "testbed-cluster-secret-0123456789abcdef0123456789";
+pub(crate) const RELAY_TOKEN: &str = "testbed-relay-token-0123456789abcdef";
+pub(crate) const CLUSTER_SECRET: &str = "testbed-cluster-secret-0123456789abcdef0123456789";
 
 /// `corridor relay` in the relay namespace of [`Topology::up_relay`]: TLS
 /// and DTLS on 443 for devices, 3101 for gateways, `vpn.test` registered,

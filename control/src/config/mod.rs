@@ -96,8 +96,10 @@ pub struct Config {
     pub groups: Vec<Group>,
     /// The first group, used when a user names none.
     pub default_group: Group,
-    /// The admin/metrics endpoint, if enabled.
+    /// The admin HTTP endpoint (`/metrics`, `/healthz`), if enabled.
     pub admin_listen: Option<SocketAddr>,
+    /// The `corridor ctl` unix socket (`[admin] ctl_socket`).
+    pub ctl_socket: PathBuf,
     /// Relays to dial out to (`[[relay]]`).
     pub relays: Vec<crate::relay_link::RelayTarget>,
     /// Gateways sharing cookies and a pool (`[cluster]`).
@@ -286,8 +288,15 @@ impl Config {
             .map_err(|e| ConfigError { fix: "pass an existing file with --config".into(), ..e })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let mut c = Self::parse_with(&text, base, files)?;
-        for p in
-            [Some(&mut c.cert), Some(&mut c.key), c.password_file.as_mut(), c.client_ca.as_mut()].into_iter().flatten()
+        for p in [
+            Some(&mut c.cert),
+            Some(&mut c.key),
+            c.password_file.as_mut(),
+            c.client_ca.as_mut(),
+            Some(&mut c.ctl_socket),
+        ]
+        .into_iter()
+        .flatten()
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -413,6 +422,13 @@ impl Config {
             })?),
             None => None,
         };
+        if raw.admin.ctl_socket.as_os_str().is_empty() {
+            return Err(err(
+                "admin.ctl_socket",
+                "empty",
+                format!("leave it out for {}, or give the socket's path", crate::ctl::DEFAULT_SOCKET),
+            ));
+        }
         let gateway_addresses = gateway_addresses(gateway_address, listen, admin_listen);
         let mut groups = Vec::new();
         for (i, g) in raw.groups.iter().enumerate() {
@@ -510,6 +526,7 @@ impl Config {
             groups,
             default_group,
             admin_listen,
+            ctl_socket: raw.admin.ctl_socket,
             relays,
             cluster,
             limits,
@@ -525,7 +542,7 @@ impl Config {
         if let Some(p) = &self.client_ca {
             files.check("auth.client_ca", p, false)?;
         }
-        Ok(())
+        crate::admin::socket::check_path(&self.ctl_socket)
     }
 
     /// The group `name` names, or the first one (the default) when it names

@@ -51,11 +51,23 @@ pub(super) struct RawRelay {
     pub(super) ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     #[serde(default)]
     pub(super) listen: Option<String>,
+    #[serde(default = "default_ctl_socket")]
+    pub(super) ctl_socket: PathBuf,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        Self { listen: None, ctl_socket: default_ctl_socket() }
+    }
+}
+
+fn default_ctl_socket() -> PathBuf {
+    PathBuf::from(crate::ctl::DEFAULT_SOCKET)
 }
 
 #[derive(Debug, Clone, Deserialize)]

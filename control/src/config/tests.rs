@@ -259,3 +259,36 @@ fn groups_deny_the_gateway_and_other_sessions_unless_client_to_client() {
     let c = Config::parse(GOOD).expect("valid");
     assert_eq!(c.group(None).expect("the first group").policy.gateway, [Ipv4Addr::new(192, 168, 99, 1)]);
 }
+
+/// `[admin] ctl_socket`: a default, relative to the configuration file
+/// like every path, and refused where no socket can be made.
+#[test]
+fn the_ctl_socket_defaults_resolves_and_needs_a_directory_above_it() {
+    let c = Config::parse(GOOD).expect("valid");
+    assert_eq!(c.ctl_socket, Path::new(crate::ctl::DEFAULT_SOCKET));
+    let e = Config::parse(&format!("{GOOD}[admin]\nctl_socket = \"\"\n")).expect_err("empty");
+    assert_eq!(e.field, "admin.ctl_socket", "{e}");
+
+    let dir = std::env::temp_dir().join(format!("corridor-load-ctl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (f, mode) in [("server.crt", 0o644), ("server.key", 0o600), ("passwd", 0o600), ("not-a-dir", 0o644)] {
+        std::fs::write(dir.join(f), "x").expect("write");
+        std::fs::set_permissions(
+            dir.join(f),
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(mode),
+        )
+        .expect("chmod");
+    }
+    let load = |socket: &str| {
+        std::fs::write(dir.join("gateway.toml"), format!("{GOOD}[admin]\nctl_socket = \"{socket}\"\n"))
+            .expect("config");
+        Config::load(&dir.join("gateway.toml"))
+    };
+    let relative = load("run/gw.sock").map(|c| c.ctl_socket);
+    let in_a_file = load("not-a-dir/gw.sock").map(|_| ());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(relative, Ok(dir.join("run/gw.sock")), "relative to the configuration file");
+    let e = in_a_file.expect_err("its parent is a file");
+    assert_eq!(e.field, "admin.ctl_socket", "{e}");
+    assert!(e.problem.contains("not a directory"), "{e}");
+}

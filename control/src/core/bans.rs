@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Limits;
 
@@ -67,6 +67,16 @@ struct Score {
     banned_until: Option<Instant>,
 }
 
+/// One source of the ban table, as the operator sees it (`corridor ctl bans`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanEntry {
+    pub source: Source,
+    /// Its points since its score last reset.
+    pub score: u32,
+    /// How much longer it is refused at accept; `None` while not banned.
+    pub banned_for: Option<Duration>,
+}
+
 /// Every source with points or a ban.
 #[derive(Debug, Default)]
 pub(super) struct Bans {
@@ -104,6 +114,22 @@ impl Bans {
 
     pub(super) fn banned(&self, now: Instant) -> usize {
         self.scores.values().filter(|x| x.banned_until.is_some_and(|u| now < u)).count()
+    }
+
+    /// Every source with points or a ban in force: banned ones first, the
+    /// longest ban first, then by score.
+    pub(super) fn entries(&self, now: Instant) -> Vec<BanEntry> {
+        let mut out: Vec<BanEntry> = self
+            .scores
+            .iter()
+            .map(|(s, x)| BanEntry {
+                source: *s,
+                score: x.points,
+                banned_for: x.banned_until.filter(|u| now < *u).map(|u| u.saturating_duration_since(now)),
+            })
+            .collect();
+        out.sort_by(|a, b| b.banned_for.cmp(&a.banned_for).then(b.score.cmp(&a.score)));
+        out
     }
 
     /// Drops sources whose ban ended and whose score has reset: the table
@@ -152,6 +178,13 @@ mod tests {
         assert!(b.is_banned(s, later));
         assert!(!b.is_banned(s, later + l.ban_time));
         assert_eq!(b.banned(later), 1);
+        let other = Source::V4(Ipv4Addr::new(192, 0, 2, 2));
+        assert_eq!(b.add(other, Misbehaviour::Malformed, &l, later), None);
+        let listed = b.entries(later + Duration::from_secs(1));
+        assert_eq!(listed.len(), 2, "{listed:?}");
+        assert_eq!((listed[0].source, listed[0].score), (s, 80), "the banned source first");
+        assert_eq!(listed[0].banned_for, Some(l.ban_time - Duration::from_secs(1)));
+        assert_eq!((listed[1].source, listed[1].banned_for), (other, None));
         assert!(b.unban(s, later));
         assert!(!b.is_banned(s, later));
     }

@@ -99,7 +99,7 @@ impl<P: DataplanePort> Core<P> {
                 let _ = self.port.send(old, ToShard::Revoke(id));
             }
         }
-        s.dtls = DtlsState::Granted { shard, peer, since: now };
+        s.dtls = DtlsState::Granted { shard, peer, since: now, suite };
         tracing::info!(session = %id, user = %s.user, ?suite, %peer, shard = shard.0, "DTLS established on its shard");
     }
 
@@ -107,7 +107,7 @@ impl<P: DataplanePort> Core<P> {
     /// fell back to CSTP (see [`FALLBACK_GUARD`]).
     pub(super) fn fell_back(state: DtlsState, now: Instant) -> Option<(ShardId, std::net::SocketAddr)> {
         match state {
-            DtlsState::Granted { shard, peer, since } if now.saturating_duration_since(since) >= FALLBACK_GUARD => {
+            DtlsState::Granted { shard, peer, since, .. } if now.saturating_duration_since(since) >= FALLBACK_GUARD => {
                 Some((shard, peer))
             }
             _ => None,

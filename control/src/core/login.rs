@@ -295,6 +295,10 @@ impl<P: DataplanePort> Core<P> {
             // Ours, and no longer live here: that session has ended.
             return None;
         }
+        if self.is_revoked(cookie, now) {
+            tracing::info!(user = %claims.user, "cluster cookie revoked here or at a peer");
+            return None;
+        }
         let unix_now = self.unix_now(now);
         if claims.issued > unix_now + 300 {
             tracing::warn!(user = %claims.user, "cluster cookie issued in the future; check the nodes' clocks");

@@ -56,7 +56,7 @@ use proto::grant::SessionId;
 use proto::http::Limits;
 use service::revocations::Revocations;
 
-pub use bans::{Misbehaviour, Source};
+pub use bans::{BanEntry, Misbehaviour, Source};
 pub use counters::ControlCounters;
 pub use effect::{CheckId, ConnId, Effect, FlowRequest, SessionEnd, TlsFacts, Verdict};
 pub use reload::ReloadOutcome;
@@ -183,7 +183,9 @@ impl<P: DataplanePort> Core<P> {
         self.wall = WallClock { at: now, unix_secs };
     }
 
-    fn unix_now(&self, now: Instant) -> u64 {
+    /// Seconds since the Unix epoch at `now`, by the wall clock the driver
+    /// last set.
+    pub fn unix_now(&self, now: Instant) -> u64 {
         self.wall.unix_secs + now.saturating_duration_since(self.wall.at).as_secs()
     }
 
@@ -233,6 +235,11 @@ impl<P: DataplanePort> Core<P> {
     /// Sources refused at accept now (the `corridor_banned_sources` gauge).
     pub fn banned_sources(&self, now: Instant) -> usize {
         self.bans.banned(now)
+    }
+
+    /// Every source with points or a ban in force (`corridor ctl bans`).
+    pub fn bans(&self, now: Instant) -> Vec<BanEntry> {
+        self.bans.entries(now)
     }
 
     /// Lifts the ban and forgets the score of `addr`'s source (its /64 for
@@ -511,7 +518,10 @@ impl<P: DataplanePort> Core<P> {
 
     // ----- sessions ------------------------------------------------------
 
-    /// An administrator ends session `id`; `false` if there is none.
+    /// An administrator ends session `id` and revokes its cookie; `false`
+    /// if there is none. A node-local cookie dies with its session; a
+    /// cluster cookie is revoked here and at every peer
+    /// ([`revocation`]), wherever it was minted.
     pub fn kill(&mut self, id: SessionId) -> bool {
         if self.sessions.get(id).is_none() {
             return false;

@@ -84,6 +84,8 @@ impl<P: DataplanePort> Core<P> {
         };
         s.mtu = mtu;
         s.conn = Some(conn);
+        s.peer = Some(peer);
+        s.via = via;
         s.detached_at = None;
         s.connected = true;
         let elapsed = now.saturating_duration_since(s.created).as_secs();

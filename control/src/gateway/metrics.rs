@@ -1,14 +1,12 @@
-//! What the driver tells operators: the start-up line, and the admin
-//! endpoint's `/metrics` and `/sessions` (and `POST /sessions/ID/kill`).
+//! What the driver tells operators: the start-up line and the `/metrics`
+//! page (rendered on the control thread, served by the admin thread).
 
 use std::time::Instant;
 
 use dataplane::Dataplane;
-use proto::grant::SessionId;
 
 use super::Gateway;
 use crate::config::Config;
-use crate::session::DtlsState;
 
 /// The start-up line: where the gateway listens and what the kernel granted.
 pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
@@ -20,10 +18,7 @@ pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
         shards = dataplane.shard_count(),
         offloads = %describe_offloads(dataplane.info(), config.offloads),
         io = %describe_io(dataplane.info()),
-        steering = %match &dataplane.info().steering {
-            Ok(()) => "ebpf (TUN reads go to the owner shard's queue)".to_owned(),
-            Err(why) => format!("flow hash ({why})"),
-        },
+        steering = %describe_steering(dataplane.info()),
         fips = aws_lc_rs::try_fips_mode().is_ok(),
         relays = ?config.relays.iter().map(|r| format!("{}@{}", r.name, r.address)).collect::<Vec<_>>(),
         "gateway started"
@@ -31,37 +26,8 @@ pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
 }
 
 impl Gateway {
-    pub(super) fn on_admin(&mut self, now: Instant) {
-        use crate::admin::{self, AdminRequest};
-        loop {
-            let Some(listener) = self.admin.as_ref() else { return };
-            let mut stream = match listener.accept() {
-                Ok((s, _)) => s,
-                Err(_) => return,
-            };
-            let _ = stream.set_nonblocking(false);
-            match admin::read_request(&mut stream) {
-                AdminRequest::Metrics => admin::respond(&mut stream, "200 OK", &self.metrics()),
-                AdminRequest::Sessions => admin::respond(&mut stream, "200 OK", &self.session_lines()),
-                AdminRequest::Kill(id) => {
-                    if self.core.kill(SessionId(id)) {
-                        self.carry_out(now);
-                        admin::respond(&mut stream, "200 OK", "killed\n");
-                    } else {
-                        admin::respond(&mut stream, "404 Not Found", "no such session\n");
-                    }
-                }
-                AdminRequest::NotFound => admin::respond(
-                    &mut stream,
-                    "404 Not Found",
-                    "GET /metrics, GET /sessions, POST /sessions/ID/kill\n",
-                ),
-                AdminRequest::BadRequest => admin::respond(&mut stream, "400 Bad Request", ""),
-            }
-        }
-    }
-
-    fn metrics(&self) -> String {
+    /// The Prometheus page of `GET /metrics`.
+    pub(super) fn metrics(&self) -> String {
         let mut m = crate::admin::Metrics::default();
         m.counter_set(self.core.counters(), "");
         m.counter_set(&self.relays.counters, "");
@@ -122,38 +88,10 @@ impl Gateway {
         );
         m.into_string()
     }
-
-    fn session_lines(&self) -> String {
-        let sessions = self.core.sessions();
-        let mut ids = sessions.ids();
-        ids.sort();
-        let mut out = String::new();
-        for id in ids {
-            let Some(s) = sessions.get(id) else { continue };
-            let dtls = match s.dtls {
-                DtlsState::None => "none".to_string(),
-                DtlsState::Granted { shard, peer, .. } => format!("shard{}:{peer}", shard.0),
-            };
-            out.push_str(&format!(
-                "{id} user={} group={} address={} cstp={} dtls={dtls} cstp_rx={} cstp_tx={} dtls_rx={} dtls_tx={} drop_spoofed={} drop_policy={}\n",
-                s.user,
-                s.group,
-                s.address,
-                if s.conn.is_some() { "up" } else { "down" },
-                s.cstp_rx_packets,
-                s.cstp_tx_packets,
-                s.dtls_rx_packets,
-                s.dtls_tx_packets,
-                s.drops_spoofed,
-                s.drops_policy,
-            ));
-        }
-        out
-    }
 }
 
 /// What the start-up log says of the data plane's offloads, and why.
-fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
+pub(super) fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
     match info.shards.first().and_then(|s| s.tun_offloads) {
         None if !asked => "off (dataplane.offloads = false)".to_owned(),
         None => "off (the kernel refused IFF_VNET_HDR on the TUN)".to_owned(),
@@ -170,7 +108,7 @@ fn describe_offloads(info: &dataplane::DataplaneInfo, asked: bool) -> String {
 }
 
 /// The I/O engine of the shards, why it was chosen, its set-up.
-fn describe_io(info: &dataplane::DataplaneInfo) -> String {
+pub(super) fn describe_io(info: &dataplane::DataplaneInfo) -> String {
     let Some(s) = info.shards.first() else { return "no shards".to_owned() };
     let setup = match s.ring_setup {
         Some(r) => {
@@ -186,4 +124,12 @@ fn describe_io(info: &dataplane::DataplaneInfo) -> String {
     };
     let why = s.io_fallback.as_ref().map(|w| format!(" (fallback: {w})")).unwrap_or_default();
     format!("{}{why}; {setup}; {}+{} buffers", s.io, s.buffers, s.tun_buffers)
+}
+
+/// How TUN reads find their shard.
+pub(super) fn describe_steering(info: &dataplane::DataplaneInfo) -> String {
+    match &info.steering {
+        Ok(()) => "ebpf (TUN reads go to the owner shard's queue)".to_owned(),
+        Err(why) => format!("flow hash ({why})"),
+    }
 }

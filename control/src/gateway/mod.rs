@@ -1,9 +1,12 @@
 //! The gateway's driver: one mio loop on the control thread over the TLS
 //! listener, the device connections, the relay links, the data plane's
-//! event queue and the password verifiers' verdicts. It accepts, reads and
+//! event queue, the password verifiers' verdicts and the admin thread's
+//! questions (answered in `answers.rs`; the admin sockets are that
+//! thread's, [`crate::admin`]). It accepts, reads and
 //! writes through rustls, and feeds everything to the [`Core`], whose
 //! effects it carries out. What anything *means* is decided in the core.
 
+mod answers;
 mod conn;
 mod metrics;
 mod reload;
@@ -33,6 +36,7 @@ use conn::{Input, TlsConn};
 
 const LISTENER: Token = Token(0);
 const DATAPLANE: Token = Token(1);
+/// Rung by the admin thread when it has a question.
 const ADMIN: Token = Token(2);
 /// Woken by the password verifiers when a verdict is ready.
 const VERIFIERS: Token = Token(3);
@@ -52,12 +56,14 @@ pub struct Gateway {
     next_token: usize,
     /// `None` without a password file: the core then refuses password logins.
     verifiers: Option<Verifiers>,
-    admin: Option<std::net::TcpListener>,
+    /// The admin thread, whose questions wake `ADMIN`.
+    admin: crate::admin::AdminHandle,
     relays: RelayLinks,
     /// The process holding the key and the password file, when separated.
     keeper: Option<Arc<Keeper>>,
     /// The SIGHUP flag and the configuration file a reload rereads.
     reload: Option<(Arc<AtomicBool>, std::path::PathBuf)>,
+    started: Instant,
 }
 
 /// Where the server key and the password file are.
@@ -175,19 +181,13 @@ impl Gateway {
         poll.registry()
             .register(&mut SourceFd(&efd), DATAPLANE, Interest::READABLE)
             .map_err(|e| StartError::Io("registering the data plane", e))?;
+        // The admin thread: `[admin] listen` and the ctl socket.
+        let mut admin = crate::admin::start(config.admin_listen, &config.ctl_socket)?;
+        poll.registry()
+            .register(admin.link.bell(), ADMIN, Interest::READABLE)
+            .map_err(|e| StartError::Io("registering the admin wake-up pipe", e))?;
+        // Everything listens now: scripts and tests wait for this line.
         metrics::log_start(&config, &dataplane);
-        let admin = match config.admin_listen {
-            Some(a) => {
-                let l = std::net::TcpListener::bind(a).map_err(|e| StartError::Io("binding admin.listen", e))?;
-                l.set_nonblocking(true).map_err(|e| StartError::Io("admin listener", e))?;
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&l);
-                poll.registry()
-                    .register(&mut SourceFd(&fd), ADMIN, Interest::READABLE)
-                    .map_err(|e| StartError::Io("registering the admin listener", e))?;
-                Some(l)
-            }
-            None => None,
-        };
         raise_open_file_limit(config.max_connections);
         let now = Instant::now();
         let relays = RelayLinks::new(&config.relays, now);
@@ -208,6 +208,7 @@ impl Gateway {
                 Secrets::Local => None,
             },
             reload: None,
+            started: now,
         })
     }
 
@@ -221,6 +222,13 @@ impl Gateway {
 
     pub fn session_count(&self) -> usize {
         self.core.sessions().len()
+    }
+
+    /// The ctl socket (`[admin] ctl_socket`), made at start by root with
+    /// mode 0660: what a privilege drop after start hands to the service's
+    /// group.
+    pub fn ctl_socket_path(&self) -> &std::path::Path {
+        self.admin.ctl_socket_path()
     }
 
     /// Runs until `stop` is set; then ends every session and stops the shards.

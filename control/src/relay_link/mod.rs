@@ -249,17 +249,20 @@ impl RelayLinks {
         self.links.iter().filter(|l| matches!(l.state, State::Up { .. })).count()
     }
 
-    /// One line per relay, for the admin endpoint.
-    pub fn describe(&self) -> Vec<String> {
+    /// Each relay and where its link stands (`corridor ctl status`).
+    pub fn views(&self) -> Vec<crate::ctl::RelayView> {
         self.links
             .iter()
-            .map(|l| {
-                let state = match l.state {
-                    State::Up { route, dtls_port } => format!("up route={route:08x} dtls_port={dtls_port}"),
+            .map(|l| crate::ctl::RelayView {
+                address: l.target.address,
+                name: l.target.name.clone(),
+                state: match l.state {
+                    State::Up { route, dtls_port } => format!("up (route {route:08x}, dtls port {dtls_port})"),
                     State::Waiting => "waiting".to_owned(),
-                    s => format!("{s:?}").to_lowercase(),
-                };
-                format!("relay {} name={} {state}", l.target.address, l.target.name)
+                    State::Connecting => "connecting".to_owned(),
+                    State::AwaitChallenge => "await_challenge".to_owned(),
+                    State::AwaitWelcome => "await_welcome".to_owned(),
+                },
             })
             .collect()
     }

@@ -23,7 +23,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Check the configuration, its files (and their permissions) and the
-        /// password file's groups, then exit: 0 when good, 2 naming the mistake.
+        /// password file's groups, print the effective configuration (TOML,
+        /// defaults filled in, secrets redacted) and exit: 0 when good, 2
+        /// naming the mistake.
         #[arg(long)]
         check_config: bool,
     },
@@ -41,6 +43,11 @@ enum Command {
         /// The TOML configuration (see config/relay.example.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// Check the configuration and the link certificate and key, print
+        /// the effective configuration (TOML, defaults filled in, tokens
+        /// redacted) and exit: 0 when good, 2 naming the mistake.
+        #[arg(long)]
+        check_config: bool,
     },
     /// Add a user to a password file, or change their password.
     Passwd {
@@ -177,7 +184,8 @@ fn main() -> ExitCode {
         Command::Gateway { config, check_config: true } => check_gateway_config(&config),
         Command::Gateway { config, check_config: false } => gateway(&config),
         Command::Keeper { config, threads } => ExitCode::from(control::keeper::serve::run(&config, threads)),
-        Command::Relay { config } => relay(&config),
+        Command::Relay { config, check_config: true } => check_relay_config(&config),
+        Command::Relay { config, check_config: false } => relay(&config),
         Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
         Command::Bench { command } => bench_command(command),
     }
@@ -397,9 +405,14 @@ fn gateway(path: &std::path::Path) -> ExitCode {
 
 /// `corridor gateway --check-config`: everything start-up checks before it
 /// touches the network, and the password file's groups, which start-up
-/// only warns about (their users' logins are refused).
+/// only warns about (their users' logins are refused); then the effective
+/// configuration on stdout.
 fn check_gateway_config(path: &std::path::Path) -> ExitCode {
-    let config = match control::Config::load(path) {
+    logs_to_stderr(|| check_gateway(path))
+}
+
+fn check_gateway(path: &std::path::Path) -> ExitCode {
+    let (config, effective) = match control::Config::load_effective(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("corridor: {e}");
@@ -425,8 +438,54 @@ fn check_gateway_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    println!("corridor: {} is good", path.display());
+    print_effective(path, &effective);
     ExitCode::SUCCESS
+}
+
+/// `corridor relay --check-config`: the configuration and the link's
+/// certificate and key, as start-up loads them; then the effective
+/// configuration on stdout.
+fn check_relay_config(path: &std::path::Path) -> ExitCode {
+    logs_to_stderr(|| check_relay(path))
+}
+
+fn check_relay(path: &std::path::Path) -> ExitCode {
+    let (config, effective) = match relay::Config::load_effective(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = relay::driver::link_tls::server_config(&config) {
+        eprintln!("corridor: {e}");
+        return ExitCode::from(2);
+    }
+    print_effective(path, &effective);
+    ExitCode::SUCCESS
+}
+
+/// Runs `check` with its warnings (an inline token, a shared `nobody`
+/// user) on stderr, where the servers log to stdout: a check's stdout is
+/// the effective configuration alone, for tools to read as TOML.
+fn logs_to_stderr(check: impl FnOnce() -> ExitCode) -> ExitCode {
+    let stderr = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .finish();
+    tracing::subscriber::with_default(stderr, check)
+}
+
+/// The effective configuration, after a comment that says what it is, so
+/// that stdout stays TOML.
+fn print_effective(path: &std::path::Path, effective: &str) {
+    println!(
+        "# {} is good. As it takes effect: every field after its defaults,\n\
+         # relative paths resolved, secrets shown only by where they come from.\n\n{effective}",
+        path.display()
+    );
 }
 
 /// Reads the password from stdin (one line), so scripts can pipe it in and

@@ -139,3 +139,116 @@ fn check_config_refuses_root_and_unknown_users_for_the_worker() {
         assert!(err.contains("server.user") && err.contains(expect), "{user}: {err}");
     }
 }
+
+/// A gateway directory that passes `--check-config`: the example
+/// configuration (with `edit` applied), the test certificate and key, and
+/// a password file.
+fn gateway_dir(name: &str, edit: impl FnOnce(String) -> String) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp(name);
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/gateway.example.toml")).expect("example");
+    std::fs::write(d.join("gateway.toml"), edit(example)).expect("write");
+    for f in ["server.crt", "server.key"] {
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/device/testdata/").to_owned() + f, d.join(f))
+            .expect("copy");
+    }
+    std::fs::set_permissions(d.join("server.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    add_user(&d.join("passwd"), "alice", "default");
+    d
+}
+
+fn line_of(text: &str, start: &str) -> usize {
+    text.lines().position(|l| l.starts_with(start)).expect("the line") + 1
+}
+
+#[test]
+fn a_type_mistake_names_the_field_path_and_its_line() {
+    let d = gateway_dir("type", |t| t.replace("max_connections = 10000", "max_connections = \"many\""));
+    let text = std::fs::read_to_string(d.join("gateway.toml")).expect("read");
+    for args in [&["gateway", "--config"][..], &["gateway", "--check-config", "--config"]] {
+        let out = corridor().args(args).arg(d.join("gateway.toml")).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let at = format!("line {}, column 19", line_of(&text, "max_connections"));
+        assert!(err.contains("`server.max_connections`") && err.contains(&at), "{err}");
+        assert!(err.contains("fix: write a whole number"), "{err}");
+        assert!(out.stdout.is_empty(), "no effective configuration for a bad file");
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_configuration_without_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    const INLINE: &str = "inline-relay-secret-0123456789";
+    const CLUSTER: &str = "cluster-secret-0123456789abcdef0123456789";
+    let relay = format!(
+        "[[relay]]\naddress = \"10.20.0.1:3101\"\nname = \"vpn.test\"\ntoken = \"{INLINE}\"\n\
+         pin_sha256 = \"ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=\"\n\
+         [cluster]\nsecret_file = \"cluster.key\"\nnode = 1\nnodes = 2\n"
+    );
+    // The example writes out every default: take one out.
+    let d = gateway_dir("effective", |t| t.replace("max_connections = 10000\n", "") + &relay);
+    std::fs::write(d.join("cluster.key"), CLUSTER).expect("secret");
+    std::fs::set_permissions(d.join("cluster.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let file = std::fs::read_to_string(d.join("gateway.toml")).expect("read");
+    assert!(!file.contains("max_connections ="), "the default below is not in the file");
+
+    let out =
+        corridor().args(["gateway", "--check-config", "--config"]).arg(d.join("gateway.toml")).output().expect("run");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!shown.contains(INLINE) && !shown.contains(CLUSTER), "{shown}");
+    let t: toml::Table = shown.parse().unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    let get = |table: &str, key: &str| t.get(table).and_then(|v| v.get(key)).cloned();
+    assert_eq!(get("server", "max_connections"), Some(toml::Value::Integer(10_000)));
+    assert_eq!(get("timers", "cookie_grace"), Some(toml::Value::Integer(300)));
+    let key = d.join("server.key").display().to_string();
+    assert_eq!(get("server", "key"), Some(toml::Value::String(key)));
+    let relay = t.get("relay").and_then(|r| r.get(0)).expect("[[relay]]");
+    assert_eq!(relay.get("token").and_then(toml::Value::as_str), Some("<redacted inline>"));
+    let from = format!("<redacted, from {}>", d.join("cluster.key").display());
+    assert_eq!(get("cluster", "secret").as_ref().and_then(toml::Value::as_str), Some(from.as_str()));
+}
+
+#[test]
+fn relay_check_config_prints_its_effective_configuration_or_names_the_mistake() {
+    let d = tmp("relay-check");
+    for (from, to) in [("server.crt", "link.crt"), ("server.key", "link.key")] {
+        std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/device/testdata/").to_owned() + from, d.join(to))
+            .expect("copy");
+    }
+    const TOKEN: &str = "relay-token-0123456789abcdef";
+    std::fs::write(d.join("gw.token"), TOKEN).expect("token");
+    let good = "[relay]\nlisten = \"0.0.0.0:443\"\ngateway_listen = \"0.0.0.0:3101\"\n\
+                [[gateway]]\nname = \"vpn.test\"\ntoken_file = \"gw.token\"\n\
+                [gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n";
+    let check = |text: &str| {
+        std::fs::write(d.join("relay.toml"), text).expect("write");
+        corridor().args(["relay", "--check-config", "--config"]).arg(d.join("relay.toml")).output().expect("run")
+    };
+    let out = check(good);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!shown.contains(TOKEN), "{shown}");
+    let t: toml::Table = shown.parse().unwrap_or_else(|e| panic!("{e}\n{shown}"));
+    assert_eq!(t.get("limits").and_then(|l| l.get("max_flows")), Some(&toml::Value::Integer(10_000)));
+    let token = t.get("gateway").and_then(|g| g.get(0)).and_then(|g| g.get("token")).and_then(toml::Value::as_str);
+    assert_eq!(token, Some(format!("<redacted, from {}>", d.join("gw.token").display()).as_str()));
+
+    let bad = good.replace("[[gateway]]", "[limits]\nmax_flows = -1\n[[gateway]]");
+    let out = check(&bad);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let at = format!("line {}, column 13", line_of(&bad, "max_flows"));
+    assert!(err.contains("`limits.max_flows`") && err.contains(&at) && err.contains("fix:"), "{err}");
+
+    std::fs::write(d.join("link.key"), "not a key").expect("write");
+    let out = check(good);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("gateway_link.key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

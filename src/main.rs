@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod passwd;
+
 #[derive(Parser, Debug)]
 #[command(name = "corridor", version, about = "A secure-tunnel gateway that speaks OpenConnect")]
 struct Cli {
@@ -49,20 +51,10 @@ enum Command {
         #[arg(long)]
         check_config: bool,
     },
-    /// Add a user to a password file, or change their password.
-    Passwd {
-        /// The password file (created if missing).
-        #[arg(long, short)]
-        file: PathBuf,
-        /// The user name.
-        user: String,
-        /// The group the user belongs to (a [[group]] name in the config).
-        #[arg(long, short)]
-        group: Option<String>,
-        /// PBKDF2 iterations.
-        #[arg(long, default_value_t = control::passwd::DEFAULT_ITERATIONS)]
-        iterations: u32,
-    },
+    /// Manage a password file: set a user's password (asked twice without
+    /// echo on a terminal, one line from a pipe), or delete, lock, unlock or
+    /// list users.
+    Passwd(passwd::Args),
     /// Load generation against a running gateway.
     Bench {
         #[command(subcommand)]
@@ -186,7 +178,7 @@ fn main() -> ExitCode {
         Command::Keeper { config, threads } => ExitCode::from(control::keeper::serve::run(&config, threads)),
         Command::Relay { config, check_config: true } => check_relay_config(&config),
         Command::Relay { config, check_config: false } => relay(&config),
-        Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
+        Command::Passwd(args) => passwd::run(args),
         Command::Bench { command } => bench_command(command),
     }
 }
@@ -486,36 +478,4 @@ fn print_effective(path: &std::path::Path, effective: &str) {
          # relative paths resolved, secrets shown only by where they come from.\n\n{effective}",
         path.display()
     );
-}
-
-/// Reads the password from stdin (one line), so scripts can pipe it in and
-/// it never appears in the process list.
-fn passwd(file: &std::path::Path, user: &str, group: Option<&str>, iterations: u32) -> ExitCode {
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
-        eprintln!("corridor passwd: give the password on standard input");
-        return ExitCode::from(2);
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    let mut pf = if file.exists() {
-        match control::passwd::PasswordFile::load(file) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("corridor passwd: {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
-        }
-    } else {
-        control::passwd::PasswordFile::default()
-    };
-    let Some(entry) = control::passwd::Entry::new(user, password, group, iterations) else {
-        eprintln!("corridor passwd: user and group names must be printable without ':' and iterations > 0");
-        return ExitCode::from(2);
-    };
-    pf.set(entry);
-    if let Err(e) = pf.store(file) {
-        eprintln!("corridor passwd: writing {}: {e}", file.display());
-        return ExitCode::FAILURE;
-    }
-    ExitCode::SUCCESS
 }

@@ -252,3 +252,116 @@ fn relay_check_config_prints_its_effective_configuration_or_names_the_mistake() 
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn passwd_deletes_locks_unlocks_and_lists_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tmp("passwd-flags");
+    let file = d.join("passwd");
+    add_user(&file, "alice", "staff");
+    add_user(&file, "bob", "default");
+    let passwd = |args: &[&str]| corridor().arg("passwd").arg("--file").arg(&file).args(args).output().expect("run");
+    let opens = |user: &str| control::passwd::PasswordFile::load(&file).expect("the file").check(user, "pw").is_some();
+
+    assert_eq!(passwd(&["--lock", "alice"]).status.code(), Some(0));
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.lines().any(|l| l.starts_with("alice:!pbkdf2-sha256:1000:")), "{text}");
+    assert!(!opens("alice") && opens("bob"), "a locked user's right password opens nothing");
+
+    let out = passwd(&["--list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let listed = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = listed.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(
+        rows,
+        [
+            vec!["user", "group", "locked", "iterations"],
+            vec!["alice", "staff", "yes", "1000"],
+            vec!["bob", "default", "no", "1000"]
+        ]
+    );
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let hash = line.split(':').nth(4).expect("a hash");
+        assert!(!listed.contains(hash), "--list shows no hash: {listed}");
+    }
+
+    assert_eq!(passwd(&["--unlock", "alice"]).status.code(), Some(0));
+    assert!(opens("alice"), "unlocked, with the password they had");
+
+    assert_eq!(passwd(&["--delete", "bob"]).status.code(), Some(0));
+    assert!(!std::fs::read_to_string(&file).expect("read").contains("\nbob:"));
+    let again = passwd(&["--delete", "bob"]);
+    assert_eq!(again.status.code(), Some(1), "no such user");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no such user"));
+    assert_eq!(passwd(&["--lock", "carol"]).status.code(), Some(1));
+    assert_eq!(passwd(&["--lock", "alice", "--group", "x"]).status.code(), Some(2), "--group sets a password only");
+
+    // Every write stayed atomic and private.
+    assert_eq!(std::fs::metadata(&file).expect("passwd").permissions().mode() & 0o777, 0o600);
+    let names: Vec<String> = std::fs::read_dir(&d)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["passwd"]);
+    let missing = corridor().args(["passwd", "--list", "--file"]).arg(d.join("nope")).output().expect("run");
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+/// Reads `from` until what it gave contains `needle`; panics, showing what
+/// came, if it ends first.
+fn read_until(from: &mut impl std::io::Read, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = from.read(&mut buf).expect("read");
+        assert_ne!(n, 0, "ended before {needle:?}: {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(buf.get(..n).unwrap_or_default());
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// `corridor passwd USER` on a terminal (a pty here): two prompts, no
+/// echo of what is typed, echo restored, and a mismatch refused.
+#[test]
+fn passwd_asks_a_terminal_twice_without_echo() {
+    use nix::sys::termios::{tcgetattr, LocalFlags};
+    let d = tmp("pty");
+    let file = d.join("passwd");
+    let type_twice = |first: &str, again: &str| {
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let mut child = corridor()
+            .args(["passwd", "--iterations", "1000", "--file"])
+            .arg(&file)
+            .arg("alice")
+            .stdin(Stdio::from(pty.slave.try_clone().expect("dup")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let mut terminal = std::fs::File::from(pty.master);
+        // Each prompt is written once echo is off: typing after it is private.
+        read_until(&mut stderr, "New password for alice: ");
+        terminal.write_all(format!("{first}\n").as_bytes()).expect("type");
+        read_until(&mut stderr, "Again: ");
+        terminal.write_all(format!("{again}\n").as_bytes()).expect("type");
+        let status = child.wait().expect("wait");
+        let flags = tcgetattr(&pty.slave).expect("tcgetattr").local_flags;
+        assert!(flags.contains(LocalFlags::ECHO), "echo is restored");
+        // Echoed now, so everything the terminal showed before it is read.
+        terminal.write_all(b"END-OF-TEST\n").expect("type");
+        let shown = read_until(&mut terminal, "END-OF-TEST");
+        (status.code(), shown)
+    };
+
+    let (code, shown) = type_twice("s3cret-typed", "s3cret-typed");
+    assert_eq!(code, Some(0));
+    assert!(!shown.contains("s3cret"), "the terminal showed {shown:?}");
+    let opens = |pw: &str| control::passwd::PasswordFile::load(&file).expect("file").check("alice", pw).is_some();
+    assert!(opens("s3cret-typed"));
+
+    let (code, shown) = type_twice("one-password", "another-password");
+    assert_eq!(code, Some(2), "a mismatch is refused");
+    assert!(!shown.contains("password"), "the terminal showed {shown:?}");
+    assert!(opens("s3cret-typed"), "nothing changed");
+}

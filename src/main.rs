@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod passwd;
+
 #[derive(Parser, Debug)]
 #[command(name = "corridor", version, about = "A secure-tunnel gateway that speaks OpenConnect")]
 struct Cli {
@@ -23,7 +25,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Check the configuration, its files (and their permissions) and the
-        /// password file's groups, then exit: 0 when good, 2 naming the mistake.
+        /// password file's groups, print the effective configuration (TOML,
+        /// defaults filled in, secrets redacted) and exit: 0 when good, 2
+        /// naming the mistake.
         #[arg(long)]
         check_config: bool,
     },
@@ -41,21 +45,16 @@ enum Command {
         /// The TOML configuration (see config/relay.example.toml).
         #[arg(long, short)]
         config: PathBuf,
+        /// Check the configuration and the link certificate and key, print
+        /// the effective configuration (TOML, defaults filled in, tokens
+        /// redacted) and exit: 0 when good, 2 naming the mistake.
+        #[arg(long)]
+        check_config: bool,
     },
-    /// Add a user to a password file, or change their password.
-    Passwd {
-        /// The password file (created if missing).
-        #[arg(long, short)]
-        file: PathBuf,
-        /// The user name.
-        user: String,
-        /// The group the user belongs to (a [[group]] name in the config).
-        #[arg(long, short)]
-        group: Option<String>,
-        /// PBKDF2 iterations.
-        #[arg(long, default_value_t = control::passwd::DEFAULT_ITERATIONS)]
-        iterations: u32,
-    },
+    /// Manage a password file: set a user's password (asked twice without
+    /// echo on a terminal, one line from a pipe), or delete, lock, unlock or
+    /// list users.
+    Passwd(passwd::Args),
     /// Ask or tell the running gateway, over its ctl socket: status,
     /// sessions, kill, bans, unban. Exit status 0: done; 1: the command
     /// failed (no such session...); 2: a usage mistake or no gateway there.
@@ -245,8 +244,9 @@ fn main() -> ExitCode {
             }
             ExitCode::from(control::keeper::serve::run(&config, threads))
         }
-        Command::Relay { config } => relay(&config),
-        Command::Passwd { file, user, group, iterations } => passwd(&file, &user, group.as_deref(), iterations),
+        Command::Relay { config, check_config: true } => check_relay_config(&config),
+        Command::Relay { config, check_config: false } => relay(&config),
+        Command::Passwd(args) => passwd::run(args),
         Command::Ctl { socket, json, command } => ctl(&socket, json, command),
         Command::Bench { command } => bench_command(command),
     }
@@ -505,9 +505,14 @@ fn gateway(path: &std::path::Path) -> ExitCode {
 
 /// `corridor gateway --check-config`: everything start-up checks before it
 /// touches the network, and the password file's groups, which start-up
-/// only warns about (their users' logins are refused).
+/// only warns about (their users' logins are refused); then the effective
+/// configuration on stdout.
 fn check_gateway_config(path: &std::path::Path) -> ExitCode {
-    let config = match control::Config::load(path) {
+    logs_to_stderr(|| check_gateway(path))
+}
+
+fn check_gateway(path: &std::path::Path) -> ExitCode {
+    let (config, effective) = match control::Config::load_effective(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("corridor: {e}");
@@ -533,38 +538,52 @@ fn check_gateway_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    println!("corridor: {} is good", path.display());
+    print_effective(path, &effective);
     ExitCode::SUCCESS
 }
 
-/// Reads the password from stdin (one line), so scripts can pipe it in and
-/// it never appears in the process list.
-fn passwd(file: &std::path::Path, user: &str, group: Option<&str>, iterations: u32) -> ExitCode {
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim_end_matches(['\r', '\n']).is_empty() {
-        eprintln!("corridor passwd: give the password on standard input");
-        return ExitCode::from(2);
-    }
-    let password = line.trim_end_matches(['\r', '\n']);
-    let mut pf = if file.exists() {
-        match control::passwd::PasswordFile::load(file) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("corridor passwd: {}: {e}", file.display());
-                return ExitCode::from(2);
-            }
+/// `corridor relay --check-config`: the configuration and the link's
+/// certificate and key, as start-up loads them; then the effective
+/// configuration on stdout.
+fn check_relay_config(path: &std::path::Path) -> ExitCode {
+    logs_to_stderr(|| check_relay(path))
+}
+
+fn check_relay(path: &std::path::Path) -> ExitCode {
+    let (config, effective) = match relay::Config::load_effective(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("corridor: {e}");
+            return ExitCode::from(2);
         }
-    } else {
-        control::passwd::PasswordFile::default()
     };
-    let Some(entry) = control::passwd::Entry::new(user, password, group, iterations) else {
-        eprintln!("corridor passwd: user and group names must be printable without ':' and iterations > 0");
+    if let Err(e) = relay::driver::link_tls::server_config(&config) {
+        eprintln!("corridor: {e}");
         return ExitCode::from(2);
-    };
-    pf.set(entry);
-    if let Err(e) = pf.store(file) {
-        eprintln!("corridor passwd: writing {}: {e}", file.display());
-        return ExitCode::FAILURE;
     }
+    print_effective(path, &effective);
     ExitCode::SUCCESS
+}
+
+/// Runs `check` with its warnings (an inline token, a shared `nobody`
+/// user) on stderr, where the servers log to stdout: a check's stdout is
+/// the effective configuration alone, for tools to read as TOML.
+fn logs_to_stderr(check: impl FnOnce() -> ExitCode) -> ExitCode {
+    let stderr = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .finish();
+    tracing::subscriber::with_default(stderr, check)
+}
+
+/// The effective configuration, after a comment that says what it is, so
+/// that stdout stays TOML.
+fn print_effective(path: &std::path::Path, effective: &str) {
+    println!(
+        "# {} is good. As it takes effect: every field after its defaults,\n\
+         # relative paths resolved, secrets shown only by where they come from.\n\n{effective}",
+        path.display()
+    );
 }

@@ -1,6 +1,6 @@
 //! End to end: reloading a running gateway (SIGHUP) with the real
 //! openconnect client connected. Tunnels stay up; a renewed certificate is
-//! served to the next connection; a removed user's session ends with
+//! served to the next connection; a locked user's session ends with
 //! `user_removed` while another's carries on; a narrowed ACL drops a live
 //! session's traffic at once; a change to a field that cannot change live,
 //! or a file that does not parse, changes nothing. Needs root;
@@ -85,15 +85,9 @@ fn a_reload_ends_a_removed_users_session_and_narrows_a_live_acl() {
     let bob = d2.client(&t, "bob", PASSWORD);
     bob.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
 
-    // Bob leaves the password file.
+    // Bob is locked out (`corridor passwd --lock`, as an operator does it).
     let passwd = t.dir.join("passwd");
-    let kept: String = fs::read_to_string(&passwd)
-        .expect("passwd")
-        .lines()
-        .filter(|l| !l.starts_with("bob:"))
-        .map(|l| l.to_owned() + "\n")
-        .collect();
-    write_private(&passwd, &kept);
+    run(Command::new(corridor_bin()).args(["passwd", "--file"]).arg(&passwd).args(["--lock", "bob"]));
     let line = reload(&gw, "configuration reloaded", 1);
     assert!(line.contains("user_removed: bob"), "{line}");
     gw.proc.log.wait_for("user_removed", Duration::from_secs(5));

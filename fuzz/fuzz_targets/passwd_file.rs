@@ -1,7 +1,8 @@
 //! The password file parser (`control::passwd::PasswordFile::parse`) over
 //! arbitrary text. Nothing may panic; a file that parses writes back
-//! (`to_text`) to a file that parses to the same users (no password is
-//! checked: an iteration count from the input could cost minutes).
+//! (`to_text`) to a file that parses to the same users, locks (`!` before
+//! the scheme) included (no password is checked: an iteration count from
+//! the input could cost minutes).
 #![no_main]
 
 use control::passwd::PasswordFile;
@@ -15,5 +16,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     for line in written.lines().skip(1) {
         let user = line.split(':').next().unwrap_or_default();
         assert_eq!(file.get(user), again.get(user), "user {user}");
+        let locked = line.split(':').nth(1).is_some_and(|scheme| scheme.starts_with('!'));
+        assert_eq!(again.get(user).map(|e| e.locked), Some(locked), "user {user}'s lock is where it was written");
     }
 });

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A configuration mistake: which field, what is wrong, how to fix it
 /// (the gateway's type: both say it the same way).
@@ -16,10 +16,13 @@ fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Confi
     ConfigError::new(field, problem, fix)
 }
 
+/// The file that documents every field, named in the fixes of type mistakes.
+const EXAMPLE: &str = "config/relay.example.toml";
+
 /// The shortest gateway token: 128 bits of secret.
 pub const MIN_TOKEN_LEN: usize = service::config::MIN_RELAY_TOKEN;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     relay: RawRelay,
@@ -32,14 +35,14 @@ struct Raw {
     admin: RawAdmin,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawGatewayLink {
     cert: PathBuf,
     key: PathBuf,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawRelay {
     listen: String,
@@ -54,7 +57,7 @@ fn d_dtls_port() -> u16 {
     443
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     #[serde(default = "d_max_connections")]
@@ -151,7 +154,7 @@ impl Default for RawLimits {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawGateway {
     name: String,
@@ -161,7 +164,7 @@ struct RawGateway {
     token: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawAdmin {
     #[serde(default)]
@@ -265,23 +268,41 @@ fn check_name(field: &str, name: &str) -> Result<String, ConfigError> {
 impl Config {
     /// Reads and checks a configuration file; token files are relative to it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err("(file)", format!("cannot read {}: {e}", path.display()), "pass an existing file with --config")
+        let (text, base) = service::config::read(path)?;
+        Self::parse_in(&text, base)
+    }
+
+    /// As [`Config::load`], with the configuration as it takes effect, as
+    /// TOML: every field after its defaults, the link certificate's paths
+    /// resolved, and gateway tokens shown by where they come from, never
+    /// by value. `corridor relay --check-config` prints it.
+    pub fn load_effective(path: &Path) -> Result<(Self, String), ConfigError> {
+        let (text, base) = service::config::read(path)?;
+        let config = Self::parse_in(&text, base)?;
+        let mut raw: Raw = service::config::from_toml(&text, EXAMPLE)?;
+        if let Some(link) = &mut raw.gateway_link {
+            link.cert = base.join(&link.cert);
+            link.key = base.join(&link.key);
+        }
+        let effective = service::config::effective_toml(&raw, |table| {
+            if let Some(toml::Value::Array(gateways)) = table.get_mut("gateway") {
+                for g in gateways.iter_mut().filter_map(toml::Value::as_table_mut) {
+                    service::config::redact_secret(g, "token_file", "token", base);
+                }
+            }
         })?;
-        Self::parse_in(&text, path.parent().unwrap_or(Path::new(".")))
+        Ok((config, effective))
     }
 
     /// Parses configuration text; `base` is where relative token and
-    /// certificate files are.
+    /// certificate files are. A mistake names its field and, where the
+    /// file has it, its line.
     pub fn parse_in(text: &str, base: &Path) -> Result<Self, ConfigError> {
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
-            err(
-                if field.is_empty() { "(syntax)" } else { &field },
-                e.message().to_string(),
-                "see config/relay.example.toml for every field",
-            )
-        })?;
+        let raw: Raw = service::config::from_toml(text, EXAMPLE)?;
+        Self::check(&raw, base).map_err(|e| service::config::locate(text, e))
+    }
+
+    fn check(raw: &Raw, base: &Path) -> Result<Self, ConfigError> {
         let listen = addr("relay.listen", &raw.relay.listen, "0.0.0.0:443")?;
         let gateway_listen = addr("relay.gateway_listen", &raw.relay.gateway_listen, "0.0.0.0:3101")?;
         if gateway_listen == listen {
@@ -464,6 +485,54 @@ key = "link.key"
         }
         let e = parse(&GOOD.replace("[[gateway]]", "[[gateway]]\nbogus = 1")).expect_err("unknown field");
         assert!(e.problem.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn type_mistakes_name_the_field_path_and_its_line() {
+        for (text, field, at) in [
+            (
+                GOOD.replace("listen = \"0.0.0.0:443\"", "listen = \"0.0.0.0:443\"\ndtls_port = 70000"),
+                "relay.dtls_port",
+                "line 4, column 13: ",
+            ),
+            (format!("{GOOD}[limits]\nmax_flows = \"many\"\n"), "limits.max_flows", "line 12, column 13: "),
+            (GOOD.replace("[[gateway]]", "[[gateway]]\nbogus = 1"), "gateway[0].bogus", "line 6, column 1: "),
+        ] {
+            let e = parse(&text).expect_err(field);
+            assert_eq!(e.field, field, "{e}");
+            assert!(e.problem.starts_with(at), "{e}");
+            assert!(e.fix.contains("config/relay.example.toml"), "{e}");
+        }
+        let e = parse(&GOOD.replace("VPN.example.test", "bad name!")).expect_err("a checked mistake");
+        assert!(e.problem.starts_with("line 6: "), "checked mistakes gain their line: {e}");
+    }
+
+    #[test]
+    fn the_effective_configuration_redacts_tokens() {
+        let dir = std::env::temp_dir().join(format!("corridor-relay-effective-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::write(dir.join("b.token"), "fedcba9876543210fedcba\n").expect("token");
+        let text = format!("{GOOD}[[gateway]]\nname = \"b.test\"\ntoken_file = \"b.token\"\n");
+        std::fs::write(dir.join("relay.toml"), &text).expect("config");
+        let got = Config::load_effective(&dir.join("relay.toml"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (_, shown) = got.expect("valid");
+        assert!(!shown.contains("0123456789abcdef0123") && !shown.contains("fedcba"), "{shown}");
+        let t: toml::Table = shown.parse().expect("TOML");
+        let tokens: Vec<_> = t["gateway"]
+            .as_array()
+            .expect("gateways")
+            .iter()
+            .map(|g| g.get("token").and_then(toml::Value::as_str).map(str::to_owned))
+            .collect();
+        assert_eq!(
+            tokens,
+            [Some("<redacted inline>".to_owned()), Some(format!("<redacted, from {}>", dir.join("b.token").display()))]
+        );
+        assert_eq!(t["limits"].get("max_flows").and_then(toml::Value::as_integer), Some(10_000), "defaults shown");
+        assert_eq!(t["relay"].get("dtls_port").and_then(toml::Value::as_integer), Some(443));
+        let cert = t["gateway_link"].get("cert").and_then(toml::Value::as_str).map(str::to_owned);
+        assert_eq!(cert, Some(dir.join("link.crt").display().to_string()));
     }
 
     /// The shipped example must stay valid (its token file is beside it).

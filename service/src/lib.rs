@@ -6,8 +6,10 @@
 //! * [`admin`]: the admin endpoint's HTTP, one small request at a time;
 //! * [`counters`](mod@counters): the one way to declare a set of counters ([`counters!`]);
 //! * [`metrics`]: counters, gauges and histograms in the Prometheus text format;
-//! * [`config`]: the error every configuration mistake becomes, and the
-//!   shared secrets (link tokens) read from a file or given inline;
+//! * [`config`]: the error every configuration mistake becomes, TOML read
+//!   with every mistake's field path and line, the effective configuration
+//!   with secrets redacted, and the shared secrets (link tokens) read from
+//!   a file or given inline;
 //! * [`link`]: writing a relay link's queued frames without blocking;
 //! * [`pin`]: SPKI SHA-256 pins of the relay link's certificate;
 //! * [`fd_limit`]: raising the open-file limit at start;

@@ -16,6 +16,10 @@ fn err(field: &str, problem: impl Into<String>, fix: impl Into<String>) -> Confi
     ConfigError::new(field, problem, fix)
 }
 
+/// The file that documents every field, named in the fixes of type mistakes.
+const EXAMPLE: &str = "config/gateway.example.toml";
+
+mod effective;
 mod files;
 mod limits;
 mod raw;
@@ -281,13 +285,29 @@ impl Config {
     }
 
     /// Reads and checks a configuration file, reaching it and every file it
-    /// names through `files`.
+    /// names through `files` (the keeper's recorder and the worker's replay
+    /// on reload: [`Files`]).
     pub fn load_with(path: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
         let text = files
             .read("(file)", path, false)
             .map_err(|e| ConfigError { fix: "pass an existing file with --config".into(), ..e })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut c = Self::parse_with(&text, base, files)?;
+        Self::from_file_text(&text, base, files)
+    }
+
+    /// As [`Config::load`], with the configuration as it takes effect, as
+    /// TOML: every field after its defaults, relative paths resolved, and
+    /// secrets (relay tokens, the cluster secret) shown by where they come
+    /// from, never by value. `corridor gateway --check-config` prints it.
+    pub fn load_effective(path: &Path) -> Result<(Self, String), ConfigError> {
+        let (text, base) = service::config::read(path)?;
+        let config = Self::from_file_text(&text, base, &Disk)?;
+        let raw: RawConfig = service::config::from_toml(&text, EXAMPLE)?;
+        Ok((config, effective::effective(raw, base)?))
+    }
+
+    fn from_file_text(text: &str, base: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
+        let mut c = Self::parse_with(text, base, files)?;
         for p in [
             Some(&mut c.cert),
             Some(&mut c.key),
@@ -302,7 +322,7 @@ impl Config {
                 *p = base.join(&*p);
             }
         }
-        c.check_files(files)?;
+        c.check_files(files).map_err(|e| service::config::locate(text, e))?;
         Ok(c)
     }
 
@@ -313,16 +333,14 @@ impl Config {
     }
 
     /// As [`Config::parse`], with the files it names relative to `base`,
-    /// read through `files`.
+    /// read through `files`. A mistake names its field and, where the file
+    /// has it, its line.
     fn parse_with(text: &str, base: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let field = e.span().map(|s| text.get(s).unwrap_or("").trim().to_string()).unwrap_or_default();
-            err(
-                if field.is_empty() { "(syntax)" } else { &field },
-                e.message().to_string(),
-                "see config/gateway.example.toml for every field",
-            )
-        })?;
+        let raw: RawConfig = service::config::from_toml(text, EXAMPLE)?;
+        Self::check(raw, base, files).map_err(|e| service::config::locate(text, e))
+    }
+
+    fn check(raw: RawConfig, base: &Path, files: &dyn Files) -> Result<Self, ConfigError> {
         let listen: SocketAddr = raw.server.listen.parse().map_err(|_| {
             err("server.listen", format!("`{}` is not an address:port", raw.server.listen), "use e.g. \"0.0.0.0:443\"")
         })?;
@@ -486,6 +504,7 @@ impl Config {
             ));
         }
         let limits = limits::limits(&raw.limits)?;
+        let max_login_attempts = raw.auth.max_login_attempts();
         let Some(default_group) = groups.first().cloned() else {
             return Err(err("group", "no [[group]]", "add at least one [[group]] with a name and allowed networks"));
         };
@@ -500,7 +519,7 @@ impl Config {
             user: raw.server.user,
             password_file: raw.auth.password_file,
             client_ca: raw.auth.client_ca,
-            max_login_attempts: raw.auth.max_login_attempts.unwrap_or(3).max(1),
+            max_login_attempts,
             verify_threads: raw.auth.verify_threads,
             verify_queue: raw.auth.verify_queue,
             pool,

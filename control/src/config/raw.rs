@@ -1,11 +1,12 @@
 //! The configuration file as serde reads it, with its defaults. Checked
-//! and turned into [`Config`](super::Config) by `Config::parse`.
+//! and turned into [`Config`](super::Config) by `Config::parse`; written
+//! back, defaults and all, by `--check-config` (`super::effective`).
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub(super) server: RawServer,
@@ -28,7 +29,7 @@ pub(super) struct RawConfig {
     pub(super) limits: RawLimits,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawCluster {
     pub(super) secret_file: PathBuf,
@@ -36,7 +37,7 @@ pub(super) struct RawCluster {
     pub(super) nodes: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRelay {
     pub(super) address: String,
@@ -51,7 +52,7 @@ pub(super) struct RawRelay {
     pub(super) ca_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAdmin {
     #[serde(default)]
@@ -70,7 +71,7 @@ fn default_ctl_socket() -> PathBuf {
     PathBuf::from(crate::ctl::DEFAULT_SOCKET)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawServer {
     #[serde(default = "default_name")]
@@ -104,7 +105,7 @@ pub(super) fn default_dtls_port() -> u16 {
     443
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawAuth {
     #[serde(default)]
@@ -119,6 +120,14 @@ pub(super) struct RawAuth {
     pub(super) verify_queue: usize,
 }
 
+impl RawAuth {
+    /// Failed logins a connection may make before it is closed: 3 unless
+    /// set, and never fewer than 1.
+    pub(super) fn max_login_attempts(&self) -> u32 {
+        self.max_login_attempts.unwrap_or(3).max(1)
+    }
+}
+
 pub(super) fn d_verify_queue() -> usize {
     1024
 }
@@ -130,7 +139,7 @@ pub const MAX_VERIFY_THREADS: usize = 64;
 /// better told "busy" at once than made to wait out the login timeout.
 pub const MAX_VERIFY_QUEUE: usize = 65_536;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawNetwork {
     pub(super) pool: String,
@@ -152,7 +161,7 @@ pub(super) fn default_link_mtu() -> u16 {
     1500
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTimers {
     #[serde(default = "d_dpd")]
@@ -201,7 +210,7 @@ impl Default for RawTimers {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawDataplane {
     #[serde(default)]
@@ -234,7 +243,7 @@ impl Default for RawDataplane {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawGroup {
     pub(super) name: String,
@@ -251,7 +260,7 @@ pub(super) struct RawGroup {
 
 /// `[limits]`: brute-force and flood defences (docs/security.md). Times in
 /// seconds unless the name says `_ms`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLimits {
     #[serde(default = "d_max_ban_score")]

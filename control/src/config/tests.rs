@@ -2,7 +2,7 @@
 
 use super::*;
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 [server]
 listen = "0.0.0.0:443"
 cert = "server.crt"
@@ -131,6 +131,37 @@ fn mistakes_name_the_field() {
     assert!(e.problem.contains("bogus"), "{e}");
     let bad = GOOD.replace("allowed = [\"10.99.0.0/16\"]", "allowed = [\"10.99.0.0/40\"]");
     assert_eq!(Config::parse(&bad).err().map(|e| e.field), Some("group[0].allowed".into()));
+}
+
+#[test]
+fn type_mistakes_name_the_field_path_and_its_line() {
+    let server = |line: &str| GOOD.replace("key = \"server.key\"", &format!("key = \"server.key\"\n{line}"));
+    for (text, field, at) in [
+        (server("max_connections = \"many\""), "server.max_connections", "line 6, column 19: invalid type"),
+        (server("dtls_port = 70000"), "server.dtls_port", "line 6, column 13: invalid value"),
+        (server("bogus = 1"), "server.bogus", "line 6, column 1: unknown field `bogus`"),
+        (
+            GOOD.replace("[[group]]", "[[group]]\nname = \"x\"\nallowed = []\n[[group]]")
+                .replace("allowed = [\"10.99.0.0/16\"]", "allowed = \"10.99.0.0/16\""),
+            "group[1].allowed",
+            "line 16, column 11: invalid type",
+        ),
+    ] {
+        let e = Config::parse(&text).expect_err(field);
+        assert_eq!(e.field, field, "{e}");
+        assert!(e.problem.starts_with(at), "{e}");
+        assert!(e.fix.contains("config/gateway.example.toml"), "{e}");
+    }
+}
+
+#[test]
+fn checked_mistakes_gain_the_line_of_their_field() {
+    let e = Config::parse(&GOOD.replace("192.168.99.0/24", "192.168.99.7/24")).expect_err("host bits");
+    assert_eq!(e.field, "network.pool");
+    assert!(e.problem.starts_with("line 9: "), "{e}");
+    let e = Config::parse(&GOOD.replace("\"10.99.0.0/16\"]\nsplit", "\"10.99.0.0/40\"]\nsplit")).expect_err("prefix");
+    assert_eq!(e.field, "group[0].allowed");
+    assert!(e.problem.starts_with("line 13: "), "{e}");
 }
 
 /// The shipped example must stay a valid configuration.

@@ -247,12 +247,14 @@ fn serve(sock: &UnixStream, config_path: &Path, current: Arc<RwLock<Secrets>>, t
     }
 }
 
-/// The password users of `old` that `new` no longer has.
+/// The password users of `old` who cannot log in with `new`: removed, or
+/// locked (`corridor passwd --lock`).
 fn removed(old: &Secrets, new: &Secrets) -> Vec<String> {
     let Some(old) = &old.passwords else { return Vec::new() };
     old.entries()
+        .filter(|e| !e.locked)
         .map(|e| e.user.clone())
-        .filter(|u| new.passwords.as_ref().is_none_or(|p| p.get(u).is_none()))
+        .filter(|u| new.passwords.as_ref().is_none_or(|p| p.get(u).is_none_or(|e| e.locked)))
         .collect()
 }
 

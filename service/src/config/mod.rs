@@ -1,8 +1,16 @@
 //! What both servers' configurations share: the error a mistake becomes
-//! (which field, what is wrong, how to fix it) and the shared secrets that
-//! authenticate relay links.
+//! (which field, what is wrong, how to fix it), reading the TOML with every
+//! mistake placed ([`text`]), the effective configuration `--check-config`
+//! prints ([`effective`]), and the shared secrets that authenticate relay
+//! links.
 
 use std::path::Path;
+
+pub mod effective;
+pub mod text;
+
+pub use effective::{effective_toml, redact_secret};
+pub use text::{from_toml, locate, read};
 
 /// A configuration mistake: which field, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]

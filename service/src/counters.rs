@@ -11,10 +11,40 @@
 pub struct Counter {
     /// The struct field that holds it, as logs name it.
     pub field: &'static str,
-    /// The metric's full name, `_total` included.
+    /// The metric family's full name, `_total` included.
     pub metric: &'static str,
-    /// The HELP line's text.
+    /// The labels that tell it from the family's other counters
+    /// (`reason="policy"`), or `""` when it is the family's only one.
+    pub labels: &'static str,
+    /// The family's HELP line.
     pub help: &'static str,
+    /// What this counter counts: its doc comment (for a counter alone in its
+    /// family, also its help).
+    pub doc: &'static str,
+}
+
+/// The help of family `metric` among `families` (name, help), or `own`.
+/// A `const fn`, so that each [`Counter`] is a constant.
+pub const fn family_help(families: &[(&'static str, &'static str)], metric: &str, own: &'static str) -> &'static str {
+    let mut rest = families;
+    while let Some(((name, help), tail)) = rest.split_first() {
+        if str_eq(name, metric) {
+            return help;
+        }
+        rest = tail;
+    }
+    own
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.split_first(), b.split_first()) {
+            (None, None) => return true,
+            (Some((x, ta)), Some((y, tb))) if *x == *y => (a, b) = (ta, tb),
+            _ => return false,
+        }
+    }
 }
 
 /// A struct declared with [`counters!`](crate::counters!), which
@@ -49,8 +79,13 @@ pub trait CounterSet {
 ///   joined, trimmed), so the reader of the code and the reader of
 ///   `/metrics` see the same words.
 /// * Its metric is `metric_prefix` + field + `_total`, unless `=> "name"`
-///   names it outright: several counters were exposed under names that
-///   predate their fields, and dashboards and tests grep for them.
+///   names it outright. `=> "family" { label: "value" }` makes it one
+///   sample of a labelled family (`corridor_shard_drops_total{reason="policy"}`):
+///   one family per concept, as Prometheus wants, the label telling its
+///   counters apart.
+/// * `families: { "family": "help", ... },` after the prefix gives such a
+///   family its help text (a counter's own doc then says what its label
+///   value means, for [`Counter::doc`]).
 /// * An optional `shared_help: "text",` after the prefix gives every
 ///   counter of the set that one help text instead.
 ///
@@ -65,9 +100,10 @@ macro_rules! counters {
         $vis:vis struct $set:ident {
             metric_prefix: $prefix:literal,
             $(shared_help: $shared_help:literal,)?
+            $(families: { $($family:literal: $family_help:literal),+ $(,)? },)?
             $(
                 $(#[doc = $doc:literal])+
-                $field:ident $(=> $metric:literal)?,
+                $field:ident $(=> $metric:literal $({ $label:ident: $value:literal })?)?,
             )+
         }
     ) => {
@@ -79,6 +115,7 @@ macro_rules! counters {
 
         impl $set {
             const SHARED_HELP: Option<&'static str> = $crate::counters!(@shared_help $($shared_help)?);
+            const FAMILIES: &'static [(&'static str, &'static str)] = &[$($(($family, $family_help)),+)?];
 
             /// How many counters the set holds.
             pub const COUNT: usize = [$(stringify!($field)),+].len();
@@ -89,10 +126,16 @@ macro_rules! counters {
                 $crate::counters::Counter {
                     field: stringify!($field),
                     metric: $crate::counters!(@metric $prefix, $field $(, $metric)?),
+                    labels: $crate::counters!(@labels $($($label $value)?)?),
                     help: match Self::SHARED_HELP {
                         Some(help) => help,
-                        None => concat!($($doc),+).trim_ascii(),
+                        None => $crate::counters::family_help(
+                            Self::FAMILIES,
+                            $crate::counters!(@metric $prefix, $field $(, $metric)?),
+                            concat!($($doc),+).trim_ascii(),
+                        ),
                     },
+                    doc: concat!($($doc),+).trim_ascii(),
                 },
             )+];
 
@@ -121,6 +164,8 @@ macro_rules! counters {
     };
     (@metric $prefix:literal, $field:ident) => { concat!($prefix, stringify!($field), "_total") };
     (@metric $prefix:literal, $field:ident, $metric:literal) => { $metric };
+    (@labels) => { "" };
+    (@labels $label:ident $value:literal) => { concat!(stringify!($label), "=\"", $value, "\"") };
     (@shared_help) => { None };
     (@shared_help $shared_help:literal) => { Some($shared_help) };
 }
@@ -136,17 +181,18 @@ mod tests {
 
     crate::counters! {
         /// A set shaped like the real ones: a prefix, a field whose metric
-        /// is named outright, a help text over two lines.
+        /// is named outright, a help text over two lines, a labelled family.
         #[derive(PartialEq, Eq)]
         pub struct TestCounters {
             metric_prefix: "corridor_test_",
+            families: { "corridor_test_drops_total": "packets dropped, by reason" },
             /// packets received
             rx_packets,
             /// logins that succeeded
             logins_ok => "corridor_logins_total",
             /// packets dropped because the queue
             /// was full
-            drop_queue_full,
+            drop_queue_full => "corridor_test_drops_total" { reason: "queue_full" },
         }
     }
 
@@ -164,19 +210,16 @@ mod tests {
 
     #[test]
     fn names_and_help_come_from_the_declaration() {
-        let names: Vec<_> = TestCounters::COUNTERS.iter().map(|c| (c.field, c.metric, c.help)).collect();
+        let names: Vec<_> = TestCounters::COUNTERS.iter().map(|c| (c.field, c.metric, c.labels, c.help)).collect();
         assert_eq!(
             names,
             [
-                ("rx_packets", "corridor_test_rx_packets_total", "packets received"),
-                ("logins_ok", "corridor_logins_total", "logins that succeeded"),
-                (
-                    "drop_queue_full",
-                    "corridor_test_drop_queue_full_total",
-                    "packets dropped because the queue was full"
-                ),
+                ("rx_packets", "corridor_test_rx_packets_total", "", "packets received"),
+                ("logins_ok", "corridor_logins_total", "", "logins that succeeded"),
+                ("drop_queue_full", "corridor_test_drops_total", "reason=\"queue_full\"", "packets dropped, by reason"),
             ]
         );
+        assert_eq!(TestCounters::COUNTERS[2].doc, "packets dropped because the queue was full");
         assert_eq!(TestCounters::COUNT, 3);
         let shared: Vec<_> = SharedHelpCounters::COUNTERS.iter().map(|c| (c.metric, c.help)).collect();
         assert_eq!(
@@ -201,7 +244,7 @@ mod tests {
     fn a_set_renders_help_and_type_once_per_family_and_one_sample_per_field_and_label() {
         let mut m = Metrics::default();
         m.counter_set(&TestCounters { rx_packets: 5, ..Default::default() }, "shard=\"0\"");
-        m.counter_set(&TestCounters { logins_ok: 7, ..Default::default() }, "shard=\"1\"");
+        m.counter_set(&TestCounters { logins_ok: 7, drop_queue_full: 2, ..Default::default() }, "shard=\"1\"");
         m.counter_set(&SharedHelpCounters::default(), "");
         let page = m.into_string();
         for c in TestCounters::COUNTERS.iter().chain(SharedHelpCounters::COUNTERS) {
@@ -214,6 +257,7 @@ mod tests {
         }
         assert!(page.contains("corridor_test_rx_packets_total{shard=\"0\"} 5\n"), "{page}");
         assert!(page.contains("corridor_logins_total{shard=\"1\"} 7\n"), "{page}");
+        assert!(page.contains("corridor_test_drops_total{shard=\"1\",reason=\"queue_full\"} 2\n"), "{page}");
         assert!(page.contains("corridor_shared_second_total 0\n"), "unlabelled: {page}");
         assert_eq!(page.lines().filter(|l| !l.starts_with('#')).count(), 2 * 3 + 2, "{page}");
     }

@@ -9,6 +9,10 @@ service::counters! {
     #[derive(PartialEq, Eq)]
     pub struct ShardCounters {
         metric_prefix: "corridor_shard_",
+        families: {
+            "corridor_shard_drops_total": "packets and datagrams the shard dropped, by reason (docs/metrics.md)",
+            "corridor_shard_handshakes_total": "DTLS handshakes and ClientHellos by outcome (docs/metrics.md)",
+        },
         /// UDP datagrams received.
         rx_datagrams,
         /// DTLS records opened (authenticated) from granted peers.
@@ -19,33 +23,43 @@ service::counters! {
         tun_reads,
         /// Packets written to the TUN (completed writes).
         tun_writes,
+        /// UDP payload bytes received, counted per receive (a GRO batch at once).
+        rx_bytes,
+        /// UDP payload bytes sent, counted per completed send (a GSO batch at once).
+        tx_bytes,
+        /// Bytes read from the TUN, counted per read (a super-packet at once;
+        /// the virtio-net header included when offloads are on).
+        tun_read_bytes,
+        /// Bytes written to the TUN, counted per completed write (the
+        /// virtio-net header included when offloads are on).
+        tun_write_bytes,
         /// Not a DTLS record, a broken IPv4 header, or an unknown OpenConnect type.
-        drop_malformed,
+        drop_malformed => "corridor_shard_drops_total" { reason: "malformed" },
         /// Authenticated alerts (close_notify when a device disconnects) and
         /// post-handshake messages: not data, absorbed.
         rx_alerts,
         /// Inner packets that are not IPv4 (IPv6 is not carried yet; clients send router solicitations).
-        drop_not_ipv4,
+        drop_not_ipv4 => "corridor_shard_drops_total" { reason: "not_ipv4" },
         /// Record authentication failed.
-        drop_bad_mac,
+        drop_bad_mac => "corridor_shard_drops_total" { reason: "bad_mac" },
         /// Record already seen or left of the replay window.
-        drop_replay,
+        drop_replay => "corridor_shard_drops_total" { reason: "replay" },
         /// Record from an epoch other than the session's (and not 0).
-        drop_wrong_epoch,
+        drop_wrong_epoch => "corridor_shard_drops_total" { reason: "wrong_epoch" },
         /// Inner source address is not the session's assigned address.
-        drop_spoofed_source,
+        drop_spoofed_source => "corridor_shard_drops_total" { reason: "spoofed_source" },
         /// Destination not allowed by the session's policy.
-        drop_policy,
+        drop_policy => "corridor_shard_drops_total" { reason: "policy" },
         /// Destination is one of the gateway's own addresses (implicit deny;
         /// the group lacks client_to_client).
-        drop_to_gateway,
+        drop_to_gateway => "corridor_shard_drops_total" { reason: "to_gateway" },
         /// Destination is another session's pool address (implicit deny;
         /// the group lacks client_to_client).
-        drop_client_to_client,
+        drop_client_to_client => "corridor_shard_drops_total" { reason: "client_to_client" },
         /// TUN packet outside the pool, or a packet for a session this shard lacks.
-        drop_no_session,
+        drop_no_session => "corridor_shard_drops_total" { reason: "no_session" },
         /// Datagram truncated by the receive buffer, or a packet too big to seal.
-        drop_oversize,
+        drop_oversize => "corridor_shard_drops_total" { reason: "oversize" },
         /// DPD requests answered.
         dpd_answered,
         /// Keepalives absorbed.
@@ -73,32 +87,32 @@ service::counters! {
         batch_fallbacks,
         /// Super-packets or checksum-partial packets the segmenter refused
         /// (unsupported GSO type such as IPv6, inconsistent headers).
-        drop_offload,
+        drop_offload => "corridor_shard_drops_total" { reason: "offload" },
         /// Offloads the kernel refused at run time (a GSO send failed: one
         /// record per send since).
         offload_refused,
         /// DTLS handshakes this shard completed and installed.
-        handshakes_established,
+        handshakes_established => "corridor_shard_handshakes_total" { outcome: "established" },
         /// DTLS handshakes that failed after the cookie round (a wrong key, a
         /// bad Finished, a timeout).
-        handshakes_failed,
+        handshakes_failed => "corridor_shard_handshakes_total" { outcome: "failed" },
         /// ClientHellos answered with a fatal alert (no shared suite, version).
-        handshakes_refused,
+        handshakes_refused => "corridor_shard_handshakes_total" { outcome: "refused" },
         /// Cookie rounds (HelloVerifyRequest) sent.
         hello_verify_requests,
         /// ClientHellos whose App-ID no session is authorised with: dropped
         /// unanswered, nothing copied anywhere.
-        handshakes_unknown_app_id,
+        handshakes_unknown_app_id => "corridor_shard_handshakes_total" { outcome: "unknown_app_id" },
         /// Datagrams from peers without a session that were no ClientHello
         /// (or a fragmented one): dropped unanswered.
-        handshakes_not_client_hello,
+        handshakes_not_client_hello => "corridor_shard_handshakes_total" { outcome: "not_client_hello" },
         /// ClientHellos dropped with the shard's handshake table full.
-        handshakes_overloaded,
+        handshakes_overloaded => "corridor_shard_handshakes_total" { outcome: "overloaded" },
         /// Handshake datagrams dropped unparsed: their source address was over
         /// its rate (a token bucket per source and shard).
-        handshakes_rate_limited,
+        handshakes_rate_limited => "corridor_shard_handshakes_total" { outcome: "rate_limited" },
         /// Events or packets dropped because a bounded queue or the op table was full.
-        queue_full,
+        queue_full => "corridor_shard_drops_total" { reason: "queue_full" },
         /// Sends, TUN writes or receives that the kernel failed.
         io_errors,
         /// Records that could not be sealed (sequence space exhausted, crypto refusal).
@@ -156,11 +170,22 @@ mod tests {
         assert_eq!(c.merged(&c).revokes, 18);
     }
 
-    /// Dashboards and the end-to-end tests grep for these names.
+    /// Dashboards and the end-to-end tests read these names: a drop is a
+    /// `reason` of one family, a handshake an `outcome` of another, and
+    /// every other counter a family named for its field.
     #[test]
-    fn every_shard_metric_is_named_for_its_field() {
+    fn every_shard_metric_is_named_for_its_field_or_labelled_with_it() {
         for counter in ShardCounters::COUNTERS {
-            assert_eq!(counter.metric, format!("corridor_shard_{}_total", counter.field));
+            let (metric, labels) = if let Some(reason) = counter.field.strip_prefix("drop_") {
+                ("corridor_shard_drops_total".to_owned(), format!("reason=\"{reason}\""))
+            } else if counter.field == "queue_full" {
+                ("corridor_shard_drops_total".to_owned(), "reason=\"queue_full\"".to_owned())
+            } else if let Some(outcome) = counter.field.strip_prefix("handshakes_") {
+                ("corridor_shard_handshakes_total".to_owned(), format!("outcome=\"{outcome}\""))
+            } else {
+                (format!("corridor_shard_{}_total", counter.field), String::new())
+            };
+            assert_eq!((counter.metric, counter.labels), (metric.as_str(), labels.as_str()), "{}", counter.field);
             assert!(!counter.help.is_empty() && !counter.help.contains('\n'), "{}: {:?}", counter.field, counter.help);
         }
     }

@@ -136,6 +136,8 @@ impl Shard {
         segment: Option<u16>,
         now: Instant,
     ) {
+        // Once per receive, however many datagrams GRO coalesced into it.
+        self.counters.rx_bytes += payload.len() as u64;
         let Some(peer) = peer else {
             self.counters.rx_datagrams += 1;
             self.counters.drop_malformed += 1;

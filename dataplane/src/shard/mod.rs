@@ -315,7 +315,10 @@ impl Shard {
             Completion::Wake => self.me.doorbell.clear(),
             Completion::Sent { result, datagrams, owned } => {
                 match result.map_err(|e| e.raw_os_error()) {
-                    Ok(_) => self.counters.tx_datagrams += u64::from(datagrams),
+                    Ok(sent) => {
+                        self.counters.tx_datagrams += u64::from(datagrams);
+                        self.counters.tx_bytes += sent as u64;
+                    }
                     Err(Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP)) if datagrams > 1 && self.tx.gso() => {
                         // The route's device cannot segment UDP (or checksum
                         // it): one record per send from now on.
@@ -330,8 +333,9 @@ impl Shard {
                 }
             }
             Completion::TunWritten { result, owned } => {
-                if result.is_ok() {
+                if let Ok(written) = result {
                     self.counters.tun_writes += 1;
+                    self.counters.tun_write_bytes += written as u64;
                 } else {
                     self.counters.io_errors += 1;
                 }

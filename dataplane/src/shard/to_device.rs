@@ -149,6 +149,7 @@ impl Shard {
 
     pub(super) fn on_tun_packet(&mut self, bid: u16, len: usize) {
         self.counters.tun_reads += 1;
+        self.counters.tun_read_bytes += len as u64;
         // With a vnet header the read starts that many bytes before PACKET_AT.
         let (at, hdr) = if self.vnet {
             let at = PACKET_AT - VNET_HDR_LEN;

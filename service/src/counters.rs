@@ -103,7 +103,7 @@ macro_rules! counters {
             $(families: { $($family:literal: $family_help:literal),+ $(,)? },)?
             $(
                 $(#[doc = $doc:literal])+
-                $field:ident $(=> $metric:literal $({ $label:ident: $value:literal })?)?,
+                $field:ident $(=> $metric:literal $({ $($label:ident: $value:literal),+ })?)?,
             )+
         }
     ) => {
@@ -126,7 +126,7 @@ macro_rules! counters {
                 $crate::counters::Counter {
                     field: stringify!($field),
                     metric: $crate::counters!(@metric $prefix, $field $(, $metric)?),
-                    labels: $crate::counters!(@labels $($($label $value)?)?),
+                    labels: $crate::counters!(@labels $($($($label $value)+)?)?),
                     help: match Self::SHARED_HELP {
                         Some(help) => help,
                         None => $crate::counters::family_help(
@@ -165,7 +165,9 @@ macro_rules! counters {
     (@metric $prefix:literal, $field:ident) => { concat!($prefix, stringify!($field), "_total") };
     (@metric $prefix:literal, $field:ident, $metric:literal) => { $metric };
     (@labels) => { "" };
-    (@labels $label:ident $value:literal) => { concat!(stringify!($label), "=\"", $value, "\"") };
+    (@labels $label:ident $value:literal $($more:ident $more_value:literal)*) => {
+        concat!(stringify!($label), "=\"", $value, "\"" $(, ",", stringify!($more), "=\"", $more_value, "\"")*)
+    };
     (@shared_help) => { None };
     (@shared_help $shared_help:literal) => { Some($shared_help) };
 }
@@ -193,6 +195,8 @@ mod tests {
             /// packets dropped because the queue
             /// was full
             drop_queue_full => "corridor_test_drops_total" { reason: "queue_full" },
+            /// logins by certificate refused
+            certificate_refused => "corridor_test_logins_total" { method: "certificate", outcome: "refused" },
         }
     }
 
@@ -217,10 +221,17 @@ mod tests {
                 ("rx_packets", "corridor_test_rx_packets_total", "", "packets received"),
                 ("logins_ok", "corridor_logins_total", "", "logins that succeeded"),
                 ("drop_queue_full", "corridor_test_drops_total", "reason=\"queue_full\"", "packets dropped, by reason"),
+                (
+                    "certificate_refused",
+                    "corridor_test_logins_total",
+                    "method=\"certificate\",outcome=\"refused\"",
+                    "logins by certificate refused"
+                ),
             ]
         );
         assert_eq!(TestCounters::COUNTERS[2].doc, "packets dropped because the queue was full");
-        assert_eq!(TestCounters::COUNT, 3);
+        assert_eq!(TestCounters::COUNTERS[3].labels, "method=\"certificate\",outcome=\"refused\"");
+        assert_eq!(TestCounters::COUNT, 4);
         let shared: Vec<_> = SharedHelpCounters::COUNTERS.iter().map(|c| (c.metric, c.help)).collect();
         assert_eq!(
             shared,
@@ -230,14 +241,17 @@ mod tests {
 
     #[test]
     fn values_round_trip_and_merge_field_by_field() {
-        let c = TestCounters { rx_packets: 1, logins_ok: 2, drop_queue_full: 3 };
-        assert_eq!(c.values(), [1, 2, 3]);
+        let c = TestCounters { rx_packets: 1, logins_ok: 2, drop_queue_full: 3, certificate_refused: 4 };
+        assert_eq!(c.values(), [1, 2, 3, 4]);
         assert_eq!(TestCounters::from_values(c.values()), c);
-        assert_eq!(c.merged(&c), TestCounters { rx_packets: 2, logins_ok: 4, drop_queue_full: 6 });
+        assert_eq!(
+            c.merged(&c),
+            TestCounters { rx_packets: 2, logins_ok: 4, drop_queue_full: 6, certificate_refused: 8 }
+        );
         let full = TestCounters { rx_packets: u64::MAX, ..c };
         assert_eq!(full.merged(&c).rx_packets, u64::MAX, "a total saturates rather than wraps");
         let seen: Vec<_> = c.counters().map(|(counter, v)| (counter.field, v)).collect();
-        assert_eq!(seen, [("rx_packets", 1), ("logins_ok", 2), ("drop_queue_full", 3)]);
+        assert_eq!(seen, [("rx_packets", 1), ("logins_ok", 2), ("drop_queue_full", 3), ("certificate_refused", 4)]);
     }
 
     #[test]
@@ -259,6 +273,10 @@ mod tests {
         assert!(page.contains("corridor_logins_total{shard=\"1\"} 7\n"), "{page}");
         assert!(page.contains("corridor_test_drops_total{shard=\"1\",reason=\"queue_full\"} 2\n"), "{page}");
         assert!(page.contains("corridor_shared_second_total 0\n"), "unlabelled: {page}");
-        assert_eq!(page.lines().filter(|l| !l.starts_with('#')).count(), 2 * 3 + 2, "{page}");
+        assert!(
+            page.contains("corridor_test_logins_total{shard=\"0\",method=\"certificate\",outcome=\"refused\"} 0\n"),
+            "{page}"
+        );
+        assert_eq!(page.lines().filter(|l| !l.starts_with('#')).count(), 2 * 4 + 2, "{page}");
     }
 }

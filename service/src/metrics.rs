@@ -83,6 +83,15 @@ impl Metrics {
         self.family(name, help, "gauge", |body| sample(body, name, labels, value));
     }
 
+    /// `name` (`corridor_build_info`, `corridor_relay_build_info`) = 1,
+    /// labelled with the version (the workspace's, which every crate
+    /// shares) and whether aws-lc runs in FIPS mode: the usual way to put
+    /// what is running on a dashboard.
+    pub fn build_info(&mut self, name: &str, fips: bool) {
+        let labels = format!("version=\"{}\",fips=\"{fips}\"", label_value(env!("CARGO_PKG_VERSION")));
+        self.gauge_series(name, "1, labelled with the running build's version and FIPS mode", &labels, 1);
+    }
+
     /// The page: each family's header and then all of its samples.
     pub fn into_string(self) -> String {
         self.families.into_iter().map(|f| f.samples).collect()
@@ -150,6 +159,15 @@ mod tests {
              corridor_b_total{shard=\"0\"} 2\n# HELP corridor_c c\\\\d\\ne\n# TYPE corridor_c gauge\ncorridor_c 4\n"
         );
         assert_eq!(label_value("a\"b\\"), "a\\\"b\\\\");
+    }
+
+    #[test]
+    fn build_info_is_one_labelled_gauge() {
+        let mut m = Metrics::default();
+        m.build_info("corridor_build_info", false);
+        let page = m.into_string();
+        let sample = format!("corridor_build_info{{version=\"{}\",fips=\"false\"}} 1\n", env!("CARGO_PKG_VERSION"));
+        assert!(page.ends_with(&sample), "{page}");
     }
 
     #[test]

@@ -48,7 +48,7 @@ fn wrong_passwords_from_one_source_ban_it_while_another_source_logs_in() {
     let now = w.now;
     let g = &w.gateways[0];
     let c = g.core.counters();
-    assert_eq!((c.logins_failed, c.bans), (3, 1));
+    assert_eq!((c.logins_password_failed, c.bans), (3, 1));
     assert_eq!(g.core.banned_sources(now), 1);
     assert!(w.raws[idle].closed, "the banned source's other connection is closed");
     assert!(w.gateways[0].closes.iter().any(|(_, why)| *why == "source banned"));
@@ -57,7 +57,7 @@ fn wrong_passwords_from_one_source_ban_it_while_another_source_logs_in() {
     // Another source is untouched, even logging in as the guessed user.
     let d = w.add_device(0, device_config(USER, PASSWORD));
     assert!(tunnel_up(&w.take_events(d)));
-    assert_eq!(w.gateways[0].core.counters().logins_ok, 1);
+    assert_eq!(w.gateways[0].core.counters().logins_password_ok, 1);
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn a_user_whose_group_is_not_configured_is_refused_not_given_the_first_group() {
     assert!(!tunnel_up(&w.take_events(d)));
     let g = &w.gateways[0];
     let c = g.core.counters();
-    assert_eq!((c.logins_refused_group, c.logins_ok), (1, 0));
+    assert_eq!((c.logins_refused_group, c.logins_password_ok), (1, 0));
     assert_eq!((g.core.sessions().len(), g.core.addresses_in_use()), (0, 0));
     assert!(g.closes.iter().any(|(_, why)| *why == "group not configured"), "{:?}", g.closes);
     // A user of a configured group logs in with it.

@@ -39,7 +39,7 @@ fn password_login_connect_and_dtls_carry_packets_both_ways() {
     assert!(events.iter().any(|e| matches!(e, Event::DtlsUp { .. })), "DTLS did not come up: {events:?}");
     let g = &w.gateways[0];
     let c = g.core.counters();
-    assert_eq!((c.logins_ok, c.logins_failed, c.connects), (1, 0, 1));
+    assert_eq!((c.logins_password_ok, c.logins_password_failed, c.connects), (1, 0, 1));
     assert_eq!(g.handshakes[0].counters.established, 1, "shard 0 ran the handshake");
     let s = g.core.sessions().iter().next().expect("one session");
     assert_eq!((s.user.as_str(), s.group.as_str(), s.address), (USER, "default", address));
@@ -71,7 +71,8 @@ fn a_certificate_logs_in_without_a_form() {
     tunnel_up(&events);
     let s = w.gateways[0].core.sessions().iter().next().expect("one session");
     assert_eq!(s.user, "carol", "the user is the certificate's CN");
-    assert_eq!(w.gateways[0].core.counters().logins_ok, 1);
+    let c = w.gateways[0].core.counters();
+    assert_eq!((c.logins_certificate_ok, c.logins_password_ok), (1, 0));
 }
 
 #[test]
@@ -82,7 +83,7 @@ fn a_wrong_password_is_refused_and_holds_no_address() {
     assert!(events.iter().any(|e| matches!(e, Event::AuthFailed(_))), "{events:?}");
     assert!(!events.iter().any(|e| matches!(e, Event::TunnelUp { .. })));
     let g = &w.gateways[0];
-    assert_eq!((g.core.counters().logins_ok, g.core.counters().logins_failed), (0, 1));
+    assert_eq!((g.core.counters().logins_password_ok, g.core.counters().logins_password_failed), (0, 1));
     assert_eq!(g.core.sessions().len(), 0);
     assert_eq!(g.core.addresses_in_use(), 0);
 }
@@ -107,7 +108,7 @@ fn logins_past_max_login_attempts_get_401_and_the_connection_closes() {
     let got = String::from_utf8_lossy(&w.raws[r].received).into_owned();
     assert!(got.contains("HTTP/1.1 401"), "{got}");
     assert!(w.raws[r].closed, "closed after the second failure");
-    assert_eq!(w.gateways[0].core.counters().logins_failed, 2);
+    assert_eq!(w.gateways[0].core.counters().logins_password_failed, 2);
     assert_eq!(w.gateways[0].core.connection_count(), 0);
 }
 
@@ -123,7 +124,8 @@ fn a_busy_verifier_asks_again_without_counting_a_failure() {
     });
     assert!(refused.is_some_and(|m| m.contains("busy")), "{events:?}");
     let c = w.gateways[0].core.counters();
-    assert_eq!((c.logins_busy, c.logins_failed, c.logins_ok), (1, 0, 0));
+    assert_eq!((c.logins_busy, c.logins_password_failed, c.logins_password_ok), (1, 0, 0));
+    assert_eq!(c.logins_password_refused, 1, "busy is a refusal, not a wrong password");
 }
 
 #[test]

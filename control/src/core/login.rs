@@ -109,7 +109,7 @@ impl<P: DataplanePort> Core<P> {
         // `auth = certificate` behaviour, openconnect-protocol.md §2.7).
         if self.config.client_ca.is_some() {
             if let Some(user) = c.tls.certificate_user.clone() {
-                return self.login_ok(conn, &user, None, now, "certificate");
+                return self.login_ok(conn, &user, None, now, LoginMethod::Certificate);
             }
         }
         let doc = if req.method == "POST" && !req.body.is_empty() {
@@ -202,12 +202,15 @@ impl<P: DataplanePort> Core<P> {
             }
         };
         match verdict {
-            Verdict::Accepted { group } => self.login_ok(check.conn, &user, group.as_deref(), now, "password"),
+            Verdict::Accepted { group } => {
+                self.login_ok(check.conn, &user, group.as_deref(), now, LoginMethod::Password);
+            }
             Verdict::Rejected => self.login_failed(check.conn, &user, now),
             // A temporary refusal, not a wrong password: openconnect shows
             // the form's error and asks again (openconnect-protocol.md §2.4).
             Verdict::Busy => {
                 self.counters.logins_busy += 1;
+                self.counters.logins_password_refused += 1;
                 tracing::info!(user = %user, "password verifiers busy; login refused for now");
                 self.ask_again(check.conn, "The gateway is busy; try again.");
             }
@@ -216,7 +219,7 @@ impl<P: DataplanePort> Core<P> {
     }
 
     fn login_failed(&mut self, conn: ConnId, user: &str, now: Instant) {
-        self.counters.logins_failed += 1;
+        self.counters.logins_password_failed += 1;
         self.throttle.user_failed(user, &self.config.limits, now);
         let Some(c) = self.conns.get_mut(&conn) else { return };
         c.login_failures += 1;
@@ -231,12 +234,13 @@ impl<P: DataplanePort> Core<P> {
         }
     }
 
-    fn login_ok(&mut self, conn: ConnId, user: &str, group: Option<&str>, now: Instant, method: &str) {
+    fn login_ok(&mut self, conn: ConnId, user: &str, group: Option<&str>, now: Instant, method: LoginMethod) {
         let config = self.config.clone();
         let peer = self.conns.get(&conn).map(|c| c.peer);
         // A group no [[group]] defines grants nothing: never the default's access.
         let Some(group) = config.group(group).map(|g| g.name.clone()) else {
             self.counters.logins_refused_group += 1;
+            self.count_login(method, false);
             tracing::warn!(user = %user, group = ?group, ?peer, "login refused: the user's group is not a configured [[group]]");
             self.respond(conn, 401, "Unauthorized", &[("Connection", "close")], b"");
             return self.close(conn, "group not configured", now);
@@ -247,6 +251,7 @@ impl<P: DataplanePort> Core<P> {
         let cap = config.limits.max_sessions_per_user as usize;
         if cap > 0 && self.sessions.iter().filter(|s| s.user == user).count() >= cap {
             self.counters.logins_refused_session_cap += 1;
+            self.count_login(method, false);
             tracing::warn!(user = %user, ?peer, cap, "login refused: the user holds limits.max_sessions_per_user sessions");
             return self.ask_again(conn, "Too many sessions for this user; log out elsewhere first.");
         }
@@ -256,6 +261,8 @@ impl<P: DataplanePort> Core<P> {
             None => self.pool.allocate(),
         };
         let Some(id) = allocated else {
+            self.counters.logins_refused_pool += 1;
+            self.count_login(method, false);
             tracing::warn!(user = %user, "address pool exhausted; login refused");
             return self.ask_again(conn, "No addresses left; try again later.");
         };
@@ -278,12 +285,25 @@ impl<P: DataplanePort> Core<P> {
             None => random_hex::<32>(),
         };
         let s = Session::new(id, user.to_string(), group.clone(), cookie.clone(), address, now, now);
-        tracing::info!(session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = ?peer, "login");
+        tracing::info!(session = %id, user = %user, group = %group, method = %method.as_str(), address = %s.address, peer = ?peer, "login");
         self.sessions.insert(s);
-        self.counters.logins_ok += 1;
+        self.count_login(method, true);
         let body = auth::auth_success_xml(config.banner.as_deref());
         let set_cookie = format!("webvpn={cookie}; Secure; HttpOnly");
         self.respond(conn, 200, "OK", &[("Connection", "keep-alive"), ("Set-Cookie", &set_cookie)], body.as_bytes());
+    }
+
+    /// A password or certificate login's outcome, for
+    /// `corridor_logins_total{method,outcome}` (a wrong password counts
+    /// in `login_failed`; a certificate that does not verify never gets here).
+    fn count_login(&mut self, method: LoginMethod, ok: bool) {
+        let counter = match (method, ok) {
+            (LoginMethod::Password, true) => &mut self.counters.logins_password_ok,
+            (LoginMethod::Password, false) => &mut self.counters.logins_password_refused,
+            (LoginMethod::Certificate, true) => &mut self.counters.logins_certificate_ok,
+            (LoginMethod::Certificate, false) => &mut self.counters.logins_certificate_refused,
+        };
+        *counter += 1;
     }
 
     /// A cookie another node of the cluster minted: its session moves
@@ -329,5 +349,21 @@ impl<P: DataplanePort> Core<P> {
         self.sessions.insert(Session::new(id, claims.user, group, cookie.to_owned(), claims.address, created, now));
         self.counters.sessions_adopted += 1;
         Some(id)
+    }
+}
+
+/// How a login proved who the user is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LoginMethod {
+    Password,
+    Certificate,
+}
+
+impl LoginMethod {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Certificate => "certificate",
+        }
     }
 }

@@ -37,17 +37,22 @@ impl<P: DataplanePort> Core<P> {
             let revoked = self.is_revoked(k, now);
             if revoked {
                 self.counters.connects_refused_revoked += 1;
+                self.counters.logins_cookie_refused += 1;
                 tracing::info!(%peer, "CONNECT with a revoked cluster cookie");
             }
             !revoked
         });
         let known = cookie.and_then(|k| self.sessions.by_cookie(k));
         let Some(id) = known.or_else(|| self.adopt(cookie?, now)) else {
+            if cookie.is_some() {
+                self.counters.logins_cookie_failed += 1;
+            }
             tracing::info!(%peer, "CONNECT with an unknown cookie");
             // A cookie nobody issued is a guess at a credential.
             self.misbehaved(peer, Misbehaviour::WrongPassword, conn, now);
             return self.reject_connect(conn, 401, "Cookie is not acceptable", now);
         };
+        self.counters.logins_cookie_ok += 1;
         let Some(psk) = self.conns.get(&conn).and_then(|c| c.tls.dtls_psk.clone()) else {
             return self.reject_connect(conn, 503, "Cannot derive the DTLS key", now);
         };

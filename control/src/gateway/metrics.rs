@@ -29,6 +29,7 @@ impl Gateway {
     /// The Prometheus page of `GET /metrics`.
     pub(super) fn metrics(&self) -> String {
         let mut m = crate::admin::Metrics::default();
+        m.build_info("corridor_build_info", aws_lc_rs::try_fips_mode().is_ok());
         m.counter_set(self.core.counters(), "");
         m.counter_set(&self.relays.counters, "");
         m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);
@@ -64,7 +65,7 @@ impl Gateway {
                 l.sum_ns as f64 / 1e9,
             );
         }
-        m.gauge("corridor_sessions", "live sessions", self.core.sessions().len() as u64);
+        sessions(&mut m, self.core.sessions());
         m.gauge(
             "corridor_banned_sources",
             "sources (IPv4 addresses, IPv6 /64s) refused at accept for their ban score",
@@ -87,6 +88,36 @@ impl Gateway {
             self.verifiers.as_ref().map_or(0, crate::verifier::Verifiers::in_flight) as u64,
         );
         m.into_string()
+    }
+}
+
+/// `corridor_sessions{state,via}`: every combination, zeros included, so
+/// that a dashboard's series do not come and go.
+fn sessions(m: &mut crate::admin::Metrics, sessions: &crate::session::Sessions) {
+    const STATES: [&str; 3] = ["tunnel", "detached", "connecting"];
+    let mut counts = [[0u64; 2]; STATES.len()];
+    for s in sessions.iter() {
+        // A TLS connection carries it; it had one and lost it (waiting for
+        // a reconnect within cookie_grace); or its CONNECT has yet to come.
+        let state = match (s.conn.is_some(), s.connected) {
+            (true, _) => 0,
+            (false, true) => 1,
+            (false, false) => 2,
+        };
+        if let Some(n) = counts.get_mut(state).and_then(|v| v.get_mut(usize::from(s.via.is_some()))) {
+            *n += 1;
+        }
+    }
+    for (state, by_via) in STATES.iter().zip(counts) {
+        for (via, n) in ["direct", "relay"].iter().zip(by_via) {
+            m.gauge_series(
+                "corridor_sessions",
+                "live sessions by state (tunnel: a TLS connection carries it; detached: it lost it and may \
+                 reconnect; connecting: logged in, CONNECT yet to come) and by how the device reached the gateway",
+                &format!("state=\"{state}\",via=\"{via}\""),
+                n,
+            );
+        }
     }
 }
 

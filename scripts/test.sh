@@ -26,8 +26,10 @@ if [ "${CI:-}" = "true" ]; then
     export PIP_PROGRESS_BAR=off
 fi
 
+# prometheus: for /usr/bin/promtool, which tests/metrics.rs runs on both
+# /metrics pages (its server unit stays disabled: install_missing sees to it).
 APT_PACKAGES=(openssl gnutls-bin libgnutls28-dev pkg-config gcc iproute2 util-linux python3 python3-venv
-    openconnect vpnc-scripts nftables curl ocserv)
+    openconnect vpnc-scripts nftables curl ocserv prometheus)
 MBEDTLS_PIP_SPEC="python-mbedtls==2.10.1"
 export CORRIDOR_PEERS_VENV="${CORRIDOR_PEERS_VENV:-$REPO/target/peers-venv}"
 
@@ -65,7 +67,7 @@ for p in "${APT_PACKAGES[@]}"; do
     wanted+=("$p")
 done
 install_missing "${wanted[@]}"
-for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl ocserv ocpasswd; do
+for tool in openssl gnutls-cli gnutls-serv gcc pkg-config ip unshare python3 openconnect nft curl ocserv ocpasswd promtool; do
     command -v "$tool" >/dev/null 2>&1 || { echo "still missing after install: $tool" >&2; false; }
 done
 echo "openssl: $(openssl version)"

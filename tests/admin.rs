@@ -63,7 +63,7 @@ fn slow_admin_clients_do_not_delay_a_login() {
     for p in [&dribbler, &silent] {
         assert!(!p.log.contains("answered") && !p.log.contains("closed"), "{}:\n{}", p.name, p.log.text());
     }
-    assert_eq!(gw.metric("corridor_logins_total"), 2);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]), 2);
     // Other admin clients are served meanwhile: HTTP and the ctl socket.
     assert_eq!(http(&gw, "GET", "/healthz"), (200, "ok\n".to_owned()));
     assert_eq!(gw.ctl_ok(&["status"])["sessions"], 1);
@@ -142,7 +142,7 @@ fn sessions_and_kill_are_on_the_ctl_socket_and_a_killed_cookie_is_refused() {
 
     // Over HTTP: metrics and health, nothing that lists users or kills.
     assert_eq!(http(&gw, "GET", "/healthz"), (200, "ok\n".to_owned()));
-    assert!(http(&gw, "GET", "/metrics").1.contains("corridor_sessions 1"));
+    assert!(http(&gw, "GET", "/metrics").1.contains("corridor_sessions{state=\"tunnel\",via=\"direct\"} 1"));
     let (code, body) = http(&gw, "GET", "/sessions");
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("corridor ctl"), "the 404 says where sessions went: {body}");

@@ -33,7 +33,11 @@ fn tunnel(t: &Topology, gws: &[Gateway; 2]) -> (Client, String, usize, usize) {
     let holder = wait_until("a gateway to hold alice's session", Duration::from_secs(10), || {
         gws.iter().position(|g| g.session_of("alice").is_some())
     });
-    assert_eq!(gws[holder].metric("corridor_logins_total"), 1, "the CONNECT went to the gateway that logged alice in");
+    assert_eq!(
+        gws[holder].metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]),
+        1,
+        "the CONNECT went to the gateway that logged alice in"
+    );
     (client, cookie, holder, 1 - holder)
 }
 
@@ -46,6 +50,8 @@ fn refused_by_both(t: &Topology, gws: &[Gateway; 2], holder: usize, peer: usize,
         let status = connect_status(t, gw, cookie);
         assert!(status.starts_with("HTTP/1.1 401"), "{}: {status}", gw.ns);
         assert!(gw.metric("corridor_connects_refused_revoked_total") >= 1, "{}", gw.admin("GET", "/metrics"));
+        let refused = gw.metric_with("corridor_logins_total", &[("method", "cookie"), ("outcome", "refused")]);
+        assert!(refused >= 1, "{}", gw.admin("GET", "/metrics"));
     }
     assert_eq!(gws[holder].metric("corridor_cookies_revoked_total"), 1);
     assert_eq!(gws[peer].metric("corridor_sessions_adopted_total"), 0);

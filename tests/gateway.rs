@@ -47,7 +47,7 @@ fn password_login_dtls_tunnel_carries_http_bulk_tcp_and_udp() {
     for metric in ["tun_super_packets", "tun_super_writes", "gso_sends"] {
         assert!(gw.metric(&format!("corridor_shard_{metric}_total")) > 0, "{metric}:\n{}", gw.admin("GET", "/metrics"));
     }
-    assert_eq!(gw.metric("corridor_shard_drop_offload_total"), 0);
+    assert_eq!(gw.metric_with("corridor_shard_drops_total", &[("reason", "offload")]), 0);
     // Every shard's latency histogram is served; the turns counted.
     let metrics = gw.admin("GET", "/metrics");
     assert!(metrics.contains("# TYPE corridor_shard_turn_seconds histogram"), "{metrics}");
@@ -130,7 +130,12 @@ fn reconnect_keeps_the_address_and_logout_releases_it() {
     });
     assert_eq!(client.wait_address(Duration::from_secs(10)), first, "same address after reconnect");
     assert_eq!(fetch(&client, "index.html"), b"<h1>org intranet</h1>\n");
-    assert_eq!(gw.metric("corridor_logins_total"), 1, "the reconnect used the cookie, not a new login");
+    assert_eq!(
+        gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]),
+        1,
+        "the reconnect used the cookie, not a new login"
+    );
+    assert!(gw.metric_with("corridor_logins_total", &[("method", "cookie"), ("outcome", "ok")]) >= 2, "both CONNECTs");
 
     client.disconnect();
     gw.proc.log.wait_for("reason=client logout", Duration::from_secs(10));
@@ -159,8 +164,8 @@ fn wrong_password_gets_no_session() {
     let status =
         wait_until("openconnect to give up", Duration::from_secs(30), || client.proc.child.try_wait().ok().flatten());
     assert!(!status.success());
-    assert!(gw.metric("corridor_login_failures_total") >= 1);
-    assert_eq!(gw.metric("corridor_logins_total"), 0);
+    assert!(gw.metric_with("corridor_logins_total", &[("outcome", "failed")]) >= 1);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]), 0);
     assert!(gw.sessions().is_empty());
     assert!(client.proc.log.contains("Login failed"), "the form came back with the error:\n{}", client.proc.log.text());
 }
@@ -201,7 +206,7 @@ fn garbage_udp_and_spoofed_inner_sources_are_counted_drops() {
     ]));
     // It reaches no session, so the shard's handshakes drop it unanswered.
     wait_until("garbage counted", Duration::from_secs(5), || {
-        (gw.metric("corridor_shard_handshakes_not_client_hello_total") >= 20).then_some(())
+        (gw.metric_with("corridor_shard_handshakes_total", &[("outcome", "not_client_hello")]) >= 20).then_some(())
     });
     // A packet into the tunnel whose source is not the device's address.
     let spoof = format!(
@@ -209,7 +214,7 @@ fn garbage_udp_and_spoofed_inner_sources_are_counted_drops() {
     );
     run(ns(&t.device(), "python3").args(["-c", &spoof]));
     wait_until("spoofed packets counted", Duration::from_secs(5), || {
-        (gw.metric("corridor_shard_drop_spoofed_source_total") >= 5).then_some(())
+        (gw.metric_with("corridor_shard_drops_total", &[("reason", "spoofed_source")]) >= 5).then_some(())
     });
     assert!(!org.udp.log.contains("192.168.99.222"), "a spoofed packet reached the org network");
     assert_eq!(udp_echo(&client.ns, 10), 10, "the session itself is unharmed");
@@ -247,7 +252,7 @@ fn a_second_clients_traffic_never_reaches_the_first() {
         c
     });
     std::thread::sleep(Duration::from_millis(300));
-    let before = gw.metric("corridor_shard_drop_client_to_client_total");
+    let before = gw.metric_with("corridor_shard_drops_total", &[("reason", "client_to_client")]);
     run(ns(&bob.ns, "python3").args([
         "-c",
         &format!("import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor i in range(10): s.sendto(b'from bob',('{}',7000))", alice.address),
@@ -258,7 +263,7 @@ fn a_second_clients_traffic_never_reaches_the_first() {
     // Another session's address is denied before the group's networks are
     // even looked at (the implicit deny), and counted as such.
     wait_until("client-to-client drops counted", Duration::from_secs(5), || {
-        (gw.metric("corridor_shard_drop_client_to_client_total") >= before + 10).then_some(())
+        (gw.metric_with("corridor_shard_drops_total", &[("reason", "client_to_client")]) >= before + 10).then_some(())
     });
     // Each gets their own replies from the org network, and only theirs.
     assert_eq!(udp_echo(&alice.ns, 20), 20);
@@ -284,11 +289,11 @@ fn replayed_dtls_datagrams_are_counted_drops() {
     assert_eq!(udp_echo(&client.ns, 5), 5);
     capture.log.wait_for("replayed", Duration::from_secs(15));
     let end = std::time::Instant::now() + Duration::from_secs(5);
-    while gw.metric("corridor_shard_drop_replay_total") < 3 && std::time::Instant::now() < end {
+    while gw.metric_with("corridor_shard_drops_total", &[("reason", "replay")]) < 3 && std::time::Instant::now() < end {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        gw.metric("corridor_shard_drop_replay_total") >= 3,
+        gw.metric_with("corridor_shard_drops_total", &[("reason", "replay")]) >= 3,
         "{}\n{}",
         gw.admin("GET", "/metrics"),
         capture.log.text()
@@ -362,8 +367,12 @@ fn a_slow_password_check_does_not_stall_other_sessions() {
     // ... and all of it happened before the check finished.
     assert_eq!(gw.metric("corridor_password_checks_pending"), 1, "{}", gw.admin("GET", "/metrics"));
     assert!(!slow.log.contains("HTTP/1.1"), "the slow login has no answer yet: {}", slow.log.text());
-    assert_eq!(gw.metric("corridor_logins_total"), 1, "only alice logged in");
-    assert_eq!(gw.metric("corridor_login_failures_total"), 0);
+    assert_eq!(
+        gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]),
+        1,
+        "only alice logged in"
+    );
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("outcome", "failed")]), 0);
 }
 
 #[test]
@@ -383,14 +392,14 @@ fn fifty_wrong_passwords_from_one_source_get_it_banned_while_another_source_logs
     assert_eq!(out.trim(), "failed=8 refused=42", "{out}");
     assert_eq!(gw.metric("corridor_bans_total"), 1, "{}", gw.admin("GET", "/metrics"));
     assert_eq!(gw.metric("corridor_banned_sources"), 1);
-    assert!(gw.metric("corridor_connections_refused_banned_total") >= 42);
-    assert_eq!(gw.metric("corridor_login_failures_total"), 8);
+    assert!(gw.metric_with("corridor_connections_refused_total", &[("reason", "banned")]) >= 42);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("outcome", "failed")]), 8);
     gw.proc.log.wait_for("source banned", Duration::from_secs(1));
     // Another source logs in normally, as alice herself.
     let d2 = SecondDevice::add(&t);
     let alice = d2.client(&t, "alice", PASSWORD);
     assert!(alice.address.starts_with("192.168.99."), "{}", alice.address);
-    assert_eq!(gw.metric("corridor_logins_total"), 1);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]), 1);
     // The banned source is still refused, before TLS.
     let probe = format!(
         "import socket,ssl\nc=ssl.create_default_context(cafile='{ca}')\ntry:\n c.wrap_socket(socket.create_connection(('{GATEWAY_IP}',443),timeout=5),server_hostname='vpn.test')\n print('accepted')\nexcept (OSError, ssl.SSLError):\n print('refused')",
@@ -421,7 +430,7 @@ fn a_pre_auth_flood_from_one_source_stops_at_its_cap_while_sessions_reconnect_an
     });
     _flood.log.wait_for("flooding", Duration::from_secs(30));
     wait_until("the flood to reach its cap", Duration::from_secs(10), || {
-        (gw.metric("corridor_connections_refused_preauth_total") >= 1).then_some(())
+        (gw.metric_with("corridor_connections_refused_total", &[("reason", "preauth")]) >= 1).then_some(())
     });
     assert!(gw.metric("corridor_preauth_connections") <= 64, "{}", gw.admin("GET", "/metrics"));
     assert_eq!(gw.metric("corridor_bans_total"), 0, "at its cap, not banned");
@@ -440,7 +449,7 @@ fn a_pre_auth_flood_from_one_source_stops_at_its_cap_while_sessions_reconnect_an
     );
     let out = String::from_utf8_lossy(&run(ns(&d2.ns, "python3").args(["-c", &login])).stdout).into_owned();
     assert!(out.contains("Set-Cookie: webvpn="), "bob logged in: {out}");
-    assert_eq!(gw.metric("corridor_logins_total"), 2);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("method", "password"), ("outcome", "ok")]), 2);
     // The idle connections never finish TLS: the handshake deadline (10 s) closes them.
     wait_until("the idle flood closed by the TLS handshake deadline", Duration::from_secs(30), || {
         (gw.metric("corridor_tls_handshake_timeouts_total") >= 50).then_some(())
@@ -478,7 +487,7 @@ fn a_full_tunnel_device_cannot_reach_the_gateway_unless_client_to_client() {
         if client_to_client {
             assert!(admin.status.success(), "the admin port answers: {}", String::from_utf8_lossy(&admin.stderr));
             assert!(ping.status.success(), "the TUN address answers ping");
-            assert_eq!(gw.metric("corridor_shard_drop_to_gateway_total"), 0, "{metrics}");
+            assert_eq!(gw.metric_with("corridor_shard_drops_total", &[("reason", "to_gateway")]), 0, "{metrics}");
         } else {
             assert!(
                 !admin.status.success(),
@@ -487,8 +496,8 @@ fn a_full_tunnel_device_cannot_reach_the_gateway_unless_client_to_client() {
             );
             assert!(!ping.status.success(), "the TUN address does not answer ping");
             // curl's SYN (and its retransmissions) and the ping, all over DTLS.
-            assert!(gw.metric("corridor_shard_drop_to_gateway_total") >= 2, "{metrics}");
-            assert_eq!(gw.metric("corridor_shard_drop_policy_total"), 0, "{metrics}");
+            assert!(gw.metric_with("corridor_shard_drops_total", &[("reason", "to_gateway")]) >= 2, "{metrics}");
+            assert_eq!(gw.metric_with("corridor_shard_drops_total", &[("reason", "policy")]), 0, "{metrics}");
         }
         client.disconnect();
     }

@@ -57,7 +57,11 @@ fn bulk_tcp_over_a_lossy_duplicating_reordering_dtls_path_is_sha256_identical() 
     // the duplicates as replays, and CSTP carried no bulk.
     let m = |n: &str| gw.metric(n);
     assert!(m("corridor_shard_tx_records_total") > 15_000, "{}", gw.admin("GET", "/metrics"));
-    assert!(m("corridor_shard_drop_replay_total") > 0, "{}", gw.admin("GET", "/metrics"));
+    assert!(
+        gw.metric_with("corridor_shard_drops_total", &[("reason", "replay")]) > 0,
+        "{}",
+        gw.admin("GET", "/metrics")
+    );
     assert!(m("corridor_cstp_frames_out_total") < 1_000, "{}", gw.admin("GET", "/metrics"));
     let session = gw.session_of("alice").expect("alice's session");
     assert_eq!(session["channel"], "dtls", "{session}");

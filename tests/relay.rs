@@ -59,8 +59,16 @@ fn relayed_dtls_tunnel_moves_bulk_tcp_and_udp_with_no_inbound_port() {
     // Data went over DTLS through the relay's flow, not over CSTP.
     assert!(gw.metric("corridor_shard_rx_records_total") > 1000, "{}", gw.admin("GET", "/metrics"));
     assert_eq!(relay.metric("corridor_relay_flows_bound_total"), 1, "{}", relay.admin("/metrics"));
-    assert!(relay.metric("corridor_relay_udp_bytes_to_devices_total") > 20 << 20, "{}", relay.admin("/metrics"));
-    assert!(relay.metric("corridor_relay_udp_bytes_to_gateways_total") > 20 << 20, "{}", relay.admin("/metrics"));
+    assert!(
+        relay.metric_with("corridor_relay_udp_bytes_total", &[("direction", "to_devices")]) > 20 << 20,
+        "{}",
+        relay.admin("/metrics")
+    );
+    assert!(
+        relay.metric_with("corridor_relay_udp_bytes_total", &[("direction", "to_gateways")]) > 20 << 20,
+        "{}",
+        relay.admin("/metrics")
+    );
     assert_eq!(relay.metric("corridor_relay_streams_spliced_total"), 1);
     assert_eq!(gw.metric("corridor_relay_flows_bound_total"), 1);
 
@@ -105,12 +113,12 @@ fn bad_names_and_stray_datagrams_are_counted_drops_at_the_relay() {
     );
     run(ns(&device, "python3").args(["-c", &stray]));
     wait_until("the relay to count every drop", Duration::from_secs(5), || {
-        let m = |n: &str| relay.metric(&format!("corridor_relay_{n}_total"));
-        (m("drop_unknown_name") == 1
-            && m("drop_no_sni") == 1
-            && m("drop_bad_client_hello") == 1
-            && m("drop_udp_unknown_peer") == 1
-            && m("drop_udp_unknown_route") == 1)
+        let drops = |reason: &str| relay.metric_with("corridor_relay_drops_total", &[("reason", reason)]);
+        (drops("unknown_name") == 1
+            && drops("no_sni") == 1
+            && drops("bad_client_hello") == 1
+            && drops("udp_unknown_peer") == 1
+            && drops("udp_unknown_route") == 1)
             .then_some(())
     });
     assert!(relay.proc.log.contains("ClientHello for a name no gateway registers"), "{}", relay.proc.log.text());
@@ -135,8 +143,13 @@ fn one_source_cannot_hold_more_connections_than_its_limit() {
     );
     let out = run(ns(&t.device(), "python3").args(["-c", &script]));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "True True");
-    assert_eq!(relay.metric("corridor_relay_refused_per_source_total"), 1, "{}", relay.admin("/metrics"));
-    assert_eq!(relay.metric("corridor_relay_drop_hello_timeout_total"), 3);
+    assert_eq!(
+        relay.metric_with("corridor_relay_connections_refused_total", &[("reason", "per_source")]),
+        1,
+        "{}",
+        relay.admin("/metrics")
+    );
+    assert_eq!(relay.metric_with("corridor_relay_drops_total", &[("reason", "hello_timeout")]), 3);
     assert_eq!(relay.metric("corridor_relay_streams_pending"), 0, "every held connection was let go");
 }
 
@@ -276,7 +289,8 @@ fn a_flood_of_unauthenticated_connections_is_closed_while_links_and_devices_work
         .spawn()
         .expect("python3");
     wait_until("the flood to reach its per-source cap", Duration::from_secs(20), || {
-        (relay.metric("corridor_relay_refused_unauthenticated_per_source_total") > 0).then_some(())
+        (relay.metric_with("corridor_relay_connections_refused_total", &[("reason", "unauthenticated_per_source")]) > 0)
+            .then_some(())
     });
 
     // Meanwhile a device logs in through the relay and its traffic flows.
@@ -290,10 +304,12 @@ fn a_flood_of_unauthenticated_connections_is_closed_while_links_and_devices_work
     wait_until("every flood connection to be let go", Duration::from_secs(10), || {
         (m("unauthenticated") == 0).then_some(())
     });
-    let refused = m("refused_unauthenticated_per_source_total") + m("refused_unauthenticated_total");
-    let dropped = m("drop_auth_timeout_total") + m("drop_plaintext_link_total");
+    let refused = |reason: &str| relay.metric_with("corridor_relay_connections_refused_total", &[("reason", reason)]);
+    let drops = |reason: &str| relay.metric_with("corridor_relay_drops_total", &[("reason", reason)]);
+    let refused = refused("unauthenticated_per_source") + refused("unauthenticated");
+    let dropped = drops("auth_timeout") + drops("plaintext_link");
     assert_eq!(refused + dropped, 2000, "{}", relay.admin("/metrics"));
-    assert!(m("drop_auth_timeout_total") > 0 && m("drop_plaintext_link_total") > 0, "{}", relay.admin("/metrics"));
+    assert!(drops("auth_timeout") > 0 && drops("plaintext_link") > 0, "{}", relay.admin("/metrics"));
     assert_eq!((m("links"), m("links_lost_total")), (1, 0), "the real link never dropped");
     assert_eq!(gw.metric("corridor_relay_links_lost_total"), 0);
 }
@@ -325,13 +341,14 @@ fn one_app_id_from_many_ports_stops_at_its_flow_cap() {
     );
     run(ns(&t.device(), "python3").args(["-c", &spray]));
     let m = |n: &str| relay.metric(&format!("corridor_relay_{n}"));
-    let counted = || m("udp_from_devices_total") == 60;
+    let counted = || relay.metric_with("corridor_relay_udp_datagrams_total", &[("direction", "from_devices")]) == 60;
     let seen = std::iter::repeat_with(|| std::thread::sleep(Duration::from_millis(100))).take(100).any(|_| counted());
     run(std::process::Command::new("kill").args(["-CONT", &pid]));
     assert!(seen, "the relay did not see the 60 ClientHellos: {}", relay.admin("/metrics"));
     // 4 flows for the sprayed App-ID, 2 more App-IDs up to the source's 6.
-    assert_eq!(m("drop_udp_flows_per_app_id_total"), 46, "{}", relay.admin("/metrics"));
-    assert_eq!(m("drop_udp_flows_per_source_total"), 8, "{}", relay.admin("/metrics"));
+    let drops = |reason: &str| relay.metric_with("corridor_relay_drops_total", &[("reason", reason)]);
+    assert_eq!(drops("udp_flows_per_app_id"), 46, "{}", relay.admin("/metrics"));
+    assert_eq!(drops("udp_flows_per_source"), 8, "{}", relay.admin("/metrics"));
     assert_eq!(m("flows_allocated_total"), 6);
 }
 
@@ -388,12 +405,13 @@ fn a_tampered_link_record_is_rejected_and_the_link_redials() {
     proxy.log.wait_for("tampered", Duration::from_secs(20));
     let m = |n: &str| relay.metric(&format!("corridor_relay_{n}"));
     wait_until("the relay to reject the altered record", Duration::from_secs(10), || {
-        (m("drop_link_tls_total") == 1).then_some(())
+        (relay.metric_with("corridor_relay_drops_total", &[("reason", "link_tls")]) == 1).then_some(())
     });
     gw.proc.log.wait_for("relay link lost; redialling", Duration::from_secs(10));
     wait_until("the link to come back", Duration::from_secs(20), || {
         (m("links_up_total") == 2 && m("links") == 1).then_some(())
     });
     assert_eq!(m("links_lost_total"), 1, "{}", relay.admin("/metrics"));
-    assert_eq!(m("drop_bad_gateway_frame_total"), 0, "no altered frame was taken for a frame");
+    let drops = |reason: &str| relay.metric_with("corridor_relay_drops_total", &[("reason", reason)]);
+    assert_eq!(drops("bad_gateway_frame"), 0, "no altered frame was taken for a frame");
 }

@@ -105,12 +105,12 @@ fn a_reload_ends_a_removed_users_session_and_narrows_a_live_acl() {
     let narrowed = text.replace("allowed = [\"10.99.0.0/24\"]", "allowed = [\"10.99.0.128/25\"]");
     assert_ne!(narrowed, text, "the config names the org network");
     fs::write(&config, narrowed).expect("write");
-    let before = gw.metric("corridor_shard_drop_policy_total");
+    let before = gw.metric_with("corridor_shard_drops_total", &[("reason", "policy")]);
     let line = reload(&gw, "configuration reloaded", 2);
     assert!(line.contains("1 sessions got a new policy"), "{line}");
     assert_eq!(udp_echo(&alice.ns, 10), 0, "alice still reaches the org network");
     wait_until("policy drops counted", Duration::from_secs(5), || {
-        (gw.metric("corridor_shard_drop_policy_total") >= before + 10).then_some(())
+        (gw.metric_with("corridor_shard_drops_total", &[("reason", "policy")]) >= before + 10).then_some(())
     });
     assert!(gw.session_of("alice").is_some(), "alice's session survives the narrower ACL");
 }

@@ -97,7 +97,12 @@ fn device_reconnects_to_corridor_with_its_cookie_and_keeps_the_address() {
         "the second echo over the new DTLS: {stdout}"
     );
     // The gateway saw a single login; the second CONNECT came with the cookie.
-    assert_eq!(gw.metric("corridor_logins_total"), 1, "{}", gw.proc.log.text());
+    assert_eq!(
+        gw.metric_with("corridor_logins_total", &[("outcome", "ok"), ("method", "password")]),
+        1,
+        "{}",
+        gw.proc.log.text()
+    );
     assert_eq!(gw.proc.log.text().matches("tunnel up (CSTP)").count(), 2, "{}", gw.proc.log.text());
     assert_eq!(gw.proc.log.text().matches("DTLS established").count(), 2, "{}", gw.proc.log.text());
 }
@@ -128,7 +133,7 @@ fn device_whose_session_was_killed_is_told_to_log_in_again() {
         [r#"FAILED disconnected: CookieRejected { status: 401, reason: "Cookie is not acceptable" }"#],
         "{stdout}"
     );
-    assert_eq!(gw.metric("corridor_logins_total"), 1);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("outcome", "ok"), ("method", "password")]), 1);
 }
 
 #[test]
@@ -148,5 +153,5 @@ fn device_logs_in_to_corridor_with_a_client_certificate() {
     assert!(login.contains("user=carol"), "{login}");
     let tunnel_up = gw.proc.log.wait_for("tunnel up (CSTP)", Duration::from_secs(5));
     assert!(tunnel_up.contains("user=carol"), "{tunnel_up}");
-    assert_eq!(gw.metric("corridor_logins_total"), 1);
+    assert_eq!(gw.metric_with("corridor_logins_total", &[("outcome", "ok"), ("method", "certificate")]), 1);
 }

@@ -160,7 +160,8 @@ fn device_logs_in_and_pings_through_a_lossy_relay_to_corridor_in_process() {
     // than failing: duplicates are replay drops, and the session lives on.
     let metrics = admin_get(gateway.admin, "/metrics");
     let m = |name: &str| metric(&metrics, name);
-    assert!(m("corridor_shard_drop_replay_total") >= 1, "duplicated records are counted as replays:\n{metrics}");
+    let replays = testbed::metrics::sum(&metrics, "corridor_shard_drops_total", &[("reason", "replay")]);
+    assert!(replays >= 1, "duplicated records are counted as replays:\n{metrics}");
     assert!(
         m("corridor_shard_rx_records_total") >= replies.len() as u64,
         "every answered ping reached the shard as a record:\n{metrics}"
@@ -168,9 +169,10 @@ fn device_logs_in_and_pings_through_a_lossy_relay_to_corridor_in_process() {
     assert!(m("corridor_shard_tun_writes_total") >= replies.len() as u64, "{metrics}");
     assert!(m("corridor_shard_tun_reads_total") >= replies.len() as u64, "{metrics}");
     assert_eq!(m("corridor_sessions"), 1, "the session survived the losses:\n{metrics}");
-    assert_eq!(m("corridor_logins_total"), 1, "{metrics}");
+    let logins = testbed::metrics::sum(&metrics, "corridor_logins_total", &[("method", "password"), ("outcome", "ok")]);
+    assert_eq!(logins, 1, "{metrics}");
     assert_eq!(
-        m("corridor_shard_handshakes_established_total"),
+        testbed::metrics::sum(&metrics, "corridor_shard_handshakes_total", &[("outcome", "established")]),
         1,
         "one DTLS handshake, established on the shard despite the losses:\n{metrics}"
     );
@@ -403,11 +405,7 @@ fn ctl(socket: &Path, request: &control::ctl::Request) -> control::ctl::Response
 
 /// A metric summed over its label sets (0 when absent).
 fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
+    testbed::metrics::sum(text, name, &[])
 }
 
 // ---------------------------------------------------------------------------

@@ -147,12 +147,14 @@ impl Gateway {
 
     /// Sum of a counter over all its label sets.
     pub fn metric(&self, name: &str) -> u64 {
-        self.admin("GET", "/metrics")
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
+        self.metric_with(name, &[])
+    }
+
+    /// Sum of a counter over the label sets that carry every
+    /// `(label, value)` of `filter`: `metric_with("corridor_shard_drops_total",
+    /// &[("reason", "policy")])`.
+    pub fn metric_with(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
+        crate::metrics::sum(&self.admin("GET", "/metrics"), name, filter)
     }
 
     /// `corridor ctl --socket SOCKET --json ARGS...`: its exit status and

@@ -23,6 +23,7 @@ pub mod config;
 pub mod cookie;
 mod gateway;
 pub mod lossy;
+pub mod metrics;
 mod ocserv;
 mod second;
 
@@ -302,14 +303,20 @@ impl Relay {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// A counter or gauge of /metrics.
+    /// A counter or gauge of /metrics, summed over all its label sets.
     pub fn metric(&self, name: &str) -> u64 {
+        self.metric_with(name, &[])
+    }
+
+    /// A counter or gauge of /metrics, summed over the label sets that
+    /// carry every `(label, value)` of `filter`.
+    pub fn metric_with(&self, name: &str, filter: &[(&str, &str)]) -> u64 {
+        metrics::sum(&self.metrics(), name, filter)
+    }
+
+    /// The /metrics page.
+    pub fn metrics(&self) -> String {
         self.admin("/metrics")
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter(|l| l.split(['{', ' ']).next() == Some(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
     }
 
     /// Waits until `n` gateway links are up.

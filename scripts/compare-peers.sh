@@ -1279,7 +1279,7 @@ report_corridor_metrics() {
     local mf="$WORK/corridor/metrics-after.txt"
     [ -s "$mf" ] || return 0
     local lines
-    lines="$(grep -E '^corridor_[a-z_]*(drop|error|fail|reject|malformed|replay|spoof|blocked)[a-z_]*(\{[^}]*\})? ' "$mf" |
+    lines="$(grep -E '^corridor_[a-z_]*(drop|error|fail|reject|malformed|replay|spoof|blocked)[a-z_]*(\{[^}]*\})? |outcome="(failed|refused)"' "$mf" |
         awk '$NF != 0' || true)"
     printf '\ncorridor admin /metrics at the end of its rounds, non-zero drop/error counters:\n'
     if [ -n "$lines" ]; then while IFS= read -r l; do printf '    %s\n' "$l"; done <<<"$lines"; else echo "    none"; fi

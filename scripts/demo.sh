@@ -299,9 +299,9 @@ check_relay_link() {
     info "inbound TCP to $GATEWAY_RELAY_SIDE:443 dropped by the gateway's firewall (${RESULT[firewall]} packets)"
 }
 
-relay_metric() { # NAME: a relay counter or gauge
+relay_metric() { # NAME [LABEL="VALUE"]: a relay counter or gauge, summed over its label sets (those carrying LABEL="VALUE")
     ip netns exec "$NS_RELAY" curl -s --max-time 5 http://127.0.0.1:9101/metrics |
-        awk -v n="$1" '$1 == n { s += $2 } END { print s + 0 }'
+        awk -v n="$1" -v f="${2:-}" '!/^#/ { split($1, p, "{") } !/^#/ && p[1] == n && (f == "" || index($1, f)) { s += $2 } END { print s + 0 }'
 }
 
 # Orderly stop, so the log ends with the gateway's own summary.
@@ -478,7 +478,7 @@ report() {
     if [ -n "$RELAYED" ]; then
         printf '  %-18s %s\n' \
             "relay" "streams spliced $(relay_metric corridor_relay_streams_spliced_total), DTLS flows bound $(relay_metric corridor_relay_flows_bound_total)" \
-            "  datagrams" "$(relay_metric corridor_relay_udp_to_devices_total) to the device ($(relay_metric corridor_relay_udp_bytes_to_devices_total) bytes), $(relay_metric corridor_relay_udp_to_gateways_total) to the gateway" \
+            "  datagrams" "$(relay_metric corridor_relay_udp_datagrams_total 'direction="to_devices"') to the device ($(relay_metric corridor_relay_udp_bytes_total 'direction="to_devices"') bytes), $(relay_metric corridor_relay_udp_datagrams_total 'direction="to_gateways"') to the gateway" \
             "  gateway firewall" "inbound connection refused; ${RESULT[firewall]} inbound packets dropped"
     fi
     printf '  gateway log (sessions, shards, counters):\n'

@@ -141,7 +141,7 @@ def fig(name, key):
 def counters(name):
     total = {}
     for line in (out / name).read_text().splitlines():
-        m = re.match(r'(corridor_shard_handshakes_\w+_total)\{[^}]*\} (\d+)', line)
+        m = re.match(r'corridor_shard_handshakes_total\{[^}]*outcome="(\w+)"[^}]*\} (\d+)', line)
         if m:
             total[m.group(1)] = total.get(m.group(1), 0) + int(m.group(2))
     return total
@@ -159,7 +159,7 @@ median = statistics.median(ratios)
 print(f"\nmedian flooded/alone: **{median:.2f}×**; failures under flood: {failures}\n")
 print("Flood (per round): " + "; ".join((out / f"flood-{r}.txt").read_text().strip().replace("\n", ", ") for r in range(1, rounds + 1)))
 before, after = counters(f"alone-{rounds}.metrics.txt"), counters(f"flooded-{rounds}.metrics.txt")
-print(f"\nShard handshake counters across the last flooded storm (delta):\n")
+print(f"\nShard handshakes by outcome across the last flooded storm (delta):\n")
 for k in sorted(after):
     d = after[k] - before.get(k, 0)
     if d:

@@ -73,9 +73,9 @@ ticks() { # NS PATTERN
     echo "$sum"
 }
 
-relay_metric() { # NAME
+relay_metric() { # NAME [LABEL="VALUE"]: summed over its label sets (those carrying LABEL="VALUE")
     ip netns exec "${RELAYED}relay" curl -s --max-time 5 http://127.0.0.1:9101/metrics |
-        awk -v n="$1" '$1 == n { s += $2 } END { printf "%d", s }'
+        awk -v n="$1" -v f="${2:-}" '!/^#/ { split($1, p, "{") } !/^#/ && p[1] == n && (f == "" || index($1, f)) { s += $2 } END { printf "%d", s }'
 }
 
 # The two gateways differ only in where they listen and the relayed one's link.
@@ -136,7 +136,7 @@ measure() { # MODE(direct|relayed) TEST ROUND
     gw0="$(ticks "${p}gateway" "corridor")"
     if [ "$mode" = relayed ]; then
         r0="$(ticks "${p}relay" "corridor")"
-        b0=$(($(relay_metric corridor_relay_udp_bytes_to_devices_total) + $(relay_metric corridor_relay_udp_bytes_to_gateways_total)))
+        b0=$(relay_metric corridor_relay_udp_bytes_total)
     fi
     t0="$(date +%s.%N)"
     case "$test" in
@@ -163,7 +163,7 @@ print(t[max(0,-(-99*len(t)//100)-1)] if t else "nan")' "$out.ping")"
     gw1="$(ticks "${p}gateway" "corridor")"
     if [ "$mode" = relayed ]; then
         r1="$(ticks "${p}relay" "corridor")"
-        b1=$(($(relay_metric corridor_relay_udp_bytes_to_devices_total) + $(relay_metric corridor_relay_udp_bytes_to_gateways_total)))
+        b1=$(relay_metric corridor_relay_udp_bytes_total)
     fi
     printf '%s %s %s %s %s %s %s %s\n' "$mode" "$test" "$round" "$value" $((gw1 - gw0)) $((r1 - r0)) $((b1 - b0)) \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" >>"$WORK/samples"

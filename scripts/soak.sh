@@ -74,7 +74,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
 
 sessions() {
     ip netns exec "$NS_DEVICE" curl -s --max-time 5 "http://$GATEWAY_IP:9100/metrics" |
-        awk '$1 == "corridor_sessions" { print $2 }'
+        awk '$1 ~ /^corridor_sessions[{ ]/ || $1 == "corridor_sessions" { s += $2 } END { print s + 0 }'
 }
 
 main() {

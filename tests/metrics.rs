@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use service::Counter;
 use testbed::metrics::{promtool_check, sum};
 use testbed::*;
 
@@ -90,4 +91,24 @@ fn the_checks_refuse_a_split_family_and_a_lint_problem() {
     let good = "# HELP a_total a\n# TYPE a_total counter\na_total{s=\"0\"} 1\na_total{s=\"1\"} 1\n";
     assert_eq!(promtool_check(good), Ok(()));
     assert_eq!(families_are_grouped(good), Ok(()));
+}
+
+/// docs/metrics.md names every counter family and every label value the
+/// `counters!` declarations make, so a counter added without its line
+/// there fails here.
+#[test]
+fn docs_metrics_names_every_counter_and_label() {
+    let doc = std::fs::read_to_string(repo().join("docs/metrics.md")).expect("docs/metrics.md");
+    let sets: [&[Counter]; 4] = [
+        control::core::ControlCounters::COUNTERS,
+        control::relay_link::LinkCounters::COUNTERS,
+        dataplane::ShardCounters::COUNTERS,
+        relay::core::Counters::COUNTERS,
+    ];
+    for counter in sets.into_iter().flatten() {
+        assert!(doc.contains(&format!("`{}`", counter.metric)), "docs/metrics.md lacks {}", counter.metric);
+        if !counter.labels.is_empty() {
+            assert!(doc.contains(&format!("`{}`", counter.labels)), "docs/metrics.md lacks {counter:?}");
+        }
+    }
 }

@@ -62,6 +62,7 @@ fn both_metrics_pages_pass_promtool_after_relayed_traffic() {
     assert_eq!(sum(&page, "corridor_logins_total", &[("method", "password"), ("outcome", "ok")]), 1, "{page}");
     assert!(sum(&page, "corridor_logins_total", &[("method", "cookie"), ("outcome", "ok")]) >= 1, "{page}");
     assert_eq!(sum(&page, "corridor_shard_handshakes_total", &[("outcome", "established")]), 1, "{page}");
+    assert_eq!(sum(&page, "corridor_shard_dtls_handshake_seconds_count", &[]), 1, "timed: {page}");
     for bytes in ["rx_bytes", "tx_bytes", "tun_read_bytes", "tun_write_bytes"] {
         assert!(sum(&page, &format!("corridor_shard_{bytes}_total"), &[]) > 50 * 28, "{bytes}: {page}");
     }

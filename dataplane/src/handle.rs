@@ -253,6 +253,11 @@ impl Dataplane {
         self.shards.iter().map(|s| s.latency.snapshot()).collect()
     }
 
+    /// Each shard's DTLS handshake durations, in shard order.
+    pub fn handshake_latency(&self) -> Vec<crate::latency::HandshakeLatency> {
+        self.shards.iter().map(|s| s.handshake_latency.snapshot()).collect()
+    }
+
     /// The latest published counters of each shard, in shard order.
     pub fn counters(&self) -> Vec<ShardCounters> {
         self.shards.iter().map(|s| s.counters.snapshot()).collect()

@@ -90,6 +90,8 @@ pub struct HandshakeCounters {
 struct Pending {
     conn: Connection,
     session: SessionId,
+    /// When its ClientHello passed the cookie round.
+    started: Instant,
     done_at: Option<Instant>,
 }
 
@@ -120,6 +122,9 @@ pub struct Handshakes {
     /// Handshake datagrams per source address, checked before parsing.
     limit: SourceLimit,
     pub counters: HandshakeCounters,
+    /// How long established handshakes took, from the ClientHello that
+    /// passed the cookie round to the device's Finished.
+    pub latency: crate::latency::HandshakeLatency,
 }
 
 /// Nothing resolves through the acceptor's own configuration: every
@@ -150,6 +155,7 @@ impl Handshakes {
             max_pending: MAX_PENDING,
             limit: SourceLimit::new(now, SOURCE_RATE, SOURCE_BURST, SOURCE_SLOTS),
             counters: HandshakeCounters::default(),
+            latency: crate::latency::HandshakeLatency::default(),
         })
     }
 
@@ -252,7 +258,7 @@ impl Handshakes {
                 None
             }
             Accept::Connection(c) => {
-                self.pending.insert(peer, Pending { conn: *c, session, done_at: None });
+                self.pending.insert(peer, Pending { conn: *c, session, started: now, done_at: None });
                 self.drive(now, peer, send)
             }
         }
@@ -287,7 +293,7 @@ impl Handshakes {
                 send(&buf);
             }
         }
-        let session = p.session;
+        let (session, started) = (p.session, p.started);
         let mut done = None;
         if let Some((info, keys)) = completed {
             p.done_at = Some(now);
@@ -296,6 +302,8 @@ impl Handshakes {
             match self.app_id_of.get(&session).and_then(|id| self.authorized.get(id)) {
                 Some(a) => {
                     self.counters.established += 1;
+                    let took = now.saturating_duration_since(started).as_nanos();
+                    self.latency.record(u64::try_from(took).unwrap_or(u64::MAX));
                     let grant =
                         SessionGrant { session, peer, address: a.address, policy: a.policy.clone(), keys, mtu: a.mtu };
                     done = Some(Established { grant, info, final_flight });

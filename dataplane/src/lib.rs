@@ -72,7 +72,7 @@ pub use counters::ShardCounters;
 pub use handle::{Dataplane, ShardHealth, FAULT_ENV};
 pub use info::{DataplaneInfo, ShardInfo};
 pub use io::{RingSetup, TunReadStyle};
-pub use latency::TurnLatency;
+pub use latency::{HandshakeLatency, TurnLatency};
 pub use messages::{FromShard, ShardId, ToShard, TUN_WRITE_HEADROOM};
 pub use shard::fastpath;
 pub use sys::TunOffloads;

@@ -86,7 +86,8 @@ pub(crate) struct ShardShared {
     /// This shard → control.
     pub(crate) events: ArrayQueue<FromShard>,
     pub(crate) counters: PublishedCounters,
-    pub(crate) latency: PublishedLatency,
+    pub(crate) latency: PublishedLatency<500>,
+    pub(crate) handshake_latency: PublishedLatency<100_000>,
     /// The shard's loop is running: set when it starts, cleared when its
     /// thread ends, by a return or a panic.
     pub(crate) up: AtomicBool,
@@ -103,6 +104,7 @@ impl ShardShared {
             events: ArrayQueue::new(EVENTS_CAPACITY),
             counters: PublishedCounters::default(),
             latency: PublishedLatency::default(),
+            handshake_latency: PublishedLatency::default(),
             up: AtomicBool::new(false),
             last_turn_ns: AtomicU64::new(0),
         })

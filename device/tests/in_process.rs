@@ -201,7 +201,7 @@ fn device_logs_in_and_pings_through_a_lossy_relay_to_corridor_in_process() {
     assert_eq!(metric(&metrics, "corridor_pool_addresses_in_use"), 0, "{metrics}");
 
     let counters = gateway.stop();
-    assert_eq!((counters.logins_ok, counters.logins_failed), (1, 0), "{counters:?}");
+    assert_eq!((counters.logins_password_ok, counters.logins_password_failed), (1, 0), "{counters:?}");
     assert_eq!((counters.connects, counters.sessions_ended), (1, 1), "{counters:?}");
     assert_eq!(counters.cstp_protocol_errors, 0, "{counters:?}");
 

@@ -54,15 +54,23 @@ impl Gateway {
             );
         }
         for (i, l) in self.core.port().latency().iter().enumerate() {
-            let cumulative: Vec<(Option<f64>, u64)> =
-                l.cumulative().iter().map(|(b, n)| (b.map(|ns| ns as f64 / 1e9), *n)).collect();
-            m.histogram(
+            histogram(
+                &mut m,
                 "corridor_shard_turn_seconds",
                 "time from harvesting a shard loop turn's completions to submitting all it produced: an upper bound \
                  on each of its packets' time inside the shard",
-                &format!("shard=\"{i}\""),
-                &cumulative,
-                l.sum_ns as f64 / 1e9,
+                i,
+                l,
+            );
+        }
+        for (i, l) in self.core.port().handshake_latency().iter().enumerate() {
+            histogram(
+                &mut m,
+                "corridor_shard_dtls_handshake_seconds",
+                "DTLS handshakes the shard established, by how long they took from the ClientHello that passed the \
+                 cookie round to the device's Finished",
+                i,
+                l,
             );
         }
         sessions(&mut m, self.core.sessions());
@@ -89,6 +97,19 @@ impl Gateway {
         );
         m.into_string()
     }
+}
+
+/// One shard's log₂ histogram, in seconds.
+fn histogram<const FIRST_NS: u64>(
+    m: &mut crate::admin::Metrics,
+    name: &str,
+    help: &str,
+    shard: usize,
+    l: &dataplane::latency::Log2Histogram<FIRST_NS>,
+) {
+    let cumulative: Vec<(Option<f64>, u64)> =
+        l.cumulative().iter().map(|(b, n)| (b.map(|ns| ns as f64 / 1e9), *n)).collect();
+    m.histogram(name, help, &format!("shard=\"{shard}\""), &cumulative, l.sum_ns as f64 / 1e9);
 }
 
 /// `corridor_sessions{state,via}`: every combination, zeros included, so

@@ -237,3 +237,32 @@ fn a_source_over_its_rate_is_dropped_before_parsing_while_others_complete() {
     assert!(h.on_datagram(later, flooder, &hello, &mut |_| answered += 1).is_none());
     assert_eq!((answered, h.counters.rate_limited), (6, 635));
 }
+
+/// A handshake is timed from the ClientHello that passed the cookie round
+/// to the device's Finished, in the shard's (here virtual) time.
+#[test]
+fn an_established_handshake_is_timed_from_its_verified_client_hello() {
+    let start = Instant::now();
+    let mut h = Handshakes::new(start).unwrap();
+    h.authorize(authorization(7, &APP_ID, &[1; 32]));
+    let mut c = client(start, &APP_ID, &[1; 32]);
+    let peer: SocketAddr = ([192, 0, 2, 1], 40_010).into();
+    let (mut buf, mut now, mut established) = (Vec::new(), start, false);
+    // Each flight 2 ms after the last: ClientHello (answered with a
+    // cookie), ClientHello with the cookie (the clock starts), Finished.
+    for _ in 0..4 {
+        now += std::time::Duration::from_millis(2);
+        let mut sent = Vec::new();
+        while c.poll_transmit(&mut buf) {
+            established |= h.on_datagram(now, peer, &buf, &mut |d| sent.push(d.to_vec())).is_some();
+        }
+        if established {
+            break;
+        }
+        for d in sent {
+            c.handle_datagram(now, &d);
+        }
+    }
+    assert!(established);
+    assert_eq!((h.latency.count, h.latency.sum_ns), (1, 2_000_000), "{:?}", h.latency);
+}

@@ -292,6 +292,7 @@ impl Shard {
 
     /// Publishes the counters, the handshakes' with them.
     fn publish_counters(&mut self) {
+        self.me.handshake_latency.publish(&self.handshakes.latency);
         let h = self.handshakes.counters;
         let c = &mut self.counters;
         c.handshakes_established = h.established;

@@ -52,6 +52,7 @@ fn a_lost_connection_reconnects_with_the_cookie_to_the_same_address() {
     assert!(events.iter().any(|e| matches!(e, Event::DtlsUp { .. })), "a new DTLS handshake: {events:?}");
     let c = w.gateways[0].core.counters();
     assert_eq!((c.logins_password_ok, c.connects), (1, 2));
+    assert_eq!(c.logins_cookie_ok, 2, "both CONNECTs are cookie logins");
     assert_eq!(w.gateways[0].core.sessions().len(), 1);
     assert_eq!(w.gateways[0].handshakes[0].counters.established, 2);
 }

@@ -185,3 +185,46 @@ pub(super) fn describe_steering(info: &dataplane::DataplaneInfo) -> String {
         Err(why) => format!("flow hash ({why})"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    use proto::grant::SessionId;
+
+    use super::sessions;
+    use crate::core::{ConnId, RelayRoute};
+    use crate::session::{Session, Sessions};
+
+    #[test]
+    fn sessions_are_counted_by_state_and_via_with_every_combination_shown() {
+        let now = Instant::now();
+        let mut all = Sessions::default();
+        let session = |id: u32| {
+            let address = Ipv4Addr::new(10, 0, 0, id as u8);
+            Session::new(SessionId(id), "u".into(), "g".into(), format!("cookie{id}"), address, now, now)
+        };
+        all.insert(session(1));
+        let mut tunnel = session(2);
+        (tunnel.conn, tunnel.connected) = (Some(ConnId(7)), true);
+        tunnel.via = Some(RelayRoute { link: 0, route: 1, dtls_port: 0 });
+        all.insert(tunnel);
+        let mut detached = session(3);
+        detached.connected = true;
+        all.insert(detached);
+        let mut m = crate::admin::Metrics::default();
+        sessions(&mut m, &all);
+        let page = m.into_string();
+        for (labels, n) in [
+            ("state=\"tunnel\",via=\"relay\"", 1),
+            ("state=\"tunnel\",via=\"direct\"", 0),
+            ("state=\"detached\",via=\"direct\"", 1),
+            ("state=\"connecting\",via=\"direct\"", 1),
+            ("state=\"connecting\",via=\"relay\"", 0),
+        ] {
+            assert!(page.contains(&format!("corridor_sessions{{{labels}}} {n}\n")), "{labels}: {page}");
+        }
+        assert_eq!(page.lines().filter(|l| l.starts_with("corridor_sessions{")).count(), 6, "{page}");
+    }
+}

@@ -131,7 +131,7 @@ pub struct SessionView {
     pub packets_out: u64,
     /// CSTP packets from the device dropped for a source other than its
     /// address, and for a destination its group may not reach (over DTLS
-    /// these are the shards' `corridor_shard_drop_*` counters).
+    /// these are the shards' `corridor_shard_drops_total` reasons).
     pub drops_spoofed: u64,
     pub drops_policy: u64,
 }

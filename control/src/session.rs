@@ -33,6 +33,25 @@ pub enum EndReason {
     GroupRemoved,
 }
 
+impl EndReason {
+    /// The stable machine code of the reason, for logs (the `reason_code`
+    /// field; docs/operations.md lists them) and for tools that read them.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::SessionTimeout => "session_timeout",
+            EndReason::ReconnectWindowExpired => "cookie_grace_expired",
+            EndReason::NeverConnected => "connect_grace_expired",
+            EndReason::AdminKill => "admin_kill",
+            EndReason::RevokedAtPeer => "revoked_at_peer",
+            EndReason::Shutdown => "shutdown",
+            EndReason::UserRemoved => "user_removed",
+            EndReason::GroupRemoved => "group_removed",
+        }
+    }
+}
+
 impl core::fmt::Display for EndReason {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {

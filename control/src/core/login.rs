@@ -131,6 +131,13 @@ impl<P: DataplanePort> Core<P> {
             let form = login_form(None);
             return self.respond(conn, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
         };
+        if !crate::passwd::valid_user(&user) {
+            // No account can have this name; it is logged escaped (`?`), so
+            // a name carrying a newline cannot forge a log line, and never
+            // reaches a password check.
+            tracing::info!(%peer, user = ?user, "login with a user name no account can have");
+            return self.login_failed(conn, "(invalid user name)", now);
+        }
         if !self.passwords {
             return self.login_failed(conn, &user, now);
         }
@@ -278,7 +285,7 @@ impl<P: DataplanePort> Core<P> {
             None => random_hex::<32>(),
         };
         let s = Session::new(id, user.to_string(), group.clone(), cookie.clone(), address, now, now);
-        tracing::info!(session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = ?peer, "login");
+        tracing::info!(event = "login", session = %id, user = %user, group = %group, method = %method, address = %s.address, peer = %peer.map_or_else(String::new, |p| p.to_string()), "login");
         self.sessions.insert(s);
         self.counters.logins_ok += 1;
         let body = auth::auth_success_xml(config.banner.as_deref());
@@ -324,7 +331,7 @@ impl<P: DataplanePort> Core<P> {
             self.pool.release(id);
             return None;
         };
-        tracing::info!(session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
+        tracing::info!(event = "adopted", session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
         let created = now.checked_sub(Duration::from_secs(age)).unwrap_or(now);
         self.sessions.insert(Session::new(id, claims.user, group, cookie.to_owned(), claims.address, created, now));
         self.counters.sessions_adopted += 1;

@@ -443,9 +443,12 @@ impl Gateway {
                 Effect::RefuseFlow { link, flow } => self.relays.refuse(link, flow),
                 Effect::RevokeCookie { tag, expires } => self.relays.revoke(tag, expires, service::unix_now()),
                 Effect::SessionEnded(e) => tracing::info!(
+                    event = "session_end",
                     session = %e.session,
                     user = %e.user,
+                    group = %e.group,
                     address = %e.address,
+                    reason_code = e.reason.code(),
                     reason = %e.reason,
                     cstp_rx = e.cstp_rx_packets,
                     cstp_tx = e.cstp_tx_packets,

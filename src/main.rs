@@ -101,6 +101,9 @@ enum CtlCommand {
     Unban { address: std::net::IpAddr },
     /// Reread the configuration, the key and the password file (as SIGHUP does).
     Reload,
+    /// Stop taking logins and close every tunnel without DISCONNECT, so
+    /// devices reconnect through the relay to another gateway of the name.
+    Drain,
 }
 
 impl CtlCommand {
@@ -115,6 +118,7 @@ impl CtlCommand {
             CtlCommand::Bans => Request::Bans,
             CtlCommand::Unban { address } => Request::Unban { address },
             CtlCommand::Reload => Request::Reload,
+            CtlCommand::Drain => Request::Drain,
         }
     }
 }

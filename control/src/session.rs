@@ -31,6 +31,10 @@ pub enum EndReason {
     UserRemoved,
     /// A reload's configuration no longer has the session's group.
     GroupRemoved,
+    /// The gateway drains (`corridor ctl drain`, or stopping with relays or
+    /// a cluster): the tunnel was closed without DISCONNECT so the device
+    /// reconnects, elsewhere, with its cookie.
+    Drained,
 }
 
 impl EndReason {
@@ -48,6 +52,7 @@ impl EndReason {
             EndReason::Shutdown => "shutdown",
             EndReason::UserRemoved => "user_removed",
             EndReason::GroupRemoved => "group_removed",
+            EndReason::Drained => "drained",
         }
     }
 }
@@ -65,6 +70,7 @@ impl core::fmt::Display for EndReason {
             EndReason::Shutdown => "gateway shutdown",
             EndReason::UserRemoved => "user_removed: the user is no longer in the password file",
             EndReason::GroupRemoved => "group_removed: the session's group is no longer configured",
+            EndReason::Drained => "drained: the gateway drains; the device may reconnect elsewhere with its cookie",
         })
     }
 }

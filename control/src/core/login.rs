@@ -94,6 +94,13 @@ impl<P: DataplanePort> Core<P> {
     }
 
     fn on_request(&mut self, conn: ConnId, req: &Request<'_>, now: Instant) {
+        if self.draining {
+            // No new logins or tunnels here: the device's client tries
+            // again (through a relay: at another gateway of the name).
+            self.counters.refused_draining += 1;
+            self.respond(conn, 503, "Service Unavailable", &[("Connection", "close"), ("Retry-After", "5")], b"");
+            return self.close(conn, "draining", now);
+        }
         if req.method == "CONNECT" {
             return self.on_connect(conn, req, now);
         }

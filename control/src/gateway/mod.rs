@@ -8,6 +8,7 @@
 
 mod answers;
 mod conn;
+mod drain;
 mod metrics;
 mod reload;
 
@@ -272,6 +273,9 @@ impl Gateway {
             self.reload_if_asked(now);
         }
         let now = Instant::now();
+        if self.drains_on_stop() {
+            self.drain(now);
+        }
         self.core.shutdown();
         self.carry_out(now);
         if let Some(v) = self.verifiers.as_mut() {

@@ -58,7 +58,6 @@ while [ $# -gt 0 ]; do
 done
 
 NS_DEVICE="${PREFIX}device"
-NS_GATEWAY="${PREFIX}gateway"
 GATEWAY_IP=10.10.0.1
 FLOOD_IP=10.10.0.9
 POOL=192.168.64.0/18
@@ -96,20 +95,8 @@ main() {
     install_missing iproute2 openssl curl python3
     (cd "$REPO" && cargo build --release --quiet)
     step "certificates, topology (prefix $PREFIX), corridor"
-    "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
-    "$SCRIPTS/topology.sh" down "$PREFIX"
-    "$SCRIPTS/topology.sh" up "$PREFIX"
+    load_test_gateway scripts/flood-bench.sh "$WORK" "$PREFIX" "$GATEWAY_IP" "$POOL" "$PASSWORD" GATEWAY_PID || exit 2
     ip -n "$NS_DEVICE" addr add "$FLOOD_IP/24" dev to-gw
-    mkdir -p "$WORK/corridor"
-    gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/flood-bench.sh \
-        server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
-        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
-        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
-        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
-        "${LOAD_GENERATOR_LIMITS[@]}"
-    printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
-    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
-        { tail -n 30 "$WORK/corridor/gateway.log" >&2; exit 2; }
     info "corridor pid $GATEWAY_PID; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
     local r flood_secs

@@ -51,7 +51,6 @@ while [ $# -gt 0 ]; do
 done
 
 NS_DEVICE="${PREFIX}device"
-NS_GATEWAY="${PREFIX}gateway"
 GATEWAY_IP=10.10.0.1
 POOL=192.168.64.0/18
 CORRIDOR="$REPO/target/release/corridor"
@@ -83,19 +82,7 @@ main() {
     install_missing iproute2 openssl curl python3
     (cd "$REPO" && cargo build --release --quiet)
     step "certificates, topology (prefix $PREFIX), corridor"
-    "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
-    "$SCRIPTS/topology.sh" down "$PREFIX"
-    "$SCRIPTS/topology.sh" up "$PREFIX"
-    mkdir -p "$WORK/corridor"
-    gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/soak.sh \
-        server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
-        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
-        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" \
-        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
-        "${LOAD_GENERATOR_LIMITS[@]}"
-    printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
-    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
-        { tail -n 30 "$WORK/corridor/gateway.log" >&2; exit 2; }
+    load_test_gateway scripts/soak.sh "$WORK" "$PREFIX" "$GATEWAY_IP" "$POOL" "$PASSWORD" GATEWAY_PID || exit 2
     local keeper
     keeper="$(pgrep -P "$GATEWAY_PID" | head -n 1)"
     info "corridor pid $GATEWAY_PID (keeper $keeper); $(nproc) cores"
@@ -107,7 +94,8 @@ main() {
         json="$OUT/wave-$wave.json"
         printf '%s\n' "$PASSWORD" | ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run many-sessions \
             --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
-            --devices "$DEVICES" --concurrency 64 --processes 2 --seconds "$HOLD" --json "$json" >/dev/null ||
+            --devices "$DEVICES" --concurrency 64 --processes 2 --seconds "$HOLD" --json "$json" \
+            >"$OUT/generator.log" 2>&1 ||
             warn "wave $wave: the generator failed"
         up="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["figures"]["devices_up"])' "$json" 2>/dev/null || echo 0)"
         failures="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["figures"]["failures"])' "$json" 2>/dev/null || echo -1)"

@@ -101,6 +101,9 @@ enum CtlCommand {
     Unban { address: std::net::IpAddr },
     /// Reread the configuration, the key and the password file (as SIGHUP does).
     Reload,
+    /// Stop taking logins and close every tunnel without DISCONNECT, so
+    /// devices reconnect through the relay to another gateway of the name.
+    Drain,
 }
 
 impl CtlCommand {
@@ -115,6 +118,7 @@ impl CtlCommand {
             CtlCommand::Bans => Request::Bans,
             CtlCommand::Unban { address } => Request::Unban { address },
             CtlCommand::Reload => Request::Reload,
+            CtlCommand::Drain => Request::Drain,
         }
     }
 }
@@ -227,11 +231,21 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    tracing_subscriber::fmt()
+    // The servers (and the keeper beside the gateway) log as their
+    // configuration's `[log] format` says; everything else in text.
+    let format = match &cli.command {
+        Command::Gateway { config, check_config: false }
+        | Command::Relay { config, check_config: false }
+        | Command::Keeper { config, .. } => service::log::LogFormat::of_file(config),
+        _ => service::log::LogFormat::Text,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+        .with_target(false);
+    match format {
+        service::log::LogFormat::Json => logs.json().flatten_event(true).init(),
+        service::log::LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init(),
+    }
     match cli.command {
         Command::Gateway { config, check_config: true } => check_gateway_config(&config),
         Command::Gateway { config, check_config: false } => gateway(&config),

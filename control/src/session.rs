@@ -31,6 +31,30 @@ pub enum EndReason {
     UserRemoved,
     /// A reload's configuration no longer has the session's group.
     GroupRemoved,
+    /// The gateway drains (`corridor ctl drain`, or stopping with relays or
+    /// a cluster): the tunnel was closed without DISCONNECT so the device
+    /// reconnects, elsewhere, with its cookie.
+    Drained,
+}
+
+impl EndReason {
+    /// The stable machine code of the reason, for logs (the `reason_code`
+    /// field; docs/operations.md lists them) and for tools that read them.
+    pub fn code(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::IdleTimeout => "idle_timeout",
+            EndReason::SessionTimeout => "session_timeout",
+            EndReason::ReconnectWindowExpired => "cookie_grace_expired",
+            EndReason::NeverConnected => "connect_grace_expired",
+            EndReason::AdminKill => "admin_kill",
+            EndReason::RevokedAtPeer => "revoked_at_peer",
+            EndReason::Shutdown => "shutdown",
+            EndReason::UserRemoved => "user_removed",
+            EndReason::GroupRemoved => "group_removed",
+            EndReason::Drained => "drained",
+        }
+    }
 }
 
 impl core::fmt::Display for EndReason {
@@ -46,6 +70,7 @@ impl core::fmt::Display for EndReason {
             EndReason::Shutdown => "gateway shutdown",
             EndReason::UserRemoved => "user_removed: the user is no longer in the password file",
             EndReason::GroupRemoved => "group_removed: the session's group is no longer configured",
+            EndReason::Drained => "drained: the gateway drains; the device may reconnect elsewhere with its cookie",
         })
     }
 }

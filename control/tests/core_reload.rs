@@ -2,8 +2,10 @@
 //! (`Core::reload`), against real device sessions: a narrowed ACL reaches
 //! the shard's fast path and the CSTP path of a live session at once; a
 //! removed user's and a removed group's sessions end with their reasons;
-//! other sessions keep their tunnels. See `support/mod.rs`; the real
-//! gateway's SIGHUP path is `tests/reload.rs`. Runs as any user, no network.
+//! other sessions keep their tunnels; and a drain (`Core::drain`) closes
+//! tunnels without DISCONNECT and refuses new logins. See `support/mod.rs`;
+//! the real gateway's paths are `tests/reload.rs` and `tests/drain.rs`.
+//! Runs as any user, no network.
 
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
@@ -98,4 +100,28 @@ fn a_session_whose_group_is_gone_ends_with_group_removed() {
     assert_eq!(outcome.groups_removed, 1, "{outcome:?}");
     w.run();
     assert_eq!(w.gateways[0].end_reasons(), vec![EndReason::GroupRemoved]);
+}
+
+#[test]
+fn a_drain_closes_tunnels_without_disconnect_and_refuses_new_logins() {
+    let mut w = World::new(config("", PASSWORDS));
+    let d = w.add_device(0, device_config(USER, PASSWORD));
+    let _ = address_of(&w.take_events(d));
+    assert_eq!(w.gateways[0].core.drain(), 1);
+    w.run();
+    assert_eq!(w.gateways[0].end_reasons(), vec![EndReason::Drained]);
+    let events = w.take_events(d);
+    // The device lost its connection; the gateway sent no DISCONNECT, so
+    // it is not told to give up (it would reconnect with its cookie).
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Disconnected(device::DisconnectReason::ByGateway(_)))),
+        "{events:?}"
+    );
+    // A new login is refused with 503 while draining.
+    let r = w.add_raw(0);
+    w.raw_send(r, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    w.run();
+    assert!(w.raw_text(r).starts_with("HTTP/1.1 503"), "{}", w.raw_text(r));
+    assert_eq!(w.gateways[0].core.counters().refused_draining, 1);
+    assert_eq!(w.gateways[0].core.counters().cookies_revoked, 0);
 }

@@ -20,6 +20,7 @@
 //!  Ping / Pong, either way, to notice a dead link
 //!  Revoke { tag, expires }, either way: a cluster cookie ended at one
 //!          gateway; the relay passes it to the others of the name
+//!  Drain ─────────────────────────────────────▶ (no new devices to this gateway)
 //! ```
 //!
 //! Every frame is `type (1) ‖ length (2, big-endian) ‖ body`. The relay
@@ -121,6 +122,11 @@ pub enum Frame {
         tag: RevocationTag,
         expires: u64,
     },
+    /// Gateway → relay, on an authenticated link: this gateway is
+    /// draining. The relay sends it no new device (no stream, and a
+    /// device it had goes to another gateway of the name on its next
+    /// connection); streams and flows it carries go on until they end.
+    Drain,
 }
 
 mod code {
@@ -137,6 +143,7 @@ mod code {
     pub(super) const PING: u8 = 0x30;
     pub(super) const PONG: u8 = 0x31;
     pub(super) const REVOKE: u8 = 0x40;
+    pub(super) const DRAIN: u8 = 0x41;
 }
 
 /// Why bytes on a link are not a frame. Every one ends the link.
@@ -280,6 +287,7 @@ impl Frame {
                 put_u64(out, *expires);
                 code::REVOKE
             }
+            Frame::Drain => code::DRAIN,
         };
         let len = (out.len() - start - HEADER_LEN) as u16;
         if let Some(h) = out.get_mut(start..start + HEADER_LEN) {
@@ -332,6 +340,7 @@ impl Frame {
             code::PING => Frame::Ping { token: read_u64(r)? },
             code::PONG => Frame::Pong { token: read_u64(r)? },
             code::REVOKE => Frame::Revoke { tag: r.array()?, expires: read_u64(r)? },
+            code::DRAIN => Frame::Drain,
             _ => return Err(Truncated),
         })
     }
@@ -353,6 +362,7 @@ fn known(typ: u8) -> bool {
             | code::PING
             | code::PONG
             | code::REVOKE
+            | code::DRAIN
     )
 }
 
@@ -476,6 +486,7 @@ mod tests {
             Frame::Ping { token: 1 },
             Frame::Pong { token: 1 },
             Frame::Revoke { tag: [0x5c; 16], expires: 1_800_000_000 },
+            Frame::Drain,
             Frame::Revoke { tag: [0; 16], expires: u64::MAX },
         ]
     }

@@ -33,6 +33,8 @@ struct Raw {
     gateway_link: Option<RawGatewayLink>,
     #[serde(default)]
     admin: RawAdmin,
+    #[serde(default)]
+    log: service::log::RawLog,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

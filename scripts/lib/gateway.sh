@@ -22,6 +22,14 @@
 #       to exit, SIGKILL after; clears PID_VAR and sets CORRIDOR_EXIT to its
 #       exit status. Status 0: it exited by itself (or was not running); 1:
 #       it had to be killed.
+#   load_test_gateway WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR
+#       the gateway the load scripts (flood-bench.sh, soak.sh) measure:
+#       certificates in WORK/certs, topology PREFIX brought up afresh, a
+#       configuration under LOAD_GENERATOR_LIMITS with its admin on
+#       GATEWAY_IP:9100, user alice (PASSWORD, group bench, 5000 PBKDF2
+#       iterations), started in PREFIXgateway with its pid in PID_VAR; its
+#       log is WORK/corridor/gateway.log. Status 0 once up, else non-zero
+#       with the log's tail on stderr. Needs $CORRIDOR and $SCRIPTS.
 #   LOAD_GENERATOR_LIMITS
 #       the [limits] fields a gateway under `corridor bench` needs: one user
 #       logging in thousands of times from one address is a load generator
@@ -94,4 +102,22 @@ corridor_stop() { # PID_VAR [SECONDS]
     CORRIDOR_EXIT=0
     wait "$pid" 2>/dev/null || CORRIDOR_EXIT=$?
     return "$rc"
+}
+
+load_test_gateway() { # WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR
+    local by="$1" work="$2" prefix="$3" ip="$4" pool="$5" password="$6" var="$7"
+    "$SCRIPTS/certs.sh" "$work/certs" >/dev/null || return
+    "$SCRIPTS/topology.sh" down "$prefix"
+    "$SCRIPTS/topology.sh" up "$prefix" || return
+    mkdir -p "$work/corridor"
+    gateway_config "$work/corridor/gateway.toml" written_by="$by" \
+        server.listen="$ip:443" server.dtls_port=443 \
+        server.cert="$work/certs/server.crt" server.key="$work/certs/server.key" server.max_connections=12000 \
+        auth.password_file=passwd network.pool="$pool" dataplane.shards=0 admin.listen="$ip:9100" \
+        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
+        "${LOAD_GENERATOR_LIMITS[@]}" || return
+    printf '%s\n' "$password" | "$CORRIDOR" passwd --file "$work/corridor/passwd" alice --group bench --iterations 5000 ||
+        return
+    corridor_start gateway "$var" "${prefix}gateway" "$work/corridor/gateway.toml" "$work/corridor/gateway.log" ||
+        { tail -n 30 "$work/corridor/gateway.log" >&2; return 1; }
 }

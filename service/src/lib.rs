@@ -27,6 +27,7 @@ pub mod config;
 pub mod counters;
 pub mod fd_limit;
 pub mod link;
+pub mod log;
 pub mod metrics;
 pub mod pin;
 pub mod random;

@@ -49,6 +49,8 @@ pub struct GatewayOptions {
     /// Where the gateway dials its relay, when not the relay itself (a
     /// proxy in the way); `address:port`.
     pub relay_via: Option<String>,
+    /// `[log] format = "json"` (text when false).
+    pub log_json: bool,
     /// `[timers] session_timeout`; `None`: the gateway's default.
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
@@ -74,6 +76,7 @@ impl Default for GatewayOptions {
             ctl_socket: String::new(),
             relay_pin: String::new(),
             relay_via: None,
+            log_json: false,
             session_timeout: None,
             cookie_grace: 60,
         }

@@ -27,6 +27,8 @@ pub(super) struct RawConfig {
     pub(super) cluster: Option<RawCluster>,
     #[serde(default)]
     pub(super) limits: RawLimits,
+    #[serde(default)]
+    pub(super) log: service::log::RawLog,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

@@ -99,5 +99,7 @@ service::counters! {
         revocations_evicted,
         /// CONNECTs refused with 401: the cookie was revoked here or at a cluster peer
         connects_refused_revoked,
+        /// logins and CONNECTs refused with 503 while the gateway drains
+        refused_draining,
     }
 }

@@ -100,7 +100,7 @@ impl<P: DataplanePort> Core<P> {
             }
         }
         s.dtls = DtlsState::Granted { shard, peer, since: now, suite };
-        tracing::info!(session = %id, user = %s.user, ?suite, %peer, shard = shard.0, "DTLS established on its shard");
+        tracing::info!(event = "dtls_up", session = %id, user = %s.user, group = %s.group, address = %s.address, ?suite, %peer, shard = shard.0, "DTLS established on its shard");
     }
 
     /// Whether a CSTP packet from a device whose DTLS is `state` means it

@@ -94,6 +94,13 @@ impl<P: DataplanePort> Core<P> {
     }
 
     fn on_request(&mut self, conn: ConnId, req: &Request<'_>, now: Instant) {
+        if self.draining {
+            // No new logins or tunnels here: the device's client tries
+            // again (through a relay: at another gateway of the name).
+            self.counters.refused_draining += 1;
+            self.respond(conn, 503, "Service Unavailable", &[("Connection", "close"), ("Retry-After", "5")], b"");
+            return self.close(conn, "draining", now);
+        }
         if req.method == "CONNECT" {
             return self.on_connect(conn, req, now);
         }
@@ -131,6 +138,13 @@ impl<P: DataplanePort> Core<P> {
             let form = login_form(None);
             return self.respond(conn, 200, "OK", &[("Connection", "keep-alive")], form.as_bytes());
         };
+        if !crate::passwd::valid_user(&user) {
+            // No account can have this name; it is logged escaped (`?`), so
+            // a name carrying a newline cannot forge a log line, and never
+            // reaches a password check.
+            tracing::info!(%peer, user = ?user, "login with a user name no account can have");
+            return self.login_failed(conn, "(invalid user name)", now);
+        }
         if !self.passwords {
             return self.login_failed(conn, &user, now);
         }
@@ -285,7 +299,7 @@ impl<P: DataplanePort> Core<P> {
             None => random_hex::<32>(),
         };
         let s = Session::new(id, user.to_string(), group.clone(), cookie.clone(), address, now, now);
-        tracing::info!(session = %id, user = %user, group = %group, method = %method.as_str(), address = %s.address, peer = ?peer, "login");
+        tracing::info!(event = "login", session = %id, user = %user, group = %group, method = %method.as_str(), address = %s.address, peer = %peer.map_or_else(String::new, |p| p.to_string()), "login");
         self.sessions.insert(s);
         self.count_login(method, true);
         let body = auth::auth_success_xml(config.banner.as_deref());
@@ -344,7 +358,7 @@ impl<P: DataplanePort> Core<P> {
             self.pool.release(id);
             return None;
         };
-        tracing::info!(session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
+        tracing::info!(event = "adopted", session = %id, user = %claims.user, group = %group, address = %claims.address, age_s = age, "session adopted from a cluster peer");
         let created = now.checked_sub(Duration::from_secs(age)).unwrap_or(now);
         self.sessions.insert(Session::new(id, claims.user, group, cookie.to_owned(), claims.address, created, now));
         self.counters.sessions_adopted += 1;

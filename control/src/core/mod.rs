@@ -147,6 +147,8 @@ pub struct Core<P: DataplanePort> {
     preauth_total: usize,
     /// Cluster cookies revoked here or at a peer, until they expire.
     revoked: Revocations,
+    /// [`Core::drain`] was called: no new logins or tunnels.
+    draining: bool,
 }
 
 impl<P: DataplanePort> Core<P> {
@@ -171,6 +173,7 @@ impl<P: DataplanePort> Core<P> {
             preauth: HashMap::new(),
             preauth_total: 0,
             revoked: Revocations::default(),
+            draining: false,
         }
     }
 
@@ -530,6 +533,25 @@ impl<P: DataplanePort> Core<P> {
         true
     }
 
+    /// Stops taking logins and tunnels (each gets 503 and is closed) and
+    /// ends every session *without* DISCONNECT, so that its device
+    /// reconnects with its cookie — through a relay, to another gateway of
+    /// the name, which adopts the session with its address. Cookies are not
+    /// revoked. Returns the sessions ended.
+    pub fn drain(&mut self) -> usize {
+        self.draining = true;
+        let ids = self.sessions.ids();
+        for id in &ids {
+            self.end_session(*id, EndReason::Drained);
+        }
+        ids.len()
+    }
+
+    /// Whether [`drain`](Self::drain) was called.
+    pub fn draining(&self) -> bool {
+        self.draining
+    }
+
     /// Ends every session (the gateway is stopping).
     pub fn shutdown(&mut self) {
         for id in self.sessions.ids() {
@@ -546,7 +568,7 @@ impl<P: DataplanePort> Core<P> {
         self.revoke_cookie_of(&s, reason);
         self.deauthorize_dtls(id);
         if let Some(conn) = s.conn {
-            if reason != EndReason::Logout {
+            if reason != EndReason::Logout && reason != EndReason::Drained {
                 self.send_frame(conn, proto::cstp::PacketType::DISCONNECT, &[]);
             }
             self.close_quietly(conn, "session ended");

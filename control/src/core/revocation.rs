@@ -41,7 +41,8 @@ fn revokes_cookie(reason: EndReason) -> bool {
         // The cookie expires with it, unless the minting node's timeout
         // was longer than ours: then it is revoked for the rest.
         | EndReason::SessionTimeout => true,
-        EndReason::Shutdown | EndReason::RevokedAtPeer => false,
+        // A drained session lives on at the peer the device reconnects to.
+        EndReason::Shutdown | EndReason::RevokedAtPeer | EndReason::Drained => false,
     }
 }
 

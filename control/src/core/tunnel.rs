@@ -127,7 +127,7 @@ impl<P: DataplanePort> Core<P> {
             self.authorize_dtls(id, psk);
         }
         let via = via.map_or("direct".to_owned(), |v| format!("relay route {:08x}", v.route));
-        tracing::info!(session = %id, user = %user, address = %address, mtu, dtls = dtls_on, %peer, via = %via, "tunnel up (CSTP)");
+        tracing::info!(event = "tunnel_up", session = %id, user = %user, address = %address, mtu, dtls = dtls_on, %peer, via = %via, "tunnel up (CSTP)");
         // The header block is its own record; frames follow in records of their own.
         self.write(conn, connect::connect_response(&params));
         if let Some(c) = self.conns.get_mut(&conn) {

@@ -92,6 +92,9 @@ fn outcome(response: &Response, json: bool) -> Outcome {
         Response::Bans { bans } => table::bans(bans),
         Response::Unbanned { address, source } => format!("unbanned {source} ({address})\n"),
         Response::Reloaded { summary } => format!("reloaded: {summary}\n"),
+        Response::Drained { sessions } => {
+            format!("draining: {sessions} sessions closed to reconnect elsewhere; no new logins\n")
+        }
         Response::Error { error, .. } => {
             return Outcome { stdout: String::new(), stderr: format!("corridor ctl: {error}\n"), code };
         }

@@ -63,13 +63,19 @@ pub enum Request {
     /// Rereads the configuration, the key and the password file, as SIGHUP
     /// does (`docs/operations.md`).
     Reload,
+    /// Stops taking logins and closes every tunnel without DISCONNECT, so
+    /// devices reconnect (through a relay: to another gateway of the name).
+    Drain,
 }
 
 impl Request {
     /// Whether it changes the gateway's state (logged with the peer's
     /// credentials).
     pub fn changes_state(&self) -> bool {
-        matches!(self, Request::Kill { .. } | Request::KillUser { .. } | Request::Unban { .. } | Request::Reload)
+        matches!(
+            self,
+            Request::Kill { .. } | Request::KillUser { .. } | Request::Unban { .. } | Request::Reload | Request::Drain
+        )
     }
 
     /// The request as the client sends it: one line of JSON.
@@ -123,6 +129,10 @@ pub enum Response {
     /// What a reload changed.
     Reloaded {
         summary: String,
+    },
+    /// The gateway drains; the sessions it closed.
+    Drained {
+        sessions: usize,
     },
     Error {
         kind: ErrorKind,

@@ -69,6 +69,10 @@ impl Gateway {
                     })
                     .collect(),
             },
+            Request::Drain => {
+                tracing::warn!(peer_uid = peer.uid, peer_pid = peer.pid, "drain asked by corridor ctl");
+                Response::Drained { sessions: self.drain(now) }
+            }
             Request::Reload => {
                 tracing::warn!(peer_uid = peer.uid, peer_pid = peer.pid, "reload asked by corridor ctl");
                 match self.reload() {

@@ -8,6 +8,7 @@
 
 mod answers;
 mod conn;
+mod drain;
 mod metrics;
 mod reload;
 
@@ -272,6 +273,9 @@ impl Gateway {
             self.reload_if_asked(now);
         }
         let now = Instant::now();
+        if self.drains_on_stop() {
+            self.drain(now);
+        }
         self.core.shutdown();
         self.carry_out(now);
         if let Some(v) = self.verifiers.as_mut() {
@@ -443,9 +447,12 @@ impl Gateway {
                 Effect::RefuseFlow { link, flow } => self.relays.refuse(link, flow),
                 Effect::RevokeCookie { tag, expires } => self.relays.revoke(tag, expires, service::unix_now()),
                 Effect::SessionEnded(e) => tracing::info!(
+                    event = "session_end",
                     session = %e.session,
                     user = %e.user,
+                    group = %e.group,
                     address = %e.address,
+                    reason_code = e.reason.code(),
                     reason = %e.reason,
                     cstp_rx = e.cstp_rx_packets,
                     cstp_tx = e.cstp_tx_packets,

@@ -171,6 +171,9 @@ pub struct RelayLinks {
     /// The revocations this gateway made, until their cookies expire:
     /// sent again to every relay whose link comes up.
     revoked: Revocations,
+    /// The gateway drains: every link says so ([`Frame::Drain`]), now and
+    /// when it comes up.
+    draining: bool,
     pub counters: LinkCounters,
 }
 
@@ -236,6 +239,7 @@ impl RelayLinks {
             attaching: std::collections::HashMap::new(),
             room: MAX_ATTACHING,
             revoked: Revocations::default(),
+            draining: false,
             counters: LinkCounters::default(),
         }
     }
@@ -435,6 +439,9 @@ impl RelayLinks {
                     dtls_port,
                     "relay link up"
                 );
+                if self.draining {
+                    l.send(&Frame::Drain).map_err(|e| format!("write failed: {e}"))?;
+                }
                 l.replay = Some(Cursor::default());
                 self.replay(i).map_err(|e| format!("write failed: {e}"))?;
             }
@@ -527,6 +534,17 @@ impl RelayLinks {
         for l in self.links.iter_mut().filter(|l| matches!(l.state, State::Up { .. })) {
             if l.send(&Frame::Revoke { tag, expires }).is_ok() {
                 self.counters.revocations_sent += 1;
+            }
+        }
+    }
+
+    /// The gateway drains: tells every relay (and every relay whose link
+    /// comes up later) to send it no new device.
+    pub fn drain(&mut self) {
+        self.draining = true;
+        for l in self.links.iter_mut().filter(|l| matches!(l.state, State::Up { .. })) {
+            if let Err(e) = l.send(&Frame::Drain) {
+                tracing::warn!(relay = %l.target.address, "telling the relay the gateway drains: {e}");
             }
         }
     }

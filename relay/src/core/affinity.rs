@@ -1,7 +1,9 @@
 //! Which link of a name a device's new stream goes to: the gateway the
-//! device had, while that link lives (its login, CONNECT and reconnects
-//! must reach the gateway that holds its cookie), else the live link with
-//! the fewest active streams.
+//! device had, while that link lives and does not drain (its login,
+//! CONNECT and reconnects must reach the gateway that holds its cookie),
+//! else the live link with the fewest active streams that does not drain.
+//! A draining gateway's devices thus reconnect to another gateway of the
+//! name, which adopts their sessions from their cluster cookies.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,7 +35,8 @@ impl Affinity {
     ) -> Option<ConnId> {
         let key = (name.to_owned(), ip);
         if let Some((route, _)) = self.by_device.get(&key) {
-            if let Some(conn) = routes.get(route).copied() {
+            let live = routes.get(route).copied().filter(|c| links.get(c).is_some_and(|l| !l.draining));
+            if let Some(conn) = live {
                 self.by_device.insert(key, (*route, now));
                 return Some(conn);
             }
@@ -41,7 +44,7 @@ impl Affinity {
         // Ties go to the link that opened fewer streams, then the older.
         let (conn, route) = links
             .iter()
-            .filter(|(_, l)| l.name == name)
+            .filter(|(_, l)| l.name == name && !l.draining)
             .filter_map(|(c, l)| Some((l.active_streams, l.streams_opened, *c, l.route()?)))
             .min()
             .map(|(_, _, c, r)| (c, r))?;

@@ -62,6 +62,8 @@ service::counters! {
         links_refused,
         /// authenticated gateway links that ended
         links_lost,
+        /// gateway links whose gateway said it drains (no new devices sent to it)
+        links_draining,
         /// DTLS flows allocated (a relay UDP port each)
         flows_allocated,
         /// flows bound by their gateway

@@ -59,6 +59,9 @@ pub(super) struct Link {
     pub(super) active_streams: usize,
     /// Where telling it its name's revocations stands; `None`: done.
     pub(super) replay: Option<Cursor>,
+    /// Its gateway said it drains ([`Frame::Drain`]): no new device goes
+    /// to it, a device it had goes elsewhere.
+    pub(super) draining: bool,
 }
 
 impl Link {
@@ -183,6 +186,7 @@ impl RelayCore {
             streams_opened: 0,
             active_streams: 0,
             replay: None,
+            draining: false,
         };
         self.links.insert(conn, link);
         // Auth may have arrived with the Hello.
@@ -242,6 +246,15 @@ impl RelayCore {
             (LinkState::Up { .. }, Frame::Ping { token }) => self.send(conn, &Frame::Pong { token }),
             (LinkState::Up { .. }, Frame::Pong { .. }) => {}
             (LinkState::Up { .. }, Frame::Revoke { tag, expires }) => self.on_revoke(conn, tag, expires, now),
+            (LinkState::Up { .. }, Frame::Drain) => {
+                if let Some(l) = self.links.get_mut(&conn) {
+                    if !l.draining {
+                        l.draining = true;
+                        self.counters.links_draining += 1;
+                        tracing::info!(name = %l.name, peer = %l.peer, "gateway draining: no new devices go to it");
+                    }
+                }
+            }
             (state, other) => {
                 self.counters.drop_bad_gateway_frame += 1;
                 tracing::warn!(peer = %l.peer, ?state, frame = ?other, "unexpected frame on a gateway link; dropped the link");

@@ -45,13 +45,14 @@ impl RelayCore {
             .values()
             .map(|l| {
                 format!(
-                    "{} peer={} route={} streams_opened={} streams_active={} flows={}\n",
+                    "{} peer={} route={} streams_opened={} streams_active={} flows={}{}\n",
                     l.name,
                     l.peer,
                     l.route().map_or("-".to_owned(), |r| format!("{r:08x}")),
                     l.streams_opened,
                     l.active_streams,
                     l.route().map_or(0, |r| self.flows.on_route(r)),
+                    if l.draining { " draining" } else { "" },
                 )
             })
             .collect();

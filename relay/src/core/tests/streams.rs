@@ -186,3 +186,23 @@ fn a_stream_not_attached_in_time_is_closed_and_a_lost_link_closes_its_waiting_st
     assert_eq!(sim.closed.get(&orphan), Some(&"gateway link lost"));
     assert!(sim.core.metrics_page().contains("corridor_relay_streams_pending 0\n"));
 }
+
+#[test]
+fn a_draining_links_devices_and_new_devices_go_to_the_other_link() {
+    let mut sim = Sim::new();
+    let a = sim.link_up(GW1, NAME);
+    let b = sim.link_up(GW2, NAME);
+    sim.open(DEVICE, NAME);
+    let (draining, other) = if sim.open_on(a).is_some() { (a, b) } else { (b, a) };
+    sim.frames(other.conn);
+    sim.send_frame(draining.conn, &Frame::Drain);
+    assert_eq!(sim.core.counters().links_draining, 1);
+    // The device that had it, on its next stream, and a new device: the other.
+    for device in ["203.0.113.7:40002", "203.0.113.50:40001", "203.0.113.51:40001"] {
+        sim.open(device, NAME);
+        assert!(sim.open_on(other).is_some(), "{device} went to the draining gateway");
+        assert!(sim.open_on(draining).is_none());
+    }
+    // The draining link stays up (its streams and flows go on).
+    assert!(sim.core.links_page().contains(" draining"), "{}", sim.core.links_page());
+}

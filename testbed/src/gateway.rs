@@ -53,6 +53,9 @@ pub struct GatewayOptions {
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
     pub cookie_grace: u32,
+    /// More environment variables (a service manager's `NOTIFY_SOCKET`,
+    /// `WATCHDOG_USEC`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for GatewayOptions {
@@ -76,6 +79,7 @@ impl Default for GatewayOptions {
             relay_via: None,
             session_timeout: None,
             cookie_grace: 60,
+            env: Vec::new(),
         }
     }
 }
@@ -130,6 +134,7 @@ impl Gateway {
         fs::write(&path, config::gateway_config(&o, &listen)).expect("config");
         let mut cmd = ns(&namespace, corridor_bin());
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
+        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
         if let Some(shard) = o.shard_fault {
             cmd.env("CORRIDOR_TEST_SHARD_FAULT", shard.to_string());
         }

@@ -286,11 +286,18 @@ impl Relay {
     /// With more `[limits]` lines (`field = value`, fields of
     /// `scripts/lib/relay.toml.in`).
     pub fn start_with(t: &Topology, limits: &str) -> Self {
+        Self::start_with_env(t, limits, &[])
+    }
+
+    /// With more `[limits]` lines and environment variables (a service
+    /// manager's `NOTIFY_SOCKET`, say).
+    pub fn start_with_env(t: &Topology, limits: &str, env: &[(String, String)]) -> Self {
         write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         let path = t.dir.join("relay.toml");
         fs::write(&path, config::relay_config(limits)).expect("config");
         let mut cmd = ns(&t.relay(), corridor_bin());
         cmd.args(["relay", "--config"]).arg(&path).env("RUST_LOG", "info");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let proc = Proc::spawn("corridor relay", cmd);
         proc.log.wait_for("relay started", Duration::from_secs(10));
         Self { proc, ns: t.relay() }

@@ -4,8 +4,10 @@
 //! says `READY=1` only once its privileges are dropped (and says it from
 //! under seccomp), pings `WATCHDOG=1` from its control loop, wraps a reload
 //! (SIGHUP or `corridor ctl reload`) in `RELOADING=1` … `READY=1`, and says
-//! `STOPPING=1` on SIGTERM; the relay says ready, pings and stops. Needs
-//! root; `scripts/test.sh` runs it.
+//! `STOPPING=1` on SIGTERM; the relay says ready, pings and stops. Each
+//! runs with no more capabilities than its unit's `CapabilityBoundingSet`
+//! (packaging/*.service), as systemd would start it. Needs root;
+//! `scripts/test.sh` runs it.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
@@ -62,17 +64,40 @@ impl Manager {
     }
 }
 
+/// `setpriv` with the bounding set of `packaging/UNIT`: root's capabilities
+/// at exec are those and no others, as under systemd.
+fn under_unit_capabilities(unit: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(repo().join("packaging").join(unit)).expect("the unit");
+    let caps: Vec<String> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("CapabilityBoundingSet=")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let set = format!("-all,{}", caps.join(","));
+    ["setpriv", "--bounding-set", &set, "--inh-caps", "-all", "--"].map(str::to_owned).to_vec()
+}
+
 #[test]
 fn gateway_notifies_ready_after_the_drop_pings_the_watchdog_and_wraps_reloads() {
     let t = Topology::up();
     let (mut manager, env) = Manager::listen(&t.dir.join("notify.sock"));
-    let mut gw = Gateway::start(&t, &GatewayOptions { env, ..GatewayOptions::default() });
+    let under = under_unit_capabilities("corridor-gateway.service");
+    let mut gw = Gateway::start(&t, &GatewayOptions { env, under, ..GatewayOptions::default() });
 
     // Gateway::start returned on "privileges dropped": the first message
     // is READY, sent by the confined worker.
     let ready = manager.next();
     assert!(ready.starts_with("READY=1\nSTATUS=serving on "), "{ready}");
     assert!(gw.proc.log.text().contains("privileges dropped"));
+    // The unit's capabilities are enough for everything start-up sets up,
+    // no fallback taken: the steering program, the rings' fixed buffers.
+    let status = gw.ctl_ok(&["status"]);
+    let steering = status["steering"].as_str().expect("steering");
+    assert!(steering.starts_with("ebpf"), "{status}");
+    let io = status["io"].as_str().expect("io");
+    assert!(!io.contains("fallback") && io.contains("fixed files+buffers"), "{status}");
     manager.pings(3);
 
     run(Command::new("kill").args(["-HUP", &gw.proc.child.id().to_string()]));
@@ -98,7 +123,7 @@ fn gateway_notifies_ready_after_the_drop_pings_the_watchdog_and_wraps_reloads() 
 fn relay_notifies_ready_pings_the_watchdog_and_stops() {
     let t = Topology::up_relay();
     let (mut manager, env) = Manager::listen(&t.dir.join("relay-notify.sock"));
-    let mut relay = Relay::start_with_env(&t, "", &env);
+    let mut relay = Relay::start_under(&t, "", &env, &under_unit_capabilities("corridor-relay.service"));
 
     let ready = manager.next();
     assert!(ready.starts_with("READY=1\nSTATUS=serving devices on "), "{ready}");

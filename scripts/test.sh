@@ -3,7 +3,8 @@
 # build, the whole test suite (the tests inside a private network namespace),
 # the instruction-count gate (scripts/icount.sh), a few seconds of every fuzz
 # target (scripts/fuzz.sh --smoke) and one quick round of the peer comparison
-# (scripts/compare-peers.sh --quick, checked functionally).
+# (scripts/compare-peers.sh --quick, checked functionally), after building,
+# installing and purging the Debian package (scripts/package.sh --test).
 #
 # Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
 # reads stdin. Every step prints a banner; any failure exits non-zero.
@@ -152,6 +153,12 @@ bash scripts/icount.sh
 # "Fuzzing", has the figures and the long campaign's command).
 banner "fuzz smoke (scripts/fuzz.sh --smoke)"
 bash scripts/fuzz.sh --smoke
+
+# The Debian package (scripts/package.sh): built from the release binary
+# (built here, reused by compare-peers below), checked by lintian, installed,
+# its units verified by systemd-analyze, then purged.
+banner "debian package (scripts/package.sh --test)"
+bash scripts/package.sh --test </dev/null
 
 # The five contenders (no tunnel, corridor, ocserv, OpenVPN, boringtun) on one
 # namespace topology, one short round each; outside the unshare above, since it

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod generate;
 mod passwd;
 
 #[derive(Parser, Debug)]
@@ -67,6 +68,12 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: CtlCommand,
+    },
+    /// Man pages and shell completions, for packaging.
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: generate::What,
     },
     /// Load generation against a running gateway.
     Bench {
@@ -263,6 +270,7 @@ fn main() -> ExitCode {
         Command::Passwd(args) => passwd::run(args),
         Command::Ctl { socket, json, command } => ctl(&socket, json, command),
         Command::Bench { command } => bench_command(command),
+        Command::Generate { what } => generate::run(what, <Cli as clap::CommandFactory>::command()),
     }
 }
 
@@ -422,6 +430,7 @@ fn relay(path: &std::path::Path) -> ExitCode {
         }
     };
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
+    let mut notifier = service_notifier();
     let r = match relay::Relay::start(config) {
         Ok(r) => r,
         Err(relay::StartError::Config(e)) => {
@@ -433,13 +442,27 @@ fn relay(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match r.run(&stop) {
+    let serving = r.local_addrs().map_or_else(
+        |_| "serving".to_owned(),
+        |(devices, gateways)| format!("serving devices on {devices}, gateways on {gateways}"),
+    );
+    notifier.ready(&serving);
+    match r.notify_to(notifier).run(&stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corridor: event loop failed: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The service manager's notify socket (`NOTIFY_SOCKET`, set by systemd
+/// for `Type=notify`); one that cannot be reached is said and done without.
+fn service_notifier() -> service::notify::Notifier {
+    service::notify::Notifier::from_env().unwrap_or_else(|e| {
+        tracing::warn!("NOTIFY_SOCKET is set but cannot be reached ({e}); not notifying the service manager");
+        service::notify::Notifier::disabled()
+    })
 }
 
 /// `corridor gateway`: starts the keeper (key and passwords), the gateway
@@ -474,6 +497,9 @@ fn gateway(path: &std::path::Path) -> ExitCode {
     };
     let keeper_pid = keeper.pid();
     let user = config.user.clone();
+    // Connected now, as root: after the drop the socket's path may be out
+    // of reach and seccomp allows no new sockets of every kind.
+    let mut notifier = service_notifier();
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
     // SIGHUP reloads (docs/operations.md): set a flag the event loop polls.
     let reload = Arc::new(AtomicBool::new(false));
@@ -508,7 +534,9 @@ fn gateway(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    match gw.reload_on(reload, path.to_path_buf()).run(&stop) {
+    let serving = gw.local_addr().map_or_else(|_| "serving".to_owned(), |a| format!("serving on {a} as {user}"));
+    notifier.ready(&serving);
+    match gw.reload_on(reload, path.to_path_buf()).notify_to(notifier).run(&stop) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("corridor: event loop failed: {e}");

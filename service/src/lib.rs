@@ -13,6 +13,8 @@
 //! * [`link`]: writing a relay link's queued frames without blocking;
 //! * [`pin`]: SPKI SHA-256 pins of the relay link's certificate;
 //! * [`fd_limit`]: raising the open-file limit at start;
+//! * [`notify`]: telling the service manager (systemd) ready, reloading,
+//!   stopping, and that the loop is alive (the watchdog);
 //! * [`random`]: nonces and tokens from the system CSPRNG;
 //! * [`revocations`]: revoked cluster cookies by tag, each until its expiry,
 //!   bounded (the gateway refuses them, the relay replays them).
@@ -29,6 +31,7 @@ pub mod fd_limit;
 pub mod link;
 pub mod log;
 pub mod metrics;
+pub mod notify;
 pub mod pin;
 pub mod random;
 pub mod revocations;

@@ -55,6 +55,12 @@ pub struct GatewayOptions {
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
     pub cookie_grace: u32,
+    /// More environment variables (a service manager's `NOTIFY_SOCKET`,
+    /// `WATCHDOG_USEC`).
+    pub env: Vec<(String, String)>,
+    /// A command the gateway runs under (`setpriv --bounding-set ... --`);
+    /// empty: none.
+    pub under: Vec<String>,
 }
 
 impl Default for GatewayOptions {
@@ -79,6 +85,8 @@ impl Default for GatewayOptions {
             log_json: false,
             session_timeout: None,
             cookie_grace: 60,
+            env: Vec::new(),
+            under: Vec::new(),
         }
     }
 }
@@ -131,8 +139,16 @@ impl Gateway {
         let ctl_socket = t.dir.join(&o.ctl_socket);
         let path = t.dir.join(file);
         fs::write(&path, config::gateway_config(&o, &listen)).expect("config");
-        let mut cmd = ns(&namespace, corridor_bin());
+        let mut cmd = match o.under.split_first() {
+            Some((program, args)) => {
+                let mut c = ns(&namespace, program);
+                c.args(args).arg(corridor_bin());
+                c
+            }
+            None => ns(&namespace, corridor_bin()),
+        };
         cmd.args(["gateway", "--config"]).arg(&path).env("RUST_LOG", "info");
+        cmd.envs(o.env.iter().map(|(k, v)| (k, v)));
         if let Some(shard) = o.shard_fault {
             cmd.env("CORRIDOR_TEST_SHARD_FAULT", shard.to_string());
         }

@@ -287,11 +287,26 @@ impl Relay {
     /// With more `[limits]` lines (`field = value`, fields of
     /// `scripts/lib/relay.toml.in`).
     pub fn start_with(t: &Topology, limits: &str) -> Self {
+        Self::start_under(t, limits, &[], &[])
+    }
+
+    /// With more `[limits]` lines, environment variables (a service
+    /// manager's `NOTIFY_SOCKET`, say) and a command the relay runs under
+    /// (`setpriv --bounding-set ... --`; empty: none).
+    pub fn start_under(t: &Topology, limits: &str, env: &[(String, String)], under: &[String]) -> Self {
         write_private(&t.dir.join("relay.token"), RELAY_TOKEN);
         let path = t.dir.join("relay.toml");
         fs::write(&path, config::relay_config(limits)).expect("config");
-        let mut cmd = ns(&t.relay(), corridor_bin());
+        let mut cmd = match under.split_first() {
+            Some((program, args)) => {
+                let mut c = ns(&t.relay(), program);
+                c.args(args).arg(corridor_bin());
+                c
+            }
+            None => ns(&t.relay(), corridor_bin()),
+        };
         cmd.args(["relay", "--config"]).arg(&path).env("RUST_LOG", "info");
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let proc = Proc::spawn("corridor relay", cmd);
         proc.log.wait_for("relay started", Duration::from_secs(10));
         Self { proc, ns: t.relay() }

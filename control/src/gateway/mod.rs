@@ -64,6 +64,8 @@ pub struct Gateway {
     keeper: Option<Arc<Keeper>>,
     /// The SIGHUP flag and the configuration file a reload rereads.
     reload: Option<(Arc<AtomicBool>, std::path::PathBuf)>,
+    /// The service manager (systemd): reloading, ready, stopping, watchdog.
+    notify: service::notify::Notifier,
     started: Instant,
 }
 
@@ -209,6 +211,7 @@ impl Gateway {
                 Secrets::Local => None,
             },
             reload: None,
+            notify: service::notify::Notifier::disabled(),
             started: now,
         })
     }
@@ -230,6 +233,16 @@ impl Gateway {
     /// group.
     pub fn ctl_socket_path(&self) -> &std::path::Path {
         self.admin.ctl_socket_path()
+    }
+
+    /// Tells `notifier`'s service manager about reloads (`RELOADING=1`,
+    /// then `READY=1`), the shutdown (`STOPPING=1`) and that the control
+    /// loop turns (`WATCHDOG=1`). `READY=1` at start is the caller's, once
+    /// privileges are dropped.
+    #[must_use]
+    pub fn notify_to(mut self, notifier: service::notify::Notifier) -> Self {
+        self.notify = notifier;
+        self
     }
 
     /// Runs until `stop` is set; then ends every session and stops the shards.
@@ -271,7 +284,11 @@ impl Gateway {
                 self.on_tick(now);
             }
             self.reload_if_asked(now);
+            // Pinged from this loop alone: a stalled loop goes quiet and
+            // the manager restarts the gateway.
+            self.notify.watchdog(now);
         }
+        self.notify.stopping();
         let now = Instant::now();
         if self.drains_on_stop() {
             self.drain(now);

@@ -36,8 +36,21 @@ impl Gateway {
         self.carry_out(now);
     }
 
-    /// One reload; `Ok` says what changed.
+    /// One reload (SIGHUP or `corridor ctl reload`); `Ok` says what
+    /// changed. The service manager hears `RELOADING=1` before and
+    /// `READY=1` after, whatever the outcome: a refused reload leaves the
+    /// gateway serving as before.
     pub fn reload(&mut self) -> Result<String, String> {
+        self.notify.reloading();
+        let outcome = self.reload_now();
+        self.notify.ready(match &outcome {
+            Ok(_) => "serving; configuration reloaded",
+            Err(_) => "serving; the last reload was refused (see the log)",
+        });
+        outcome
+    }
+
+    fn reload_now(&mut self) -> Result<String, String> {
         let keeper = self.keeper.clone().ok_or("reload needs the keeper process (`corridor gateway`)")?;
         let path = self.reload.as_ref().map(|(_, p)| p.clone()).ok_or("no configuration file to reload from")?;
         let prepared = keeper.prepare()?;

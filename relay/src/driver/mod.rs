@@ -121,6 +121,8 @@ pub struct Relay {
     batch: udp::RecvBatch,
     runs: udp::Runs,
     run_out: Vec<u8>,
+    /// The service manager (systemd): stopping, watchdog.
+    notify: service::notify::Notifier,
 }
 
 impl std::fmt::Debug for Relay {
@@ -201,11 +203,21 @@ impl Relay {
             batch: udp::RecvBatch::default(),
             runs: udp::Runs::default(),
             run_out: Vec::new(),
+            notify: service::notify::Notifier::disabled(),
         })
     }
 
     pub fn local_addrs(&self) -> io::Result<(SocketAddr, SocketAddr)> {
         Ok((self.device_listener.local_addr()?, self.gateway_listener.local_addr()?))
+    }
+
+    /// Tells `notifier`'s service manager that the loop turns
+    /// (`WATCHDOG=1`) and when it stops (`STOPPING=1`); `READY=1` at start
+    /// is the caller's.
+    #[must_use]
+    pub fn notify_to(mut self, notifier: service::notify::Notifier) -> Self {
+        self.notify = notifier;
+        self
     }
 
     /// Runs until `stop` is set.
@@ -235,7 +247,11 @@ impl Relay {
                 self.core.handle_timeout(now);
                 self.carry_out(now);
             }
+            // Pinged from this loop alone: a stalled loop goes quiet and
+            // the manager restarts the relay.
+            self.notify.watchdog(now);
         }
+        self.notify.stopping();
         let counters = *self.core.counters();
         tracing::info!(counters = ?counters, "relay stopped");
         Ok(counters)

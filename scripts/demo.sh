@@ -88,8 +88,9 @@ APT_PACKAGES=(openconnect vpnc-scripts iproute2 openssl curl python3 nftables)
 
 # What the gateway's log must show (tracing output, one line per event). Kept
 # here so a change of wording in the gateway is a one-line change in the demo.
-# (tracing prints &str fields quoted: user="alice").
-LOG_LOGIN="\\blogin session=.*user=\"?$DEMO_USER\\b"
+# (tracing prints &str fields quoted: user="alice"; every session event
+# carries event="...": docs/operations.md, "Logs").
+LOG_LOGIN="\\blogin event=\"login\" session=.*user=\"?$DEMO_USER\\b"
 LOG_DTLS="DTLS established"
 LOG_ENDED="session ended"
 LOG_STOPPED="gateway stopped"

@@ -55,10 +55,14 @@ pub fn resolve(user: &str) -> Result<nix::unistd::User, SandboxError> {
     }
     if user == "corridor" {
         if let Some(u) = lookup("nobody")? {
-            tracing::warn!(
-                "server.user: no user `corridor`; running as `nobody`, which other services may share \
-                 (create one: adduser --system --group --no-create-home corridor)"
-            );
+            // Said once, however often start-up asks (the ctl socket's owner, the drop).
+            static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!(
+                    "server.user: no user `corridor`; running as `nobody`, which other services may share \
+                     (create one: adduser --system --group --no-create-home corridor)"
+                );
+            }
             return Ok(u);
         }
     }

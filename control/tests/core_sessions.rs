@@ -72,8 +72,9 @@ fn a_reconnect_takes_the_session_over_from_an_older_connection() {
     assert!(w.gateways[0].closes.contains(&(old, "replaced by a reconnect")), "{:?}", w.gateways[0].closes);
 }
 
-#[test]
-fn a_cluster_peer_adopts_the_session_with_its_address_and_the_minting_node_does_not() {
+/// Two gateways of one cluster (nodes 1 and 2), and a device logging in
+/// to node 1: (world, node 2's index, the device).
+fn two_node_cluster() -> (World, usize, usize) {
     let cluster = |node| Cluster { secret: vec![0x5a; 32], node, nodes: 2 };
     let mut a = config(DEFAULT_TIMERS, PASSWORDS);
     a.cluster = Some(cluster(1));
@@ -82,6 +83,12 @@ fn a_cluster_peer_adopts_the_session_with_its_address_and_the_minting_node_does_
     let mut w = World::new(a);
     let gb = w.add_gateway(b);
     let d = w.add_device(0, device_config(USER, PASSWORD));
+    (w, gb, d)
+}
+
+#[test]
+fn a_cluster_peer_adopts_the_session_with_its_address_and_the_minting_node_does_not() {
+    let (mut w, gb, d) = two_node_cluster();
     let address = address_of(&w.take_events(d)).expect("tunnel up on node 1");
     // Node 1 dies with the session; the device reconnects to node 2.
     w.break_connection(d);
@@ -107,14 +114,7 @@ fn a_cluster_peer_adopts_the_session_with_its_address_and_the_minting_node_does_
 /// node's cookie and killed here is not adopted again from that cookie.
 #[test]
 fn an_adopted_session_the_administrator_killed_is_not_adopted_again_there() {
-    let cluster = |node| Cluster { secret: vec![0x5a; 32], node, nodes: 2 };
-    let mut a = config(DEFAULT_TIMERS, PASSWORDS);
-    a.cluster = Some(cluster(1));
-    let mut b = config(DEFAULT_TIMERS, PASSWORDS);
-    b.cluster = Some(cluster(2));
-    let mut w = World::new(a);
-    let gb = w.add_gateway(b);
-    let d = w.add_device(0, device_config(USER, PASSWORD));
+    let (mut w, gb, d) = two_node_cluster();
     address_of(&w.take_events(d)).expect("tunnel up on node 1");
     w.break_connection(d);
     w.advance(Duration::from_secs(2));

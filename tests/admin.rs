@@ -137,8 +137,14 @@ fn sessions_and_kill_are_on_the_ctl_socket_and_a_killed_cookie_is_refused() {
     assert!(s["shard"].as_u64().is_some_and(|n| n < 2), "{s}");
     assert!(s["cipher"].as_str().is_some_and(|c| c.contains("AES_256_GCM")), "{s}");
     assert!(s["since"].as_u64().is_some_and(|t| t > 1_600_000_000) && s["age_s"].is_u64(), "{s}");
-    assert!(s["packets_in"].is_u64() && s["packets_out"].is_u64(), "{s}");
     let id = s["id"].as_str().expect("an id").to_owned();
+    // Traffic, counted per session by its shard: 10 echoed datagrams of
+    // 100..=109 bytes of payload, 1,325 bytes of IP packets each way.
+    assert_eq!(udp_echo(&t.device(), 10), 10);
+    let s = wait_until("alice's traffic counted", Duration::from_secs(10), || {
+        gw.session_of("alice").filter(|s| s["bytes_in"].as_u64() >= Some(1325) && s["bytes_out"].as_u64() >= Some(1325))
+    });
+    assert!(s["packets_in"].as_u64() >= Some(10) && s["packets_out"].as_u64() >= Some(10), "{s}");
 
     // Over HTTP: metrics and health, nothing that lists users or kills.
     assert_eq!(http(&gw, "GET", "/healthz"), (200, "ok\n".to_owned()));

@@ -58,6 +58,8 @@ fn json_logs_are_one_object_a_line_with_session_fields_and_reason_codes() {
     assert_eq!((&end["user"], &end["reason_code"]), (&"alice".into(), &"logout".into()), "{end}");
     assert_eq!(end["session"], login["session"]);
     assert_eq!(end["address"], login["address"]);
+    assert_eq!(end["peer"], login["peer"]);
+    assert!(["bytes_in", "bytes_out", "packets_in", "packets_out"].iter().all(|f| end[*f].is_u64()), "{end}");
     // The keeper logs in the same format.
     assert!(events.iter().any(|e| e["message"].as_str().is_some_and(|m| m.starts_with("keeper ready"))));
 }

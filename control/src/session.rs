@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
-use dataplane::ShardId;
+use dataplane::{ShardId, Tally};
 use proto::grant::SessionId;
 use proto::relay::RevocationTag;
 
@@ -113,12 +113,48 @@ pub struct Session {
     pub peer: Option<SocketAddr>,
     pub via: Option<RelayRoute>,
     pub mtu: u16,
-    pub cstp_rx_packets: u64,
-    pub cstp_tx_packets: u64,
-    pub dtls_rx_packets: u64,
-    pub dtls_tx_packets: u64,
+    pub traffic: Traffic,
     pub drops_spoofed: u64,
     pub drops_policy: u64,
+}
+
+/// What a session carried: CSTP counted by control, DTLS by the shard that
+/// holds its grant. A shard counts each grant from zero, so the counts of
+/// the grants before the current one are kept apart and added.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    pub cstp_rx: Tally,
+    pub cstp_tx: Tally,
+    /// The current grant's totals, as its shard last reported them.
+    pub dtls_rx: Tally,
+    pub dtls_tx: Tally,
+    /// The totals of the grants that came before it.
+    pub earlier_rx: Tally,
+    pub earlier_tx: Tally,
+}
+
+impl Traffic {
+    /// From the device, both channels.
+    pub fn rx(&self) -> Tally {
+        self.cstp_rx + self.dtls_rx + self.earlier_rx
+    }
+
+    /// To the device, both channels.
+    pub fn tx(&self) -> Tally {
+        self.cstp_tx + self.dtls_tx + self.earlier_tx
+    }
+
+    /// Over DTLS, every grant: `(from the device, to the device)`.
+    pub fn dtls(&self) -> (Tally, Tally) {
+        (self.dtls_rx + self.earlier_rx, self.dtls_tx + self.earlier_tx)
+    }
+
+    /// A new grant begins counting from zero: the current one's totals
+    /// become history.
+    pub fn new_grant(&mut self) {
+        self.earlier_rx = self.earlier_rx + core::mem::take(&mut self.dtls_rx);
+        self.earlier_tx = self.earlier_tx + core::mem::take(&mut self.dtls_tx);
+    }
 }
 
 impl Session {
@@ -150,10 +186,7 @@ impl Session {
             peer: None,
             via: None,
             mtu: 0,
-            cstp_rx_packets: 0,
-            cstp_tx_packets: 0,
-            dtls_rx_packets: 0,
-            dtls_tx_packets: 0,
+            traffic: Traffic::default(),
             drops_spoofed: 0,
             drops_policy: 0,
         }

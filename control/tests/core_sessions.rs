@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use control::cluster::Cluster;
 use control::core::ConnId;
-use control::session::EndReason;
+use control::session::{DtlsState, EndReason};
+use dataplane::{FromShard, ShardId, Tally};
 use device::{Channel, DisconnectReason, Event, Phase};
 use proto::grant::SessionId;
 use support::*;
@@ -178,11 +179,49 @@ fn traffic_keeps_a_session_from_idling_but_not_from_its_session_timeout() {
         w.run();
         // The shard reports activity once a second in real life.
         let rx = w.gateways[0].tun.len() as u64;
-        w.shard_event(0, dataplane::FromShard::Activity { session: id, last_rx: now, rx_packets: rx, tx_packets: 0 });
+        let rx = Tally { packets: rx, bytes: rx * 36 };
+        w.shard_event(
+            0,
+            FromShard::Activity { session: id, shard: ShardId(0), last_rx: now, rx, tx: Tally::default() },
+        );
     }
     assert!(w.gateways[0].ended.is_empty(), "160 s with traffic every 40 s: {:?}", w.gateways[0].ended);
     w.advance(Duration::from_secs(45));
     assert_eq!(w.gateways[0].end_reasons(), [EndReason::SessionTimeout]);
+}
+
+#[test]
+fn dtls_traffic_adds_up_across_grants_and_reaches_the_session_end() {
+    let (mut w, d, id, _) = tunnel(DEFAULT_TIMERS, true);
+    let Some(DtlsState::Granted { shard, peer, suite, .. }) = w.gateways[0].core.sessions().get(id).map(|s| s.dtls)
+    else {
+        panic!("no DTLS grant")
+    };
+    let now = w.now;
+    let activity = |shard, rx: (u64, u64), tx: (u64, u64)| FromShard::Activity {
+        session: id,
+        shard,
+        last_rx: now,
+        rx: Tally { packets: rx.0, bytes: rx.1 },
+        tx: Tally { packets: tx.0, bytes: tx.1 },
+    };
+    w.shard_event(0, activity(shard, (3, 300), (2, 150)));
+    // The device handshakes again: the shard counts the new grant from zero.
+    w.shard_event(0, FromShard::Established { shard, session: id, peer, suite });
+    w.shard_event(0, activity(shard, (1, 100), (1, 50)));
+    // A late report from a shard the session does not hold changes nothing.
+    w.shard_event(0, activity(ShardId(shard.0 + 1), (999, 99_900), (999, 99_900)));
+    let traffic = w.gateways[0].core.sessions().get(id).expect("session").traffic;
+    let (dtls_rx, dtls_tx) = traffic.dtls();
+    assert_eq!((dtls_rx, dtls_tx), (Tally { packets: 4, bytes: 400 }, Tally { packets: 3, bytes: 200 }));
+    assert_eq!(traffic.rx(), traffic.cstp_rx + dtls_rx);
+
+    let now = w.now;
+    w.devices[d].session.disconnect(now);
+    w.run();
+    let ended = &w.gateways[0].ended;
+    assert_eq!(ended.len(), 1);
+    assert_eq!((ended[0].traffic, ended[0].peer.is_some()), (traffic, true), "{ended:?}");
 }
 
 #[test]

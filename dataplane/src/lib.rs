@@ -73,6 +73,6 @@ pub use handle::{Dataplane, ShardHealth, FAULT_ENV};
 pub use info::{DataplaneInfo, ShardInfo};
 pub use io::{RingSetup, TunReadStyle};
 pub use latency::{HandshakeLatency, TurnLatency};
-pub use messages::{FromShard, ShardId, ToShard, TUN_WRITE_HEADROOM};
+pub use messages::{FromShard, ShardId, Tally, ToShard, TUN_WRITE_HEADROOM};
 pub use shard::fastpath;
 pub use sys::TunOffloads;

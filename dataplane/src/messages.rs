@@ -88,8 +88,34 @@ pub enum FromShard {
     /// The device sent DISCONNECT over DTLS.
     Disconnect { session: SessionId },
     /// At most once per second per session that moved packets since the
-    /// last report. Counts are totals since the grant.
-    Activity { session: SessionId, last_rx: Instant, rx_packets: u64, tx_packets: u64 },
+    /// last report. Counts are totals since `shard` installed the session
+    /// (each grant counts from zero).
+    Activity { session: SessionId, shard: ShardId, last_rx: Instant, rx: Tally, tx: Tally },
+}
+
+/// What a session carried one way: its DATA packets and their bytes (the
+/// inner IP packets, as they entered or left the tunnel). DPD, keepalives
+/// and alerts are not traffic.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    /// One record carrying `bytes` of IP packet.
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+impl core::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, o: Tally) -> Tally {
+        Tally { packets: self.packets + o.packets, bytes: self.bytes + o.bytes }
+    }
 }
 
 /// A network → device packet that reached a shard not owning its session.

@@ -239,7 +239,7 @@ fn settled(h: &Harness, base: &ShardCounters, sent: Sent) -> ShardCounters {
 fn report_after(h: &Harness, after: u64, events: &mut Vec<FromShard>) -> bool {
     events.clear();
     h.dp.drain_events(events);
-    events.iter().any(|e| matches!(e, FromShard::Activity { rx_packets, .. } if *rx_packets > after))
+    events.iter().any(|e| matches!(e, FromShard::Activity { rx, .. } if rx.packets > after))
 }
 
 /// Both tests look up the thread named `corridor-shard0` and watch it

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use proto::grant::SessionId;
 use zeroize::Zeroizing;
 
-use crate::session::EndReason;
+use crate::session::{EndReason, Traffic};
 
 /// A device's TLS connection, as the driver names it. The core never sees
 /// the socket or the TLS state behind it, only the plaintext.
@@ -93,11 +93,11 @@ pub struct SessionEnd {
     pub user: String,
     pub group: String,
     pub address: Ipv4Addr,
+    /// Where its latest CONNECT came from (the device, as the relay
+    /// reports it when relayed); none when it never connected.
+    pub peer: Option<std::net::SocketAddr>,
     pub reason: EndReason,
-    pub cstp_rx_packets: u64,
-    pub cstp_tx_packets: u64,
-    pub dtls_rx_packets: u64,
-    pub dtls_tx_packets: u64,
+    pub traffic: Traffic,
 }
 
 /// A relay's request to bind a UDP port for a device's DTLS flow.

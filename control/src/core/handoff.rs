@@ -35,14 +35,19 @@ impl<P: DataplanePort> Core<P> {
                 FromShard::Disconnect { session } => {
                     tracing::info!(session = %session, "DTLS DISCONNECT from client");
                 }
-                FromShard::Activity { session, last_rx: _, rx_packets, tx_packets } => {
-                    if let Some(s) = self.sessions.get_mut(session) {
-                        if rx_packets > s.dtls_rx_packets || tx_packets > s.dtls_tx_packets {
-                            s.last_data = now;
-                        }
-                        s.dtls_rx_packets = rx_packets;
-                        s.dtls_tx_packets = tx_packets;
+                FromShard::Activity { session, shard, last_rx: _, rx, tx } => {
+                    let Some(s) = self.sessions.get_mut(session) else { continue };
+                    // A report from a shard the session has since left
+                    // counts the old grant, already history.
+                    if !matches!(s.dtls, DtlsState::Granted { shard: holder, .. } if holder == shard) {
+                        continue;
                     }
+                    let t = &mut s.traffic;
+                    if rx.packets > t.dtls_rx.packets || tx.packets > t.dtls_tx.packets {
+                        s.last_data = now;
+                    }
+                    t.dtls_rx = rx;
+                    t.dtls_tx = tx;
                 }
             }
         }
@@ -99,6 +104,8 @@ impl<P: DataplanePort> Core<P> {
                 let _ = self.port.send(old, ToShard::Revoke(id));
             }
         }
+        // The shard counts the new grant from zero.
+        s.traffic.new_grant();
         s.dtls = DtlsState::Granted { shard, peer, since: now, suite };
         tracing::info!(event = "dtls_up", session = %id, user = %s.user, group = %s.group, address = %s.address, ?suite, %peer, shard = shard.0, "DTLS established on its shard");
     }

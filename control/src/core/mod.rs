@@ -580,11 +580,9 @@ impl<P: DataplanePort> Core<P> {
             user: s.user,
             group: s.group,
             address: s.address,
+            peer: s.peer,
             reason,
-            cstp_rx_packets: s.cstp_rx_packets,
-            cstp_tx_packets: s.cstp_tx_packets,
-            dtls_rx_packets: s.dtls_rx_packets,
-            dtls_tx_packets: s.dtls_tx_packets,
+            traffic: s.traffic,
         }));
     }
 }

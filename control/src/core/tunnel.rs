@@ -246,7 +246,7 @@ impl<P: DataplanePort> Core<P> {
             }
         };
         frame.truncate(TUN_WRITE_HEADROOM + admitted.total_len);
-        s.cstp_rx_packets += 1;
+        s.traffic.cstp_rx.add(admitted.total_len);
         s.last_data = now;
         // The write goes through the queue of the shard holding the grant when
         // there is one: a revoke queued there first is then in force before
@@ -279,7 +279,7 @@ impl<P: DataplanePort> Core<P> {
         }
         self.send_frame(conn, PacketType::DATA, packet);
         if let Some(s) = self.sessions.get_mut(id) {
-            s.cstp_tx_packets += 1;
+            s.traffic.cstp_tx.add(packet.len());
             s.last_data = now;
         }
     }

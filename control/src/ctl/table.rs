@@ -37,6 +37,29 @@ pub(super) fn age(secs: u64) -> String {
     }
 }
 
+/// Bytes in binary units with one decimal: `512B`, `4.0K`, `12.3M`, `1.5G`.
+pub(super) fn size(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut units = ["K", "M", "G", "T", "P"].into_iter().peekable();
+    let mut unit = "K";
+    while let Some(u) = units.next() {
+        unit = u;
+        if v < 1024.0 || units.peek().is_none() {
+            break;
+        }
+        v /= 1024.0;
+    }
+    format!("{v:.1}{unit}")
+}
+
+/// `bytes/packets`, bytes in binary units.
+fn traffic(bytes: u64, packets: u64) -> String {
+    format!("{}/{packets}", size(bytes))
+}
+
 fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
@@ -89,8 +112,8 @@ pub(super) fn sessions(list: &[SessionView]) -> String {
                 or_dash(s.cipher.as_deref()),
                 format!("{} ({})", s.since, age(s.age_s)),
                 age(s.idle_s),
-                s.packets_in.to_string(),
-                s.packets_out.to_string(),
+                traffic(s.bytes_in, s.packets_in),
+                traffic(s.bytes_out, s.packets_out),
             ]
         })
         .collect();
@@ -107,8 +130,8 @@ pub(super) fn sessions(list: &[SessionView]) -> String {
             "CIPHER",
             "SINCE (AGE)",
             "IDLE",
-            "PKTS IN",
-            "PKTS OUT",
+            "IN (BYTES/PKTS)",
+            "OUT (BYTES/PKTS)",
         ],
         &rows,
     )
@@ -142,6 +165,16 @@ mod tests {
         assert_eq!(age(249), "4m09s");
         assert_eq!(age(7500), "2h05m");
         assert_eq!(age(273_600), "3d04h");
+    }
+
+    #[test]
+    fn sizes_are_short() {
+        assert_eq!(size(0), "0B");
+        assert_eq!(size(1023), "1023B");
+        assert_eq!(size(4096), "4.0K");
+        assert_eq!(size(12_900_000), "12.3M");
+        assert_eq!(size(1_610_612_736), "1.5G");
+        assert_eq!(traffic(2048, 3), "2.0K/3");
     }
 
     #[test]

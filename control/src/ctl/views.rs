@@ -96,9 +96,8 @@ impl Channel {
     }
 }
 
-/// One session. The data plane counts packets per session, not bytes, so
-/// only packets are here: CSTP ones counted by control, DTLS ones by the
-/// shard (reported at most once a second).
+/// One session. Its traffic is CSTP counted by control and DTLS counted by
+/// its shard (reported at most once a second, so up to a second behind).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionView {
     pub id: String,
@@ -125,7 +124,11 @@ pub struct SessionView {
     pub idle_s: u64,
     /// Seconds it has waited for a reconnect, while it has no connection.
     pub detached_s: Option<u64>,
-    /// Packets from the device (CSTP + DTLS).
+    /// Bytes of IP packets from the device (CSTP + DTLS).
+    pub bytes_in: u64,
+    /// Bytes of IP packets to the device (CSTP + DTLS).
+    pub bytes_out: u64,
+    /// IP packets from the device (CSTP + DTLS).
     pub packets_in: u64,
     /// Packets to the device (CSTP + DTLS).
     pub packets_out: u64,

@@ -204,8 +204,10 @@ impl Gateway {
             last_activity: unix_now.saturating_sub(idle),
             idle_s: idle,
             detached_s: s.detached_at.map(|d| now.saturating_duration_since(d).as_secs()),
-            packets_in: s.cstp_rx_packets + s.dtls_rx_packets,
-            packets_out: s.cstp_tx_packets + s.dtls_tx_packets,
+            bytes_in: s.traffic.rx().bytes,
+            bytes_out: s.traffic.tx().bytes,
+            packets_in: s.traffic.rx().packets,
+            packets_out: s.traffic.tx().packets,
             drops_spoofed: s.drops_spoofed,
             drops_policy: s.drops_policy,
         }

@@ -22,6 +22,7 @@ use proto::grant::SessionGrant;
 pub use super::from_device::RecordAction;
 use super::sessions::Session;
 use crate::counters::ShardCounters;
+use crate::messages::Tally;
 use crate::sys::RawSockAddr;
 
 /// A granted session as a shard holds it, outside any shard.
@@ -40,8 +41,8 @@ impl DeviceSession {
             address: grant.address,
             policy: grant.policy,
             record,
-            rx_packets: 0,
-            tx_packets: 0,
+            rx: Tally::default(),
+            tx: Tally::default(),
             last_rx: now,
             active: false,
             batch: None,
@@ -50,7 +51,7 @@ impl DeviceSession {
 
     /// Records opened (authenticated) for this session.
     pub fn rx_packets(&self) -> u64 {
-        self.0.rx_packets
+        self.0.rx.packets
     }
 
     /// What [`ToShard::Repolicy`](crate::ToShard::Repolicy) does to an

@@ -76,7 +76,6 @@ pub(super) fn open_record(
         }
     };
     counters.rx_records += 1;
-    session.rx_packets += 1;
     session.last_rx = now;
     if opened.content_type != ContentType::APPLICATION_DATA {
         // Alerts (a disconnecting openconnect sends close_notify) and
@@ -90,6 +89,9 @@ pub(super) fn open_record(
     match kind {
         Some(PacketType::DATA) => {
             let inner = plain.start + 1..plain.end;
+            // Only DATA counts as traffic (idle timeout, ctl): DPD and
+            // keepalives keep a channel up, not a session busy.
+            session.rx.add(inner.len());
             match rec.get(inner.clone()).and_then(|p| admit(p, session, counters)) {
                 Some(len) => RecordAction::WriteTun(inner.start..inner.start + len),
                 None => RecordAction::Done,

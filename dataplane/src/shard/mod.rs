@@ -32,7 +32,7 @@ use crate::counters::ShardCounters;
 use crate::handshake::Handshakes;
 use crate::info::ShardInfo;
 use crate::io::{Completion, EngineConfig, Io, SubmitError};
-use crate::messages::{FromShard, ShardId, ToShard};
+use crate::messages::{FromShard, ShardId, Tally, ToShard};
 use crate::shared::{Doorbell, ShardShared};
 use crate::sys::{RawSockAddr, TunOffloads, TunSteering};
 use sessions::{Session, SessionTable};
@@ -469,8 +469,8 @@ impl Shard {
             address,
             policy,
             record,
-            rx_packets: 0,
-            tx_packets: 0,
+            rx: Tally::default(),
+            tx: Tally::default(),
             last_rx: now,
             active: false,
             batch: None,
@@ -502,12 +502,7 @@ impl Shard {
             if !s.active {
                 continue;
             }
-            let event = FromShard::Activity {
-                session: s.id,
-                last_rx: s.last_rx,
-                rx_packets: s.rx_packets,
-                tx_packets: s.tx_packets,
-            };
+            let event = FromShard::Activity { session: s.id, shard: self.id, last_rx: s.last_rx, rx: s.rx, tx: s.tx };
             if self.me.events.push(event).is_ok() {
                 s.active = false;
                 self.events_queued = true;

@@ -9,6 +9,7 @@ use dtls::RecordProtection;
 use proto::grant::{Policy, SessionId};
 
 use super::transmit::Batch;
+use crate::messages::Tally;
 use crate::sys::RawSockAddr;
 
 #[derive(Debug)]
@@ -20,8 +21,8 @@ pub(super) struct Session {
     pub(super) address: Ipv4Addr,
     pub(super) policy: Policy,
     pub(super) record: RecordProtection,
-    pub(super) rx_packets: u64,
-    pub(super) tx_packets: u64,
+    pub(super) rx: Tally,
+    pub(super) tx: Tally,
     pub(super) last_rx: Instant,
     /// Moved packets since the last activity report.
     pub(super) active: bool,

@@ -228,7 +228,7 @@ impl Shard {
         let Some(session) = self.sessions.get_mut(s) else { return };
         let Some(slot) = self.engine.tun_slot(bid) else { return };
         let Some(range) = seal_data(&mut session.record, slot, len, &mut self.counters) else { return };
-        session.tx_packets += 1;
+        session.tx.add(len);
         let peer = session.peer_raw;
         self.sessions.touch(s);
         let submitted = self.engine.send_to(TxBuf::Tun(bid), range, &peer, None);
@@ -303,7 +303,7 @@ impl Shard {
         }
         let Some(session) = self.sessions.get_mut(s) else { return };
         let Some(range) = seal_data(&mut session.record, &mut frame, len, &mut self.counters) else { return };
-        session.tx_packets += 1;
+        session.tx.add(len);
         let peer = session.peer_raw;
         self.sessions.touch(s);
         let submitted = self.engine.send_to(TxBuf::Owned(frame), range, &peer, None);

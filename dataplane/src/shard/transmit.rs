@@ -173,7 +173,7 @@ impl Transmit {
             session.batch = Some(fresh);
             self.open.push(s);
         }
-        let Session { record, batch: Some(batch), tx_packets, .. } = session else { return false };
+        let Session { record, batch: Some(batch), tx, .. } = session else { return false };
         let head = record.headroom();
         let Some(room) = batch.room(record_len) else { return false };
         let Some(len) = room.get_mut(head + 1..).and_then(write) else {
@@ -186,7 +186,7 @@ impl Transmit {
         match record.seal_in_place(ContentType::APPLICATION_DATA, room, len + 1) {
             Ok(n) => {
                 batch.commit(n);
-                *tx_packets += 1;
+                tx.add(len);
             }
             Err(dtls::SealError::BufferTooSmall | dtls::SealError::PayloadTooLong) => counters.drop_oversize += 1,
             Err(_) => counters.seal_errors += 1,

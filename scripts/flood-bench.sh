@@ -4,7 +4,8 @@
 # ≥ 0.8× its unloaded rate with no failures"). Not part of the test command.
 #
 #   sudo bash scripts/flood-bench.sh [--rounds N] [--devices N] [--kind K]
-#                                    [--flood-rate PPS] [--out DIR] [--prefix P]
+#                                    [--flood-rate PPS] [--isolate] [--out DIR]
+#                                    [--prefix P]
 #
 #   --rounds N       unloaded/flooded pairs, alternated (default 3)
 #   --devices N      devices per storm (default 500, 64 handshaking at once)
@@ -12,6 +13,13 @@
 #                    default), garbage or mixed
 #   --flood-rate PPS the flood's datagrams per second; 0 (default) = as fast
 #                    as one sender thread goes
+#   --isolate        the flooder on the last CPU, the gateway (both of its
+#                    processes, every thread) and the storm's devices on
+#                    the others, in both halves of each round: an attacker's
+#                    sending and the kernel work it causes on its way in
+#                    (on veth, the sender's CPU runs the receive softirq)
+#                    are then not billed to the gateway's CPUs, as they are
+#                    not when the attacker is another machine. Needs ≥ 2 CPUs.
 #   --out DIR        results (default target/flood-bench/DATE-COMMIT)
 #   --prefix P       namespace prefix (default fb)
 #
@@ -44,6 +52,7 @@ KIND=client-hello
 FLOOD_RATE=0
 OUT=""
 PREFIX=fb
+ISOLATE=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) ROUNDS="$2"; shift 2 ;;
@@ -52,6 +61,7 @@ while [ $# -gt 0 ]; do
     --flood-rate) FLOOD_RATE="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --prefix) PREFIX="$2"; shift 2 ;;
+    --isolate) ISOLATE=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed -n 's/^# \{0,1\}//p' >&2; exit 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -79,8 +89,17 @@ cleanup() { # RC
 }
 on_exit cleanup
 
+# CPU sets with --isolate (empty: anywhere).
+FLOOD_CPUS=""
+GATEWAY_CPUS=""
+pinned() { # CPUS COMMAND... — COMMAND on CPUS, or anywhere without --isolate
+    local cpus="$1"
+    shift
+    if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
+
 storm() { # JSON
-    printf '%s\n' "$PASSWORD" | ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run handshake-storm \
+    printf '%s\n' "$PASSWORD" | pinned "$GATEWAY_CPUS" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run handshake-storm \
         --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
         --devices "$DEVICES" --concurrency 64 --json "$1" >"${1%.json}.txt"
 }
@@ -98,6 +117,18 @@ main() {
     load_test_gateway scripts/flood-bench.sh "$WORK" "$PREFIX" "$GATEWAY_IP" "$POOL" "$PASSWORD" GATEWAY_PID || exit 2
     ip -n "$NS_DEVICE" addr add "$FLOOD_IP/24" dev to-gw
     info "corridor pid $GATEWAY_PID; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ "$ISOLATE" -eq 1 ]; then
+        local cpus pid
+        cpus="$(nproc)"
+        [ "$cpus" -ge 2 ] || die "--isolate needs 2 CPUs or more (have $cpus)"
+        FLOOD_CPUS="$((cpus - 1))"
+        GATEWAY_CPUS="0-$((cpus - 2))"
+        # The gateway and its keeper, every thread (taskset -a).
+        for pid in "$GATEWAY_PID" $(pgrep -P "$GATEWAY_PID" || true); do
+            taskset -a -p -c "$GATEWAY_CPUS" "$pid" >/dev/null
+        done
+        info "isolated: flooder on CPU $FLOOD_CPUS; gateway and storm on CPUs $GATEWAY_CPUS"
+    fi
 
     local r flood_secs
     # Longer than any storm: it is stopped when the storm ends.
@@ -107,7 +138,7 @@ main() {
         storm "$OUT/alone-$r.json"
         metrics "$OUT/alone-$r.metrics.txt"
         step "round $r/$ROUNDS: storm beside a $KIND flood (rate ${FLOOD_RATE:-0}, 0 = flat out)"
-        ip netns exec "$NS_DEVICE" "$CORRIDOR" bench flood --target "$GATEWAY_IP:443" --bind "$FLOOD_IP" \
+        pinned "$FLOOD_CPUS" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench flood --target "$GATEWAY_IP:443" --bind "$FLOOD_IP" \
             --ports 64 --seconds "$flood_secs" --rate "$FLOOD_RATE" --kind "$KIND" >"$OUT/flood-$r.txt" 2>&1 &
         FLOOD_PID=$!
         sleep 1
@@ -120,9 +151,9 @@ main() {
 
     step "summary ($OUT/summary.md)"
     local rc=0
-    python3 - "$OUT" "$ROUNDS" "$KIND" "$FLOOD_RATE" "$(nproc)" "$COMMIT" <<'EOF' | tee "$OUT/summary.md" || rc=$?
+    python3 - "$OUT" "$ROUNDS" "$KIND" "$FLOOD_RATE" "$(nproc)" "$COMMIT" "${FLOOD_CPUS:-shared}" <<'EOF' | tee "$OUT/summary.md" || rc=$?
 import json, statistics, sys, re, pathlib
-out, rounds, kind, rate, cores, commit = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+out, rounds, kind, rate, cores, commit, flood_cpu = pathlib.Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 def fig(name, key):
     return json.loads((out / name).read_text())["figures"][key]
 def counters(name):
@@ -132,7 +163,8 @@ def counters(name):
         if m:
             total[m.group(1)] = total.get(m.group(1), 0) + int(m.group(2))
     return total
-print(f"# flood-bench: handshake storm alone and beside a {kind} flood (commit {commit}, {cores} cores)\n")
+where = "CPUs shared by all" if flood_cpu == "shared" else f"flooder alone on CPU {flood_cpu}"
+print(f"# flood-bench: handshake storm alone and beside a {kind} flood (commit {commit}, {cores} cores, {where})\n")
 print("| round | alone hs/s | flooded hs/s | ratio | failures alone / flooded |")
 print("|---|---:|---:|---:|---|")
 ratios, failures = [], 0

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+mod connect;
 mod generate;
 mod passwd;
 
@@ -56,6 +57,12 @@ enum Command {
     /// echo on a terminal, one line from a pipe), or delete, lock, unlock or
     /// list users.
     Passwd(passwd::Args),
+    /// Connect this machine to a gateway (corridor or any OpenConnect
+    /// server): log in, create a TUN with the tunnel's address and routes,
+    /// carry packets over DTLS (CSTP when it fails) until SIGINT or SIGTERM
+    /// logs out. Exit status 0: logged out; 1: refused, lost or failed; 2:
+    /// a usage mistake.
+    Connect(connect::Args),
     /// Ask or tell the running gateway, over its ctl socket: status,
     /// sessions, kill, bans, unban. Exit status 0: done; 1: the command
     /// failed (no such session...); 2: a usage mistake or no gateway there.
@@ -86,7 +93,7 @@ enum Command {
 enum CtlCommand {
     /// Version, uptime, FIPS, shards and their health, I/O engine, relays, counts.
     Status,
-    /// Every session: user, address, peer, channel, cipher, age, packets.
+    /// Every session: user, address, peer, channel, cipher, age, bytes and packets.
     Sessions,
     /// One session by id (s3), or every session of a user.
     Show { target: String },
@@ -268,6 +275,7 @@ fn main() -> ExitCode {
         Command::Relay { config, check_config: true } => check_relay_config(&config),
         Command::Relay { config, check_config: false } => relay(&config),
         Command::Passwd(args) => passwd::run(args),
+        Command::Connect(args) => connect::run(args),
         Command::Ctl { socket, json, command } => ctl(&socket, json, command),
         Command::Bench { command } => bench_command(command),
         Command::Generate { what } => generate::run(what, <Cli as clap::CommandFactory>::command()),

@@ -167,7 +167,7 @@ fn new_password(user: &str) -> Result<String, String> {
     Ok(password)
 }
 
-fn read_line() -> Result<String, String> {
+pub(crate) fn read_line() -> Result<String, String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("reading the password: {e}"))?;
     let len = line.trim_end_matches(['\r', '\n']).len();
@@ -179,14 +179,14 @@ fn read_line() -> Result<String, String> {
 /// ECHONL) until dropped. A signal that ends the process meanwhile (^C,
 /// ^\, a hang-up, a kill) restores echo first, so no shell is left typing
 /// blind.
-struct EchoOff {
+pub(crate) struct EchoOff {
     saved: nix::sys::termios::Termios,
     signals: signal_hook::iterator::Handle,
     watcher: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EchoOff {
-    fn start() -> std::io::Result<Self> {
+    pub(crate) fn start() -> std::io::Result<Self> {
         use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
         use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
         let saved = tcgetattr(std::io::stdin())?;

@@ -76,3 +76,10 @@ pub use latency::{HandshakeLatency, TurnLatency};
 pub use messages::{FromShard, ShardId, Tally, ToShard, TUN_WRITE_HEADROOM};
 pub use shard::fastpath;
 pub use sys::TunOffloads;
+
+/// The TUN device as a device-side client needs it (`corridor connect`):
+/// one queue, configured with an address, prefix and MTU. The shards use
+/// the same calls.
+pub mod tun {
+    pub use crate::sys::tun::{configure_interface, open_tun_queue};
+}

@@ -125,7 +125,7 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("admin.ctl_socket", &o.ctl_socket)
         .set("group.name", "default")
         .set("group.allowed", o.allowed.join(","))
-        .set("group.split_include", "10.99.0.0/24")
+        .set("group.split_include", if o.full_tunnel { "" } else { "10.99.0.0/24" })
         .set("group.client_to_client", if o.client_to_client { "true" } else { "" })
         .set("log.format", if o.log_json { "json" } else { "" });
     if o.relayed != 0 {

@@ -51,6 +51,8 @@ pub struct GatewayOptions {
     pub relay_via: Option<String>,
     /// `[log] format = "json"` (text when false).
     pub log_json: bool,
+    /// The group pushes no split-include routes: devices send everything.
+    pub full_tunnel: bool,
     /// `[timers] session_timeout`; `None`: the gateway's default.
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
@@ -83,6 +85,7 @@ impl Default for GatewayOptions {
             relay_pin: String::new(),
             relay_via: None,
             log_json: false,
+            full_tunnel: false,
             session_timeout: None,
             cookie_grace: 60,
             env: Vec::new(),

@@ -8,7 +8,7 @@ mod eventfd;
 mod mmsg;
 mod sockaddr;
 mod steering;
-mod tun;
+pub(crate) mod tun;
 mod udp;
 
 pub(crate) use cmsg::{gro_segment, SegmentCmsg, GRO_SPACE, SEGMENT_SPACE};

@@ -43,7 +43,7 @@ pub struct TunOffloads {
 /// Opens one more queue of the TUN `name`; the first call creates the
 /// interface. Queues of one interface spread flows by hash. With
 /// `vnet_hdr`, every read and write starts with a `virtio_net_hdr`.
-pub(crate) fn open_tun_queue(name: &str, vnet_hdr: bool) -> io::Result<OwnedFd> {
+pub fn open_tun_queue(name: &str, vnet_hdr: bool) -> io::Result<OwnedFd> {
     let mut ifr = ifreq_named(name)?;
     let vnet = if vnet_hdr { libc::IFF_VNET_HDR } else { 0 };
     ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE | vnet) as libc::c_short;
@@ -108,7 +108,7 @@ fn disable_ipv6(name: &str) -> io::Result<()> {
 
 /// Sets the interface's IPv4 address and prefix (which installs the connected
 /// route), its MTU, turns IPv6 off, and brings it up.
-pub(crate) fn configure_interface(name: &str, addr: Ipv4Addr, prefix: u8, mtu: u16) -> io::Result<()> {
+pub fn configure_interface(name: &str, addr: Ipv4Addr, prefix: u8, mtu: u16) -> io::Result<()> {
     disable_ipv6(name)?;
     // SAFETY: socket takes no pointers.
     let sock = check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;

@@ -1,0 +1,492 @@
+//! The client's loop: one mio poll over the TCP connection, the DTLS UDP
+//! socket, the TUN and a signal pipe, with the session's own timer. Every
+//! input goes into the [`DeviceSession`]; after each, what it queued goes
+//! out (TLS bytes, datagrams) and its events are acted on.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream as StdTcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::time::{Duration, Instant};
+
+use device::{DeviceConfig, DeviceSession, DisconnectReason, Event, Phase};
+use mio::net::{TcpStream, UdpSocket, UnixStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use proto::connect::TunnelConfig;
+use proto::ip::Ipv4Net;
+use rustls::pki_types::ServerName;
+
+use crate::netlink::{Netlink, Path, Route};
+use crate::{Ended, Options};
+
+const TCP: Token = Token(0);
+const UDP: Token = Token(1);
+const TUN: Token = Token(2);
+const SIGNALS: Token = Token(3);
+
+/// How long a TCP connect may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A TUN read or a datagram: the largest IPv4 packet.
+const BUF: usize = 65_536;
+
+/// The TUN and the routes that outlive it (through the old path), to delete.
+struct Tunnel {
+    name: String,
+    file: File,
+    index: u32,
+    address: Ipv4Addr,
+    added: Vec<Route>,
+}
+
+pub(crate) struct Client {
+    options: Options,
+    gateway: SocketAddr,
+    session: DeviceSession,
+    poll: Poll,
+    tcp: Option<TcpStream>,
+    /// TLS bytes the socket has not taken yet.
+    tcp_out: Vec<u8>,
+    udp: Option<UdpSocket>,
+    tunnel: Option<Tunnel>,
+    signals: UnixStream,
+    /// The user asked to stop: the logout is on its way.
+    stopping: bool,
+    ended: Option<Result<Ended, String>>,
+    buf: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Client {
+    pub(crate) fn start(options: Options) -> Result<Self, String> {
+        let gateway = (options.host.as_str(), options.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("{}: {e}", options.host))?
+            .find(SocketAddr::is_ipv4)
+            .ok_or_else(|| format!("{} has no IPv4 address", options.host))?;
+        let tls = crate::trust::client_config(&options.trust)?;
+        let name = match options.host.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(options.host.clone()).map_err(|e| format!("{}: {e}", options.host))?,
+        };
+        let host =
+            if options.port == 443 { options.host.clone() } else { format!("{}:{}", options.host, options.port) };
+        let mut config = match (&options.user, &options.password) {
+            (Some(user), Some(password)) => DeviceConfig::new(tls, name, &host, user, password),
+            (Some(user), None) => DeviceConfig::new(tls, name, &host, user, ""),
+            _ => DeviceConfig::with_certificate(tls, name, &host),
+        };
+        config.dtls = options.dtls;
+        config.reconnect_timeout = options.reconnect_timeout;
+        let session = DeviceSession::new(config).map_err(|e| format!("{e:?}"))?;
+
+        let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
+        let (read, write) = StdUnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            let w = write.try_clone().map_err(|e| format!("signal pipe: {e}"))?;
+            signal_hook::low_level::pipe::register(signal, w).map_err(|e| format!("signal {signal}: {e}"))?;
+        }
+        read.set_nonblocking(true).map_err(|e| format!("signal pipe: {e}"))?;
+        let mut signals = UnixStream::from_std(read);
+        poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
+
+        let mut client = Self {
+            options,
+            gateway,
+            session,
+            poll,
+            tcp: None,
+            tcp_out: Vec::new(),
+            udp: None,
+            tunnel: None,
+            signals,
+            stopping: false,
+            ended: None,
+            buf: vec![0; BUF],
+            scratch: Vec::new(),
+        };
+        client.connect_tcp()?;
+        tracing::info!(gateway = %client.gateway, "connected; logging in");
+        Ok(client)
+    }
+
+    pub(crate) fn run(mut self) -> Result<Ended, String> {
+        let mut events = Events::with_capacity(64);
+        self.pump(Instant::now());
+        while self.ended.is_none() {
+            let now = Instant::now();
+            let due = [self.session.poll_timeout(), self.session.reconnect_at()].into_iter().flatten().min();
+            let timeout = due.map(|d| d.saturating_duration_since(now));
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != ErrorKind::Interrupted {
+                    return self.finish(Err(format!("poll: {e}")));
+                }
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                match ev.token() {
+                    TCP => self.on_tcp(now, ev.is_readable() || ev.is_read_closed(), ev.is_writable()),
+                    UDP => self.on_udp(now),
+                    TUN => self.on_tun(now),
+                    SIGNALS => self.on_signal(now),
+                    _ => {}
+                }
+            }
+            if self.session.poll_timeout().is_some_and(|t| t <= now) {
+                self.session.handle_timeout(now);
+            }
+            if self.session.reconnect_at().is_some_and(|t| t <= now) && self.tcp.is_none() {
+                self.reconnect(now);
+            }
+            self.pump(now);
+        }
+        let ended = self.ended.take().unwrap_or(Ok(Ended::ByUser));
+        self.finish(ended)
+    }
+
+    /// Restores what the client changed and hands back how it ended.
+    fn finish(mut self, ended: Result<Ended, String>) -> Result<Ended, String> {
+        if let Some(t) = self.tunnel.take() {
+            remove_routes(&t);
+            tracing::info!(interface = %t.name, "tunnel interface removed");
+        }
+        ended
+    }
+
+    fn connect_tcp(&mut self) -> Result<(), String> {
+        let s = StdTcpStream::connect_timeout(&self.gateway, CONNECT_TIMEOUT)
+            .map_err(|e| format!("connecting to {}: {e}", self.gateway))?;
+        s.set_nodelay(true).map_err(|e| e.to_string())?;
+        s.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut s = TcpStream::from_std(s);
+        self.poll
+            .registry()
+            .register(&mut s, TCP, Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.to_string())?;
+        self.tcp = Some(s);
+        self.tcp_out.clear();
+        Ok(())
+    }
+
+    fn reconnect(&mut self, now: Instant) {
+        let started = self.session.reconnect(now);
+        match (started, self.connect_tcp()) {
+            (Ok(()), Ok(())) => tracing::info!(gateway = %self.gateway, "reconnecting with the cookie"),
+            (Ok(()), Err(e)) => {
+                tracing::warn!(error = %e, "reconnect failed; trying again");
+                self.session.handle_connection_lost(now);
+            }
+            (Err(e), _) => self.ended = Some(Err(format!("reconnect: {e:?}"))),
+        }
+    }
+
+    fn drop_tcp(&mut self) {
+        if let Some(mut s) = self.tcp.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        if let Some(mut u) = self.udp.take() {
+            let _ = self.poll.registry().deregister(&mut u);
+        }
+        self.tcp_out.clear();
+    }
+
+    fn on_tcp(&mut self, now: Instant, readable: bool, writable: bool) {
+        if writable {
+            self.flush_tcp(now);
+        }
+        if !readable {
+            return;
+        }
+        loop {
+            let Some(s) = self.tcp.as_mut() else { return };
+            match s.read(&mut self.buf) {
+                Ok(0) => {
+                    self.drop_tcp();
+                    self.session.handle_tls_eof();
+                    return;
+                }
+                Ok(n) => self.session.handle_tls(now, self.buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.connection_lost(now, &e),
+            }
+        }
+    }
+
+    /// The TCP connection failed: the session detaches (and reconnects) or ends.
+    fn connection_lost(&mut self, now: Instant, e: &std::io::Error) {
+        tracing::warn!(error = %e, "TLS connection lost");
+        self.drop_tcp();
+        self.session.handle_connection_lost(now);
+    }
+
+    fn flush_tcp(&mut self, now: Instant) {
+        while !self.tcp_out.is_empty() {
+            let Some(s) = self.tcp.as_mut() else { return };
+            match s.write(&self.tcp_out) {
+                Ok(n) => {
+                    self.tcp_out.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return self.connection_lost(now, &e),
+            }
+        }
+    }
+
+    fn on_udp(&mut self, now: Instant) {
+        loop {
+            let Some(u) = self.udp.as_ref() else { return };
+            match u.recv(&mut self.buf) {
+                Ok(n) => self.session.handle_datagram(now, self.buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                // ICMP port unreachable and the like: DTLS's own timers decide.
+                Err(_) => return,
+            }
+        }
+    }
+
+    fn on_tun(&mut self, now: Instant) {
+        loop {
+            let Some(t) = self.tunnel.as_mut() else { return };
+            match t.file.read(&mut self.buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    let packet = self.buf.get(..n).unwrap_or_default();
+                    // Not connected (reconnecting) or too large: dropped, as
+                    // a link drops what it cannot carry.
+                    let _ = self.session.send_packet(now, packet);
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.ended = Some(Err(format!("reading the TUN: {e}")));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_signal(&mut self, now: Instant) {
+        let mut sink = [0u8; 64];
+        while matches!(self.signals.read(&mut sink), Ok(n) if n > 0) {}
+        if self.stopping {
+            // A second signal: do not wait for the logout to be written.
+            self.ended = Some(Ok(Ended::ByUser));
+            return;
+        }
+        self.stopping = true;
+        tracing::info!("stopping: logging out");
+        match self.session.phase() {
+            Phase::Tunnel => self.session.disconnect(now),
+            _ => self.ended = Some(Ok(Ended::ByUser)),
+        }
+    }
+
+    /// Sends what the session queued and acts on its events.
+    fn pump(&mut self, now: Instant) {
+        while self.session.poll_tls(&mut self.tcp_out) {}
+        self.flush_tcp(now);
+        while self.session.poll_datagram(&mut self.scratch) {
+            if let Some(u) = self.udp.as_ref() {
+                // A full socket buffer drops the datagram, as the network would.
+                let _ = u.send(&self.scratch);
+            }
+            self.scratch.clear();
+        }
+        while let Some(event) = self.session.poll_event() {
+            self.on_event(now, event);
+        }
+        if self.stopping && self.session.phase() == Phase::Closed && self.tcp_out.is_empty() {
+            self.ended.get_or_insert(Ok(Ended::ByUser));
+        }
+    }
+
+    fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::LoggedIn => tracing::info!("logged in"),
+            Event::TunnelUp { address, mtu, dtls_port, .. } => {
+                if self.tunnel.is_none() {
+                    let config = self.session.tunnel().cloned();
+                    match config.ok_or_else(|| "no tunnel configuration".to_owned()).and_then(|c| self.open_tunnel(&c))
+                    {
+                        Ok(t) => self.tunnel = Some(t),
+                        Err(e) => {
+                            self.session.disconnect(now);
+                            self.ended = Some(Err(e));
+                            return;
+                        }
+                    }
+                }
+                let via = if self.options.dtls && dtls_port.is_some() { "CSTP, DTLS starting" } else { "CSTP" };
+                tracing::info!(event = "tunnel_up", %address, mtu, via, "tunnel up");
+                if let Some(port) = dtls_port {
+                    self.open_udp(port);
+                }
+            }
+            Event::DtlsUp { suite } => tracing::info!(event = "dtls_up", ?suite, "DTLS up: packets go over DTLS"),
+            Event::DtlsDown => tracing::warn!(event = "dtls_down", "DTLS down: packets go over CSTP"),
+            Event::Packet(p) => {
+                if let Some(t) = self.tunnel.as_mut() {
+                    // A full TUN queue drops the packet; TCP inside recovers.
+                    let _ = t.file.write(&p);
+                }
+            }
+            Event::DpdResponse(_) => {}
+            Event::AuthFailed(message) => {
+                self.ended = Some(Err(format!("login refused: {}", message.trim())));
+            }
+            Event::Disconnected(reason) => self.on_disconnected(reason),
+        }
+    }
+
+    fn on_disconnected(&mut self, reason: DisconnectReason) {
+        self.drop_tcp();
+        if self.ended.is_some() {
+            return;
+        }
+        if let Some(at) = self.session.reconnect_at() {
+            let wait = at.saturating_duration_since(Instant::now());
+            tracing::warn!(reason = %describe(&reason), ?wait, "connection lost; reconnecting with the cookie");
+            return;
+        }
+        self.ended = Some(match reason {
+            DisconnectReason::Logout if self.stopping => Ok(Ended::ByUser),
+            DisconnectReason::AuthFailed => Err("login refused".to_owned()),
+            DisconnectReason::Error(e) => Err(error_text(&e)),
+            other => Ok(Ended::ByGateway(describe(&other))),
+        });
+    }
+
+    fn open_udp(&mut self, port: u16) {
+        if let Some(mut old) = self.udp.take() {
+            let _ = self.poll.registry().deregister(&mut old);
+        }
+        let opened = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))
+            .and_then(|s| s.connect((self.gateway.ip(), port)).map(|()| s))
+            .and_then(|s| s.set_nonblocking(true).map(|()| s));
+        match opened {
+            Ok(s) => {
+                let mut s = UdpSocket::from_std(s);
+                match self.poll.registry().register(&mut s, UDP, Interest::READABLE) {
+                    Ok(()) => self.udp = Some(s),
+                    Err(e) => tracing::warn!(error = %e, "no DTLS: cannot watch its socket"),
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no DTLS: cannot open its socket; CSTP only"),
+        }
+    }
+
+    /// Creates and configures the TUN and the routes of `config`.
+    fn open_tunnel(&mut self, config: &TunnelConfig) -> Result<Tunnel, String> {
+        let name = self.options.interface.clone();
+        let fd = dataplane::tun::open_tun_queue(&name, false).map_err(|e| format!("TUN {name}: {e}"))?;
+        let prefix = config.netmask.map_or(32, |m| u32::from(m).leading_ones() as u8);
+        dataplane::tun::configure_interface(&name, config.address, prefix, config.mtu)
+            .map_err(|e| format!("configuring {name}: {e}"))?;
+        let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("{name} has no interface index"))?;
+        let file = File::from(fd);
+        let raw = file.as_raw_fd();
+        self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
+        let mut tunnel = Tunnel { name, file, index, address: config.address, added: Vec::new() };
+        if let Err(e) = add_routes(&mut tunnel, config, self.gateway) {
+            remove_routes(&tunnel);
+            return Err(e);
+        }
+        if !config.dns.is_empty() {
+            let dns: Vec<String> = config.dns.iter().map(Ipv4Addr::to_string).collect();
+            tracing::info!(dns = %dns.join(","), domain = config.default_domain.as_deref().unwrap_or(""), "DNS servers pushed (not configured by corridor connect)");
+        }
+        if let Some(b) = &config.banner {
+            tracing::info!(banner = %b.trim(), "the gateway's banner");
+        }
+        tracing::info!(interface = %tunnel.name, address = %tunnel.address, prefix, mtu = config.mtu, "tunnel interface up");
+        Ok(tunnel)
+    }
+}
+
+/// Split-include routes through the TUN; with none, everything through it
+/// and the gateway (and split-exclude routes) through the path it had.
+fn add_routes(t: &mut Tunnel, config: &TunnelConfig, gateway: SocketAddr) -> Result<(), String> {
+    let mut nl = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
+    let through_tun = Path { gateway: None, oif: t.index };
+    let mut outside = Vec::new();
+    let mut inside = config.split_include.clone();
+    if inside.is_empty() {
+        let IpAddr::V4(gw) = gateway.ip() else { return Err("the gateway is not IPv4".into()) };
+        outside.push(Ipv4Net { addr: gw, prefix: 32 });
+        inside = ["0.0.0.0/1", "128.0.0.0/1"].iter().filter_map(|n| n.parse().ok()).collect();
+    }
+    outside.extend(config.split_exclude.iter().copied());
+    // The old paths first: once the tunnel routes are in, they lead into it.
+    let mut old = Vec::new();
+    for net in outside {
+        let path = nl.path_to(net.network()).map_err(|e| format!("the route to {net}: {e}"))?;
+        old.push(Route { destination: net, path });
+    }
+    for route in old {
+        match nl.add(route) {
+            Ok(()) => t.added.push(route),
+            // Someone's route already: used, not ours to delete.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(format!("adding the route {route}: {e}")),
+        }
+        tracing::info!(%route, "route kept outside the tunnel");
+    }
+    for net in inside {
+        let route = Route { destination: net, path: through_tun };
+        match nl.add(route) {
+            // Routes through the TUN go with it: nothing to delete later.
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(format!("adding the route {net} dev {}: {e}", t.name)),
+        }
+        tracing::info!(route = %net, interface = %t.name, "route into the tunnel");
+    }
+    Ok(())
+}
+
+fn remove_routes(t: &Tunnel) {
+    let Ok(mut nl) = Netlink::open() else { return };
+    for route in &t.added {
+        if let Err(e) = nl.delete(*route) {
+            tracing::warn!(%route, error = %e, "could not remove a route this client added");
+        }
+    }
+}
+
+fn describe(reason: &DisconnectReason) -> String {
+    match reason {
+        DisconnectReason::ByGateway(text) => format!("ended by the gateway: {}", text.trim()),
+        DisconnectReason::ConnectRefused { status, reason } => format!("CONNECT refused ({status}): {reason}"),
+        DisconnectReason::DpdTimeout => "the gateway stopped answering (dead-peer detection)".to_owned(),
+        DisconnectReason::TlsClosed => "the TLS connection closed".to_owned(),
+        DisconnectReason::CookieRejected { status, reason } => {
+            format!("the gateway no longer knows this session ({status}): {reason}")
+        }
+        DisconnectReason::AddressChanged { previous, offered } => {
+            format!("reconnect offered {offered} instead of {previous}")
+        }
+        DisconnectReason::ReconnectTimeout => "could not reconnect in time".to_owned(),
+        DisconnectReason::Logout => "logged out".to_owned(),
+        DisconnectReason::AuthFailed => "login refused".to_owned(),
+        DisconnectReason::Error(e) => error_text(e),
+    }
+}
+
+/// The error as a person reads it: rustls shows an application's own
+/// certificate error (a pin mismatch) by its Debug form, so that one is
+/// spelled out.
+fn error_text(e: &device::DeviceError) -> String {
+    use rustls::{CertificateError, Error};
+    match e {
+        device::DeviceError::Tls(Error::InvalidCertificate(CertificateError::Other(other))) => {
+            format!("TLS: the gateway's certificate is refused: {}", other.0)
+        }
+        e => e.to_string(),
+    }
+}

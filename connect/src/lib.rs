@@ -1,0 +1,67 @@
+//! `corridor connect`: a Linux OpenConnect client. It drives the device
+//! crate's sans-IO [`device::DeviceSession`] over a real TCP connection, a
+//! UDP socket for DTLS and a TUN device, so it logs in and tunnels as the
+//! load generator's simulated devices do, against corridor or ocserv.
+//!
+//! What it does, in order: resolves the gateway; logs in over TLS (user
+//! name and password, or a client certificate), trusting a CA file (the
+//! system bundle by default) and/or pinned keys (`--servercert
+//! pin-sha256:…`); sends CONNECT; creates its TUN with the tunnel's address
+//! and MTU and adds the routes the gateway pushed (split-include routes
+//! through the TUN; with none, everything: `0.0.0.0/1` and `128.0.0.0/1`
+//! through the TUN and the gateway's own address through the path it had);
+//! brings up PSK-NEGOTIATE DTLS beside CSTP, falling back to CSTP when DTLS
+//! fails; answers DPD and sends keepalives; when the TCP connection is lost
+//! it reconnects with the cookie to the same address. SIGINT, SIGTERM or
+//! SIGHUP log out (BYE) and restore the routes; the TUN, and every route
+//! through it, goes with the process, also when it crashes.
+//!
+//! Not yet: DNS configuration (the servers are logged), per-app selection,
+//! trusted-network teardown, `--authenticate`/`--cookie-on-stdin`,
+//! `--background`, vpnc-script, roaming to a new local address without a
+//! TCP loss, and the batched I/O of the shards.
+
+#![forbid(unsafe_code)]
+
+mod driver;
+pub mod netlink;
+pub mod trust;
+
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+pub use trust::Trust;
+
+/// What `corridor connect` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The gateway's host name or address.
+    pub host: String,
+    pub port: u16,
+    /// For the password form; none with certificate login.
+    pub user: Option<String>,
+    pub password: Option<Zeroizing<String>>,
+    pub trust: Trust,
+    /// The TUN interface to create.
+    pub interface: String,
+    /// Offer DTLS (`--no-dtls`: CSTP only).
+    pub dtls: bool,
+    /// How long a lost connection is retried with the cookie.
+    pub reconnect_timeout: Duration,
+}
+
+/// How a session ended without an error of this client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// A signal asked to stop: logged out.
+    ByUser,
+    /// The gateway ended it (its reason), or reconnecting gave up.
+    ByGateway(String),
+}
+
+/// Runs the client until the session ends; errors say what failed
+/// (resolution, TLS, the login, the TUN, routes).
+pub fn run(options: Options) -> Result<Ended, String> {
+    driver::Client::start(options)?.run()
+}

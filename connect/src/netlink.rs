@@ -1,0 +1,154 @@
+//! Routes, through rtnetlink on a blocking netlink socket: the path the
+//! kernel takes now to an address (`ip route get`), and routes added and
+//! deleted in the main table. Requests are few (a handful when the tunnel
+//! comes up, as many when it goes), so each waits for its answer.
+
+use std::io;
+use std::net::Ipv4Addr;
+
+use netlink_packet_core::{
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
+};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use proto::ip::Ipv4Net;
+
+/// Where the kernel sends packets for a destination: out of interface
+/// `oif`, to `gateway` when it is not on the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Path {
+    pub gateway: Option<Ipv4Addr>,
+    pub oif: u32,
+}
+
+/// A route this client added, to delete as it was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub destination: Ipv4Net,
+    pub path: Path,
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.destination)?;
+        if let Some(g) = self.path.gateway {
+            write!(f, " via {g}")?;
+        }
+        write!(f, " dev #{}", self.path.oif)
+    }
+}
+
+/// A NETLINK_ROUTE socket.
+#[derive(Debug)]
+pub struct Netlink {
+    socket: Socket,
+    seq: u32,
+}
+
+impl Netlink {
+    pub fn open() -> io::Result<Self> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        socket.connect(&SocketAddr::new(0, 0))?;
+        Ok(Self { socket, seq: 0 })
+    }
+
+    /// The kernel's path to `destination` now (`ip route get`).
+    pub fn path_to(&mut self, destination: Ipv4Addr) -> io::Result<Path> {
+        let mut msg = route_message(Ipv4Net { addr: destination, prefix: 32 });
+        msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        let answer = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST)?;
+        let Some(RouteNetlinkMessage::NewRoute(r)) = answer else {
+            return Err(io::Error::other(format!("no route to {destination}")));
+        };
+        let mut path = Path { gateway: None, oif: 0 };
+        for a in r.attributes {
+            match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => path.gateway = Some(g),
+                RouteAttribute::Oif(i) => path.oif = i,
+                _ => {}
+            }
+        }
+        if path.oif == 0 {
+            return Err(io::Error::other(format!("the route to {destination} names no interface")));
+        }
+        Ok(path)
+    }
+
+    /// Adds `route` to the main table; an existing equal route is an error
+    /// (EEXIST), so what this client deletes later is what it added.
+    pub fn add(&mut self, route: Route) -> io::Result<()> {
+        let msg = route_with_path(route);
+        self.request(RouteNetlinkMessage::NewRoute(msg), NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+            .map(drop)
+    }
+
+    pub fn delete(&mut self, route: Route) -> io::Result<()> {
+        let msg = route_with_path(route);
+        self.request(RouteNetlinkMessage::DelRoute(msg), NLM_F_REQUEST | NLM_F_ACK).map(drop)
+    }
+
+    /// Sends one request and reads until its answer: the message asked
+    /// for, or the acknowledgement (None), or the kernel's error.
+    fn request(&mut self, message: RouteNetlinkMessage, flags: u16) -> io::Result<Option<RouteNetlinkMessage>> {
+        self.seq = self.seq.wrapping_add(1);
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = self.seq;
+        let mut msg = NetlinkMessage::new(header, NetlinkPayload::from(message));
+        msg.finalize();
+        let mut out = vec![0; msg.buffer_len()];
+        msg.serialize(&mut out);
+        self.socket.send(&out, 0)?;
+        let mut buf = vec![0; 16 * 1024];
+        loop {
+            let n = self.socket.recv(&mut &mut buf[..], 0)?;
+            let mut at = 0;
+            while let Some(bytes) = buf.get(at..n).filter(|b| !b.is_empty()) {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("netlink: {e}")))?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    break;
+                }
+                at += len.next_multiple_of(4);
+                if m.header.sequence_number != self.seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                    NetlinkPayload::Error(_) | NetlinkPayload::Done(_) => return Ok(None),
+                    NetlinkPayload::InnerMessage(inner) => return Ok(Some(inner)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// An IPv4 unicast route message for `destination` in the main table.
+fn route_message(destination: Ipv4Net) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = AddressFamily::Inet;
+    msg.header.destination_prefix_length = destination.prefix;
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Static;
+    msg.header.scope = RouteScope::Universe;
+    msg.header.kind = RouteType::Unicast;
+    msg.attributes.push(RouteAttribute::Destination(RouteAddress::Inet(destination.network())));
+    msg
+}
+
+fn route_with_path(route: Route) -> RouteMessage {
+    let mut msg = route_message(route.destination);
+    match route.path.gateway {
+        Some(g) => msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(g))),
+        // Straight out of the interface: a link-scope route.
+        None => msg.header.scope = RouteScope::Link,
+    }
+    msg.attributes.push(RouteAttribute::Oif(route.path.oif));
+    msg
+}

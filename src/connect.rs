@@ -1,0 +1,154 @@
+//! `corridor connect URL`: the device side, as a Linux client (the
+//! `connect` crate). Flags are named as openconnect names them, so a script
+//! written for openconnect's password or certificate login runs with it.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use crate::passwd::{read_line, EchoOff};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The gateway: `https://HOST[:PORT]`, or HOST[:PORT].
+    url: String,
+    /// The user name for the login form.
+    #[arg(long, short)]
+    user: Option<String>,
+    /// Read the password from standard input's first line (else a terminal
+    /// asks for it without echo).
+    #[arg(long)]
+    passwd_on_stdin: bool,
+    /// CA certificates (PEM) the gateway's certificate must chain to;
+    /// default: the system's bundle (unless --servercert is given).
+    #[arg(long, value_name = "FILE")]
+    cafile: Option<PathBuf>,
+    /// Accept the gateway whose key has this pin (`pin-sha256:BASE64`, the
+    /// SHA-256 of its SubjectPublicKeyInfo); repeatable. Without --cafile
+    /// the pin alone decides.
+    #[arg(long, value_name = "PIN")]
+    servercert: Vec<String>,
+    /// A client certificate (PEM chain) for certificate login.
+    #[arg(long, short, value_name = "FILE", requires = "sslkey")]
+    certificate: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(long, short = 'k', value_name = "FILE", requires = "certificate")]
+    sslkey: Option<PathBuf>,
+    /// The TUN interface to create.
+    #[arg(long, short, default_value = "corridor0", value_name = "IFNAME")]
+    interface: String,
+    /// CSTP (TLS) only: do not offer DTLS.
+    #[arg(long)]
+    no_dtls: bool,
+    /// How long to keep reconnecting with the cookie after the connection
+    /// is lost, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    reconnect_timeout: u64,
+}
+
+pub(crate) fn run(args: Args) -> ExitCode {
+    let options = match options(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("corridor connect: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match connect::run(options) {
+        Ok(connect::Ended::ByUser) => {
+            tracing::info!("logged out");
+            ExitCode::SUCCESS
+        }
+        Ok(connect::Ended::ByGateway(why)) => {
+            tracing::error!(reason = %why, "session ended");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "corridor connect failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// HOST and PORT of `https://HOST[:PORT][/]`, or of HOST[:PORT].
+fn host_port(url: &str) -> Result<(String, u16), String> {
+    let rest = match url.split_once("://") {
+        Some(("https", rest)) => rest,
+        Some((scheme, _)) => return Err(format!("{url}: only https:// gateways (not {scheme}://)")),
+        None => url,
+    };
+    let authority = match rest.split_once('/') {
+        None => rest,
+        Some((a, "")) => a,
+        Some((_, path)) => {
+            return Err(format!("{url}: a path (/{path}) selects a group on some gateways; not supported yet"))
+        }
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse::<u16>().map_err(|_| format!("{url}: the port is not a number 1-65535"))?),
+        None => (authority, 443),
+    };
+    if host.is_empty() || port == 0 {
+        return Err(format!("{url}: no host"));
+    }
+    Ok((host.to_owned(), port))
+}
+
+fn options(args: Args) -> Result<connect::Options, String> {
+    let (host, port) = host_port(&args.url)?;
+    let mut pins = Vec::new();
+    for p in &args.servercert {
+        pins.push(service::pin::parse_pin(p).ok_or_else(|| {
+            format!("--servercert {p}: expected pin-sha256: and the base64 of 32 bytes (openconnect prints it)")
+        })?);
+    }
+    if args.user.is_none() && args.certificate.is_none() {
+        return Err("give --user (password login) or --certificate and --sslkey".to_owned());
+    }
+    let password = match &args.user {
+        None => None,
+        Some(user) => Some(password(user, args.passwd_on_stdin)?),
+    };
+    Ok(connect::Options {
+        host,
+        port,
+        user: args.user,
+        password,
+        trust: connect::Trust { cafile: args.cafile, pins, certificate: args.certificate.zip(args.sslkey) },
+        interface: args.interface,
+        dtls: !args.no_dtls,
+        reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
+    })
+}
+
+/// The password: standard input's first line with --passwd-on-stdin or
+/// when it is not a terminal; else asked on the terminal without echo.
+fn password(user: &str, on_stdin: bool) -> Result<Zeroizing<String>, String> {
+    if on_stdin || !std::io::stdin().is_terminal() {
+        return read_line().map(Zeroizing::new);
+    }
+    let quiet = EchoOff::start().map_err(|e| format!("cannot turn the terminal's echo off: {e}"))?;
+    eprint!("Password for {user}: ");
+    let password = read_line();
+    drop(quiet);
+    password.map(Zeroizing::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_port;
+
+    #[test]
+    fn gateway_urls() {
+        assert_eq!(host_port("https://vpn.example.com"), Ok(("vpn.example.com".into(), 443)));
+        assert_eq!(host_port("https://vpn.example.com/"), Ok(("vpn.example.com".into(), 443)));
+        assert_eq!(host_port("10.10.0.1:8443"), Ok(("10.10.0.1".into(), 8443)));
+        assert!(host_port("http://vpn.example.com").is_err_and(|e| e.contains("only https")));
+        assert!(host_port("https://vpn.example.com/sales").is_err_and(|e| e.contains("not supported yet")));
+        assert!(host_port("https://vpn.example.com:x").is_err_and(|e| e.contains("port")));
+        assert!(host_port("https://:443").is_err());
+    }
+}

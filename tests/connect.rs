@@ -1,0 +1,184 @@
+//! `corridor connect` end to end, in namespaces: against corridor (password
+//! login, DTLS, UDP echoes and a TCP transfer through its TUN, the session
+//! as the gateway sees it, SIGINT logs out and takes the interface and its
+//! routes away), CSTP only with `--no-dtls`, a pinned key instead of a CA,
+//! and refusals (wrong password, wrong pin) with their exit status; and
+//! against Debian's ocserv 1.1.6 with DTLS.
+
+use std::process::Command;
+use std::time::Duration;
+
+use testbed::*;
+
+const IFNAME: &str = "corridor0";
+
+/// `corridor connect` in the device namespace, the password on its stdin.
+fn connect(t: &Topology, url: &str, extra: &[&str], password: Option<&str>) -> Proc {
+    let mut cmd = ns(&t.device(), corridor_bin());
+    cmd.args(["connect", url, "--interface", IFNAME]).args(extra);
+    if password.is_some() {
+        cmd.args(["--user", "alice", "--passwd-on-stdin"]);
+    }
+    let mut p = Proc::spawn("corridor connect", cmd);
+    if let (Some(pw), Some(mut stdin)) = (password, p.child.stdin.take()) {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{pw}\n").as_bytes());
+    }
+    p
+}
+
+fn with_ca(t: &Topology) -> Vec<String> {
+    vec!["--cafile".into(), t.dir.join("ca.crt").display().to_string()]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Waits for the process to exit and returns its status code.
+fn exit_code(p: &mut Proc, timeout: Duration) -> i32 {
+    let status = wait_until("corridor connect to exit", timeout, || p.child.try_wait().ok().flatten());
+    status.code().unwrap_or(-1)
+}
+
+/// SIGINT, as a user's ^C.
+fn interrupt(p: &Proc) {
+    let _ = Command::new("kill").args(["-INT", &p.child.id().to_string()]).status();
+}
+
+fn link_exists(t: &Topology) -> bool {
+    run(Command::new("ip").args(["-n", &t.device(), "-o", "link", "show"]))
+        .stdout
+        .windows(IFNAME.len())
+        .any(|w| w == IFNAME.as_bytes())
+}
+
+fn route_to_org(t: &Topology) -> String {
+    String::from_utf8_lossy(&run(Command::new("ip").args(["-n", &t.device(), "route", "show", "10.99.0.0/24"])).stdout)
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn password_login_carries_udp_and_tcp_over_dtls_and_sigint_logs_out() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let digest = org.file("up.bin", 4);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut c = connect(&t, &format!("https://{GATEWAY_IP}/"), &strs(&with_ca(&t)), Some(PASSWORD));
+    let up = c.log.wait_for("tunnel interface up", Duration::from_secs(20));
+    assert!(up.contains("address=192.168.99.") && up.contains(IFNAME), "{up}");
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    assert!(route_to_org(&t).contains(&format!("dev {IFNAME}")), "the pushed route: {}", route_to_org(&t));
+
+    assert_eq!(udp_echo(&t.device(), 20), 20, "UDP both ways through the TUN");
+    assert_eq!(tcp_upload_sha256(&t, &t.device(), &org.dir.join("up.bin")), digest, "TCP byte-identical");
+    let s = wait_until("the session's traffic counted", Duration::from_secs(10), || {
+        gw.session_of("alice").filter(|s| s["bytes_in"].as_u64() > Some(4 << 20))
+    });
+    assert_eq!(s["channel"], "dtls", "{s}");
+
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    assert!(c.log.contains("logged out"), "{}", c.log.text());
+    gw.proc.log.wait_for("reason_code=\"logout\"", Duration::from_secs(5));
+    assert!(!link_exists(&t), "the TUN went with the client");
+    assert_eq!(route_to_org(&t), "", "and its routes");
+}
+
+#[test]
+fn no_dtls_carries_everything_over_cstp() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut args = with_ca(&t);
+    args.push("--no-dtls".into());
+    let mut c = connect(&t, GATEWAY_IP, &strs(&args), Some(PASSWORD));
+    c.log.wait_for("tunnel interface up", Duration::from_secs(20));
+    assert_eq!(udp_echo(&t.device(), 10), 10);
+    assert_eq!(gw.session_of("alice").expect("session")["channel"], "cstp");
+    assert!(!c.log.contains("DTLS up"), "{}", c.log.text());
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+}
+
+/// A group with no split-include routes: everything goes into the tunnel
+/// (`0.0.0.0/1`, `128.0.0.0/1`), the gateway's own address stays on the
+/// path it had, so DTLS and TLS do not loop into the tunnel; on exit that
+/// route goes too.
+#[test]
+fn a_full_tunnel_routes_everything_but_the_gateway_into_the_tun() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let _gw = Gateway::start(
+        &t,
+        &GatewayOptions { allowed: vec!["0.0.0.0/0".into()], full_tunnel: true, ..GatewayOptions::default() },
+    );
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let route_get = |dst: &str| {
+        String::from_utf8_lossy(&run(Command::new("ip").args(["-n", &t.device(), "route", "get", dst])).stdout)
+            .into_owned()
+    };
+    assert!(route_get("198.51.100.7").contains(&format!("dev {IFNAME}")), "{}", route_get("198.51.100.7"));
+    assert!(route_get(GATEWAY_IP).contains("dev to-gw"), "{}", route_get(GATEWAY_IP));
+    assert_eq!(udp_echo(&t.device(), 10), 10);
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    let left = String::from_utf8_lossy(&run(Command::new("ip").args(["-n", &t.device(), "route", "show"])).stdout)
+        .into_owned();
+    assert!(!left.contains(&format!("{GATEWAY_IP} dev")) && !left.contains("0.0.0.0/1"), "routes left behind:\n{left}");
+}
+
+/// The SPKI pin of the gateway's certificate, as openconnect prints it.
+fn gateway_pin(t: &Topology) -> String {
+    let cert = t.dir.join("server.crt");
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+        cert.display()
+    )));
+    format!("pin-sha256:{}", String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn a_pinned_key_is_trusted_without_a_ca_and_a_wrong_pin_or_password_is_refused() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let pin = gateway_pin(&t);
+    let mut c = connect(&t, GATEWAY_IP, &["--servercert", &pin], Some(PASSWORD));
+    c.log.wait_for("tunnel interface up", Duration::from_secs(20));
+    assert_eq!(udp_echo(&t.device(), 5), 5);
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+
+    let wrong = "pin-sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let mut c = connect(&t, GATEWAY_IP, &["--servercert", wrong], Some(PASSWORD));
+    assert_eq!(exit_code(&mut c, Duration::from_secs(20)), 1, "{}", c.log.text());
+    let presented = pin.trim_start_matches("pin-sha256:");
+    assert!(c.log.contains(presented) && c.log.contains("no --servercert names"), "{}", c.log.text());
+
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some("not the password"));
+    assert_eq!(exit_code(&mut c, Duration::from_secs(20)), 1, "{}", c.log.text());
+    assert!(c.log.contains("login refused"), "{}", c.log.text());
+    assert!(!link_exists(&t), "no TUN was left behind");
+    assert!(gw.sessions().is_empty());
+
+    let mut c = connect(&t, "http://10.10.0.1/", &[], Some(PASSWORD));
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 2, "a usage mistake: {}", c.log.text());
+}
+
+#[test]
+fn against_ocserv_password_login_and_dtls() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let oc = Ocserv::start(&t);
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    let up = c.log.wait_for("tunnel interface up", Duration::from_secs(20));
+    assert!(up.contains("address=192.168.99."), "{up}\nocserv:\n{}", oc.log());
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    assert_eq!(udp_echo(&t.device(), 20), 20, "ocserv log:\n{}", oc.log());
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    assert!(!link_exists(&t));
+}

@@ -89,17 +89,15 @@ cleanup() { # RC
 }
 on_exit cleanup
 
-# CPU sets with --isolate (empty: anywhere).
+# With --isolate, the commands that put the flooder and the storm on their
+# CPUs (taskset execs what it runs, so a background flood's $! is still the
+# flooder's own pid and stop_pid reaches it); empty: anywhere.
 FLOOD_CPUS=""
-GATEWAY_CPUS=""
-pinned() { # CPUS COMMAND... — COMMAND on CPUS, or anywhere without --isolate
-    local cpus="$1"
-    shift
-    if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
-}
+ON_FLOOD_CPUS=()
+ON_GATEWAY_CPUS=()
 
 storm() { # JSON
-    printf '%s\n' "$PASSWORD" | pinned "$GATEWAY_CPUS" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run handshake-storm \
+    printf '%s\n' "$PASSWORD" | "${ON_GATEWAY_CPUS[@]}" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run handshake-storm \
         --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
         --devices "$DEVICES" --concurrency 64 --json "$1" >"${1%.json}.txt"
 }
@@ -118,16 +116,18 @@ main() {
     ip -n "$NS_DEVICE" addr add "$FLOOD_IP/24" dev to-gw
     info "corridor pid $GATEWAY_PID; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$ISOLATE" -eq 1 ]; then
-        local cpus pid
+        local cpus pid gateway_cpus
         cpus="$(nproc)"
         [ "$cpus" -ge 2 ] || die "--isolate needs 2 CPUs or more (have $cpus)"
         FLOOD_CPUS="$((cpus - 1))"
-        GATEWAY_CPUS="0-$((cpus - 2))"
+        gateway_cpus="0-$((cpus - 2))"
+        ON_FLOOD_CPUS=(taskset -c "$FLOOD_CPUS")
+        ON_GATEWAY_CPUS=(taskset -c "$gateway_cpus")
         # The gateway and its keeper, every thread (taskset -a).
         for pid in "$GATEWAY_PID" $(pgrep -P "$GATEWAY_PID" || true); do
-            taskset -a -p -c "$GATEWAY_CPUS" "$pid" >/dev/null
+            taskset -a -p -c "$gateway_cpus" "$pid" >/dev/null
         done
-        info "isolated: flooder on CPU $FLOOD_CPUS; gateway and storm on CPUs $GATEWAY_CPUS"
+        info "isolated: flooder on CPU $FLOOD_CPUS; gateway and storm on CPUs $gateway_cpus"
     fi
 
     local r flood_secs
@@ -138,7 +138,7 @@ main() {
         storm "$OUT/alone-$r.json"
         metrics "$OUT/alone-$r.metrics.txt"
         step "round $r/$ROUNDS: storm beside a $KIND flood (rate ${FLOOD_RATE:-0}, 0 = flat out)"
-        pinned "$FLOOD_CPUS" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench flood --target "$GATEWAY_IP:443" --bind "$FLOOD_IP" \
+        "${ON_FLOOD_CPUS[@]}" ip netns exec "$NS_DEVICE" "$CORRIDOR" bench flood --target "$GATEWAY_IP:443" --bind "$FLOOD_IP" \
             --ports 64 --seconds "$flood_secs" --rate "$FLOOD_RATE" --kind "$KIND" >"$OUT/flood-$r.txt" 2>&1 &
         FLOOD_PID=$!
         sleep 1

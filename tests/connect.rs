@@ -164,6 +164,19 @@ fn a_pinned_key_is_trusted_without_a_ca_and_a_wrong_pin_or_password_is_refused()
     assert!(!link_exists(&t), "no TUN was left behind");
     assert!(gw.sessions().is_empty());
 
+    // The gateway's own TUN (`cor0` in the gateway namespace) is not
+    // joined: a client naming an interface in use stops, saying so.
+    let mut cmd = ns(&t.gateway(), corridor_bin());
+    cmd.args(["connect", GATEWAY_IP, "--interface", "cor0", "--user", "alice", "--passwd-on-stdin"]).args(with_ca(&t));
+    let mut c = Proc::spawn("corridor connect on the gateway's TUN", cmd);
+    if let Some(mut stdin) = c.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    assert_eq!(exit_code(&mut c, Duration::from_secs(20)), 1, "{}", c.log.text());
+    assert!(c.log.contains("in use"), "{}", c.log.text());
+    assert_eq!(gw.sessions().len(), 0, "its session ended with it: {:?}", gw.sessions());
+
     let mut c = connect(&t, "http://10.10.0.1/", &[], Some(PASSWORD));
     assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 2, "a usage mistake: {}", c.log.text());
 }

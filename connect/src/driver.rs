@@ -50,6 +50,10 @@ pub(crate) struct Client {
     tcp_out: Vec<u8>,
     udp: Option<UdpSocket>,
     tunnel: Option<Tunnel>,
+    /// The TUN, created before the login (so a name in use stops the
+    /// client before the gateway holds a session for it), until the
+    /// tunnel's configuration arrives.
+    tun: Option<File>,
     signals: UnixStream,
     /// The user asked to stop: the logout is on its way.
     stopping: bool,
@@ -91,6 +95,7 @@ impl Client {
         let mut signals = UnixStream::from_std(read);
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
 
+        let options_interface = options.interface.clone();
         let mut client = Self {
             options,
             gateway,
@@ -100,6 +105,7 @@ impl Client {
             tcp_out: Vec::new(),
             udp: None,
             tunnel: None,
+            tun: Some(open_tun(&options_interface)?),
             signals,
             stopping: false,
             ended: None,
@@ -147,6 +153,18 @@ impl Client {
 
     /// Restores what the client changed and hands back how it ended.
     fn finish(mut self, ended: Result<Ended, String>) -> Result<Ended, String> {
+        // Ending on an error of ours with the tunnel up: log out first, so
+        // the gateway does not hold the session for its cookie grace.
+        if matches!(self.session.phase(), Phase::Tunnel) {
+            self.session.disconnect(Instant::now());
+        }
+        while self.session.poll_tls(&mut self.tcp_out) {}
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut events = Events::with_capacity(8);
+        while !self.tcp_out.is_empty() && self.tcp.is_some() && Instant::now() < deadline {
+            self.flush_tcp(Instant::now());
+            let _ = self.poll.poll(&mut events, Some(deadline.saturating_duration_since(Instant::now())));
+        }
         if let Some(t) = self.tunnel.take() {
             remove_routes(&t);
             tracing::info!(interface = %t.name, "tunnel interface removed");
@@ -381,7 +399,10 @@ impl Client {
     /// Creates and configures the TUN and the routes of `config`.
     fn open_tunnel(&mut self, config: &TunnelConfig) -> Result<Tunnel, String> {
         let name = self.options.interface.clone();
-        let fd = dataplane::tun::open_tun_queue(&name, false).map_err(|e| format!("TUN {name}: {e}"))?;
+        let file = match self.tun.take() {
+            Some(f) => f,
+            None => open_tun(&name)?,
+        };
         let prefix = config.netmask.map_or(32, |m| u32::from(m).leading_ones() as u8);
         dataplane::tun::configure_interface(&name, config.address, prefix, config.mtu)
             .map_err(|e| format!("configuring {name}: {e}"))?;
@@ -389,7 +410,6 @@ impl Client {
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| format!("{name} has no interface index"))?;
-        let file = File::from(fd);
         let raw = file.as_raw_fd();
         self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
         let mut tunnel = Tunnel { name, file, index, address: config.address, added: Vec::new() };
@@ -407,6 +427,17 @@ impl Client {
         tracing::info!(interface = %tunnel.name, address = %tunnel.address, prefix, mtu = config.mtu, "tunnel interface up");
         Ok(tunnel)
     }
+}
+
+/// Creates the TUN `name`, refusing one that is in use.
+fn open_tun(name: &str) -> Result<File, String> {
+    let fd = dataplane::tun::open_tun_exclusive(name).map_err(|e| match e.raw_os_error() {
+        Some(libc::EBUSY) | Some(libc::EINVAL) => {
+            format!("TUN {name}: an interface of that name is in use (choose another with --interface)")
+        }
+        _ => format!("TUN {name}: {e}"),
+    })?;
+    Ok(File::from(fd))
 }
 
 /// Split-include routes through the TUN; with none, everything through it

@@ -81,5 +81,5 @@ pub use sys::TunOffloads;
 /// one queue, configured with an address, prefix and MTU. The shards use
 /// the same calls.
 pub mod tun {
-    pub use crate::sys::tun::{configure_interface, open_tun_queue};
+    pub use crate::sys::tun::{configure_interface, open_tun_exclusive, open_tun_queue};
 }

@@ -44,9 +44,20 @@ pub struct TunOffloads {
 /// interface. Queues of one interface spread flows by hash. With
 /// `vnet_hdr`, every read and write starts with a `virtio_net_hdr`.
 pub fn open_tun_queue(name: &str, vnet_hdr: bool) -> io::Result<OwnedFd> {
-    let mut ifr = ifreq_named(name)?;
     let vnet = if vnet_hdr { libc::IFF_VNET_HDR } else { 0 };
-    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE | vnet) as libc::c_short;
+    open_tun(name, libc::IFF_MULTI_QUEUE | vnet)
+}
+
+/// Creates the single-queue TUN `name` (plain packets, no vnet header). A
+/// TUN of that name that is open already (another client's, a gateway's)
+/// is refused with EBUSY rather than shared.
+pub fn open_tun_exclusive(name: &str) -> io::Result<OwnedFd> {
+    open_tun(name, 0)
+}
+
+fn open_tun(name: &str, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let mut ifr = ifreq_named(name)?;
+    ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI | flags) as libc::c_short;
     // SAFETY: the path is a NUL-terminated literal; open takes no other pointer.
     let fd = check(unsafe { libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
     // SAFETY: `fd` is a fresh descriptor nobody else owns.

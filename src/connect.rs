@@ -47,9 +47,19 @@ pub(crate) struct Args {
     /// is lost, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     reconnect_timeout: u64,
+    /// Log in, print COOKIE, HOST, CONNECT_URL, FINGERPRINT and RESOLVE as
+    /// shell assignments and exit: no tunnel, no root needed (the first of
+    /// NetworkManager's two steps).
+    #[arg(long, conflicts_with = "cookie_on_stdin")]
+    authenticate: bool,
+    /// Read the cookie of an earlier --authenticate from standard input and
+    /// connect with it, no login (pass its FINGERPRINT as --servercert).
+    #[arg(long, conflicts_with_all = ["user", "passwd_on_stdin"])]
+    cookie_on_stdin: bool,
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
+    let host = args.url.clone();
     let options = match options(args) {
         Ok(o) => o,
         Err(e) => {
@@ -62,6 +72,10 @@ pub(crate) fn run(args: Args) -> ExitCode {
             tracing::info!("logged out");
             ExitCode::SUCCESS
         }
+        Ok(connect::Ended::Authenticated { cookie, fingerprint, gateway }) => {
+            print!("{}", authenticated(&cookie, &fingerprint, &host, gateway));
+            ExitCode::SUCCESS
+        }
         Ok(connect::Ended::ByGateway(why)) => {
             tracing::error!(reason = %why, "session ended");
             ExitCode::FAILURE
@@ -71,6 +85,24 @@ pub(crate) fn run(args: Args) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// What `--authenticate` prints, as openconnect prints it: shell
+/// assignments a script can `eval`.
+fn authenticated(cookie: &str, fingerprint: &str, url: &str, gateway: std::net::SocketAddr) -> String {
+    let (host, port) = host_port(url).unwrap_or_else(|_| (gateway.ip().to_string(), gateway.port()));
+    let connect_url = if port == 443 { format!("https://{host}/") } else { format!("https://{host}:{port}/") };
+    let mut out = String::new();
+    for (name, value) in [
+        ("COOKIE", cookie.to_owned()),
+        ("HOST", gateway.ip().to_string()),
+        ("CONNECT_URL", connect_url),
+        ("FINGERPRINT", fingerprint.to_owned()),
+        ("RESOLVE", format!("{host}:{}", gateway.ip())),
+    ] {
+        out.push_str(&format!("{name}='{}'\n", value.replace('\'', "'\\''")));
+    }
+    out
 }
 
 /// HOST and PORT of `https://HOST[:PORT][/]`, or of HOST[:PORT].
@@ -105,9 +137,18 @@ fn options(args: Args) -> Result<connect::Options, String> {
             format!("--servercert {p}: expected pin-sha256: and the base64 of 32 bytes (openconnect prints it)")
         })?);
     }
-    if args.user.is_none() && args.certificate.is_none() {
-        return Err("give --user (password login) or --certificate and --sslkey".to_owned());
+    if args.user.is_none() && args.certificate.is_none() && !args.cookie_on_stdin {
+        return Err("give --user (password login), --certificate and --sslkey, or --cookie-on-stdin".to_owned());
     }
+    let cookie = if args.cookie_on_stdin {
+        let c = read_line()?;
+        if c.is_empty() {
+            return Err("--cookie-on-stdin: standard input held no cookie".to_owned());
+        }
+        Some(Zeroizing::new(c))
+    } else {
+        None
+    };
     let password = match &args.user {
         None => None,
         Some(user) => Some(password(user, args.passwd_on_stdin)?),
@@ -121,6 +162,8 @@ fn options(args: Args) -> Result<connect::Options, String> {
         interface: args.interface,
         dtls: !args.no_dtls,
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
+        cookie,
+        authenticate_only: args.authenticate,
     })
 }
 
@@ -140,6 +183,16 @@ fn password(user: &str, on_stdin: bool) -> Result<Zeroizing<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::host_port;
+
+    #[test]
+    fn authenticate_prints_shell_assignments() {
+        let gw = std::net::SocketAddr::from(([10, 10, 0, 1], 443));
+        let out = super::authenticated("a'b", "pin-sha256:X=", "https://vpn.test", gw);
+        assert_eq!(
+            out,
+            "COOKIE='a'\\''b'\nHOST='10.10.0.1'\nCONNECT_URL='https://vpn.test/'\nFINGERPRINT='pin-sha256:X='\nRESOLVE='vpn.test:10.10.0.1'\n"
+        );
+    }
 
     #[test]
     fn gateway_urls() {

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 mod connect;
 mod generate;
@@ -253,12 +254,21 @@ fn main() -> ExitCode {
         | Command::Keeper { config, .. } => service::log::LogFormat::of_file(config),
         _ => service::log::LogFormat::Text,
     };
+    // `corridor connect` logs to standard error, as openconnect does: its
+    // standard output is for what a script reads (`--authenticate`).
+    let to_stderr = matches!(cli.command, Command::Connect(_));
+    let (writer, terminal) = if to_stderr {
+        (BoxMakeWriter::new(std::io::stderr), std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    } else {
+        (BoxMakeWriter::new(std::io::stdout), std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    };
     let logs = tracing_subscriber::fmt()
+        .with_writer(writer)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_target(false);
     match format {
         service::log::LogFormat::Json => logs.json().flatten_event(true).init(),
-        service::log::LogFormat::Text => logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())).init(),
+        service::log::LogFormat::Text => logs.with_ansi(terminal).init(),
     }
     match cli.command {
         Command::Gateway { config, check_config: true } => check_gateway_config(&config),

@@ -20,9 +20,11 @@ fn connect(t: &Topology, url: &str, extra: &[&str], password: Option<&str>) -> P
         cmd.args(["--user", "alice", "--passwd-on-stdin"]);
     }
     let mut p = Proc::spawn("corridor connect", cmd);
-    if let (Some(pw), Some(mut stdin)) = (password, p.child.stdin.take()) {
-        use std::io::Write;
-        let _ = stdin.write_all(format!("{pw}\n").as_bytes());
+    if let Some(pw) = password {
+        if let Some(mut stdin) = p.child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(format!("{pw}\n").as_bytes());
+        }
     }
     p
 }
@@ -128,6 +130,82 @@ fn a_full_tunnel_routes_everything_but_the_gateway_into_the_tun() {
     let left = String::from_utf8_lossy(&run(Command::new("ip").args(["-n", &t.device(), "route", "show"])).stdout)
         .into_owned();
     assert!(!left.contains(&format!("{GATEWAY_IP} dev")) && !left.contains("0.0.0.0/1"), "routes left behind:\n{left}");
+}
+
+/// `corridor connect ARGS` in the device namespace with `stdin` on its
+/// standard input, run to its end: (exit code, stdout, stderr).
+fn run_with_stdin(t: &Topology, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut cmd = ns(&t.device(), corridor_bin());
+    cmd.arg("connect").args(args);
+    cmd.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("corridor connect");
+    if let Some(mut s) = child.stdin.take() {
+        let _ = s.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output().expect("its output");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+/// The value of `NAME='value'` in what `--authenticate` printed.
+fn assignment(out: &str, name: &str) -> String {
+    let line = out.lines().find(|l| l.starts_with(&format!("{name}="))).unwrap_or_else(|| panic!("no {name} in {out}"));
+    line.split_once('=').map(|(_, v)| v.trim_matches('\'').to_owned()).unwrap_or_default()
+}
+
+/// NetworkManager's two steps: `--authenticate` logs in and prints the
+/// cookie and the gateway's key pin (standard output holds only those
+/// lines; no TUN is made), then `--cookie-on-stdin --servercert PIN`
+/// brings the tunnel up with that cookie, no login; against corridor and
+/// ocserv.
+#[test]
+fn authenticate_then_connect_with_the_cookie() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let ca = t.dir.join("ca.crt").display().to_string();
+    for peer in ["corridor", "ocserv"] {
+        let (gw, oc) = match peer {
+            "corridor" => (Some(Gateway::start(&t, &GatewayOptions::default())), None),
+            _ => (None, Some(Ocserv::start(&t))),
+        };
+        let (code, out, err) = run_with_stdin(
+            &t,
+            &["--authenticate", "--user", "alice", "--passwd-on-stdin", "--cafile", &ca, GATEWAY_IP],
+            &format!("{PASSWORD}\n"),
+        );
+        assert_eq!(code, 0, "{peer}: {out}\n{err}");
+        assert_eq!(out.lines().count(), 5, "{peer}: only the assignments on stdout: {out}");
+        assert_eq!(assignment(&out, "HOST"), GATEWAY_IP);
+        assert_eq!(assignment(&out, "FINGERPRINT"), gateway_pin(&t), "{peer}");
+        let cookie = assignment(&out, "COOKIE");
+        assert!(!cookie.is_empty() && !link_exists(&t), "{peer}: {out}");
+        if let Some(gw) = &gw {
+            assert_eq!(gw.session_of("alice").expect("the login's session")["channel"], "none");
+        }
+
+        let pin = assignment(&out, "FINGERPRINT");
+        let mut c = connect(&t, &assignment(&out, "CONNECT_URL"), &["--cookie-on-stdin", "--servercert", &pin], None);
+        if let Some(mut stdin) = c.child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(format!("{cookie}\n").as_bytes());
+        }
+        c.log.wait_for("DTLS up", Duration::from_secs(20));
+        assert!(!c.log.contains("logged in"), "{peer}: no second login: {}", c.log.text());
+        assert_eq!(udp_echo(&t.device(), 5), 5, "{peer}");
+        if let Some(gw) = &gw {
+            assert_eq!(gw.sessions().len(), 1, "the same session: {:?}", gw.sessions());
+        }
+        interrupt(&c);
+        assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{peer}: {}", c.log.text());
+        drop((gw, oc));
+    }
+
+    // A cookie nobody issued: refused, exit 1.
+    let _gw = Gateway::start(&t, &GatewayOptions::default());
+    let (code, _, err) = run_with_stdin(&t, &["--cookie-on-stdin", "--cafile", &ca, GATEWAY_IP], "not-a-cookie\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("401") || err.contains("refused"), "{err}");
 }
 
 /// The SPKI pin of the gateway's certificate, as openconnect prints it.

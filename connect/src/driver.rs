@@ -83,7 +83,11 @@ impl Client {
         };
         config.dtls = options.dtls;
         config.reconnect_timeout = options.reconnect_timeout;
-        let session = DeviceSession::new(config).map_err(|e| format!("{e:?}"))?;
+        let session = match &options.cookie {
+            Some(cookie) => DeviceSession::with_cookie(config, cookie),
+            None => DeviceSession::new(config),
+        }
+        .map_err(|e| e.to_string())?;
 
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let (read, write) = StdUnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
@@ -96,6 +100,7 @@ impl Client {
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
 
         let options_interface = options.interface.clone();
+        let authenticate_only = options.authenticate_only;
         let mut client = Self {
             options,
             gateway,
@@ -105,7 +110,7 @@ impl Client {
             tcp_out: Vec::new(),
             udp: None,
             tunnel: None,
-            tun: Some(open_tun(&options_interface)?),
+            tun: if authenticate_only { None } else { Some(open_tun(&options_interface)?) },
             signals,
             stopping: false,
             ended: None,
@@ -155,10 +160,13 @@ impl Client {
     fn finish(mut self, ended: Result<Ended, String>) -> Result<Ended, String> {
         // Ending on an error of ours with the tunnel up: log out first, so
         // the gateway does not hold the session for its cookie grace.
-        if matches!(self.session.phase(), Phase::Tunnel) {
+        let authenticated = matches!(ended, Ok(Ended::Authenticated { .. }));
+        if matches!(self.session.phase(), Phase::Tunnel) && !authenticated {
             self.session.disconnect(Instant::now());
         }
-        while self.session.poll_tls(&mut self.tcp_out) {}
+        if !authenticated {
+            while self.session.poll_tls(&mut self.tcp_out) {}
+        }
         let deadline = Instant::now() + Duration::from_secs(1);
         let mut events = Events::with_capacity(8);
         while !self.tcp_out.is_empty() && self.tcp.is_some() && Instant::now() < deadline {
@@ -302,8 +310,16 @@ impl Client {
         }
     }
 
-    /// Sends what the session queued and acts on its events.
+    /// Acts on the session's events, then sends what it queued (the events
+    /// first: after an `authenticate_only` login the CONNECT queued behind
+    /// it must not leave).
     fn pump(&mut self, now: Instant) {
+        while let Some(event) = self.session.poll_event() {
+            self.on_event(now, event);
+        }
+        if matches!(self.ended, Some(Ok(Ended::Authenticated { .. }))) {
+            return;
+        }
         while self.session.poll_tls(&mut self.tcp_out) {}
         self.flush_tcp(now);
         while self.session.poll_datagram(&mut self.scratch) {
@@ -323,6 +339,16 @@ impl Client {
 
     fn on_event(&mut self, now: Instant, event: Event) {
         match event {
+            Event::LoggedIn if self.options.authenticate_only => {
+                let cookie = self.session.cookie().map(|c| zeroize::Zeroizing::new(c.to_owned()));
+                let fingerprint = self.session.server_certificate().as_deref().and_then(crate::trust::pin_of);
+                self.ended = Some(match (cookie, fingerprint) {
+                    (Some(cookie), Some(fingerprint)) => {
+                        Ok(Ended::Authenticated { cookie, fingerprint, gateway: self.gateway })
+                    }
+                    _ => Err("logged in, but no cookie or no gateway certificate to show".to_owned()),
+                });
+            }
             Event::LoggedIn => tracing::info!("logged in"),
             Event::TunnelUp { address, mtu, dtls_port, .. } => {
                 if self.tunnel.is_none() {
@@ -355,11 +381,15 @@ impl Client {
             Event::AuthFailed(message) => {
                 self.ended = Some(Err(format!("login refused: {}", message.trim())));
             }
-            Event::Disconnected(reason) => self.on_disconnected(reason),
+            Event::Disconnected(reason) => self.on_disconnected(now, reason),
         }
     }
 
-    fn on_disconnected(&mut self, reason: DisconnectReason) {
+    fn on_disconnected(&mut self, now: Instant, reason: DisconnectReason) {
+        // What the session wrote last (a logout's BYE) leaves before the
+        // connection is dropped.
+        while self.session.poll_tls(&mut self.tcp_out) {}
+        self.flush_tcp(now);
         self.drop_tcp();
         if self.ended.is_some() {
             return;

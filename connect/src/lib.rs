@@ -16,10 +16,13 @@
 //! SIGHUP log out (BYE) and restore the routes; the TUN, and every route
 //! through it, goes with the process, also when it crashes.
 //!
+//! The two-step login of NetworkManager and scripts: `authenticate_only`
+//! logs in and hands back the cookie (no CONNECT, no TUN, no root needed);
+//! `cookie` starts from such a cookie with CONNECT, no login.
+//!
 //! Not yet: DNS configuration (the servers are logged), per-app selection,
-//! trusted-network teardown, `--authenticate`/`--cookie-on-stdin`,
-//! `--background`, vpnc-script, roaming to a new local address without a
-//! TCP loss, and the batched I/O of the shards.
+//! trusted-network teardown, `--background`, vpnc-script, roaming to a new
+//! local address without a TCP loss, and the batched I/O of the shards.
 
 #![forbid(unsafe_code)]
 
@@ -49,6 +52,10 @@ pub struct Options {
     pub dtls: bool,
     /// How long a lost connection is retried with the cookie.
     pub reconnect_timeout: Duration,
+    /// A cookie from an earlier `--authenticate`: CONNECT with it, no login.
+    pub cookie: Option<Zeroizing<String>>,
+    /// Log in, hand back the cookie and stop: no CONNECT, no TUN.
+    pub authenticate_only: bool,
 }
 
 /// How a session ended without an error of this client's.
@@ -58,6 +65,9 @@ pub enum Ended {
     ByUser,
     /// The gateway ended it (its reason), or reconnecting gave up.
     ByGateway(String),
+    /// `authenticate_only`: the login's cookie, and the pin of the key the
+    /// gateway presented (`pin-sha256:…`, for `--servercert` next time).
+    Authenticated { cookie: Zeroizing<String>, fingerprint: String, gateway: std::net::SocketAddr },
 }
 
 /// Runs the client until the session ends; errors say what failed

@@ -81,6 +81,11 @@ pub fn client_config(trust: &Trust) -> Result<Arc<ClientConfig>, String> {
     Ok(Arc::new(config))
 }
 
+/// `pin-sha256:BASE64` of a DER certificate's key, as `--servercert` takes it.
+pub fn pin_of(cert: &[u8]) -> Option<String> {
+    spki(cert).map(|s| format!("pin-sha256:{}", pin_base64(&spki_pin(&s))))
+}
+
 /// The SubjectPublicKeyInfo of a DER certificate.
 fn spki(cert: &[u8]) -> Option<Vec<u8>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(cert).ok()?;

@@ -234,9 +234,41 @@ impl core::fmt::Debug for DeviceSession {
 impl DeviceSession {
     /// Starts the TLS handshake with the `init` POST queued behind it (§2.3).
     pub fn new(config: DeviceConfig) -> Result<Self, DeviceError> {
+        let mut s = Self::unstarted(config)?;
+        let init = auth::init_xml(&format!("https://{}/", s.config.host));
+        s.post("/", init.as_bytes())?;
+        Ok(s)
+    }
+
+    /// Starts with the `webvpn` cookie of a login made earlier (the
+    /// two-step flow of openconnect's `--authenticate` then
+    /// `--cookie-on-stdin`): the TLS handshake with CONNECT queued behind
+    /// it, no login (§3.1). A gateway that no longer knows the cookie
+    /// answers 401: [`DisconnectReason::ConnectRefused`].
+    pub fn with_cookie(config: DeviceConfig, cookie: &str) -> Result<Self, DeviceError> {
+        let mut s = Self::unstarted(config)?;
+        let cookie = Zeroizing::new(cookie.to_owned());
+        s.cookie = Some(cookie.clone());
+        s.phase = Phase::Connecting;
+        s.send_connect(&cookie, s.config.previous_address);
+        Ok(s)
+    }
+
+    /// The `webvpn` cookie, once the login gave one: a bearer token that
+    /// reconnects this session (what `--authenticate` prints).
+    pub fn cookie(&self) -> Option<&str> {
+        self.cookie.as_deref().map(String::as_str)
+    }
+
+    /// The certificate the gateway presented, once the TLS handshake is done.
+    pub fn server_certificate(&self) -> Option<rustls::pki_types::CertificateDer<'static>> {
+        self.tls.peer_certificates().and_then(|c| c.first()).map(|c| c.clone().into_owned())
+    }
+
+    fn unstarted(config: DeviceConfig) -> Result<Self, DeviceError> {
         let tls =
             rustls::ClientConnection::new(config.tls.clone(), config.server_name.clone()).map_err(DeviceError::Tls)?;
-        let mut s = Self {
+        Ok(Self {
             config,
             tls,
             phase: Phase::Authenticating,
@@ -252,10 +284,7 @@ impl DeviceSession {
             stats: Stats::default(),
             reconnect: None,
             last_now: None,
-        };
-        let init = auth::init_xml(&format!("https://{}/", s.config.host));
-        s.post("/", init.as_bytes())?;
-        Ok(s)
+        })
     }
 
     pub fn phase(&self) -> Phase {

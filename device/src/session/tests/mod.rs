@@ -469,6 +469,36 @@ fn certificate_login_takes_the_cookie_from_the_init_answer() {
 }
 
 #[test]
+fn a_session_started_with_a_cookie_sends_connect_and_no_login() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::with_cookie(device_config(), "C00KIE").unwrap();
+    assert_eq!((d.phase(), d.cookie()), (Phase::Connecting, Some("C00KIE")));
+    gw.pump(t0, &mut d);
+    let connect = gw.read();
+    assert!(connect.starts_with("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\n"), "CONNECT first: {connect}");
+    assert!(connect.contains("\r\nCookie: webvpn=C00KIE\r\n") && !connect.contains("POST"), "{connect}");
+    assert!(d
+        .server_certificate()
+        .is_some_and(|c| c.as_ref() == CertificateDer::from_pem_slice(CERT).unwrap().as_ref()));
+    gw.send(ocserv_connect().as_bytes());
+    gw.pump(t0, &mut d);
+    let ev = events(&mut d);
+    assert!(matches!(ev[..], [Event::TunnelUp { .. }]), "{ev:?}");
+
+    // A cookie the gateway does not know: refused, said so, over.
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::with_cookie(device_config(), "STALE").unwrap();
+    gw.pump(t0, &mut d);
+    gw.read();
+    gw.send(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+    gw.pump(t0, &mut d);
+    let ev = events(&mut d);
+    assert!(matches!(&ev[..], [Event::Disconnected(DisconnectReason::ConnectRefused { status: 401, .. })]), "{ev:?}");
+    assert_eq!(d.phase(), Phase::Closed);
+}
+
+#[test]
 fn certificate_only_device_does_not_answer_a_password_form() {
     let t0 = Instant::now();
     // A gateway that does not ask for certificates shows its form.

@@ -132,6 +132,56 @@ fn a_full_tunnel_routes_everything_but_the_gateway_into_the_tun() {
     assert!(!left.contains(&format!("{GATEWAY_IP} dev")) && !left.contains("0.0.0.0/1"), "routes left behind:\n{left}");
 }
 
+/// The device's own address changes under a running transfer (a new
+/// address on its link, the old one removed): the client hears it from
+/// netlink, reconnects with the cookie from the new address at once, gets
+/// the same tunnel address, brings DTLS up again, and the TCP connection
+/// inside the tunnel carries on: what arrives is sha256-identical.
+#[test]
+fn a_new_local_address_reconnects_and_a_tcp_transfer_inside_survives() {
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let before = gw.session_of("alice").expect("session");
+
+    // 8 MiB paced over ~4 s, from inside the tunnel to a sink in the org.
+    let digest = org.file("paced.bin", 8);
+    let mut sink = ns(&t.org(), "python3");
+    sink.args(["-c", &format!(
+        "import socket,hashlib\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{ORG_IP}',9101))\ns.listen(1)\nprint('ready',flush=True)\nc,_=s.accept()\nh=hashlib.sha256()\nwhile True:\n d=c.recv(1<<20)\n if not d: break\n h.update(d)\nprint('sha256',h.hexdigest(),flush=True)"
+    )]);
+    let sink = Proc::spawn("org paced sink", sink);
+    sink.log.wait_for("ready", Duration::from_secs(10));
+    let mut send = ns(&t.device(), "python3");
+    send.args(["-c", &format!(
+        "import socket,time\nd=open('{}','rb').read()\ns=socket.create_connection(('{ORG_IP}',9101),timeout=60)\nfor i in range(0,len(d),65536):\n s.sendall(d[i:i+65536])\n time.sleep(0.03)\ns.close()\nprint('sent',flush=True)",
+        org.dir.join("paced.bin").display()
+    )]);
+    let sender = Proc::spawn("paced sender", send);
+    std::thread::sleep(Duration::from_secs(1));
+
+    let dev = t.device();
+    run(Command::new("ip").args(["netns", "exec", &dev, "sysctl", "-qw", "net.ipv4.conf.to-gw.promote_secondaries=1"]));
+    run(Command::new("ip").args(["-n", &dev, "addr", "add", "10.10.0.5/24", "dev", "to-gw"]));
+    run(Command::new("ip").args(["-n", &dev, "addr", "del", "10.10.0.2/24", "dev", "to-gw"]));
+    let changed = c.log.wait_for("network changed", Duration::from_secs(10));
+    assert!(changed.contains("10.10.0.5"), "{changed}");
+    wait_until("DTLS up again", Duration::from_secs(20), || {
+        (c.log.text().matches("DTLS up").count() >= 2).then_some(())
+    });
+    sender.log.wait_for("sent", Duration::from_secs(60));
+    let line = sink.log.wait_for("sha256 ", Duration::from_secs(60));
+    assert_eq!(line.split_whitespace().last(), Some(digest.as_str()), "the transfer survived byte-identical");
+
+    let after = gw.session_of("alice").expect("the same session");
+    assert_eq!((&after["id"], &after["address"]), (&before["id"], &before["address"]), "{after}");
+    assert!(after["peer"].as_str().is_some_and(|p| p.starts_with("10.10.0.5:")), "{after}");
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+}
+
 /// `corridor connect ARGS` in the device namespace with `stdin` on its
 /// standard input, run to its end: (exit code, stdout, stderr).
 fn run_with_stdin(t: &Topology, args: &[&str], stdin: &str) -> (i32, String, String) {

@@ -18,13 +18,14 @@ use proto::connect::TunnelConfig;
 use proto::ip::Ipv4Net;
 use rustls::pki_types::ServerName;
 
-use crate::netlink::{Netlink, Path, Route};
+use crate::netlink::{Monitor, Netlink, Path, Route};
 use crate::{Ended, Options};
 
 const TCP: Token = Token(0);
 const UDP: Token = Token(1);
 const TUN: Token = Token(2);
 const SIGNALS: Token = Token(3);
+const MONITOR: Token = Token(4);
 
 /// How long a TCP connect may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +56,8 @@ pub(crate) struct Client {
     /// tunnel's configuration arrives.
     tun: Option<File>,
     signals: UnixStream,
+    /// Address, route and link changes: the way to the gateway may have moved.
+    monitor: Option<Monitor>,
     /// The user asked to stop: the logout is on its way.
     stopping: bool,
     ended: Option<Result<Ended, String>>,
@@ -99,6 +102,19 @@ impl Client {
         let mut signals = UnixStream::from_std(read);
         poll.registry().register(&mut signals, SIGNALS, Interest::READABLE).map_err(|e| e.to_string())?;
 
+        let monitor = match Monitor::open() {
+            Ok(m) => {
+                let raw = m.as_raw_fd();
+                poll.registry()
+                    .register(&mut SourceFd(&raw), MONITOR, Interest::READABLE)
+                    .map_err(|e| e.to_string())?;
+                Some(m)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no netlink notifications: a network change is noticed only when the connection fails");
+                None
+            }
+        };
         let options_interface = options.interface.clone();
         let authenticate_only = options.authenticate_only;
         let mut client = Self {
@@ -112,6 +128,7 @@ impl Client {
             tunnel: None,
             tun: if authenticate_only { None } else { Some(open_tun(&options_interface)?) },
             signals,
+            monitor,
             stopping: false,
             ended: None,
             buf: vec![0; BUF],
@@ -141,16 +158,20 @@ impl Client {
                     UDP => self.on_udp(now),
                     TUN => self.on_tun(now),
                     SIGNALS => self.on_signal(now),
+                    MONITOR if self.monitor.as_mut().is_some_and(Monitor::drain) => self.check_path(now),
                     _ => {}
                 }
             }
             if self.session.poll_timeout().is_some_and(|t| t <= now) {
                 self.session.handle_timeout(now);
             }
-            if self.session.reconnect_at().is_some_and(|t| t <= now) && self.tcp.is_none() {
-                self.reconnect(now);
-            }
+            // The events first: a loss's Disconnected must be acted on
+            // before a reconnect opens the connection it would drop.
             self.pump(now);
+            if self.ended.is_none() && self.session.reconnect_at().is_some_and(|t| t <= now) && self.tcp.is_none() {
+                self.reconnect(now);
+                self.pump(now);
+            }
         }
         let ended = self.ended.take().unwrap_or(Ok(Ended::ByUser));
         self.finish(ended)
@@ -292,6 +313,33 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// After a network change: when a new connection to the gateway would
+    /// leave from another address than the current one (the address went,
+    /// or the route moved), the current one is as good as lost. Reconnect
+    /// now with the cookie (same tunnel address, a new DTLS handshake from
+    /// the new address) rather than wait for dead-peer detection.
+    fn check_path(&mut self, now: Instant) {
+        if !matches!(self.session.phase(), Phase::Tunnel | Phase::Connecting) {
+            return;
+        }
+        let Some(local) = self.tcp.as_ref().and_then(|s| s.local_addr().ok()) else { return };
+        let IpAddr::V4(gateway) = self.gateway.ip() else { return };
+        let now_from = Netlink::open().and_then(|mut nl| nl.lookup(gateway)).ok().and_then(|l| l.source);
+        if now_from.is_some_and(|s| IpAddr::V4(s) == local.ip()) {
+            return;
+        }
+        match now_from {
+            Some(new) => {
+                tracing::warn!(was = %local.ip(), now = %new, "network changed: the gateway is reached from another address; reconnecting")
+            }
+            None => {
+                tracing::warn!(was = %local.ip(), "network changed: no route to the gateway now; reconnecting when there is")
+            }
+        }
+        self.drop_tcp();
+        self.session.handle_connection_lost(now);
     }
 
     fn on_signal(&mut self, now: Instant) {

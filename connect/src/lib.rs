@@ -12,7 +12,11 @@
 //! through the TUN and the gateway's own address through the path it had);
 //! brings up PSK-NEGOTIATE DTLS beside CSTP, falling back to CSTP when DTLS
 //! fails; answers DPD and sends keepalives; when the TCP connection is lost
-//! it reconnects with the cookie to the same address. SIGINT, SIGTERM or
+//! it reconnects with the cookie to the same address, and it listens to
+//! netlink: when the way to the gateway now leaves from another local
+//! address (the device moved), it reconnects at once, with a new DTLS
+//! handshake from the new address, rather than wait for dead-peer
+//! detection; connections inside the tunnel carry on. SIGINT, SIGTERM or
 //! SIGHUP log out (BYE) and restore the routes; the TUN, and every route
 //! through it, goes with the process, also when it crashes.
 //!
@@ -21,8 +25,9 @@
 //! `cookie` starts from such a cookie with CONNECT, no login.
 //!
 //! Not yet: DNS configuration (the servers are logged), per-app selection,
-//! trusted-network teardown, `--background`, vpnc-script, roaming to a new
-//! local address without a TCP loss, and the batched I/O of the shards.
+//! trusted-network teardown, `--background`, vpnc-script, following a move
+//! to another interface in a full tunnel (the gateway's host route stays on
+//! the interface it was added for), and the batched I/O of the shards.
 
 #![forbid(unsafe_code)]
 

@@ -24,6 +24,14 @@ pub struct Path {
     pub oif: u32,
 }
 
+/// [`Netlink::path_to`]'s answer: the path and the source address the
+/// kernel would give a new connection on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lookup {
+    pub path: Path,
+    pub source: Option<Ipv4Addr>,
+}
+
 /// A route this client added, to delete as it was added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
@@ -58,6 +66,11 @@ impl Netlink {
 
     /// The kernel's path to `destination` now (`ip route get`).
     pub fn path_to(&mut self, destination: Ipv4Addr) -> io::Result<Path> {
+        self.lookup(destination).map(|l| l.path)
+    }
+
+    /// The path to `destination` and the source address it would take.
+    pub fn lookup(&mut self, destination: Ipv4Addr) -> io::Result<Lookup> {
         let mut msg = route_message(Ipv4Net { addr: destination, prefix: 32 });
         msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
         let answer = self.request(RouteNetlinkMessage::GetRoute(msg), NLM_F_REQUEST)?;
@@ -65,17 +78,19 @@ impl Netlink {
             return Err(io::Error::other(format!("no route to {destination}")));
         };
         let mut path = Path { gateway: None, oif: 0 };
+        let mut source = None;
         for a in r.attributes {
             match a {
                 RouteAttribute::Gateway(RouteAddress::Inet(g)) => path.gateway = Some(g),
                 RouteAttribute::Oif(i) => path.oif = i,
+                RouteAttribute::PrefSource(RouteAddress::Inet(s)) => source = Some(s),
                 _ => {}
             }
         }
         if path.oif == 0 {
             return Err(io::Error::other(format!("the route to {destination} names no interface")));
         }
-        Ok(path)
+        Ok(Lookup { path, source })
     }
 
     /// Adds `route` to the main table; an existing equal route is an error
@@ -126,6 +141,48 @@ impl Netlink {
                 }
             }
         }
+    }
+}
+
+/// A netlink socket that hears of every IPv4 address, route and link
+/// change (the rtnetlink multicast groups), non-blocking: the client wakes
+/// on it and checks whether its way to the gateway changed.
+#[derive(Debug)]
+pub struct Monitor {
+    socket: Socket,
+    buf: Vec<u8>,
+}
+
+impl Monitor {
+    pub fn open() -> io::Result<Self> {
+        let mut socket = Socket::new(NETLINK_ROUTE)?;
+        socket.bind_auto()?;
+        for group in [libc::RTNLGRP_LINK, libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV4_ROUTE] {
+            socket.add_membership(group)?;
+        }
+        socket.set_non_blocking(true)?;
+        Ok(Self { socket, buf: vec![0; 16 * 1024] })
+    }
+
+    /// Reads every queued notification; whether there were any. What they
+    /// say is not needed: the client asks the kernel afresh.
+    pub fn drain(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            match self.socket.recv(&mut &mut self.buf[..], 0) {
+                Ok(_) => any = true,
+                // Notifications were lost (the queue overran): a change too.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => any = true,
+                // WouldBlock: nothing more now.
+                Err(_) => return any,
+            }
+        }
+    }
+}
+
+impl std::os::fd::AsRawFd for Monitor {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
     }
 }
 

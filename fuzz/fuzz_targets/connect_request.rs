@@ -39,6 +39,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         rekey: None,
         banner: connect.user_agent.clone(),
         dtls: None,
+        apps: connect.user_agent.clone().map(|a| vec![a]),
     };
     let answer = connect_response(&params);
     let limits = ResponseLimits { max_head: 64 * 1024, ..ResponseLimits::default() };
@@ -50,4 +51,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let config = parse_connect_response(&response).expect("the device accepts the CONNECT answer");
     assert_eq!((config.address, config.mtu), (address, 1400));
     assert!(config.dtls.is_none());
+    // The app list (here the device's own user agent) comes back one header,
+    // one app: no value smuggles a second.
+    assert_eq!(config.apps.map(|a| a.len()), connect.user_agent.map(|_| 1));
 });

@@ -570,6 +570,7 @@ fn a1_params() -> TunnelParams {
             dpd_secs: 90,
             keepalive_secs: 32400,
         }),
+        apps: None,
     }
 }
 

@@ -182,6 +182,7 @@ fn tunnel_params() -> TunnelParams {
         rekey: Some((172_800, RekeyMethod::NewTunnel)),
         banner: Some("Welcome".into()),
         dtls: Some(DtlsParams { port: 443, app_id: (1..=32).collect(), dpd_secs: 30, keepalive_secs: 20 }),
+        apps: Some(vec!["/usr/bin/ssh".into(), "/opt/crm/bin/crm client".into()]),
     }
 }
 
@@ -205,6 +206,7 @@ fn as_configured(p: &TunnelParams) -> TunnelConfig {
         rekey: p.rekey,
         banner: p.banner.clone(),
         dtls: p.dtls.clone(),
+        apps: p.apps.clone(),
     }
 }
 

@@ -127,6 +127,7 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("group.allowed", o.allowed.join(","))
         .set("group.split_include", if o.full_tunnel { "" } else { "10.99.0.0/24" })
         .set("group.client_to_client", if o.client_to_client { "true" } else { "" })
+        .set("group.apps", o.apps.join(","))
         .set("log.format", if o.log_json { "json" } else { "" });
     if o.relayed != 0 {
         let via = o.relay_via.clone().unwrap_or_else(|| format!("{RELAY_GATEWAY_SIDE}:3101"));

@@ -53,6 +53,8 @@ pub struct GatewayOptions {
     pub log_json: bool,
     /// The group pushes no split-include routes: devices send everything.
     pub full_tunnel: bool,
+    /// `[[group]] apps`: empty for "all".
+    pub apps: Vec<String>,
     /// `[timers] session_timeout`; `None`: the gateway's default.
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
@@ -86,6 +88,7 @@ impl Default for GatewayOptions {
             relay_via: None,
             log_json: false,
             full_tunnel: false,
+            apps: Vec::new(),
             session_timeout: None,
             cookie_grace: 60,
             env: Vec::new(),

@@ -39,6 +39,33 @@ pub struct Group {
     pub policy: proto::grant::Policy,
     pub split_include: Vec<Ipv4Net>,
     pub split_exclude: Vec<Ipv4Net>,
+    /// Per-app selection: the executables whose traffic may use the tunnel
+    /// (sent to the device, which enforces it: `corridor connect`); `None`:
+    /// every app (`apps = "all"`, the default).
+    pub apps: Option<Vec<String>>,
+}
+
+/// Per-app selection: `"all"` (or absent) → None; a list of absolute paths.
+fn apps(field: &str, v: Option<&toml::Value>) -> Result<Option<Vec<String>>, ConfigError> {
+    let fix =
+        "write \"all\" (every app, the default) or a list of executables' absolute paths, e.g. [\"/usr/bin/ssh\"]";
+    let list = match v {
+        None => return Ok(None),
+        Some(toml::Value::String(s)) if s == "all" => return Ok(None),
+        Some(toml::Value::Array(a)) => a,
+        Some(other) => return Err(err(field, format!("`{other}` is neither \"all\" nor a list"), fix)),
+    };
+    if list.is_empty() {
+        return Err(err(field, "an empty list lets no app use the tunnel", fix));
+    }
+    let mut paths = Vec::with_capacity(list.len());
+    for item in list {
+        match item.as_str() {
+            Some(p) if p.starts_with('/') && !p.chars().any(char::is_control) => paths.push(p.to_owned()),
+            _ => return Err(err(field, format!("`{item}` is not an absolute path"), fix)),
+        }
+    }
+    Ok(Some(paths))
 }
 
 /// Session timers (seconds on the wire, `Duration` here).
@@ -487,6 +514,7 @@ impl Config {
                 },
                 split_include: nets(&f("split_include"), &g.split_include)?,
                 split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
+                apps: apps(&f("apps"), g.apps.as_ref())?,
             });
         }
         let relays = relays(&raw.relays, base, files)?;

@@ -258,6 +258,10 @@ pub(super) struct RawGroup {
     /// A bool, checked in `Config::parse` so that a mistake names the field.
     #[serde(default)]
     pub(super) client_to_client: Option<toml::Value>,
+    /// `"all"` or a list of executables' absolute paths, checked in
+    /// `Config::parse`.
+    #[serde(default)]
+    pub(super) apps: Option<toml::Value>,
 }
 
 /// `[limits]`: brute-force and flood defences (docs/security.md). Times in

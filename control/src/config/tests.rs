@@ -291,6 +291,24 @@ fn groups_deny_the_gateway_and_other_sessions_unless_client_to_client() {
     assert_eq!(c.group(None).expect("the first group").policy.gateway, [Ipv4Addr::new(192, 168, 99, 1)]);
 }
 
+/// Per-app selection: "all" or absent is every app; a list of absolute
+/// paths is kept as given; anything else names the field.
+#[test]
+fn group_apps_are_all_or_absolute_paths() {
+    let with = |line: &str| GOOD.replace("[[group]]\n", &format!("[[group]]\n{line}\n"));
+    let apps = |line: &str| Config::parse(&with(line)).map(|c| c.group(None).expect("the first group").apps.clone());
+    assert_eq!(apps("").expect("valid"), None);
+    assert_eq!(apps("apps = \"all\"").expect("valid"), None);
+    assert_eq!(
+        apps("apps = [\"/usr/bin/ssh\", \"/opt/crm/crm client\"]").expect("valid"),
+        Some(vec!["/usr/bin/ssh".to_owned(), "/opt/crm/crm client".to_owned()])
+    );
+    for bad in ["apps = []", "apps = [\"ssh\"]", "apps = \"some\"", "apps = true", "apps = [\"/bin/a\\nb\"]"] {
+        let e = apps(bad).expect_err(bad);
+        assert_eq!(e.field, "group[0].apps", "{bad}: {e}");
+    }
+}
+
 /// `[admin] ctl_socket`: a default, relative to the configuration file
 /// like every path, and refused where no socket can be made.
 #[test]

@@ -120,6 +120,7 @@ impl<P: DataplanePort> Core<P> {
                 dpd_secs: secs(config.timers.dpd),
                 keepalive_secs: secs(config.timers.keepalive),
             }),
+            apps: group.apps.clone(),
         };
         let user = s.user.clone();
         let address = s.address;

@@ -100,6 +100,9 @@ pub struct TunnelConfig {
     pub banner: Option<String>,
     /// `None` when the gateway offered no usable PSK-NEGOTIATE DTLS (§8).
     pub dtls: Option<DtlsParams>,
+    /// `X-Corridor-App` values: the executables whose traffic may use the
+    /// tunnel; `None` (no such header, as from any other gateway): all.
+    pub apps: Option<Vec<String>>,
 }
 
 /// Why a CONNECT answer is unusable; openconnect aborts on each (§3.2).
@@ -182,6 +185,10 @@ pub fn parse_connect_response(r: &Response) -> Result<TunnelConfig, ConnectRespo
         rekey,
         banner: text("X-CSTP-Banner"),
         dtls: dtls_offer(r)?,
+        apps: {
+            let apps: Vec<String> = values(r, super::server::APP_HEADER).map(str::to_owned).collect();
+            (!apps.is_empty()).then_some(apps)
+        },
     })
 }
 

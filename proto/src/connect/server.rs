@@ -192,7 +192,14 @@ pub struct TunnelParams {
     pub banner: Option<String>,
     /// `None` sends no `X-DTLS-*` header: a clean CSTP-only tunnel (§8).
     pub dtls: Option<DtlsParams>,
+    /// The executables whose traffic may use the tunnel, one
+    /// `X-Corridor-App` header each (corridor's own; openconnect ignores
+    /// it); `None`: every app, no header.
+    pub apps: Option<Vec<String>>,
 }
+
+/// One executable allowed into the tunnel (per-app selection).
+pub(super) const APP_HEADER: &str = "X-Corridor-App";
 
 /// The complete CONNECT success response: status line, headers, blank
 /// line. Send it in its own TLS record before the first CSTP frame (§4.3).
@@ -251,6 +258,9 @@ pub fn connect_response(p: &TunnelParams) -> Vec<u8> {
     h("X-CSTP-MTU", &p.mtu.to_string());
     if let Some(banner) = &p.banner {
         h("X-CSTP-Banner", banner);
+    }
+    for app in p.apps.iter().flatten() {
+        h(APP_HEADER, app);
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -319,6 +329,7 @@ mod tests {
             rekey: None,
             banner: None,
             dtls: None,
+            apps: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! and the server key and password hashes are nowhere in its memory; the
 //! keeper holds them, root under a seccomp filter of its own. Logins and
 //! TLS work through the keeper, and the worker ends when the keeper does.
-//! Needs root; `scripts/test.sh` runs it.
+//! `corridor relay` drops privileges the same way and still carries a
+//! device end to end. Needs root; `scripts/test.sh` runs it.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -232,3 +233,36 @@ fn a_key_the_keeper_cannot_load_stops_start_up_naming_the_field() {
     assert!(stderr.contains("server.key"), "{stderr}");
 }
 
+#[test]
+fn the_relay_is_unprivileged_confined_and_still_carries_a_device() {
+    let t = Topology::up_relay();
+    let org = Org::start(&t);
+    let relay = Relay::start(&t);
+    let _gw = Gateway::start(&t, &GatewayOptions { relayed: 1, ..GatewayOptions::default() });
+    relay.wait_links(1, Duration::from_secs(10));
+
+    // Its one thread (and any other): no uid or gid 0, no capabilities,
+    // no_new_privs, seccomp filter mode, from the moment it said so.
+    let line = relay.proc.log.wait_for("privileges dropped", Duration::from_secs(1));
+    let (uid, gid, threads) = assert_confined(relay.proc.child.id());
+    assert!(threads >= 1);
+    assert!(line.contains(&format!("uid={uid}")), "{line}");
+
+    // A device end to end through it: TLS spliced to the gateway, DTLS
+    // through a flow port the confined relay opened.
+    let client = Client::connect_relayed(&t, &t.device(), Login::Password("alice", PASSWORD));
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    let page = run(ns(&client.ns, "curl").args(["-sS", "--max-time", "30", &format!("http://{ORG_IP}:8080/")])).stdout;
+    assert_eq!(String::from_utf8_lossy(&page), "<h1>org intranet</h1>\n", "a page through the relay");
+    assert_eq!(udp_echo(&client.ns, 20), 20, "UDP both ways through the relay's flow");
+    assert_eq!(relay.metric("corridor_relay_flows_bound_total"), 1, "{}", relay.admin("/metrics"));
+    assert_eq!(relay.metric("corridor_relay_streams_spliced_total"), 1);
+
+    // What it loaded as root stays root's: the relay's user can read
+    // neither its link key nor the gateways' token (both mode 0600).
+    for secret in [t.dir.join("relay-link.key"), t.dir.join("relay.token")] {
+        assert!(!readable_by(&uid, &gid, &secret), "uid {uid} read {}", secret.display());
+    }
+    drop(client);
+    drop(org);
+}

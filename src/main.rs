@@ -48,9 +48,10 @@ enum Command {
         /// The TOML configuration (see config/relay.example.toml).
         #[arg(long, short)]
         config: PathBuf,
-        /// Check the configuration and the link certificate and key, print
-        /// the effective configuration (TOML, defaults filled in, tokens
-        /// redacted) and exit: 0 when good, 2 naming the mistake.
+        /// Check the configuration, the link certificate and key, and the
+        /// user it drops to, print the effective configuration (TOML,
+        /// defaults filled in, tokens redacted) and exit: 0 when good, 2
+        /// naming the mistake.
         #[arg(long)]
         check_config: bool,
     },
@@ -439,6 +440,9 @@ fn stop_flag() -> Option<Arc<AtomicBool>> {
     Some(stop)
 }
 
+/// `corridor relay`: binds its listeners and loads its link key as root,
+/// then drops to `[relay] user` under seccomp before serving anything
+/// (docs/security.md, "Process model").
 fn relay(path: &std::path::Path) -> ExitCode {
     let config = match relay::Config::load(path) {
         Ok(c) => c,
@@ -448,7 +452,10 @@ fn relay(path: &std::path::Path) -> ExitCode {
         }
     };
     let Some(stop) = stop_flag() else { return ExitCode::FAILURE };
+    // Connected now, as root: after the drop the socket's path may be out
+    // of reach and seccomp allows no unix sockets.
     let mut notifier = service_notifier();
+    let user = config.user.clone();
     let r = match relay::Relay::start(config) {
         Ok(r) => r,
         Err(relay::StartError::Config(e)) => {
@@ -460,9 +467,24 @@ fn relay(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let dropped = match relay::sandbox::confine(&user) {
+        Ok(d) => {
+            tracing::info!(
+                user = %d.user,
+                uid = d.uid,
+                gid = d.gid,
+                "privileges dropped: no capabilities, no_new_privs, seccomp filter"
+            );
+            d
+        }
+        Err(e) => {
+            eprintln!("corridor: cannot drop privileges: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let serving = r.local_addrs().map_or_else(
         |_| "serving".to_owned(),
-        |(devices, gateways)| format!("serving devices on {devices}, gateways on {gateways}"),
+        |(devices, gateways)| format!("serving devices on {devices}, gateways on {gateways} as {}", dropped.user),
     );
     notifier.ready(&serving);
     match r.notify_to(notifier).run(&stop) {
@@ -602,9 +624,9 @@ fn check_gateway(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// `corridor relay --check-config`: the configuration and the link's
-/// certificate and key, as start-up loads them; then the effective
-/// configuration on stdout.
+/// `corridor relay --check-config`: the configuration, the link's
+/// certificate and key, as start-up loads them, and the user it drops to;
+/// then the effective configuration on stdout.
 fn check_relay_config(path: &std::path::Path) -> ExitCode {
     logs_to_stderr(|| check_relay(path))
 }
@@ -618,6 +640,10 @@ fn check_relay(path: &std::path::Path) -> ExitCode {
         }
     };
     if let Err(e) = relay::driver::link_tls::server_config(&config) {
+        eprintln!("corridor: {e}");
+        return ExitCode::from(2);
+    }
+    if let Err(e) = service::sandbox::resolve("relay.user", &config.user) {
         eprintln!("corridor: {e}");
         return ExitCode::from(2);
     }

@@ -255,6 +255,16 @@ fn relay_check_config_prints_its_effective_configuration_or_names_the_mistake() 
     assert_eq!(t.get("limits").and_then(|l| l.get("max_flows")), Some(&toml::Value::Integer(10_000)));
     let token = t.get("gateway").and_then(|g| g.get(0)).and_then(|g| g.get("token")).and_then(toml::Value::as_str);
     assert_eq!(token, Some(format!("<redacted, from {}>", d.join("gw.token").display()).as_str()));
+    let user = t.get("relay").and_then(|r| r.get("user")).and_then(toml::Value::as_str);
+    assert_eq!(user, Some("corridor"), "the user it drops to, by default");
+
+    // The user it drops to: never root, and one that exists.
+    for (user, expect) in [("root", "cannot be the relay's unprivileged user"), ("no-such-corridor-user", "no user")] {
+        let out = check(&good.replace("gateway_listen", &format!("user = \"{user}\"\ngateway_listen")));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{user}: {err}");
+        assert!(err.contains("relay.user") && err.contains(expect), "{user}: {err}");
+    }
 
     let bad = good.replace("[[gateway]]", "[limits]\nmax_flows = -1\n[[gateway]]");
     let out = check(&bad);

@@ -2,8 +2,10 @@
 //! "Process model"). The network-facing worker runs unprivileged, without
 //! capabilities, with `no_new_privs` and a seccomp filter on every thread,
 //! and the server key and password hashes are nowhere in its memory; the
-//! keeper holds them. Logins and TLS work through the keeper, and the
-//! worker ends when the keeper does. Needs root; `scripts/test.sh` runs it.
+//! keeper holds them, root under a seccomp filter of its own. Logins and
+//! TLS work through the keeper, and the worker ends when the keeper does.
+//! `corridor relay` drops privileges the same way and still carries a
+//! device end to end. Needs root; `scripts/test.sh` runs it.
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
@@ -35,6 +37,40 @@ fn children(pid: u32) -> Vec<u32> {
         }
     }
     out
+}
+
+/// Checks every thread of `pid` runs as a non-root uid and gid with one
+/// group, no capabilities, `no_new_privs` and a seccomp filter; returns
+/// the uid, the gid and how many threads there are.
+fn assert_confined(pid: u32) -> (String, String, usize) {
+    let (mut uid, mut gid, mut threads) = (String::new(), String::new(), 0);
+    for task in fs::read_dir(format!("/proc/{pid}/task")).expect("tasks").flatten() {
+        let status = fs::read_to_string(task.path().join("status")).expect("status");
+        let uids = status_field(&status, "Uid:");
+        let gids = status_field(&status, "Gid:");
+        assert!(uids.iter().all(|u| u != "0"), "uids {uids:?}");
+        assert!(gids.iter().all(|g| g != "0"), "gids {gids:?}");
+        uid = uids.first().cloned().expect("a uid");
+        gid = gids.first().cloned().expect("a gid");
+        assert_eq!(status_field(&status, "Groups:"), vec![gid.clone()], "supplementary groups");
+        assert_eq!(status_field(&status, "CapEff:"), vec!["0000000000000000"]);
+        assert_eq!(status_field(&status, "CapPrm:"), vec!["0000000000000000"]);
+        assert_eq!(status_field(&status, "CapAmb:"), vec!["0000000000000000"]);
+        assert_eq!(status_field(&status, "NoNewPrivs:"), vec!["1"]);
+        assert_eq!(status_field(&status, "Seccomp:"), vec!["2"]);
+        threads += 1;
+    }
+    (uid, gid, threads)
+}
+
+/// Whether the uid and gid `(uid, gid)`, with no other group, can read `path`.
+fn readable_by(uid: &str, gid: &str, path: &std::path::Path) -> bool {
+    let out = Command::new("setpriv")
+        .args(["--reuid", uid, "--regid", gid, "--clear-groups", "cat"])
+        .arg(path)
+        .output()
+        .expect("setpriv");
+    out.status.success()
 }
 
 /// Whether `needle` occurs anywhere in the readable memory of `pid`.
@@ -111,29 +147,19 @@ fn the_worker_is_unprivileged_confined_and_holds_no_key_or_password_hash() {
 
     // Every thread of the worker: no uid or gid 0, no capabilities,
     // no_new_privs, seccomp filter mode.
-    let mut threads = 0;
-    let mut uid = String::new();
-    let mut gid = String::new();
-    for task in fs::read_dir(format!("/proc/{worker}/task")).expect("tasks").flatten() {
-        let status = fs::read_to_string(task.path().join("status")).expect("status");
-        let uids = status_field(&status, "Uid:");
-        let gids = status_field(&status, "Gid:");
-        assert!(uids.iter().all(|u| u != "0"), "uids {uids:?}");
-        assert!(gids.iter().all(|g| g != "0"), "gids {gids:?}");
-        assert_eq!(status_field(&status, "Groups:"), vec![gids[0].clone()], "supplementary groups");
-        assert_eq!(status_field(&status, "CapEff:"), vec!["0000000000000000"]);
-        assert_eq!(status_field(&status, "CapPrm:"), vec!["0000000000000000"]);
-        assert_eq!(status_field(&status, "CapAmb:"), vec!["0000000000000000"]);
-        assert_eq!(status_field(&status, "NoNewPrivs:"), vec!["1"]);
-        assert_eq!(status_field(&status, "Seccomp:"), vec!["2"]);
-        uid = uids[0].clone();
-        gid = gids[0].clone();
-        threads += 1;
-    }
+    let (uid, gid, threads) = assert_confined(worker);
     assert!(threads >= 4, "control, shards, verifiers: {threads} threads");
-    // The keeper stays root (it rereads root-only files) but never talks to the network.
-    let kstatus = fs::read_to_string(format!("/proc/{keeper}/status")).expect("keeper status");
-    assert_eq!(status_field(&kstatus, "Uid:")[0], "0");
+    // The keeper stays root (it rereads root-only files) but never talks
+    // to the network: a seccomp filter on every one of its threads.
+    let mut keeper_threads = 0;
+    for task in fs::read_dir(format!("/proc/{keeper}/task")).expect("keeper tasks").flatten() {
+        let kstatus = fs::read_to_string(task.path().join("status")).expect("keeper status");
+        assert_eq!(status_field(&kstatus, "Uid:")[0], "0");
+        assert_eq!(status_field(&kstatus, "Seccomp:"), vec!["2"], "keeper thread {:?}", task.file_name());
+        assert_eq!(status_field(&kstatus, "NoNewPrivs:"), vec!["1"]);
+        keeper_threads += 1;
+    }
+    assert!(keeper_threads >= 2, "the reading thread and the password checks: {keeper_threads} threads");
 
     // The ctl socket: root's and the worker's group's (mode 0660), and
     // the confined worker answers on it.
@@ -149,12 +175,7 @@ fn the_worker_is_unprivileged_confined_and_holds_no_key_or_password_hash() {
     let key = t.dir.join("server.key");
     let passwd = t.dir.join("passwd");
     for secret in [&key, &passwd] {
-        let out = Command::new("setpriv")
-            .args(["--reuid", &uid, "--regid", &gid, "--clear-groups", "cat"])
-            .arg(secret)
-            .output()
-            .expect("setpriv");
-        assert!(!out.status.success(), "uid {uid} read {}", secret.display());
+        assert!(!readable_by(&uid, &gid, secret), "uid {uid} read {}", secret.display());
     }
 
     // The key's private scalar and alice's password hash: in the keeper
@@ -210,4 +231,38 @@ fn a_key_the_keeper_cannot_load_stops_start_up_naming_the_field() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("server.key"), "{stderr}");
+}
+
+#[test]
+fn the_relay_is_unprivileged_confined_and_still_carries_a_device() {
+    let t = Topology::up_relay();
+    let org = Org::start(&t);
+    let relay = Relay::start(&t);
+    let _gw = Gateway::start(&t, &GatewayOptions { relayed: 1, ..GatewayOptions::default() });
+    relay.wait_links(1, Duration::from_secs(10));
+
+    // Its one thread (and any other): no uid or gid 0, no capabilities,
+    // no_new_privs, seccomp filter mode, from the moment it said so.
+    let line = relay.proc.log.wait_for("privileges dropped", Duration::from_secs(1));
+    let (uid, gid, threads) = assert_confined(relay.proc.child.id());
+    assert!(threads >= 1);
+    assert!(line.contains(&format!("uid={uid}")), "{line}");
+
+    // A device end to end through it: TLS spliced to the gateway, DTLS
+    // through a flow port the confined relay opened.
+    let client = Client::connect_relayed(&t, &t.device(), Login::Password("alice", PASSWORD));
+    client.proc.log.wait_for("Established DTLS connection", Duration::from_secs(20));
+    let page = run(ns(&client.ns, "curl").args(["-sS", "--max-time", "30", &format!("http://{ORG_IP}:8080/")])).stdout;
+    assert_eq!(String::from_utf8_lossy(&page), "<h1>org intranet</h1>\n", "a page through the relay");
+    assert_eq!(udp_echo(&client.ns, 20), 20, "UDP both ways through the relay's flow");
+    assert_eq!(relay.metric("corridor_relay_flows_bound_total"), 1, "{}", relay.admin("/metrics"));
+    assert_eq!(relay.metric("corridor_relay_streams_spliced_total"), 1);
+
+    // What it loaded as root stays root's: the relay's user can read
+    // neither its link key nor the gateways' token (both mode 0600).
+    for secret in [t.dir.join("relay-link.key"), t.dir.join("relay.token")] {
+        assert!(!readable_by(&uid, &gid, &secret), "uid {uid} read {}", secret.display());
+    }
+    drop(client);
+    drop(org);
 }

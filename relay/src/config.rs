@@ -53,10 +53,16 @@ struct RawRelay {
     gateway_listen: String,
     #[serde(default)]
     default_name: Option<String>,
+    #[serde(default = "d_user")]
+    user: String,
 }
 
 fn d_dtls_port() -> u16 {
     443
+}
+
+fn d_user() -> String {
+    service::sandbox::DEFAULT_USER.into()
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -231,6 +237,9 @@ pub struct Config {
     /// loaded at start ([`crate::driver::link_tls`]).
     pub link_cert: PathBuf,
     pub link_key: PathBuf,
+    /// The unprivileged user the relay switches to once its sockets and
+    /// link key are loaded (`[relay] user`); see [`crate::sandbox`].
+    pub user: String,
 }
 
 fn addr(field: &str, v: &str, example: &str) -> Result<SocketAddr, ConfigError> {
@@ -314,6 +323,7 @@ impl Config {
                 "gateways dial another port, 3101 by default",
             ));
         }
+        service::sandbox::check_user("relay.user", "relay", &raw.relay.user)?;
         let default_name = match &raw.relay.default_name {
             Some(n) => Some(check_name("relay.default_name", n)?),
             None => None,
@@ -425,6 +435,7 @@ impl Config {
             admin_listen,
             link_cert: base.join(&link.cert),
             link_key: base.join(&link.key),
+            user: raw.relay.user.clone(),
         })
     }
 }
@@ -461,6 +472,7 @@ key = "link.key"
         assert_eq!((c.limits.max_flows_per_source, c.limits.max_flows_per_app_id), (64, 4));
         assert_eq!(c.limits.max_revocations_per_name, 65_536);
         assert_eq!(c.link_cert, Path::new("./link.crt"));
+        assert_eq!(c.user, "corridor");
     }
 
     #[test]
@@ -473,6 +485,8 @@ key = "link.key"
             (format!("{GOOD}[limits]\nmax_flows = 0\n"), "limits.max_flows"),
             (format!("{GOOD}[limits]\nlink_timeout = 1\n"), "limits.link_timeout"),
             (GOOD.replace("gateway_listen", "default_name = \"other.test\"\ngateway_listen"), "relay.default_name"),
+            (GOOD.replace("gateway_listen", "user = \"root\"\ngateway_listen"), "relay.user"),
+            (GOOD.replace("gateway_listen", "user = \"\"\ngateway_listen"), "relay.user"),
             (GOOD.replace("token = ", "token_file = \"x\"\ntoken = "), "gateway[0].token_file"),
             (GOOD.replace("[gateway_link]\ncert = \"link.crt\"\nkey = \"link.key\"\n", ""), "gateway_link"),
             (format!("{GOOD}[limits]\nauth_timeout = 0\n"), "limits.auth_timeout"),
@@ -533,6 +547,7 @@ key = "link.key"
         );
         assert_eq!(t["limits"].get("max_flows").and_then(toml::Value::as_integer), Some(10_000), "defaults shown");
         assert_eq!(t["relay"].get("dtls_port").and_then(toml::Value::as_integer), Some(443));
+        assert_eq!(t["relay"].get("user").and_then(toml::Value::as_str), Some("corridor"), "the user shown");
         let cert = t["gateway_link"].get("cert").and_then(toml::Value::as_str).map(str::to_owned);
         assert_eq!(cert, Some(dir.join("link.crt").display().to_string()));
     }

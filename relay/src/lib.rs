@@ -29,13 +29,15 @@
 //! `now` as an argument, and the [`driver`], one mio thread that accepts,
 //! reads, writes, splices and batches datagrams, feeds the core and
 //! carries out its effects. A Prometheus endpoint shows the counters; each
-//! link event is one log line.
+//! link event is one log line. Once started, the relay drops to an
+//! unprivileged user under a seccomp filter ([`sandbox`]).
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod core;
 pub mod driver;
+pub mod sandbox;
 
 pub use config::{Config, ConfigError};
 pub use driver::{Relay, StartError};

@@ -17,7 +17,10 @@
 //!   stopping, and that the loop is alive (the watchdog);
 //! * [`random`]: nonces and tokens from the system CSPRNG;
 //! * [`revocations`]: revoked cluster cookies by tag, each until its expiry,
-//!   bounded (the gateway refuses them, the relay replays them).
+//!   bounded (the gateway refuses them, the relay replays them);
+//! * [`sandbox`]: the drop to an unprivileged user and the seccomp filters
+//!   every confined process (the gateway's worker and keeper, the relay)
+//!   installs, each with its own [`sandbox::Policy`].
 //!
 //! The data plane depends on it for [`counters!`] alone, so that its shard
 //! counters are declared and shown like every other set.
@@ -35,6 +38,7 @@ pub mod notify;
 pub mod pin;
 pub mod random;
 pub mod revocations;
+pub mod sandbox;
 pub mod start;
 
 pub use config::ConfigError;

@@ -308,7 +308,8 @@ impl Relay {
         cmd.args(["relay", "--config"]).arg(&path).env("RUST_LOG", "info");
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
         let proc = Proc::spawn("corridor relay", cmd);
-        proc.log.wait_for("relay started", Duration::from_secs(10));
+        // The last start-up line: the relay is confined and serving.
+        proc.log.wait_for("privileges dropped", Duration::from_secs(10));
         Self { proc, ns: t.relay() }
     }
 

@@ -419,13 +419,7 @@ impl Config {
                 "use 1280..=9000 (1500 for Ethernet)",
             ));
         }
-        if raw.server.user == "root" || !crate::passwd::valid_user(&raw.server.user) {
-            return Err(err(
-                "server.user",
-                format!("`{}` cannot be the gateway's unprivileged user", raw.server.user),
-                "name a system user that is not root, e.g. \"corridor\" (`adduser --system corridor`)",
-            ));
-        }
+        service::sandbox::check_user("server.user", "gateway", &raw.server.user)?;
         if raw.server.max_connections == 0 {
             return Err(err("server.max_connections", "0", "allow at least 1 connection (10000 by default)"));
         }

@@ -28,6 +28,7 @@
 //! socket — each packet is atomic — and one reader thread hands each reply
 //! to its waiting caller.
 
+pub mod sandbox;
 pub mod serve;
 pub mod wire;
 

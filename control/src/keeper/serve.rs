@@ -9,7 +9,8 @@
 //! attacker may own: requests are decoded by the total [`wire`] decoder,
 //! a signature is made only over bytes shaped like a TLS server's
 //! signature input ([`is_tls_signature_input`]), and password checks past
-//! the pool's queue are refused, not queued without bound.
+//! the pool's queue are refused, not queued without bound. Once its
+//! threads exist it confines itself under a seccomp filter ([`super::sandbox`]).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -176,11 +177,26 @@ pub fn run(config_path: &Path, threads: usize) -> u8 {
             return 2;
         }
     };
-    if (&sock).write(&Hello::Ready(secrets.hello.clone()).encode()).is_err() {
+    let hello = Hello::Ready(secrets.hello.clone());
+    let current = Arc::new(RwLock::new(secrets));
+    let checks = start_checkers(&sock, &current, threads.max(1));
+    // Every thread exists and everything is loaded: from here on the
+    // keeper reads files, talks on its socket and computes, nothing else.
+    // A keeper that cannot be confined ends before its hello, and the
+    // gateway's start-up fails saying so.
+    if let Err(e) = super::sandbox::confine() {
+        tracing::error!("keeper: cannot install its seccomp filter: {e}");
         return 1;
     }
-    tracing::info!(pid = std::process::id(), threads, "keeper ready: it holds the server key and the password file");
-    serve(&sock, config_path, Arc::new(RwLock::new(secrets)), threads.max(1));
+    if (&sock).write(&hello.encode()).is_err() {
+        return 1;
+    }
+    tracing::info!(
+        pid = std::process::id(),
+        threads,
+        "keeper ready: it holds the server key and the password file, under a seccomp filter"
+    );
+    serve(&sock, config_path, &current, checks.as_ref());
     0
 }
 
@@ -189,8 +205,7 @@ fn send(sock: &UnixStream, reply: &Reply) {
     let _ = (&*sock).write(&reply.encode());
 }
 
-fn serve(sock: &UnixStream, config_path: &Path, current: Arc<RwLock<Secrets>>, threads: usize) {
-    let checks = start_checkers(sock, &current, threads);
+fn serve(sock: &UnixStream, config_path: &Path, current: &RwLock<Secrets>, checks: Option<&SyncSender<Request>>) {
     let mut pending: Option<Secrets> = None;
     let mut buf = Zeroizing::new(vec![0u8; MAX_MESSAGE + 1]);
     loop {
@@ -211,7 +226,7 @@ fn serve(sock: &UnixStream, config_path: &Path, current: Arc<RwLock<Secrets>>, t
                 let key = current.read().unwrap_or_else(PoisonError::into_inner).key.clone();
                 send(sock, &sign(&*key, id, scheme, &message));
             }
-            Request::Verify { id, user, password } => match &checks {
+            Request::Verify { id, user, password } => match checks {
                 None => send(sock, &Reply::Refused { id, reason: "no password-check thread could start".into() }),
                 Some(tx) => match tx.try_send(Request::Verify { id, user, password }) {
                     Ok(()) => {}
@@ -274,21 +289,28 @@ fn sign(key: &dyn SigningKey, id: u64, scheme: u16, message: &[u8]) -> Reply {
 }
 
 /// The password-check threads; `None` when not one could be started.
+/// Returns once each of them runs its loop, so that the seccomp filter
+/// installed next finds no thread still in its start-up (which names the
+/// thread and sets up its signal stack: calls the filter does not allow).
 fn start_checkers(sock: &UnixStream, current: &Arc<RwLock<Secrets>>, threads: usize) -> Option<SyncSender<Request>> {
     let (tx, rx) = mpsc::sync_channel::<Request>(VERIFY_BACKLOG);
     let rx = Arc::new(Mutex::new(rx));
+    let (running_tx, running) = mpsc::channel::<()>();
     let mut started = 0;
     for i in 0..threads {
-        let (rx, current) = (rx.clone(), current.clone());
+        let (rx, current, running_tx) = (rx.clone(), current.clone(), running_tx.clone());
         let Ok(sock) = sock.try_clone() else { continue };
-        let spawned = std::thread::Builder::new()
-            .name(format!("keeper-check{i}"))
-            .spawn(move || check_passwords(&sock, &rx, &current));
+        let spawned = std::thread::Builder::new().name(format!("keeper-check{i}")).spawn(move || {
+            let _ = running_tx.send(());
+            check_passwords(&sock, &rx, &current);
+        });
         if spawned.is_ok() {
             started += 1;
         }
     }
-    (started > 0).then_some(tx)
+    drop(running_tx);
+    let running = running.iter().take(started).count();
+    (running > 0).then_some(tx)
 }
 
 fn check_passwords(sock: &UnixStream, rx: &Mutex<Receiver<Request>>, current: &RwLock<Secrets>) {

@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Builds the Debian package target/debian/corridor_VERSION_amd64.deb with
-# cargo-deb ([package.metadata.deb] in Cargo.toml): the release binary
-# (reused when target/release/corridor is already built, else built), the
-# systemd units, the example configurations as conffiles, man pages and
-# shell completions from `corridor generate`, docs/operations.md.
+# cargo-deb ([package.metadata.deb] in Cargo.toml): the FIPS build of the
+# release binary, the systemd units, the example configurations as
+# conffiles, man pages and shell completions from `corridor generate`,
+# docs/operations.md.
+#
+# The binary is `cargo build --release --features fips` (aws-lc-rs on the
+# AWS-LC FIPS module, aws-lc-fips-sys, whose build needs Go and CMake), in
+# a target directory of its own, target/fips: the plain target/release that
+# scripts/compare-peers.sh and the benches use stays a non-FIPS build and
+# is never rebuilt by this script. A warm target/fips makes the build a
+# no-op check. A binary whose `corridor --version` does not say
+# `fips: true` (aws-lc runs in FIPS mode) is refused, never packaged.
 #
 #   bash scripts/package.sh          build the .deb
 #   bash scripts/package.sh --test   and check it: lintian (errors fail),
-#                                    dpkg -i, corridor --version,
-#                                    systemd-analyze verify of the installed
-#                                    units, the corridor user, dpkg --purge
-#                                    (user and binary gone). Root; it
-#                                    installs and purges on this machine.
+#                                    dpkg -i, corridor --version (fips:
+#                                    true), systemd-analyze verify of the
+#                                    installed units, the corridor user,
+#                                    dpkg --purge (user and binary gone).
+#                                    Root; it installs and purges on this
+#                                    machine.
 #
 # Installs what it needs (cargo-deb, lintian, binutils for strip, systemd for
-# systemd-analyze), idempotently. Never reads stdin.
+# systemd-analyze, golang-go and cmake for the FIPS module), idempotently.
+# Never reads stdin.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,11 +49,13 @@ die() {
 }
 
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-BIN="$TARGET/release/corridor"
+# scripts/test.sh runs tests/fips.rs with the binary built here.
+FIPS_TARGET="$TARGET/fips"
+BIN="$FIPS_TARGET/release/corridor"
 ASSETS="$REPO/target/debian-assets"
 
 step "tools"
-apt_wanted=(binutils dpkg-dev)
+apt_wanted=(binutils dpkg-dev golang-go cmake)
 [ "$test_install" -eq 0 ] || apt_wanted+=(lintian systemd adduser)
 install_missing "${apt_wanted[@]}"
 if ! command -v cargo-deb >/dev/null 2>&1; then
@@ -51,11 +63,17 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
 fi
 cargo deb --version
 
-step "release build"
-# cargo decides whether anything changed: with a warm target/release this
-# is a no-op check, never a rebuild.
-cargo build --release --locked -p corridor
+step "release build with --features fips ($FIPS_TARGET)"
+# cargo decides whether anything changed: with a warm target/fips this is
+# a no-op check, never a rebuild.
+CARGO_TARGET_DIR="$FIPS_TARGET" cargo build --release --locked -p corridor --features fips
 [ -x "$BIN" ] || die "no $BIN after the release build"
+
+step "FIPS mode (corridor --version)"
+# Its second line says whether aws-lc runs in FIPS mode.
+version="$("$BIN" --version)"
+printf '%s\n' "$version"
+grep -qx 'fips: true' <<<"$version" || die "$BIN does not say 'fips: true': refusing to package a non-FIPS binary"
 
 step "man pages and completions (corridor generate)"
 rm -rf "$ASSETS"
@@ -63,7 +81,11 @@ rm -rf "$ASSETS"
 "$BIN" generate completions "$ASSETS/completions"
 
 step "cargo deb"
-deb_out="$(cargo deb --no-build --strip -p corridor)"
+# cargo-deb reads `target/release/corridor` in the assets as "the release
+# binary in cargo's target directory", which CARGO_TARGET_DIR makes
+# target/fips; the .deb still goes to target/debian.
+mkdir -p "$TARGET/debian"
+deb_out="$(CARGO_TARGET_DIR="$FIPS_TARGET" cargo deb --no-build --strip -p corridor --output "$TARGET/debian/")"
 deb="$(printf '%s\n' "$deb_out" | tail -n 1)"
 [ -f "$deb" ] || die "cargo deb printed no package path: $deb_out"
 echo "$deb"
@@ -74,7 +96,9 @@ lintian --fail-on error "$deb" || die "lintian reported errors"
 
 step "dpkg -i"
 dpkg -i "$deb"
-/usr/bin/corridor --version
+version="$(/usr/bin/corridor --version)"
+printf '%s\n' "$version"
+grep -qx 'fips: true' <<<"$version" || die "the installed /usr/bin/corridor does not say 'fips: true'"
 id corridor
 for f in /etc/corridor/gateway.toml /etc/corridor/relay.toml /usr/share/man/man1/corridor-gateway.1.gz \
     /usr/share/bash-completion/completions/corridor /usr/share/doc/corridor/operations.md; do

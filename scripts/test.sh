@@ -2,9 +2,11 @@
 # corridor test runner: installs the interop peers, then runs fmt, clippy,
 # build, the whole test suite (the tests inside a private network namespace),
 # the instruction-count gate (scripts/icount.sh), a few seconds of every fuzz
-# target (scripts/fuzz.sh --smoke) and one quick round of the peer comparison
-# (scripts/compare-peers.sh --quick, checked functionally), after building,
-# installing and purging the Debian package (scripts/package.sh --test).
+# target (scripts/fuzz.sh --smoke), the Debian package built (from the FIPS
+# build), installed and purged (scripts/package.sh --test), one login and
+# DTLS tunnel with that FIPS binary (tests/fips.rs), and one quick round of
+# the peer comparison (scripts/compare-peers.sh --quick, checked
+# functionally).
 #
 # Runs as root on a fresh Debian 12 (bookworm) and in CI (CI=true); it never
 # reads stdin. Every step prints a banner; any failure exits non-zero.
@@ -154,16 +156,27 @@ bash scripts/icount.sh
 banner "fuzz smoke (scripts/fuzz.sh --smoke)"
 bash scripts/fuzz.sh --smoke
 
-# The Debian package (scripts/package.sh): built from the release binary
-# (built here, reused by compare-peers below), checked by lintian, installed,
-# its units verified by systemd-analyze, then purged.
+# The Debian package (scripts/package.sh): built from the FIPS build of the
+# release binary (`--features fips`, in target/fips, with Go and CMake for
+# the AWS-LC FIPS module; refused unless it says `fips: true`), checked by
+# lintian, installed, its units verified by systemd-analyze, then purged.
 banner "debian package (scripts/package.sh --test)"
 bash scripts/package.sh --test </dev/null
 
+# That very binary end to end, in a private network namespace as above: a
+# login with openconnect and a DTLS tunnel carrying traffic, then `corridor
+# ctl status` and /metrics must say fips=true and TLS must refuse ChaCha20
+# and X25519 (tests/fips.rs; the plain run above checked fips=false).
+banner "FIPS build end to end (tests/fips.rs with the package's binary)"
+fips_bin="${CARGO_TARGET_DIR:-$REPO/target}/fips/release/corridor"
+unshare "${unshare_args[@]}" -- env CORRIDOR_BIN="$fips_bin" CORRIDOR_EXPECT_FIPS=1 \
+    bash -c 'ip link set lo up && exec cargo test --offline -p corridor --test fips' </dev/null 2>&1 | tee -a "$test_log"
+
 # The five contenders (no tunnel, corridor, ocserv, OpenVPN, boringtun) on one
 # namespace topology, one short round each; outside the unshare above, since it
-# builds its own namespaces. The check is functional (every tunnel came up and
-# carried traffic), never a speed comparison.
+# builds its own namespaces. It builds and runs the plain (non-FIPS)
+# target/release. The check is functional (every tunnel came up and carried
+# traffic), never a speed comparison.
 banner "compare-peers --quick"
 bash scripts/compare-peers.sh --quick --json target/compare-quick.json </dev/null | tee target/compare-quick.txt
 bash scripts/check-compare.sh target/compare-quick.json target/compare-quick.txt

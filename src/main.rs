@@ -242,8 +242,26 @@ enum BenchCommand {
     },
 }
 
+/// The command line, with `--version` saying on its second line whether
+/// aws-lc runs in FIPS mode (`fips: true` only from a `--features fips`
+/// build): the probe scripts/package.sh runs before it packages a binary.
+/// `-V` prints the version alone.
+fn command() -> clap::Command {
+    let long_version = if service::fips::enabled() {
+        concat!(env!("CARGO_PKG_VERSION"), "\nfips: true")
+    } else {
+        concat!(env!("CARGO_PKG_VERSION"), "\nfips: false")
+    };
+    <Cli as clap::CommandFactory>::command().long_version(long_version)
+}
+
+fn parse() -> Result<Cli, clap::Error> {
+    let matches = command().try_get_matches()?;
+    <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(|e| e.format(&mut command()))
+}
+
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };

@@ -161,7 +161,7 @@ fn sessions_and_kill_are_on_the_ctl_socket_and_a_killed_cookie_is_refused() {
     let shards = status["shards"].as_array().expect("shards");
     assert_eq!(shards.len(), 2, "{status}");
     assert!(shards.iter().all(|s| s["up"] == true), "{status}");
-    assert_eq!((&status["sessions"], &status["fips"]), (&1.into(), &false.into()), "{status}");
+    assert_eq!((&status["sessions"], &status["fips"]), (&1.into(), &expect_fips().into()), "{status}");
     // show, by user and by id; and the table a person reads.
     assert_eq!(gw.ctl_ok(&["show", "alice"])["sessions"][0]["id"], id.as_str());
     assert_eq!(gw.ctl_ok(&["show", &id])["sessions"][0]["user"], "alice");

@@ -21,12 +21,20 @@ fn e(field: &str, problem: String, fix: &str) -> ConfigError {
 /// groups when built against the FIPS module.
 pub fn provider() -> Arc<CryptoProvider> {
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    if aws_lc_rs::try_fips_mode().is_ok() {
+    if service::fips::enabled() {
         // Built against the FIPS module: offer only approved suites and groups.
         provider.cipher_suites.retain(|s| s.fips());
         provider.kx_groups.retain(|g| g.fips());
     }
     Arc::new(provider)
+}
+
+/// Whether the gateway's TLS runs in FIPS mode, as status, metrics and
+/// the start-up line report it: aws-lc does ([`service::fips::enabled`]),
+/// and rustls calls `config` FIPS (approved suites, groups and signature
+/// algorithms only; TLS 1.2 only with the extended master secret).
+pub fn fips(config: &ServerConfig) -> bool {
+    service::fips::enabled() && config.fips()
 }
 
 /// The certificates of a PEM text (`what` names it in errors): at least one.

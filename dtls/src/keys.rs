@@ -2,8 +2,10 @@
 //! master secret with or without the session hash (RFC 5246 §8.1, RFC 7627 §4),
 //! key block (RFC 5246 §6.3) and Finished (RFC 5246 §7.4.9).
 //!
-//! The PRF is aws-lc-rs's `tls_prf`, which the FIPS module counts as an
-//! approved service.
+//! The PRF is aws-lc-rs's `tls_prf`. The AWS-LC FIPS module counts it as
+//! an approved service only under the label `extended master secret`
+//! (RFC 7627), that is when the client offered EMS; openconnect's
+//! PSK-NEGOTIATE profile does not (docs/operations.md, the FIPS build).
 
 use zeroize::{Zeroize, Zeroizing};
 

@@ -13,6 +13,7 @@
 //! * [`link`]: writing a relay link's queued frames without blocking;
 //! * [`pin`]: SPKI SHA-256 pins of the relay link's certificate;
 //! * [`fd_limit`]: raising the open-file limit at start;
+//! * [`fips`]: whether aws-lc runs in FIPS mode;
 //! * [`notify`]: telling the service manager (systemd) ready, reloading,
 //!   stopping, and that the loop is alive (the watchdog);
 //! * [`random`]: nonces and tokens from the system CSPRNG;
@@ -31,6 +32,7 @@ pub mod admin;
 pub mod config;
 pub mod counters;
 pub mod fd_limit;
+pub mod fips;
 pub mod link;
 pub mod log;
 pub mod metrics;

@@ -64,6 +64,18 @@ pub fn corridor_bin() -> PathBuf {
     })
 }
 
+/// Whether the gateway under test ([`corridor_bin`]) must run in FIPS
+/// mode: `CORRIDOR_EXPECT_FIPS=1` says so (scripts/test.sh sets it beside
+/// `CORRIDOR_BIN` for the FIPS build of the package); unset or `0`, it must
+/// not, as a plain `cargo test` build does not.
+pub fn expect_fips() -> bool {
+    match std::env::var("CORRIDOR_EXPECT_FIPS").as_deref() {
+        Err(std::env::VarError::NotPresent) | Ok("" | "0") => false,
+        Ok("1") => true,
+        other => panic!("CORRIDOR_EXPECT_FIPS={other:?}: write 1 (a FIPS build) or 0"),
+    }
+}
+
 /// Writes a secret file of mode 600.
 pub fn write_private(path: &Path, text: &str) {
     use std::os::unix::fs::PermissionsExt;

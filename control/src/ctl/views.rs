@@ -17,7 +17,8 @@ pub struct Status {
     /// When the gateway started, in seconds since the Unix epoch.
     pub started: u64,
     pub uptime_s: u64,
-    /// Whether aws-lc-rs runs in FIPS mode.
+    /// Whether the gateway's TLS runs in FIPS mode: aws-lc does and rustls
+    /// calls the TLS configuration FIPS ([`crate::tls::fips`]).
     pub fips: bool,
     pub shards: Vec<ShardView>,
     /// The shards' I/O engine and its set-up.

@@ -141,7 +141,7 @@ impl Gateway {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started: self.core.unix_now(now).saturating_sub(uptime),
             uptime_s: uptime,
-            fips: aws_lc_rs::try_fips_mode().is_ok(),
+            fips: crate::tls::fips(&self.tls),
             shards: self.shard_views(),
             io: describe_io(info),
             offloads: describe_offloads(info, self.core.config().offloads),

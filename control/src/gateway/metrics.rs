@@ -8,8 +8,9 @@ use dataplane::Dataplane;
 use super::Gateway;
 use crate::config::Config;
 
-/// The start-up line: where the gateway listens and what the kernel granted.
-pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
+/// The start-up line: where the gateway listens, what the kernel granted
+/// and whether its TLS runs in FIPS mode ([`crate::tls::fips`]).
+pub(super) fn log_start(config: &Config, dataplane: &Dataplane, fips: bool) {
     tracing::info!(
         listen = %config.listen,
         dtls_port = ?config.dtls_port,
@@ -19,7 +20,7 @@ pub(super) fn log_start(config: &Config, dataplane: &Dataplane) {
         offloads = %describe_offloads(dataplane.info(), config.offloads),
         io = %describe_io(dataplane.info()),
         steering = %describe_steering(dataplane.info()),
-        fips = aws_lc_rs::try_fips_mode().is_ok(),
+        fips,
         relays = ?config.relays.iter().map(|r| format!("{}@{}", r.name, r.address)).collect::<Vec<_>>(),
         "gateway started"
     );
@@ -29,7 +30,7 @@ impl Gateway {
     /// The Prometheus page of `GET /metrics`.
     pub(super) fn metrics(&self) -> String {
         let mut m = crate::admin::Metrics::default();
-        m.build_info("corridor_build_info", aws_lc_rs::try_fips_mode().is_ok());
+        m.build_info("corridor_build_info", crate::tls::fips(&self.tls));
         m.counter_set(self.core.counters(), "");
         m.counter_set(&self.relays.counters, "");
         m.gauge("corridor_relay_links", "relay links up", self.relays.up() as u64);

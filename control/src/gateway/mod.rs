@@ -190,7 +190,7 @@ impl Gateway {
             .register(admin.link.bell(), ADMIN, Interest::READABLE)
             .map_err(|e| StartError::Io("registering the admin wake-up pipe", e))?;
         // Everything listens now: scripts and tests wait for this line.
-        metrics::log_start(&config, &dataplane);
+        metrics::log_start(&config, &dataplane, crate::tls::fips(&tls));
         raise_open_file_limit(config.max_connections);
         let now = Instant::now();
         let relays = RelayLinks::new(&config.relays, now);

@@ -112,12 +112,7 @@ impl ServerCertVerifier for RelayVerifier {
 
 /// The TLS 1.3 client configuration for the link to `relay`.
 pub fn client_config(relay: SocketAddr, trust: &RelayTrust) -> Result<Arc<ClientConfig>, rustls::Error> {
-    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    if aws_lc_rs::try_fips_mode().is_ok() {
-        provider.cipher_suites.retain(|s| s.fips());
-        provider.kx_groups.retain(|g| g.fips());
-    }
-    let provider = Arc::new(provider);
+    let provider = crate::tls::provider();
     let webpki = if trust.ca.is_empty() {
         None
     } else {

@@ -9,7 +9,7 @@ impl RelayCore {
     /// The Prometheus page.
     pub fn metrics_page(&self) -> String {
         let mut m = Metrics::default();
-        m.build_info("corridor_relay_build_info", aws_lc_rs::try_fips_mode().is_ok());
+        m.build_info("corridor_relay_build_info", service::fips::enabled());
         m.counter_set(&self.counters, "");
         let spliced = self.devices.values().filter(|d| d.is_spliced()).count();
         m.gauge("corridor_relay_links", "gateway links up", self.routes.len() as u64);

@@ -37,7 +37,7 @@ pub fn server_config(config: &Config) -> Result<(Arc<ServerConfig>, String), Con
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| ConfigError::new("gateway_link.key", format!("{}: {e}", key.display()), fix_key))?;
     let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-    if aws_lc_rs::try_fips_mode().is_ok() {
+    if service::fips::enabled() {
         provider.cipher_suites.retain(|s| s.fips());
         provider.kx_groups.retain(|g| g.fips());
     }

@@ -56,6 +56,63 @@ pub(crate) struct Args {
     /// connect with it, no login (pass its FINGERPRINT as --servercert).
     #[arg(long, conflicts_with_all = ["user", "passwd_on_stdin"])]
     cookie_on_stdin: bool,
+    /// Only this executable's traffic uses the tunnel (repeatable): narrows
+    /// the gateway's list, or makes one when the gateway allows all apps.
+    /// Start a listed app with `corridor app -- CMD`.
+    #[arg(long, value_name = "PATH")]
+    app: Vec<String>,
+}
+
+/// `corridor app [--interface IFNAME] -- CMD [ARGS...]`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct AppArgs {
+    /// The tunnel's interface (as given to corridor connect).
+    #[arg(long, short, default_value = "corridor0", value_name = "IFNAME")]
+    interface: String,
+    /// The app and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Starts a listed app inside the tunnel's cgroup: it (and what it starts)
+/// reaches the tunnel's routes and nothing outside the tunnel. Exit status
+/// 2 when CMD is not one of the apps or no tunnel selects apps; else CMD's.
+pub(crate) fn app(args: AppArgs) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let refuse = |why: String| {
+        eprintln!("corridor app: {why}");
+        ExitCode::from(2)
+    };
+    let state = match connect::apps::AppState::read(&args.interface) {
+        Ok(s) => s,
+        Err(e) => return refuse(e),
+    };
+    let Some((cmd, rest)) = args.command.split_first() else { return refuse("no command".to_owned()) };
+    let Some(exe) = which(cmd) else { return refuse(format!("{cmd}: no such executable on PATH")) };
+    if !state.allows(&exe) {
+        return refuse(format!(
+            "{cmd} ({}) is not one of the apps this tunnel carries: {}",
+            exe.display(),
+            state.apps.join(", ")
+        ));
+    }
+    if let Err(e) = state.enter() {
+        return refuse(e);
+    }
+    let e = std::process::Command::new(&exe).args(rest).exec();
+    eprintln!("corridor app: {}: {e}", exe.display());
+    ExitCode::from(126)
+}
+
+/// `cmd` as the shell finds it: a path as given, else the first match on PATH.
+fn which(cmd: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    if cmd.contains('/') {
+        let p = std::path::absolute(cmd).ok()?;
+        return runnable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).map(|d| d.join(cmd)).find(|p| runnable(p)))
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
@@ -164,6 +221,7 @@ fn options(args: Args) -> Result<connect::Options, String> {
         reconnect_timeout: Duration::from_secs(args.reconnect_timeout),
         cookie,
         authenticate_only: args.authenticate,
+        apps: args.app,
     })
 }
 

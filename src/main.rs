@@ -65,6 +65,10 @@ enum Command {
     /// logs out. Exit status 0: logged out; 1: refused, lost or failed; 2:
     /// a usage mistake.
     Connect(connect::Args),
+    /// Start an app inside a per-app tunnel of `corridor connect` (one of
+    /// the apps its gateway or --app lists): it and what it starts use the
+    /// tunnel and reach nothing outside it.
+    App(connect::AppArgs),
     /// Ask or tell the running gateway, over its ctl socket: status,
     /// sessions, kill, bans, unban. Exit status 0: done; 1: the command
     /// failed (no such session...); 2: a usage mistake or no gateway there.
@@ -305,6 +309,7 @@ fn main() -> ExitCode {
         Command::Relay { config, check_config: false } => relay(&config),
         Command::Passwd(args) => passwd::run(args),
         Command::Connect(args) => connect::run(args),
+        Command::App(args) => connect::app(args),
         Command::Ctl { socket, json, command } => ctl(&socket, json, command),
         Command::Bench { command } => bench_command(command),
         Command::Generate { what } => generate::run(what, <Cli as clap::CommandFactory>::command()),

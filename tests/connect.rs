@@ -182,6 +182,98 @@ fn a_new_local_address_reconnects_and_a_tcp_transfer_inside_survives() {
     assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
 }
 
+/// `corridor app -- CMD...` in the device namespace: (exit code, stdout + stderr).
+fn app(t: &Topology, cmd: &[&str]) -> (i32, String) {
+    let out = ns(&t.device(), corridor_bin())
+        .args(["app", "--interface", IFNAME, "--"])
+        .args(cmd)
+        .output()
+        .expect("corridor app");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A Python one-liner: how a TCP connection to `addr:port` ends, in one
+/// word (`reached`, `refused`, or the error's name).
+fn tcp_probe(addr: &str, port: u16) -> Vec<String> {
+    let script = format!(
+        "import socket\ntry:\n socket.create_connection(('{addr}',{port}),timeout=3); print('reached')\nexcept ConnectionRefusedError: print('refused')\nexcept OSError as e: print(type(e).__name__, e.errno)"
+    );
+    vec!["/usr/bin/python3".into(), "-c".into(), script]
+}
+
+/// Per-app selection from the gateway's `apps` list: a listed app started
+/// with `corridor app` reaches the org through the tunnel, and nothing
+/// outside it (the gateway's own address is dropped for it, not for
+/// others); an unlisted app has no route into the tunnel; an unlisted
+/// command is refused. Fail closed: with the client killed (no logout, no
+/// clean-up) the listed app still reaches nothing.
+#[test]
+fn only_listed_apps_use_the_tunnel_and_they_fail_closed() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3").display().to_string();
+    let gw = Gateway::start(&t, &GatewayOptions { apps: vec![python.clone()], ..GatewayOptions::default() });
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    let line = c.log.wait_for("per-app selection", Duration::from_secs(20));
+    assert!(line.contains(&python), "{line}");
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+
+    let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\nok=0\nfor i in range(5):\n s.sendto(b'app',('10.99.0.2',9000))\n try:\n  ok+=s.recvfrom(100)[0]==b'app'\n except OSError: pass\nprint('echoes',ok)";
+    let (code, out) = app(&t, &["/usr/bin/python3", "-c", echo]);
+    assert_eq!((code, out.trim()), (0, "echoes 5"), "the listed app through the tunnel");
+    let unlisted = ns(&t.device(), "/usr/bin/python3").args(["-c", echo]).output().expect("python3");
+    let unlisted = String::from_utf8_lossy(&unlisted.stderr).into_owned();
+    assert!(unlisted.contains("PermissionError"), "an app started otherwise does not enter the tunnel: {unlisted}");
+    let probe = tcp_probe(GATEWAY_IP, 443);
+    let (_, direct) = app(&t, &strs(&probe));
+    // TCP takes the local drop as a lost SYN and times out; UDP is told EPERM.
+    let not_reached = |s: &str| s.starts_with("TimeoutError") || s.starts_with("PermissionError");
+    assert!(not_reached(&direct), "outside the tunnel the listed app reaches nothing: {direct}");
+    let rules = run(ns(&t.device(), "nft").args(["list", "table", "inet", "corridor_corridor0"]));
+    let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
+    let dropped = rules.lines().find(|l| l.contains("oifname != \"corridor0\"")).unwrap_or_default().to_owned();
+    assert!(!dropped.contains("packets 0 "), "the guard counted the drops: {rules}");
+    let out = run(ns(&t.device(), "python3").args(&probe[1..]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "reached", "others reach the gateway directly");
+    let (code, out) = app(&t, &["curl", "-sS", "http://10.99.0.2:8080/"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("not one of the apps"), "{out}");
+    assert!(gw.session_of("alice").is_some());
+
+    // Killed, with no chance to clean up: the rules and the cgroup stay
+    // (so does the file `corridor app` reads), the app stays shut in.
+    let pid = c.child.id();
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    let (_, out) = app(&t, &["/usr/bin/python3", "-c", echo]);
+    assert!(out.contains("unreachable") || out.contains("echoes 0"), "{out}");
+    let (_, shut_in) = app(&t, &strs(&probe));
+    assert!(not_reached(&shut_in), "after a crash the listed app still reaches nothing: {shut_in}");
+    // A new client replaces what the crashed one left, and a clean exit
+    // takes its own away: no table, no rule, no cgroup.
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let (code, out) = app(&t, &["/usr/bin/python3", "-c", echo]);
+    assert_eq!((code, out.trim()), (0, "echoes 5"), "after a restart");
+    let second = c.child.id();
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    let tables = String::from_utf8_lossy(&run(ns(&t.device(), "nft").args(["list", "tables"])).stdout).into_owned();
+    let rules = String::from_utf8_lossy(&run(ns(&t.device(), "ip").args(["rule", "show"])).stdout).into_owned();
+    assert!(!tables.contains("corridor_") && !rules.contains("fwmark"), "{tables}\n{rules}");
+    let (code, out) = app(&t, &["/usr/bin/python3", "-c", "print(1)"]);
+    assert_eq!(code, 2, "no tunnel, no app: {out}");
+    let gone = run(ns(&t.device(), "sh").arg("-c").arg(format!(
+        "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; test -e /sys/fs/cgroup/corridor-{IFNAME}-{second} && echo left || echo gone"
+    )));
+    assert_eq!(String::from_utf8_lossy(&gone.stdout).trim(), "gone");
+    // What the crash left in the (global) cgroup tree goes.
+    run(ns(&t.device(), "sh").arg("-c").arg(format!(
+        "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; rmdir /sys/fs/cgroup/corridor-{IFNAME}-{pid}"
+    )));
+}
+
 /// `corridor connect ARGS` in the device namespace with `stdin` on its
 /// standard input, run to its end: (exit code, stdout, stderr).
 fn run_with_stdin(t: &Topology, args: &[&str], stdin: &str) -> (i32, String, String) {

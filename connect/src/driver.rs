@@ -15,10 +15,11 @@ use mio::net::{TcpStream, UdpSocket, UnixStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use proto::connect::TunnelConfig;
-use proto::ip::Ipv4Net;
 use rustls::pki_types::ServerName;
 
-use crate::netlink::{Monitor, Netlink, Path, Route};
+use crate::apps::AppTunnel;
+use crate::netlink::{Monitor, Netlink};
+use crate::tunnel::{add_routes, open_tun, remove_routes, Tunnel};
 use crate::{Ended, Options};
 
 const TCP: Token = Token(0);
@@ -31,15 +32,6 @@ const MONITOR: Token = Token(4);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A TUN read or a datagram: the largest IPv4 packet.
 const BUF: usize = 65_536;
-
-/// The TUN and the routes that outlive it (through the old path), to delete.
-struct Tunnel {
-    name: String,
-    file: File,
-    index: u32,
-    address: Ipv4Addr,
-    added: Vec<Route>,
-}
 
 pub(crate) struct Client {
     options: Options,
@@ -490,7 +482,14 @@ impl Client {
             .ok_or_else(|| format!("{name} has no interface index"))?;
         let raw = file.as_raw_fd();
         self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
-        let mut tunnel = Tunnel { name, file, index, address: config.address, added: Vec::new() };
+        let mut tunnel = Tunnel { name, file, index, address: config.address, added: Vec::new(), apps: None };
+        match crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
+            None => tracing::info!("every app uses the tunnel"),
+            Some(apps) => {
+                tunnel.apps = Some(AppTunnel::start(&tunnel.name, &apps)?);
+                tracing::info!(apps = %apps.join(","), interface = %tunnel.name, "per-app selection: only these apps use the tunnel; start one with `corridor app -- CMD`");
+            }
+        }
         if let Err(e) = add_routes(&mut tunnel, config, self.gateway) {
             remove_routes(&tunnel);
             return Err(e);
@@ -504,67 +503,6 @@ impl Client {
         }
         tracing::info!(interface = %tunnel.name, address = %tunnel.address, prefix, mtu = config.mtu, "tunnel interface up");
         Ok(tunnel)
-    }
-}
-
-/// Creates the TUN `name`, refusing one that is in use.
-fn open_tun(name: &str) -> Result<File, String> {
-    let fd = dataplane::tun::open_tun_exclusive(name).map_err(|e| match e.raw_os_error() {
-        Some(libc::EBUSY) | Some(libc::EINVAL) => {
-            format!("TUN {name}: an interface of that name is in use (choose another with --interface)")
-        }
-        _ => format!("TUN {name}: {e}"),
-    })?;
-    Ok(File::from(fd))
-}
-
-/// Split-include routes through the TUN; with none, everything through it
-/// and the gateway (and split-exclude routes) through the path it had.
-fn add_routes(t: &mut Tunnel, config: &TunnelConfig, gateway: SocketAddr) -> Result<(), String> {
-    let mut nl = Netlink::open().map_err(|e| format!("netlink: {e}"))?;
-    let through_tun = Path { gateway: None, oif: t.index };
-    let mut outside = Vec::new();
-    let mut inside = config.split_include.clone();
-    if inside.is_empty() {
-        let IpAddr::V4(gw) = gateway.ip() else { return Err("the gateway is not IPv4".into()) };
-        outside.push(Ipv4Net { addr: gw, prefix: 32 });
-        inside = ["0.0.0.0/1", "128.0.0.0/1"].iter().filter_map(|n| n.parse().ok()).collect();
-    }
-    outside.extend(config.split_exclude.iter().copied());
-    // The old paths first: once the tunnel routes are in, they lead into it.
-    let mut old = Vec::new();
-    for net in outside {
-        let path = nl.path_to(net.network()).map_err(|e| format!("the route to {net}: {e}"))?;
-        old.push(Route { destination: net, path });
-    }
-    for route in old {
-        match nl.add(route) {
-            Ok(()) => t.added.push(route),
-            // Someone's route already: used, not ours to delete.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(format!("adding the route {route}: {e}")),
-        }
-        tracing::info!(%route, "route kept outside the tunnel");
-    }
-    for net in inside {
-        let route = Route { destination: net, path: through_tun };
-        match nl.add(route) {
-            // Routes through the TUN go with it: nothing to delete later.
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
-            Err(e) => return Err(format!("adding the route {net} dev {}: {e}", t.name)),
-        }
-        tracing::info!(route = %net, interface = %t.name, "route into the tunnel");
-    }
-    Ok(())
-}
-
-fn remove_routes(t: &Tunnel) {
-    let Ok(mut nl) = Netlink::open() else { return };
-    for route in &t.added {
-        if let Err(e) = nl.delete(*route) {
-            tracing::warn!(%route, error = %e, "could not remove a route this client added");
-        }
     }
 }
 

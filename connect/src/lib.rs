@@ -31,9 +31,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apps;
 mod driver;
 pub mod netlink;
 pub mod trust;
+mod tunnel;
 
 use std::time::Duration;
 
@@ -61,6 +63,9 @@ pub struct Options {
     pub cookie: Option<Zeroizing<String>>,
     /// Log in, hand back the cookie and stop: no CONNECT, no TUN.
     pub authenticate_only: bool,
+    /// `--app`: only these executables use the tunnel, within the
+    /// gateway's list when it sends one; empty: the gateway's choice.
+    pub apps: Vec<String>,
 }
 
 /// How a session ended without an error of this client's.

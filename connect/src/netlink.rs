@@ -12,6 +12,7 @@ use netlink_packet_core::{
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 use proto::ip::Ipv4Net;
@@ -37,6 +38,8 @@ pub struct Lookup {
 pub struct Route {
     pub destination: Ipv4Net,
     pub path: Path,
+    /// The routing table; `None`: main.
+    pub table: Option<u32>,
 }
 
 impl std::fmt::Display for Route {
@@ -45,7 +48,11 @@ impl std::fmt::Display for Route {
         if let Some(g) = self.path.gateway {
             write!(f, " via {g}")?;
         }
-        write!(f, " dev #{}", self.path.oif)
+        write!(f, " dev #{}", self.path.oif)?;
+        if let Some(t) = self.table {
+            write!(f, " table {t}")?;
+        }
+        Ok(())
     }
 }
 
@@ -104,6 +111,17 @@ impl Netlink {
     pub fn delete(&mut self, route: Route) -> io::Result<()> {
         let msg = route_with_path(route);
         self.request(RouteNetlinkMessage::DelRoute(msg), NLM_F_REQUEST | NLM_F_ACK).map(drop)
+    }
+
+    /// `ip rule add fwmark MARK lookup TABLE priority PRIORITY` (IPv4).
+    pub fn add_rule(&mut self, mark: u32, table: u32, priority: u32) -> io::Result<()> {
+        let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+        self.request(RouteNetlinkMessage::NewRule(rule_message(mark, table, priority)), flags).map(drop)
+    }
+
+    pub fn delete_rule(&mut self, mark: u32, table: u32, priority: u32) -> io::Result<()> {
+        self.request(RouteNetlinkMessage::DelRule(rule_message(mark, table, priority)), NLM_F_REQUEST | NLM_F_ACK)
+            .map(drop)
     }
 
     /// Sends one request and reads until its answer: the message asked
@@ -199,8 +217,22 @@ fn route_message(destination: Ipv4Net) -> RouteMessage {
     msg
 }
 
+fn rule_message(mark: u32, table: u32, priority: u32) -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.action = RuleAction::ToTable;
+    msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
+    msg.attributes = vec![RuleAttribute::FwMark(mark), RuleAttribute::Table(table), RuleAttribute::Priority(priority)];
+    msg
+}
+
 fn route_with_path(route: Route) -> RouteMessage {
     let mut msg = route_message(route.destination);
+    if let Some(t) = route.table {
+        // Tables above 255 only fit the attribute.
+        msg.header.table = RouteHeader::RT_TABLE_UNSPEC;
+        msg.attributes.push(RouteAttribute::Table(t));
+    }
     match route.path.gateway {
         Some(g) => msg.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(g))),
         // Straight out of the interface: a link-scope route.

@@ -61,6 +61,17 @@ pub(crate) struct Args {
     /// Start a listed app with `corridor app -- CMD`.
     #[arg(long, value_name = "PATH")]
     app: Vec<String>,
+    /// Trusted-network detection of your own (over the gateway's): an
+    /// https:// URL reachable only inside the organisation; reached
+    /// directly with --trusted-pin's key, the tunnel pauses until you leave.
+    #[arg(long, value_name = "URL", requires = "trusted_pin", conflicts_with = "no_trusted_network")]
+    trusted_url: Option<String>,
+    /// The pin-sha256: of the trusted URL's server key.
+    #[arg(long, value_name = "PIN", requires = "trusted_url")]
+    trusted_pin: Option<String>,
+    /// Never pause the tunnel for a trusted network, whatever the gateway says.
+    #[arg(long)]
+    no_trusted_network: bool,
 }
 
 /// `corridor app [--interface IFNAME] -- CMD [ARGS...]`.
@@ -222,6 +233,8 @@ fn options(args: Args) -> Result<connect::Options, String> {
         cookie,
         authenticate_only: args.authenticate,
         apps: args.app,
+        trusted: args.trusted_url.zip(args.trusted_pin).map(|(url, pin)| connect::TrustedNetwork { url, pin }),
+        no_trusted_network: args.no_trusted_network,
     })
 }
 

@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 
 use crate::apps::AppTunnel;
 use crate::netlink::{Monitor, Netlink};
+use crate::trusted::{Detector, PAUSED_PROBE_EVERY};
 use crate::tunnel::{add_routes, open_tun, remove_routes, Tunnel};
 use crate::{Ended, Options};
 
@@ -35,6 +36,12 @@ const BUF: usize = 65_536;
 
 pub(crate) struct Client {
     options: Options,
+    /// For a fresh login when a paused session's cookie expired meanwhile.
+    config: DeviceConfig,
+    /// Trusted-network detection (the user's, else the gateway's).
+    trusted: Option<Detector>,
+    /// When to look next whether the device is on the trusted network.
+    probe: Option<Instant>,
     gateway: SocketAddr,
     session: DeviceSession,
     poll: Poll,
@@ -79,10 +86,14 @@ impl Client {
         config.dtls = options.dtls;
         config.reconnect_timeout = options.reconnect_timeout;
         let session = match &options.cookie {
-            Some(cookie) => DeviceSession::with_cookie(config, cookie),
-            None => DeviceSession::new(config),
+            Some(cookie) => DeviceSession::with_cookie(config.clone(), cookie),
+            None => DeviceSession::new(config.clone()),
         }
         .map_err(|e| e.to_string())?;
+        let trusted = match (&options.trusted, options.no_trusted_network) {
+            (Some(t), false) => Some(Detector::new(t)?),
+            _ => None,
+        };
 
         let poll = Poll::new().map_err(|e| format!("poll: {e}"))?;
         let (read, write) = StdUnixStream::pair().map_err(|e| format!("signal pipe: {e}"))?;
@@ -110,6 +121,9 @@ impl Client {
         let options_interface = options.interface.clone();
         let authenticate_only = options.authenticate_only;
         let mut client = Self {
+            config,
+            trusted,
+            probe: None,
             options,
             gateway,
             session,
@@ -136,7 +150,8 @@ impl Client {
         self.pump(Instant::now());
         while self.ended.is_none() {
             let now = Instant::now();
-            let due = [self.session.poll_timeout(), self.session.reconnect_at()].into_iter().flatten().min();
+            let due =
+                [self.session.poll_timeout(), self.session.reconnect_at(), self.probe].into_iter().flatten().min();
             let timeout = due.map(|d| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
@@ -150,7 +165,12 @@ impl Client {
                     UDP => self.on_udp(now),
                     TUN => self.on_tun(now),
                     SIGNALS => self.on_signal(now),
-                    MONITOR if self.monitor.as_mut().is_some_and(Monitor::drain) => self.check_path(now),
+                    MONITOR if self.monitor.as_mut().is_some_and(Monitor::drain) => {
+                        self.check_path(now);
+                        if self.trusted.is_some() {
+                            self.probe = Some(now);
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -160,6 +180,10 @@ impl Client {
             // The events first: a loss's Disconnected must be acted on
             // before a reconnect opens the connection it would drop.
             self.pump(now);
+            if self.probe.is_some_and(|t| t <= now) && self.ended.is_none() {
+                self.check_trusted(now);
+                self.pump(now);
+            }
             if self.ended.is_none() && self.session.reconnect_at().is_some_and(|t| t <= now) && self.tcp.is_none() {
                 self.reconnect(now);
                 self.pump(now);
@@ -334,6 +358,38 @@ impl Client {
         self.session.handle_connection_lost(now);
     }
 
+    /// On the trusted network with the tunnel up: pause it (the gateway
+    /// keeps the session) and take the TUN and routes away. Paused and no
+    /// longer on it: bring the tunnel back with the cookie.
+    fn check_trusted(&mut self, now: Instant) {
+        self.probe = None;
+        let Some(detector) = &self.trusted else { return };
+        let paused = self.session.is_paused();
+        let inside = detector.inside(self.tunnel.as_ref().map(|t| t.index));
+        match (paused, inside) {
+            (false, true) if self.session.phase() == Phase::Tunnel => {
+                tracing::info!(
+                    event = "paused",
+                    reason_code = "trusted_network",
+                    url = detector.url(),
+                    "on the trusted network: tunnel paused"
+                );
+                self.session.pause(now, "trusted_network");
+                self.probe = Some(now + PAUSED_PROBE_EVERY);
+            }
+            (true, false) => {
+                tracing::info!(
+                    event = "resumed",
+                    url = detector.url(),
+                    "left the trusted network: bringing the tunnel back"
+                );
+                self.session.resume(now);
+            }
+            (true, true) => self.probe = Some(now + PAUSED_PROBE_EVERY),
+            _ => {}
+        }
+    }
+
     fn on_signal(&mut self, now: Instant) {
         let mut sink = [0u8; 64];
         while matches!(self.signals.read(&mut sink), Ok(n) if n > 0) {}
@@ -403,6 +459,17 @@ impl Client {
                         }
                     }
                 }
+                if self.trusted.is_none() && !self.options.no_trusted_network {
+                    if let Some(t) = self.session.tunnel().and_then(|c| c.trusted.clone()) {
+                        match Detector::new(&t) {
+                            Ok(d) => self.trusted = Some(d),
+                            Err(e) => tracing::warn!(error = %e, "the gateway's trusted network is unusable; ignored"),
+                        }
+                    }
+                }
+                if self.trusted.is_some() {
+                    self.probe = Some(now);
+                }
                 let via = if self.options.dtls && dtls_port.is_some() { "CSTP, DTLS starting" } else { "CSTP" };
                 tracing::info!(event = "tunnel_up", %address, mtu, via, "tunnel up");
                 if let Some(port) = dtls_port {
@@ -433,6 +500,29 @@ impl Client {
         self.drop_tcp();
         if self.ended.is_some() {
             return;
+        }
+        if let DisconnectReason::Paused(_) = reason {
+            if let Some(t) = self.tunnel.take() {
+                remove_routes(&t);
+            }
+            return;
+        }
+        // A paused session whose cookie expired meanwhile: log in afresh.
+        if matches!(reason, DisconnectReason::CookieRejected { .. }) && self.trusted.is_some() {
+            match DeviceSession::new(self.config.clone()) {
+                Ok(s) => {
+                    tracing::info!("the paused session's cookie has expired: logging in again");
+                    self.session = s;
+                    if let Err(e) = self.connect_tcp() {
+                        self.ended = Some(Err(e));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.ended = Some(Err(e.to_string()));
+                    return;
+                }
+            }
         }
         if let Some(at) = self.session.reconnect_at() {
             let wait = at.saturating_duration_since(Instant::now());
@@ -520,6 +610,7 @@ fn describe(reason: &DisconnectReason) -> String {
         }
         DisconnectReason::ReconnectTimeout => "could not reconnect in time".to_owned(),
         DisconnectReason::Logout => "logged out".to_owned(),
+        DisconnectReason::Paused(code) => format!("paused ({code})"),
         DisconnectReason::AuthFailed => "login refused".to_owned(),
         DisconnectReason::Error(e) => error_text(e),
     }

@@ -35,12 +35,14 @@ pub mod apps;
 mod driver;
 pub mod netlink;
 pub mod trust;
+mod trusted;
 mod tunnel;
 
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+pub use proto::connect::TrustedNetwork;
 pub use trust::Trust;
 
 /// What `corridor connect` was asked to do.
@@ -66,6 +68,10 @@ pub struct Options {
     /// `--app`: only these executables use the tunnel, within the
     /// gateway's list when it sends one; empty: the gateway's choice.
     pub apps: Vec<String>,
+    /// The user's trusted-network detection, over the gateway's.
+    pub trusted: Option<proto::connect::TrustedNetwork>,
+    /// No trusted-network detection at all.
+    pub no_trusted_network: bool,
 }
 
 /// How a session ended without an error of this client's.

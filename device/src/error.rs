@@ -84,6 +84,8 @@ pub enum DisconnectReason {
     ReconnectTimeout,
     /// [`DeviceSession::disconnect`](crate::DeviceSession::disconnect).
     Logout,
+    /// [`DeviceSession::pause`](crate::DeviceSession::pause), with its reason code.
+    Paused(String),
     /// The login was refused; [`Event::AuthFailed`](crate::Event::AuthFailed)
     /// came just before with the gateway's message.
     AuthFailed,

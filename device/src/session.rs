@@ -215,6 +215,9 @@ pub struct DeviceSession {
     /// The current outage: `Some` from a lost connection until a reconnect
     /// brings the tunnel back.
     reconnect: Option<Backoff>,
+    /// Paused by the caller ([`pause`](Self::pause)): detached, and no
+    /// reconnect until [`resume`](Self::resume).
+    paused: bool,
     /// The latest `now` handed in, for [`handle_tls_eof`](Self::handle_tls_eof).
     last_now: Option<Instant>,
 }
@@ -283,6 +286,7 @@ impl DeviceSession {
             scratch: Vec::new(),
             stats: Stats::default(),
             reconnect: None,
+            paused: false,
             last_now: None,
         })
     }
@@ -302,8 +306,44 @@ impl DeviceSession {
     /// backing off after failed attempts). `None` in every other phase.
     pub fn reconnect_at(&self) -> Option<Instant> {
         match (self.phase, &self.reconnect) {
-            (Phase::Detached, Some(b)) => Some(b.next_attempt()),
+            (Phase::Detached, Some(b)) if !self.paused => Some(b.next_attempt()),
             _ => None,
+        }
+    }
+
+    /// Ends the tunnel for now without logging out: tells the gateway with
+    /// a pause DISCONNECT carrying `reason` (a reason code such as
+    /// `trusted_network`; the gateway keeps the session for its cookie
+    /// grace), then detaches with no reconnect scheduled until
+    /// [`resume`](Self::resume). Only while the tunnel is up; `false`
+    /// otherwise. The caller drops the TCP connection after writing
+    /// [`poll_tls`](Self::poll_tls).
+    pub fn pause(&mut self, now: Instant, reason: &str) -> bool {
+        if self.phase != Phase::Tunnel || self.cookie.is_none() {
+            return false;
+        }
+        let mut payload = vec![cstp::DISCONNECT_PAUSE];
+        payload.extend_from_slice(reason.as_bytes());
+        self.write_frame(now, PacketType::DISCONNECT, &payload);
+        self.paused = true;
+        self.reconnect = Some(Backoff::new(now, self.config.reconnect_timeout, self.config.reconnect_interval));
+        self.detach();
+        self.events.push_back(Event::Disconnected(DisconnectReason::Paused(reason.to_owned())));
+        true
+    }
+
+    /// Whether the session is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Brings a paused session back: a reconnect with the cookie is due at
+    /// once ([`reconnect_at`](Self::reconnect_at)), with the usual schedule
+    /// and timeout from `now`.
+    pub fn resume(&mut self, now: Instant) {
+        if self.paused {
+            self.paused = false;
+            self.reconnect = Some(Backoff::new(now, self.config.reconnect_timeout, self.config.reconnect_interval));
         }
     }
 
@@ -573,6 +613,13 @@ impl DeviceSession {
         if !go_on {
             return self.close(DisconnectReason::ReconnectTimeout);
         }
+        self.detach();
+        self.events.push_back(Event::Disconnected(reason));
+    }
+
+    /// Forgets the connection (and DTLS over it), keeping the cookie and
+    /// the tunnel's configuration.
+    fn detach(&mut self) {
         self.phase = Phase::Detached;
         if let Dtls::Handshaking(conn) | Dtls::Up { conn, .. } = &mut self.dtls {
             conn.close();
@@ -581,7 +628,6 @@ impl DeviceSession {
         self.cstp = None;
         self.deframer = Deframer::new();
         self.http_in.clear();
-        self.events.push_back(Event::Disconnected(reason));
     }
 
     fn close(&mut self, reason: DisconnectReason) {

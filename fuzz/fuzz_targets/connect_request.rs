@@ -40,6 +40,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         banner: connect.user_agent.clone(),
         dtls: None,
         apps: connect.user_agent.clone().map(|a| vec![a]),
+        trusted: None,
     };
     let answer = connect_response(&params);
     let limits = ResponseLimits { max_head: 64 * 1024, ..ResponseLimits::default() };

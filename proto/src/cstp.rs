@@ -24,6 +24,13 @@ pub const DTLS_HEADER_LEN: usize = 1;
 /// the cookie is to be invalidated (§4.4).
 pub const DISCONNECT_LOGOUT: u8 = 0xb0;
 
+/// First payload byte of corridor's own pause: the device ends its tunnel
+/// for now (it is on a trusted network, say) and means to come back with
+/// its cookie; the text after it is the reason code (`trusted_network`).
+/// A gateway that does not know it takes it as a temporary disconnect,
+/// which keeps the cookie too.
+pub const DISCONNECT_PAUSE: u8 = 0x00;
+
 /// A packet type code, shared by CSTP and DTLS (§4.2). Unknown codes are
 /// kept as they are, so they can be reported and counted.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -257,6 +264,16 @@ pub fn classify_disconnect(payload: &[u8]) -> DisconnectKind {
     }
 }
 
+/// The reason code after a pause's `0x00`, if it is one: a short word of
+/// lowercase letters, digits and `_` (anything else is no code).
+pub fn pause_reason(payload: &[u8]) -> Option<&str> {
+    let code = core::str::from_utf8(payload.strip_prefix(&[DISCONNECT_PAUSE])?).ok()?;
+    (!code.is_empty()
+        && code.len() <= 32
+        && code.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+    .then_some(code)
+}
+
 /// The text after a logout's `0xb0` (e.g. `Aborted by caller`), if UTF-8.
 pub fn disconnect_reason(payload: &[u8]) -> Option<&str> {
     core::str::from_utf8(payload.strip_prefix(&[DISCONNECT_LOGOUT])?).ok()
@@ -272,6 +289,16 @@ pub fn dtls_type(record_payload: &[u8]) -> Option<(PacketType, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pause_reasons_are_short_words() {
+        assert_eq!(pause_reason(b"\x00trusted_network"), Some("trusted_network"));
+        assert_eq!(pause_reason(b"\x00"), None);
+        assert_eq!(pause_reason(b"\xb0trusted_network"), None, "a logout is no pause");
+        assert_eq!(pause_reason(b"\x00Trusted Network"), None);
+        assert_eq!(pause_reason(b"\x00a\nb"), None);
+        assert_eq!(pause_reason(&[&[0u8][..], &[b'a'; 33][..]].concat()), None);
+    }
 
     fn frames(d: &mut Deframer) -> Vec<Result<Frame, CstpError>> {
         std::iter::from_fn(|| d.next_frame()).take(100).collect()

@@ -571,6 +571,7 @@ fn a1_params() -> TunnelParams {
             keepalive_secs: 32400,
         }),
         apps: None,
+        trusted: None,
     }
 }
 

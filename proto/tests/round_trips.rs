@@ -183,6 +183,10 @@ fn tunnel_params() -> TunnelParams {
         banner: Some("Welcome".into()),
         dtls: Some(DtlsParams { port: 443, app_id: (1..=32).collect(), dpd_secs: 30, keepalive_secs: 20 }),
         apps: Some(vec!["/usr/bin/ssh".into(), "/opt/crm/bin/crm client".into()]),
+        trusted: Some(connect::TrustedNetwork {
+            url: "https://intranet.example.test:8443/".into(),
+            pin: "pin-sha256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=".into(),
+        }),
     }
 }
 
@@ -207,6 +211,7 @@ fn as_configured(p: &TunnelParams) -> TunnelConfig {
         banner: p.banner.clone(),
         dtls: p.dtls.clone(),
         apps: p.apps.clone(),
+        trusted: p.trusted.clone(),
     }
 }
 

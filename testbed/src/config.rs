@@ -128,6 +128,8 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("group.split_include", if o.full_tunnel { "" } else { "10.99.0.0/24" })
         .set("group.client_to_client", if o.client_to_client { "true" } else { "" })
         .set("group.apps", o.apps.join(","))
+        .set("group.trusted_url", o.trusted.as_ref().map_or("", |t| t.0.as_str()))
+        .set("group.trusted_pin", o.trusted.as_ref().map_or("", |t| t.1.as_str()))
         .set("log.format", if o.log_json { "json" } else { "" });
     if o.relayed != 0 {
         let via = o.relay_via.clone().unwrap_or_else(|| format!("{RELAY_GATEWAY_SIDE}:3101"));

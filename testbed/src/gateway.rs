@@ -55,6 +55,8 @@ pub struct GatewayOptions {
     pub full_tunnel: bool,
     /// `[[group]] apps`: empty for "all".
     pub apps: Vec<String>,
+    /// `[[group]] trusted_url` and `trusted_pin`.
+    pub trusted: Option<(String, String)>,
     /// `[timers] session_timeout`; `None`: the gateway's default.
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
@@ -89,6 +91,7 @@ impl Default for GatewayOptions {
             log_json: false,
             full_tunnel: false,
             apps: Vec::new(),
+            trusted: None,
             session_timeout: None,
             cookie_grace: 60,
             env: Vec::new(),

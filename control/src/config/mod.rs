@@ -43,6 +43,54 @@ pub struct Group {
     /// (sent to the device, which enforces it: `corridor connect`); `None`:
     /// every app (`apps = "all"`, the default).
     pub apps: Option<Vec<String>>,
+    /// Trusted-network detection sent to the device (`trusted_url` and
+    /// `trusted_pin`); `None`: none.
+    pub trusted: Option<proto::connect::TrustedNetwork>,
+}
+
+/// `trusted_url` and `trusted_pin`: both or neither; an https URL and a
+/// `pin-sha256:` pin of 32 bytes.
+fn trusted(
+    field: &dyn Fn(&str) -> String,
+    url: &str,
+    pin: &str,
+) -> Result<Option<proto::connect::TrustedNetwork>, ConfigError> {
+    match (url.is_empty(), pin.is_empty()) {
+        (true, true) => return Ok(None),
+        (false, true) => {
+            return Err(err(
+                &field("trusted_pin"),
+                "missing",
+                "set the pin-sha256: of the trusted URL's server key beside trusted_url",
+            ))
+        }
+        (true, false) => {
+            return Err(err(
+                &field("trusted_url"),
+                "missing",
+                "set an https:// URL inside the organisation beside trusted_pin",
+            ))
+        }
+        (false, false) => {}
+    }
+    if !url.starts_with("https://") || url.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(err(
+            &field("trusted_url"),
+            format!("`{url}` is not an https:// URL"),
+            "write https://HOST[:PORT]/ of a server only reachable inside",
+        ));
+    }
+    let Some(parsed) = service::pin::parse_pin(pin) else {
+        return Err(err(
+            &field("trusted_pin"),
+            format!("`{pin}` is not a key pin"),
+            "write pin-sha256: and the base64 SHA-256 of the server's SubjectPublicKeyInfo",
+        ));
+    };
+    Ok(Some(proto::connect::TrustedNetwork {
+        url: url.to_owned(),
+        pin: format!("pin-sha256:{}", service::pin::pin_base64(&parsed)),
+    }))
 }
 
 /// Per-app selection: `"all"` (or absent) → None; a list of absolute paths.
@@ -509,6 +557,7 @@ impl Config {
                 split_include: nets(&f("split_include"), &g.split_include)?,
                 split_exclude: nets(&f("split_exclude"), &g.split_exclude)?,
                 apps: apps(&f("apps"), g.apps.as_ref())?,
+                trusted: trusted(&f, &g.trusted_url, &g.trusted_pin)?,
             });
         }
         let relays = relays(&raw.relays, base, files)?;

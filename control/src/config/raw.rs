@@ -262,6 +262,12 @@ pub(super) struct RawGroup {
     /// `Config::parse`.
     #[serde(default)]
     pub(super) apps: Option<toml::Value>,
+    /// Trusted-network detection: an https URL reachable only inside, and
+    /// the pin of its server's key. Both or neither.
+    #[serde(default)]
+    pub(super) trusted_url: String,
+    #[serde(default)]
+    pub(super) trusted_pin: String,
 }
 
 /// `[limits]`: brute-force and flood defences (docs/security.md). Times in

@@ -309,6 +309,27 @@ fn group_apps_are_all_or_absolute_paths() {
     }
 }
 
+/// Trusted-network detection: both fields or neither, an https URL and a pin.
+#[test]
+fn group_trusted_network_needs_an_https_url_and_a_pin() {
+    let with = |lines: &str| GOOD.replace("[[group]]\n", &format!("[[group]]\n{lines}\n"));
+    let pin = "pin-sha256:ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+    let c = Config::parse(&with(&format!("trusted_url = \"https://10.98.0.1:8443/\"\ntrusted_pin = \"{pin}\"")))
+        .expect("valid");
+    let t = c.group(None).expect("the first group").trusted.clone().expect("trusted network");
+    assert_eq!((t.url.as_str(), t.pin.as_str()), ("https://10.98.0.1:8443/", pin));
+    assert_eq!(Config::parse(GOOD).expect("valid").group(None).expect("group").trusted, None);
+    for (lines, field) in [
+        ("trusted_url = \"https://x/\"", "group[0].trusted_pin"),
+        (&format!("trusted_pin = \"{pin}\"") as &str, "group[0].trusted_url"),
+        (&format!("trusted_url = \"http://x/\"\ntrusted_pin = \"{pin}\"") as &str, "group[0].trusted_url"),
+        ("trusted_url = \"https://x/\"\ntrusted_pin = \"sha1:abc\"", "group[0].trusted_pin"),
+    ] {
+        let e = Config::parse(&with(lines)).expect_err(lines);
+        assert_eq!(e.field, field, "{lines}: {e}");
+    }
+}
+
 /// `[admin] ctl_socket`: a default, relative to the configuration file
 /// like every path, and refused where no socket can be made.
 #[test]

@@ -121,6 +121,7 @@ impl<P: DataplanePort> Core<P> {
                 keepalive_secs: secs(config.timers.keepalive),
             }),
             apps: group.apps.clone(),
+            trusted: group.trusted.clone(),
         };
         let user = s.user.clone();
         let address = s.address;
@@ -190,6 +191,13 @@ impl<P: DataplanePort> Core<P> {
                 if payload.first() == Some(&cstp::DISCONNECT_LOGOUT) {
                     self.close_quietly(conn, "client logged out");
                     self.end_session(id, EndReason::Logout);
+                } else if let Some(code) = cstp::pause_reason(payload) {
+                    // The device paused its tunnel (e.g. it is on the
+                    // organisation's network itself): the session waits
+                    // for its cookie, as after a temporary disconnect.
+                    let user = self.sessions.get(id).map(|s| s.user.clone()).unwrap_or_default();
+                    tracing::info!(event = "paused", session = %id, user = %user, reason_code = code, "device paused its tunnel; the session waits for its cookie");
+                    self.close(conn, "device paused its tunnel", now);
                 } else {
                     tracing::info!(session = %id, "client disconnected temporarily");
                     self.close(conn, "client disconnected temporarily", now);

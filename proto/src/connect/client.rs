@@ -103,6 +103,8 @@ pub struct TunnelConfig {
     /// `X-Corridor-App` values: the executables whose traffic may use the
     /// tunnel; `None` (no such header, as from any other gateway): all.
     pub apps: Option<Vec<String>>,
+    /// Trusted-network detection, when the gateway sent both its headers.
+    pub trusted: Option<super::TrustedNetwork>,
 }
 
 /// Why a CONNECT answer is unusable; openconnect aborts on each (§3.2).
@@ -189,6 +191,9 @@ pub fn parse_connect_response(r: &Response) -> Result<TunnelConfig, ConnectRespo
             let apps: Vec<String> = values(r, super::server::APP_HEADER).map(str::to_owned).collect();
             (!apps.is_empty()).then_some(apps)
         },
+        trusted: first(r, super::TRUSTED_URL_HEADER)
+            .zip(first(r, super::TRUSTED_PIN_HEADER))
+            .map(|(url, pin)| super::TrustedNetwork { url: url.to_owned(), pin: pin.to_owned() }),
     })
 }
 

@@ -19,6 +19,19 @@ pub use server::{
     connect_error, connect_response, dtls_offer_valid, parse_connect, ConnectError, ConnectRequest, TunnelParams,
 };
 
+/// Trusted-network detection, corridor's own (openconnect ignores it): a
+/// device that reaches `url` directly, its server presenting the key of
+/// `pin` (`pin-sha256:…`), is on the organisation's network and ends its
+/// tunnel until it leaves (`X-Corridor-Trusted-URL`, `-Pin`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedNetwork {
+    pub url: String,
+    pub pin: String,
+}
+
+pub(crate) const TRUSTED_URL_HEADER: &str = "X-Corridor-Trusted-URL";
+pub(crate) const TRUSTED_PIN_HEADER: &str = "X-Corridor-Trusted-Pin";
+
 /// The only tunnel path openconnect requests (§3.1).
 pub const TUNNEL_PATH: &str = "/CSCOSSLC/tunnel";
 

@@ -196,6 +196,8 @@ pub struct TunnelParams {
     /// `X-Corridor-App` header each (corridor's own; openconnect ignores
     /// it); `None`: every app, no header.
     pub apps: Option<Vec<String>>,
+    /// Trusted-network detection for the device; `None` sends nothing.
+    pub trusted: Option<super::TrustedNetwork>,
 }
 
 /// One executable allowed into the tunnel (per-app selection).
@@ -261,6 +263,10 @@ pub fn connect_response(p: &TunnelParams) -> Vec<u8> {
     }
     for app in p.apps.iter().flatten() {
         h(APP_HEADER, app);
+    }
+    if let Some(t) = &p.trusted {
+        h(super::TRUSTED_URL_HEADER, &t.url);
+        h(super::TRUSTED_PIN_HEADER, &t.pin);
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -330,6 +336,7 @@ mod tests {
             banner: None,
             dtls: None,
             apps: None,
+            trusted: None,
         }
     }
 

@@ -258,3 +258,37 @@ fn what_does_not_reconnect() {
     assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::Logout)]);
     assert_eq!((d.phase(), d.reconnect_at()), (Phase::Closed, None));
 }
+
+#[test]
+fn a_paused_session_tells_the_gateway_and_waits_for_resume() {
+    let t0 = Instant::now();
+    let mut gw = Gateway::new();
+    let mut d = DeviceSession::new(device_config()).unwrap();
+    assert!(matches!(tunnel_up(t0, &mut gw, &mut d), Event::TunnelUp { .. }));
+    assert!(d.pause(t0, "trusted_network"));
+    assert_eq!(events(&mut d), [Event::Disconnected(DisconnectReason::Paused("trusted_network".into()))]);
+    gw.pump(t0, &mut d);
+    let bye = gw.read();
+    // A CSTP DISCONNECT whose payload is 0x00 and the reason code.
+    assert!(bye.ends_with("\0trusted_network"), "{bye:?}");
+    assert_eq!(bye.as_bytes().get(6), Some(&PacketType::DISCONNECT.0));
+    assert_eq!(
+        (d.phase(), d.is_paused(), d.reconnect_at()),
+        (Phase::Detached, true, None),
+        "no reconnect while paused"
+    );
+    assert!(!d.pause(t0, "again"), "only a tunnel pauses");
+
+    let t1 = t0 + Duration::from_secs(600);
+    d.resume(t1);
+    assert_eq!(
+        (d.is_paused(), d.reconnect_at()),
+        (false, Some(t1)),
+        "resumed: a reconnect due at once, a fresh schedule"
+    );
+    let mut gw2 = Gateway::new();
+    d.reconnect(t1).unwrap();
+    gw2.pump(t1, &mut d);
+    let connect = gw2.read();
+    assert!(connect.starts_with("CONNECT ") && connect.contains("Cookie: webvpn="), "{connect}");
+}

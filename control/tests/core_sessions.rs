@@ -224,6 +224,28 @@ fn dtls_traffic_adds_up_across_grants_and_reaches_the_session_end() {
     assert_eq!((ended[0].traffic, ended[0].peer.is_some()), (traffic, true), "{ended:?}");
 }
 
+/// A device that pauses its tunnel (`corridor connect` on the trusted
+/// network) keeps its session: the connection closes, the cookie and the
+/// address wait, and the resumed device comes back to both.
+#[test]
+fn a_paused_tunnel_keeps_its_session_for_the_resume() {
+    let (mut w, d, id, address) = tunnel(DEFAULT_TIMERS, true);
+    let now = w.now;
+    assert!(w.devices[d].session.pause(now, "trusted_network"));
+    w.run();
+    let s = w.gateways[0].core.sessions().get(id).expect("the session waits");
+    assert!(s.conn.is_none() && s.detached_at.is_some(), "detached, not ended");
+    assert!(w.gateways[0].ended.is_empty(), "{:?}", w.gateways[0].ended);
+    w.take_events(d);
+
+    w.advance(Duration::from_secs(30));
+    let now = w.now;
+    w.devices[d].session.resume(now);
+    w.reconnect(d, 0);
+    assert_eq!(address_of(&w.take_events(d)), Some(address), "the same address");
+    assert!(w.gateways[0].core.sessions().get(id).is_some_and(|s| s.conn.is_some()));
+}
+
 #[test]
 fn a_silent_cstp_connection_dies_by_dpd_then_the_session_by_cookie_grace() {
     let (mut w, d, id, _) = tunnel(DEFAULT_TIMERS, false);

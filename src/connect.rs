@@ -14,7 +14,16 @@ use crate::passwd::{read_line, EchoOff};
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// The gateway: `https://HOST[:PORT]`, or HOST[:PORT].
-    url: String,
+    #[arg(required_unless_present = "status")]
+    url: Option<String>,
+    /// Show the state of the client running on --interface (in this
+    /// network namespace): state, gateway, address, DTLS or CSTP, bytes,
+    /// why the tunnel last went down. Exit status 1 when none runs.
+    #[arg(long, conflicts_with_all = ["user", "authenticate", "cookie_on_stdin"])]
+    status: bool,
+    /// With --status: one JSON object.
+    #[arg(long, requires = "status")]
+    json: bool,
     /// The user name for the login form.
     #[arg(long, short)]
     user: Option<String>,
@@ -127,7 +136,10 @@ fn which(cmd: &str) -> Option<PathBuf> {
 }
 
 pub(crate) fn run(args: Args) -> ExitCode {
-    let host = args.url.clone();
+    if args.status {
+        return status(&args.interface, args.json);
+    }
+    let host = args.url.clone().unwrap_or_default();
     let options = match options(args) {
         Ok(o) => o,
         Err(e) => {
@@ -150,6 +162,41 @@ pub(crate) fn run(args: Args) -> ExitCode {
         }
         Err(e) => {
             tracing::error!(error = %e, "corridor connect failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--status`: the running client's state, as a table or JSON.
+fn status(interface: &str, json: bool) -> ExitCode {
+    match connect::status::Status::read(interface) {
+        Ok(s) if json => {
+            println!("{}", serde_json::to_string(&s).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok(s) => {
+            let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+            for (k, v) in [
+                ("state", s.state.clone()),
+                ("gateway", s.gateway.clone()),
+                ("interface", s.interface.clone()),
+                ("address", or_dash(s.address.map(|a| a.to_string()))),
+                ("channel", or_dash(s.channel.clone())),
+                ("cipher", or_dash(s.cipher.clone())),
+                ("in", format!("{} bytes, {} packets", s.bytes_in, s.packets_in)),
+                ("out", format!("{} bytes, {} packets", s.bytes_out, s.packets_out)),
+                ("last teardown", or_dash(s.last_teardown.clone())),
+            ] {
+                println!("{k:<14}{v}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            if json {
+                println!("{}", serde_json::json!({ "error": e }));
+            } else {
+                eprintln!("corridor connect: {e}");
+            }
             ExitCode::FAILURE
         }
     }
@@ -198,7 +245,7 @@ fn host_port(url: &str) -> Result<(String, u16), String> {
 }
 
 fn options(args: Args) -> Result<connect::Options, String> {
-    let (host, port) = host_port(&args.url)?;
+    let (host, port) = host_port(args.url.as_deref().unwrap_or_default())?;
     let mut pins = Vec::new();
     for p in &args.servercert {
         pins.push(service::pin::parse_pin(p).ok_or_else(|| {

@@ -79,6 +79,20 @@ fn password_login_carries_udp_and_tcp_over_dtls_and_sigint_logs_out() {
         gw.session_of("alice").filter(|s| s["bytes_in"].as_u64() > Some(4 << 20))
     });
     assert_eq!(s["channel"], "dtls", "{s}");
+    // The client's own view: `corridor connect --status`.
+    let status = wait_until("the client's status to count the upload", Duration::from_secs(10), || {
+        let out = ns(&t.device(), corridor_bin())
+            .args(["connect", "--status", "--json", "--interface", IFNAME])
+            .output()
+            .ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (v["bytes_out"].as_u64() > Some(4 << 20)).then_some(v)
+    });
+    assert_eq!((&status["state"], &status["channel"]), (&"tunnel".into(), &"dtls".into()), "{status}");
+    assert_eq!(status["address"], s["address"], "{status}");
+    assert!(status["bytes_in"].as_u64() > Some(0) && status["cipher"].is_string(), "{status}");
+    let table = run(ns(&t.device(), corridor_bin()).args(["connect", "--status", "--interface", IFNAME]));
+    assert!(String::from_utf8_lossy(&table.stdout).starts_with("state         tunnel\n"), "{table:?}");
 
     interrupt(&c);
     assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
@@ -86,6 +100,9 @@ fn password_login_carries_udp_and_tcp_over_dtls_and_sigint_logs_out() {
     gw.proc.log.wait_for("reason_code=\"logout\"", Duration::from_secs(5));
     assert!(!link_exists(&t), "the TUN went with the client");
     assert_eq!(route_to_org(&t), "", "and its routes");
+    let none =
+        ns(&t.device(), corridor_bin()).args(["connect", "--status", "--interface", IFNAME]).output().expect("status");
+    assert_eq!(none.status.code(), Some(1), "no client, no status: {none:?}");
 }
 
 #[test]

@@ -65,6 +65,10 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
         (!String::from_utf8_lossy(&links.stdout).contains(IFNAME)).then_some(())
     });
     assert_eq!(gw.session_of("alice").expect("kept for its cookie")["channel"], "none");
+    let out = run(ns(&dev, corridor_bin()).args(["connect", "--status", "--json", "--interface", IFNAME]));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(status["state"], "paused", "{status}");
+    assert!(status["last_teardown"].as_str().is_some_and(|t| t.contains("trusted_network")), "{status}");
 
     // Outside again: the tunnel comes back, the same session.
     run(Command::new("ip").args(["-n", &dev, "link", "set", "dev-in", "down"]));

@@ -34,7 +34,7 @@ use crate::netlink::Netlink;
 /// Where nftables resolves `socket cgroupv2` paths from.
 const CGROUP_BASE: &str = "/sys/fs/cgroup";
 /// The per-namespace files `corridor app` reads.
-const STATE_DIR: &str = "/run/corridor/connect";
+pub(crate) const STATE_DIR: &str = "/run/corridor/connect";
 /// The `ip rule` priority: before the main table's (32766).
 const RULE_PRIORITY: u32 = 10_000;
 

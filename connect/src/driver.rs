@@ -19,6 +19,7 @@ use rustls::pki_types::ServerName;
 
 use crate::apps::AppTunnel;
 use crate::netlink::{Monitor, Netlink};
+use crate::status::Status;
 use crate::trusted::{Detector, PAUSED_PROBE_EVERY};
 use crate::tunnel::{add_routes, open_tun, remove_routes, Tunnel};
 use crate::{Ended, Options};
@@ -42,6 +43,9 @@ pub(crate) struct Client {
     trusted: Option<Detector>,
     /// When to look next whether the device is on the trusted network.
     probe: Option<Instant>,
+    /// What `--status` shows, and when to write it next.
+    status: Status,
+    status_due: Instant,
     gateway: SocketAddr,
     session: DeviceSession,
     poll: Poll,
@@ -120,7 +124,16 @@ impl Client {
         };
         let options_interface = options.interface.clone();
         let authenticate_only = options.authenticate_only;
+        let status = Status {
+            pid: std::process::id(),
+            interface: options.interface.clone(),
+            gateway: gateway.to_string(),
+            state: "connecting".into(),
+            ..Status::default()
+        };
         let mut client = Self {
+            status,
+            status_due: Instant::now(),
             config,
             trusted,
             probe: None,
@@ -150,8 +163,10 @@ impl Client {
         self.pump(Instant::now());
         while self.ended.is_none() {
             let now = Instant::now();
-            let due =
-                [self.session.poll_timeout(), self.session.reconnect_at(), self.probe].into_iter().flatten().min();
+            let due = [self.session.poll_timeout(), self.session.reconnect_at(), self.probe, Some(self.status_due)]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = due.map(|d| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != ErrorKind::Interrupted {
@@ -188,6 +203,10 @@ impl Client {
                 self.reconnect(now);
                 self.pump(now);
             }
+            if self.status_due <= now && !self.options.authenticate_only {
+                self.status.write();
+                self.status_due = now + crate::status::REFRESH;
+            }
         }
         let ended = self.ended.take().unwrap_or(Ok(Ended::ByUser));
         self.finish(ended)
@@ -195,6 +214,7 @@ impl Client {
 
     /// Restores what the client changed and hands back how it ended.
     fn finish(mut self, ended: Result<Ended, String>) -> Result<Ended, String> {
+        self.status.remove();
         // Ending on an error of ours with the tunnel up: log out first, so
         // the gateway does not hold the session for its cookie grace.
         let authenticated = matches!(ended, Ok(Ended::Authenticated { .. }));
@@ -319,7 +339,10 @@ impl Client {
                     let packet = self.buf.get(..n).unwrap_or_default();
                     // Not connected (reconnecting) or too large: dropped, as
                     // a link drops what it cannot carry.
-                    let _ = self.session.send_packet(now, packet);
+                    if self.session.send_packet(now, packet).is_ok() {
+                        self.status.packets_out += 1;
+                        self.status.bytes_out += n as u64;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -472,13 +495,29 @@ impl Client {
                 }
                 let via = if self.options.dtls && dtls_port.is_some() { "CSTP, DTLS starting" } else { "CSTP" };
                 tracing::info!(event = "tunnel_up", %address, mtu, via, "tunnel up");
+                self.status.state = "tunnel".into();
+                self.status.address = Some(address);
+                self.status.channel = Some("cstp".into());
+                self.status.cipher = None;
+                self.status.since = Some(crate::status::now_unix());
+                self.status_due = now;
                 if let Some(port) = dtls_port {
                     self.open_udp(port);
                 }
             }
-            Event::DtlsUp { suite } => tracing::info!(event = "dtls_up", ?suite, "DTLS up: packets go over DTLS"),
-            Event::DtlsDown => tracing::warn!(event = "dtls_down", "DTLS down: packets go over CSTP"),
+            Event::DtlsUp { suite } => {
+                tracing::info!(event = "dtls_up", ?suite, "DTLS up: packets go over DTLS");
+                (self.status.channel, self.status.cipher) = (Some("dtls".into()), Some(format!("{suite:?}")));
+                self.status_due = now;
+            }
+            Event::DtlsDown => {
+                tracing::warn!(event = "dtls_down", "DTLS down: packets go over CSTP");
+                (self.status.channel, self.status.cipher) = (Some("cstp".into()), None);
+                self.status_due = now;
+            }
             Event::Packet(p) => {
+                self.status.packets_in += 1;
+                self.status.bytes_in += p.len() as u64;
                 if let Some(t) = self.tunnel.as_mut() {
                     // A full TUN queue drops the packet; TCP inside recovers.
                     let _ = t.file.write(&p);
@@ -493,6 +532,14 @@ impl Client {
     }
 
     fn on_disconnected(&mut self, now: Instant, reason: DisconnectReason) {
+        self.status.state = match reason {
+            DisconnectReason::Paused(_) => "paused",
+            _ => "reconnecting",
+        }
+        .into();
+        (self.status.channel, self.status.cipher) = (None, None);
+        self.status.last_teardown = Some(describe(&reason));
+        self.status_due = now;
         // What the session wrote last (a logout's BYE) leaves before the
         // connection is dropped.
         while self.session.poll_tls(&mut self.tcp_out) {}

@@ -34,6 +34,7 @@
 pub mod apps;
 mod driver;
 pub mod netlink;
+pub mod status;
 pub mod trust;
 mod trusted;
 mod tunnel;

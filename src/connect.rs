@@ -11,6 +11,8 @@ use zeroize::Zeroizing;
 
 use crate::passwd::{read_line, EchoOff};
 
+mod background;
+
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
     /// The gateway: `https://HOST[:PORT]`, or HOST[:PORT].
@@ -24,6 +26,13 @@ pub(crate) struct Args {
     /// With --status: one JSON object.
     #[arg(long, requires = "status")]
     json: bool,
+    /// Return once the tunnel is up, the client running on in the
+    /// background (its log goes to this standard error).
+    #[arg(long, short = 'b', conflicts_with_all = ["status", "authenticate"])]
+    background: bool,
+    /// With --background: write the client's pid here.
+    #[arg(long, value_name = "FILE", requires = "background")]
+    pid_file: Option<PathBuf>,
     /// The user name for the login form.
     #[arg(long, short)]
     user: Option<String>,
@@ -140,6 +149,7 @@ pub(crate) fn run(args: Args) -> ExitCode {
         return status(&args.interface, args.json);
     }
     let host = args.url.clone().unwrap_or_default();
+    let (background, pid_file) = (args.background, args.pid_file.clone());
     let options = match options(args) {
         Ok(o) => o,
         Err(e) => {
@@ -147,6 +157,9 @@ pub(crate) fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if background {
+        return background::start(&options, pid_file.as_deref());
+    }
     match connect::run(options) {
         Ok(connect::Ended::ByUser) => {
             tracing::info!("logged out");
@@ -282,6 +295,7 @@ fn options(args: Args) -> Result<connect::Options, String> {
         apps: args.app,
         trusted: args.trusted_url.zip(args.trusted_pin).map(|(url, pin)| connect::TrustedNetwork { url, pin }),
         no_trusted_network: args.no_trusted_network,
+        notify_up: std::env::var_os(background::NOTIFY_ENV).is_some(),
     })
 }
 

@@ -291,6 +291,47 @@ fn only_listed_apps_use_the_tunnel_and_they_fail_closed() {
     )));
 }
 
+/// `--background --pid-file`: the command returns once the tunnel is up;
+/// the client runs on as the pid in the file, carries traffic, and a
+/// SIGINT to it logs out and takes the TUN away.
+#[test]
+fn background_returns_with_the_tunnel_up_and_a_pid_file() {
+    use std::io::Write;
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let gw = Gateway::start(&t, &GatewayOptions::default());
+    let (pid_file, log) = (t.dir.join("connect.pid"), t.dir.join("connect.log"));
+    let mut cmd = ns(&t.device(), corridor_bin());
+    cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--background"])
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(with_ca(&t))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"));
+    let mut parent = cmd.spawn().expect("corridor connect --background");
+    if let Some(mut stdin) = parent.stdin.take() {
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    let status = wait_until("the command to return", Duration::from_secs(20), || parent.try_wait().ok().flatten());
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "{}", text());
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("a pid");
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the client runs on");
+    assert!(link_exists(&t), "its TUN is up");
+    assert_eq!(udp_echo(&t.device(), 5), 5);
+    assert!(gw.session_of("alice").is_some());
+
+    let _ = Command::new("kill").args(["-INT", &pid.to_string()]).status();
+    wait_until("the background client to end", Duration::from_secs(10), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z ")))
+        .then_some(())
+    });
+    assert!(text().contains("logged out"), "{}", text());
+    wait_until("the TUN to go", Duration::from_secs(5), || (!link_exists(&t)).then_some(()));
+}
+
 /// `corridor connect ARGS` in the device namespace with `stdin` on its
 /// standard input, run to its end: (exit code, stdout, stderr).
 fn run_with_stdin(t: &Topology, args: &[&str], stdin: &str) -> (i32, String, String) {

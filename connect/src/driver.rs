@@ -474,7 +474,13 @@ impl Client {
                     let config = self.session.tunnel().cloned();
                     match config.ok_or_else(|| "no tunnel configuration".to_owned()).and_then(|c| self.open_tunnel(&c))
                     {
-                        Ok(t) => self.tunnel = Some(t),
+                        Ok(t) => {
+                            self.tunnel = Some(t);
+                            if std::mem::take(&mut self.options.notify_up) {
+                                println!("up");
+                                let _ = std::io::Write::flush(&mut std::io::stdout());
+                            }
+                        }
                         Err(e) => {
                             self.session.disconnect(now);
                             self.ended = Some(Err(e));

@@ -73,6 +73,9 @@ pub struct Options {
     pub trusted: Option<proto::connect::TrustedNetwork>,
     /// No trusted-network detection at all.
     pub no_trusted_network: bool,
+    /// Print `up` on standard output when the tunnel first comes up (for
+    /// a parent that returns then: `--background`).
+    pub notify_up: bool,
 }
 
 /// How a session ended without an error of this client's.

@@ -291,6 +291,32 @@ fn only_listed_apps_use_the_tunnel_and_they_fail_closed() {
     )));
 }
 
+/// Certificate login (`-c`, `-k`), no password, against corridor (the
+/// CN is the user) and ocserv (`auth = "certificate"`), DTLS up both times.
+#[test]
+fn certificate_login_against_corridor_and_ocserv() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let (cert, key) = (t.dir.join("client.crt").display().to_string(), t.dir.join("client.key").display().to_string());
+    let mut args = with_ca(&t);
+    args.extend(["-c".to_owned(), cert, "-k".to_owned(), key]);
+    for peer in ["corridor", "ocserv"] {
+        let (gw, oc) = match peer {
+            "corridor" => (Some(Gateway::start(&t, &GatewayOptions::default())), None),
+            _ => (None, Some(Ocserv::start_with(&t, OcservAuth::Certificate))),
+        };
+        let mut c = connect(&t, GATEWAY_IP, &strs(&args), None);
+        c.log.wait_for("DTLS up", Duration::from_secs(20));
+        assert_eq!(udp_echo(&t.device(), 5), 5, "{peer}");
+        if let Some(gw) = &gw {
+            assert!(gw.session_of("carol").is_some(), "the certificate's CN is the user: {:?}", gw.sessions());
+        }
+        interrupt(&c);
+        assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{peer}: {}", c.log.text());
+        drop((gw, oc));
+    }
+}
+
 /// `--background --pid-file`: the command returns once the tunnel is up;
 /// the client runs on as the pid in the file, carries traffic, and a
 /// SIGINT to it logs out and takes the TUN away.

@@ -98,6 +98,10 @@ pub(crate) struct AppArgs {
     /// The tunnel's interface (as given to corridor connect).
     #[arg(long, short, default_value = "corridor0", value_name = "IFNAME")]
     interface: String,
+    /// Run the app as this user (its groups, HOME, USER, LOGNAME), after
+    /// joining the tunnel's cgroup: joining takes root, the app need not.
+    #[arg(long = "as", value_name = "USER")]
+    as_user: Option<String>,
     /// The app and its arguments.
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
     command: Vec<String>,
@@ -128,9 +132,33 @@ pub(crate) fn app(args: AppArgs) -> ExitCode {
     if let Err(e) = state.enter() {
         return refuse(e);
     }
-    let e = std::process::Command::new(&exe).args(rest).exec();
+    let mut cmd = std::process::Command::new(&exe);
+    cmd.args(rest);
+    if let Some(name) = &args.as_user {
+        match become_user(name) {
+            Ok(home) => {
+                cmd.env("HOME", home).env("USER", name).env("LOGNAME", name);
+            }
+            Err(e) => return refuse(e),
+        }
+    }
+    let e = cmd.exec();
     eprintln!("corridor app: {}: {e}", exe.display());
     ExitCode::from(126)
+}
+
+/// Switches to `name`'s uid, gid and supplementary groups (as runuser does);
+/// returns their home directory.
+fn become_user(name: &str) -> Result<PathBuf, String> {
+    use nix::unistd::{initgroups, setresgid, setresuid, User};
+    let u = User::from_name(name)
+        .map_err(|e| format!("--as {name}: {e}"))?
+        .ok_or_else(|| format!("--as {name}: no such user"))?;
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("--as {name}: not a user name"))?;
+    initgroups(&cname, u.gid).map_err(|e| format!("--as {name}: initgroups: {e}"))?;
+    setresgid(u.gid, u.gid, u.gid).map_err(|e| format!("--as {name}: setresgid: {e}"))?;
+    setresuid(u.uid, u.uid, u.uid).map_err(|e| format!("--as {name}: setresuid: {e}"))?;
+    Ok(u.dir)
 }
 
 /// `cmd` as the shell finds it: a path as given, else the first match on PATH.

@@ -239,6 +239,13 @@ fn only_listed_apps_use_the_tunnel_and_they_fail_closed() {
     let echo = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(2)\nok=0\nfor i in range(5):\n s.sendto(b'app',('10.99.0.2',9000))\n try:\n  ok+=s.recvfrom(100)[0]==b'app'\n except OSError: pass\nprint('echoes',ok)";
     let (code, out) = app(&t, &["/usr/bin/python3", "-c", echo]);
     assert_eq!((code, out.trim()), (0, "echoes 5"), "the listed app through the tunnel");
+    // Joining takes root; the app itself need not have it.
+    let as_nobody = format!("import os\n{echo}\nprint('uid', os.getuid())");
+    let out = ns(&t.device(), corridor_bin())
+        .args(["app", "--interface", IFNAME, "--as", "nobody", "--", "/usr/bin/python3", "-c", &as_nobody])
+        .output()
+        .expect("corridor app --as");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "echoes 5\nuid 65534\n", "{out:?}");
     let unlisted = ns(&t.device(), "/usr/bin/python3").args(["-c", echo]).output().expect("python3");
     let unlisted = String::from_utf8_lossy(&unlisted.stderr).into_owned();
     assert!(unlisted.contains("PermissionError"), "an app started otherwise does not enter the tunnel: {unlisted}");

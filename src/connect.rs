@@ -90,6 +90,11 @@ pub(crate) struct Args {
     /// Never pause the tunnel for a trusted network, whatever the gateway says.
     #[arg(long)]
     no_trusted_network: bool,
+    /// Use the DNS servers and domain the gateway pushes while the tunnel
+    /// is up: the TUN link's own with systemd-resolved, else written to
+    /// /etc/resolv.conf (before the old servers) and put back on exit.
+    #[arg(long)]
+    dns: bool,
 }
 
 /// `corridor app [--interface IFNAME] -- CMD [ARGS...]`.
@@ -324,6 +329,7 @@ fn options(args: Args) -> Result<connect::Options, String> {
         trusted: args.trusted_url.zip(args.trusted_pin).map(|(url, pin)| connect::TrustedNetwork { url, pin }),
         no_trusted_network: args.no_trusted_network,
         notify_up: std::env::var_os(background::NOTIFY_ENV).is_some(),
+        dns: args.dns,
     })
 }
 

@@ -324,6 +324,58 @@ fn certificate_login_against_corridor_and_ocserv() {
     }
 }
 
+/// `--dns`: the gateway's DNS servers and domain in the device's
+/// resolv.conf while the tunnel is up (before the old servers), the old
+/// file back when it ends; and a client killed before its clean-up is
+/// undone by the next one. (`ip netns exec` bind-mounts
+/// /etc/netns/NAME/resolv.conf over /etc/resolv.conf, so the host's file
+/// is never touched.)
+#[test]
+fn dns_is_used_while_the_tunnel_is_up_and_put_back() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let etc = std::path::PathBuf::from(format!("/etc/netns/{}", t.device()));
+    std::fs::create_dir_all(&etc).expect("/etc/netns");
+    let original = "nameserver 192.0.2.53\noptions edns0\n";
+    std::fs::write(etc.join("resolv.conf"), original).expect("resolv.conf");
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(etc.clone());
+    let options = GatewayOptions {
+        dns: vec!["10.99.0.53".into()],
+        default_domain: "corp.test".into(),
+        ..GatewayOptions::default()
+    };
+    let _gw = Gateway::start(&t, &options);
+    let resolv = || String::from_utf8_lossy(&run(ns(&t.device(), "cat").arg("/etc/resolv.conf")).stdout).into_owned();
+    let mut args = with_ca(&t);
+    args.push("--dns".into());
+
+    let mut c = connect(&t, GATEWAY_IP, &strs(&args), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let during = resolv();
+    assert!(during.contains("nameserver 10.99.0.53\nsearch corp.test\nnameserver 192.0.2.53\n"), "{during}");
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    assert_eq!(resolv(), original, "put back as it was");
+
+    // Killed: the next client puts it back first.
+    let mut c = connect(&t, GATEWAY_IP, &strs(&args), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let _ = c.child.kill();
+    let _ = c.child.wait();
+    assert!(resolv().contains("10.99.0.53"), "left changed by the kill");
+    let mut c = connect(&t, GATEWAY_IP, &strs(&with_ca(&t)), Some(PASSWORD));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    assert_eq!(resolv(), original, "the next client (without --dns) restored it");
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+}
+
 /// `--background --pid-file`: the command returns once the tunnel is up;
 /// the client runs on as the pid in the file, carries traffic, and a
 /// SIGINT to it logs out and takes the TUN away.

@@ -32,6 +32,7 @@
 #![forbid(unsafe_code)]
 
 pub mod apps;
+mod dns;
 mod driver;
 pub mod netlink;
 pub mod status;
@@ -73,6 +74,8 @@ pub struct Options {
     pub trusted: Option<proto::connect::TrustedNetwork>,
     /// No trusted-network detection at all.
     pub no_trusted_network: bool,
+    /// Use the gateway's DNS servers while the tunnel is up (`--dns`).
+    pub dns: bool,
     /// Print `up` on standard output when the tunnel first comes up (for
     /// a parent that returns then: `--background`).
     pub notify_up: bool,

@@ -20,6 +20,8 @@ pub(crate) struct Tunnel {
     pub(crate) address: Ipv4Addr,
     pub(crate) added: Vec<Route>,
     pub(crate) apps: Option<AppTunnel>,
+    /// `--dns`: what was changed, to undo.
+    pub(crate) dns: Option<crate::dns::Dns>,
 }
 
 /// Creates the TUN `name`, refusing one that is in use.
@@ -110,6 +112,9 @@ pub(crate) fn add_routes(t: &mut Tunnel, config: &TunnelConfig, gateway: SocketA
 pub(crate) fn remove_routes(t: &Tunnel) {
     if let Some(apps) = &t.apps {
         apps.stop();
+    }
+    if let Some(dns) = &t.dns {
+        dns.undo();
     }
     let Ok(mut nl) = Netlink::open() else { return };
     for route in &t.added {

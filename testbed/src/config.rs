@@ -112,6 +112,8 @@ pub fn gateway_config(o: &GatewayOptions, listen_ip: &str) -> String {
         .set("auth.client_ca", if o.client_ca { "ca.crt" } else { "" })
         .set("network.pool", "192.168.99.0/24")
         .set("network.tun_name", "cor0")
+        .set("network.dns", o.dns.join(","))
+        .set("network.default_domain", &o.default_domain)
         .set("timers.dpd", o.dpd)
         .set("timers.idle_timeout", o.idle_timeout)
         .set("timers.session_timeout", o.session_timeout.map_or(String::new(), |t| t.to_string()))

@@ -57,6 +57,9 @@ pub struct GatewayOptions {
     pub apps: Vec<String>,
     /// `[[group]] trusted_url` and `trusted_pin`.
     pub trusted: Option<(String, String)>,
+    /// `[network] dns` and `default_domain` pushed to devices.
+    pub dns: Vec<String>,
+    pub default_domain: String,
     /// `[timers] session_timeout`; `None`: the gateway's default.
     pub session_timeout: Option<u32>,
     /// `[timers] cookie_grace`.
@@ -92,6 +95,8 @@ impl Default for GatewayOptions {
             full_tunnel: false,
             apps: Vec::new(),
             trusted: None,
+            dns: Vec::new(),
+            default_domain: String::new(),
             session_timeout: None,
             cookie_grace: 60,
             env: Vec::new(),

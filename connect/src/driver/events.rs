@@ -230,7 +230,8 @@ impl Client {
             .ok_or_else(|| format!("{name} has no interface index"))?;
         let raw = file.as_raw_fd();
         self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
-        let mut tunnel = Tunnel { name, file, index, address: config.address, added: Vec::new(), apps: None };
+        let mut tunnel =
+            Tunnel { name, file, index, address: config.address, added: Vec::new(), apps: None, dns: None };
         match crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
             None => tracing::info!("every app uses the tunnel"),
             Some(apps) => {
@@ -244,7 +245,19 @@ impl Client {
         }
         if !config.dns.is_empty() {
             let dns: Vec<String> = config.dns.iter().map(Ipv4Addr::to_string).collect();
-            tracing::info!(dns = %dns.join(","), domain = config.default_domain.as_deref().unwrap_or(""), "DNS servers pushed (not configured by corridor connect)");
+            let domain = config.default_domain.as_deref().unwrap_or("");
+            if self.options.dns {
+                match crate::dns::apply(&tunnel.name, &config.dns, config.default_domain.as_deref()) {
+                    Ok(d) => tunnel.dns = d,
+                    Err(e) => {
+                        remove_routes(&tunnel);
+                        return Err(format!("--dns: {e}"));
+                    }
+                }
+                tracing::info!(dns = %dns.join(","), domain, "DNS servers pushed: in use while the tunnel is up");
+            } else {
+                tracing::info!(dns = %dns.join(","), domain, "DNS servers pushed (not configured: --dns uses them)");
+            }
         }
         if let Some(b) = &config.banner {
             tracing::info!(banner = %b.trim(), "the gateway's banner");

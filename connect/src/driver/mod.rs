@@ -70,6 +70,9 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn start(options: Options) -> Result<Self, String> {
+        if !options.authenticate_only {
+            crate::dns::restore_leftover(&options.interface);
+        }
         let gateway = (options.host.as_str(), options.port)
             .to_socket_addrs()
             .map_err(|e| format!("{}: {e}", options.host))?

@@ -495,12 +495,7 @@ fn authenticate_then_connect_with_the_cookie() {
 
 /// The SPKI pin of the gateway's certificate, as openconnect prints it.
 fn gateway_pin(t: &Topology) -> String {
-    let cert = t.dir.join("server.crt");
-    let out = run(Command::new("sh").arg("-c").arg(format!(
-        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
-        cert.display()
-    )));
-    format!("pin-sha256:{}", String::from_utf8_lossy(&out.stdout).trim())
+    spki_pin(&t.dir.join("server.crt"))
 }
 
 #[test]

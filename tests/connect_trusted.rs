@@ -12,15 +12,6 @@ use testbed::*;
 
 const IFNAME: &str = "corridor0";
 
-/// The SPKI pin of `cert`, as openconnect prints it.
-fn pin_of(cert: &std::path::Path) -> String {
-    let out = run(Command::new("sh").arg("-c").arg(format!(
-        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
-        cert.display()
-    )));
-    format!("pin-sha256:{}", String::from_utf8_lossy(&out.stdout).trim())
-}
-
 #[test]
 fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leaves() {
     let t = Topology::up();
@@ -41,7 +32,7 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
     let server = Proc::spawn("intranet server", server);
     server.log.wait_for("ready", Duration::from_secs(10));
 
-    let trusted = ("https://10.98.0.1:8443/".to_owned(), pin_of(&cert));
+    let trusted = ("https://10.98.0.1:8443/".to_owned(), spki_pin(&cert));
     let gw = Gateway::start(&t, &GatewayOptions { trusted: Some(trusted), ..GatewayOptions::default() });
     let mut cmd = ns(&dev, corridor_bin());
     cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--cafile"])

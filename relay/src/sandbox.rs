@@ -22,30 +22,10 @@ use service::sandbox::{ArgCheck, Dropped, Policy, SandboxError};
 /// tests/privsep.rs): every call after the last filter went on, plus what
 /// the process's end and a signal's return need.
 fn allowed() -> Vec<i64> {
-    let mut v = vec![
-        // Memory (the allocator: buffers, connections, flows).
-        libc::SYS_brk,
-        libc::SYS_mmap,
-        libc::SYS_munmap,
-        libc::SYS_mremap,
-        libc::SYS_mprotect,
-        libc::SYS_madvise,
-        // Locks, randomness (the links' TLS), exit; the clock (the log's
-        // time stamps), a call where the vDSO cannot read it.
-        libc::SYS_clock_gettime,
-        libc::SYS_futex,
-        libc::SYS_getrandom,
-        libc::SYS_gettid,
-        libc::SYS_getpid,
-        libc::SYS_rt_sigprocmask,
-        libc::SYS_sigaltstack,
-        libc::SYS_exit,
-        libc::SYS_exit_group,
-        // SIGTERM's handler (it sets the stop flag): its return, and the
-        // call it interrupted resuming.
-        libc::SYS_rt_sigreturn,
-        libc::SYS_restart_syscall,
-        // Descriptors it holds: sockets, the event loop, the log.
+    let mut v = service::sandbox::runtime_calls();
+    v.extend([
+        // (SIGTERM's handler sets the stop flag; its return and the
+        // resumed call are in the runtime set.) Descriptors it holds: sockets, the event loop, the log.
         libc::SYS_read,
         libc::SYS_write,
         libc::SYS_close,
@@ -70,7 +50,7 @@ fn allowed() -> Vec<i64> {
         libc::SYS_sendmsg,
         libc::SYS_recvmsg,
         libc::SYS_recvmmsg,
-    ];
+    ]);
     #[cfg(target_arch = "x86_64")]
     v.extend([libc::SYS_epoll_wait]);
     v

@@ -303,6 +303,33 @@ impl Policy {
     }
 }
 
+/// What any confined process of ours does to live, whatever it serves:
+/// memory (the allocator), locks, randomness, the clock where the vDSO
+/// cannot read it, its thread and process ids, signal masks and the
+/// alternate stack, exit, and a signal handler's return with the call it
+/// interrupted resuming. Each process's list adds its own work.
+pub fn runtime_calls() -> Vec<i64> {
+    vec![
+        libc::SYS_brk,
+        libc::SYS_mmap,
+        libc::SYS_munmap,
+        libc::SYS_mremap,
+        libc::SYS_mprotect,
+        libc::SYS_madvise,
+        libc::SYS_clock_gettime,
+        libc::SYS_futex,
+        libc::SYS_getrandom,
+        libc::SYS_gettid,
+        libc::SYS_getpid,
+        libc::SYS_rt_sigprocmask,
+        libc::SYS_sigaltstack,
+        libc::SYS_exit,
+        libc::SYS_exit_group,
+        libc::SYS_rt_sigreturn,
+        libc::SYS_restart_syscall,
+    ]
+}
+
 /// Calls only an intruder makes, fatal in every confined corridor process:
 /// exec, tracing and other processes' memory, mounts and namespaces,
 /// kernel modules and kexec, perf, the key rings, new io_uring instances,

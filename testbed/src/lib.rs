@@ -498,6 +498,17 @@ impl Org {
     }
 }
 
+/// The key pin of a PEM certificate as openconnect prints it
+/// (`pin-sha256:` and the base64 SHA-256 of its SubjectPublicKeyInfo),
+/// computed by OpenSSL, not by our own code.
+pub fn spki_pin(cert: &Path) -> String {
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64",
+        cert.display()
+    )));
+    format!("pin-sha256:{}", String::from_utf8_lossy(&out.stdout).trim())
+}
+
 pub fn sha256(path: &Path) -> String {
     let out = run(Command::new("sha256sum").arg(path));
     String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap_or_default().to_string()

@@ -22,33 +22,11 @@ use service::sandbox::{Policy, SandboxError};
 /// call after the last filter went on, plus what a thread's or the
 /// process's end and a signal's return need.
 fn allowed() -> Vec<i64> {
-    vec![
-        // Memory (the allocator: PBKDF2, a reload's texts; a thread's
-        // arena grows with mprotect).
-        libc::SYS_brk,
-        libc::SYS_mmap,
-        libc::SYS_munmap,
-        libc::SYS_mremap,
-        libc::SYS_mprotect,
-        libc::SYS_madvise,
-        // Locks between the reading thread and the check threads,
-        // randomness (signatures), exit; the clock (the log's
-        // time stamps), a call where the vDSO cannot read it.
-        libc::SYS_clock_gettime,
-        libc::SYS_futex,
-        libc::SYS_getrandom,
-        libc::SYS_gettid,
-        libc::SYS_getpid,
-        libc::SYS_rt_sigprocmask,
-        libc::SYS_sigaltstack,
-        libc::SYS_exit,
-        libc::SYS_exit_group,
-        // The service manager's SIGTERM to the whole unit runs a handler
-        // (the keeper waits for its socket to close instead): its return,
-        // and the call it interrupted resuming.
-        libc::SYS_rt_sigreturn,
-        libc::SYS_restart_syscall,
-        // Files by name (read-only opens, see [`policy`]), checked for
+    let mut v = service::sandbox::runtime_calls();
+    v.extend([
+        // (The service manager's SIGTERM to the whole unit runs a handler,
+        // the keeper waits for its socket to close instead; its return
+        // and the resumed call are in the runtime set.) Files by name (read-only opens, see [`policy`]), checked for
         // owner and mode against the effective uid: the configuration,
         // key, certificate, client CA, password file; aws-lc's question
         // whether /dev/sysgenid exists.
@@ -64,7 +42,8 @@ fn allowed() -> Vec<i64> {
         libc::SYS_recvfrom,
         libc::SYS_sendto,
         libc::SYS_write,
-    ]
+    ]);
+    v
 }
 
 /// Calls the keeper never makes: the network, BPF, io_uring.

@@ -12,10 +12,10 @@ use testbed::*;
 
 const IFNAME: &str = "corridor0";
 
-#[test]
-fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leaves() {
-    let t = Topology::up();
-    let _org = Org::start(&t);
+/// The inside link (`dev-in` in the device namespace, down: the device
+/// is outside) and the intranet server the trusted URL names, with the
+/// topology's key: (its certificate, the server).
+fn inside_link_and_intranet(t: &Topology) -> (std::path::PathBuf, Proc) {
     let (dev, org) = (t.device(), t.org());
     // The inside link, down for now: the device is outside.
     run(Command::new("ip")
@@ -31,7 +31,15 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
         .arg(&key);
     let server = Proc::spawn("intranet server", server);
     server.log.wait_for("ready", Duration::from_secs(10));
+    (cert, server)
+}
 
+#[test]
+fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leaves() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let dev = t.device();
+    let (cert, _server) = inside_link_and_intranet(&t);
     let trusted = ("https://10.98.0.1:8443/".to_owned(), spki_pin(&cert));
     let gw = Gateway::start(&t, &GatewayOptions { trusted: Some(trusted), ..GatewayOptions::default() });
     let mut cmd = ns(&dev, corridor_bin());
@@ -71,6 +79,52 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
     let after = gw.session_of("alice").expect("the same session");
     assert_eq!((&after["id"], &after["address"]), (&before["id"], &before["address"]), "{after}");
 
+    let _ = Command::new("kill").args(["-INT", &c.child.id().to_string()]).status();
+    let status = wait_until("corridor connect to exit", Duration::from_secs(10), || c.child.try_wait().ok().flatten());
+    assert!(status.success(), "{}", c.log.text());
+}
+
+/// Per-app selection through a pause: a listed app started before it
+/// keeps its cgroup; while paused its echoes fail (the org is not on the
+/// inside link, and nothing reaches the tunnel); once the tunnel is back
+/// the same process's echoes come back through it again.
+#[test]
+fn a_listed_app_outlives_a_pause_and_uses_the_tunnel_again() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let dev = t.device();
+    let (cert, _server) = inside_link_and_intranet(&t);
+    let python = std::fs::canonicalize("/usr/bin/python3").expect("python3").display().to_string();
+    let options = GatewayOptions {
+        apps: vec![python],
+        trusted: Some(("https://10.98.0.1:8443/".to_owned(), spki_pin(&cert))),
+        ..GatewayOptions::default()
+    };
+    let _gw = Gateway::start(&t, &options);
+    let mut cmd = ns(&dev, corridor_bin());
+    cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--cafile"])
+        .arg(t.dir.join("ca.crt"));
+    let mut c = Proc::spawn("corridor connect", cmd);
+    if let Some(mut stdin) = c.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let script = "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(0.5)\nwhile True:\n try:\n  s.sendto(b'x',('10.99.0.2',9000)); s.recvfrom(10); print('ok',flush=True)\n except OSError as e: print('fail',type(e).__name__,flush=True)\n time.sleep(0.2)";
+    let mut app = ns(&dev, corridor_bin());
+    app.args(["app", "--interface", IFNAME, "--", "/usr/bin/python3", "-c", script]);
+    let app = Proc::spawn("listed app", app);
+    app.log.wait_for("ok", Duration::from_secs(10));
+
+    run(Command::new("ip").args(["-n", &dev, "link", "set", "dev-in", "up"]));
+    c.log.wait_for("on the trusted network: tunnel paused", Duration::from_secs(15));
+    app.log.wait_for("fail", Duration::from_secs(10));
+    run(Command::new("ip").args(["-n", &dev, "link", "set", "dev-in", "down"]));
+    c.log.wait_for("per-app selection again", Duration::from_secs(20));
+    let oks = app.log.text().matches("ok").count();
+    wait_until("the same app's echoes through the tunnel again", Duration::from_secs(20), || {
+        (app.log.text().matches("ok").count() > oks + 2).then_some(())
+    });
     let _ = Command::new("kill").args(["-INT", &c.child.id().to_string()]).status();
     let status = wait_until("corridor connect to exit", Duration::from_secs(10), || c.child.try_wait().ok().flatten());
     assert!(status.success(), "{}", c.log.text());

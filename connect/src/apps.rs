@@ -131,6 +131,8 @@ impl AppState {
 pub struct AppTunnel {
     interface: String,
     cgroup_dir: PathBuf,
+    /// The cgroup as `nft` names it (below /sys/fs/cgroup).
+    nft_path: String,
     nft_table: String,
     /// The routing table of the tunnel's routes, and the mark that leads
     /// to it.
@@ -151,22 +153,37 @@ impl AppTunnel {
         // after a crash finds (and replaces) what the crashed one left.
         let table = 0x6363_0000 | (name_hash(interface) & 0xffff);
         let nft_table = format!("corridor_{}", interface.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-        let mut t = Self { interface: interface.to_owned(), cgroup_dir, nft_table, table, state: PathBuf::new() };
-        if let Err(e) = t.install(&root, &name, apps) {
+        let nft_path = match cgroup_dir.strip_prefix(CGROUP_BASE) {
+            Ok(p) => p.display().to_string(),
+            Err(_) => {
+                let _ = fs::remove_dir(&cgroup_dir);
+                return Err(format!("{} is not under {CGROUP_BASE}, where nft looks", root.display()));
+            }
+        };
+        let mut t =
+            Self { interface: interface.to_owned(), cgroup_dir, nft_path, nft_table, table, state: PathBuf::new() };
+        if let Err(e) = t.install(&name, apps) {
             t.stop();
             return Err(e);
         }
         Ok(t)
     }
 
-    fn install(&mut self, root: &Path, name: &str, apps: &[String]) -> Result<(), String> {
-        let nft_path = self
-            .cgroup_dir
-            .strip_prefix(CGROUP_BASE)
-            .map_err(|_| format!("{} is not under {CGROUP_BASE}, where nft looks", root.display()))?
-            .display()
-            .to_string();
-        let (iface, table, mark) = (&self.interface, &self.nft_table, self.table);
+    fn install(&mut self, name: &str, apps: &[String]) -> Result<(), String> {
+        self.install_rules()?;
+        self.state = state_file(&self.interface)?;
+        let mut text = format!("cgroup {name}\n");
+        for a in apps {
+            text.push_str(&format!("app {a}\n"));
+        }
+        fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
+        fs::write(&self.state, text).map_err(|e| format!("{}: {e}", self.state.display()))?;
+        Ok(())
+    }
+
+    /// The nftables table, `src_valid_mark` on the TUN and the rule.
+    fn install_rules(&self) -> Result<(), String> {
+        let (iface, table, mark, nft_path) = (&self.interface, &self.nft_table, self.table, &self.nft_path);
         let ruleset = format!(
             "table inet {table} {{
     chain steer {{
@@ -196,26 +213,36 @@ impl AppTunnel {
         Netlink::open()
             .and_then(|mut nl| nl.add_rule(mark, mark, RULE_PRIORITY))
             .map_err(|e| format!("ip rule fwmark {mark:#x} lookup {mark:#x}: {e}"))?;
-        self.state = state_file(iface)?;
-        let mut text = format!("cgroup {name}\n");
-        for a in apps {
-            text.push_str(&format!("app {a}\n"));
-        }
-        fs::create_dir_all(STATE_DIR).map_err(|e| format!("{STATE_DIR}: {e}"))?;
-        fs::write(&self.state, text).map_err(|e| format!("{}: {e}", self.state.display()))?;
         Ok(())
     }
 
-    /// Removes the rule, the nftables table, the state file and the cgroup
-    /// (its processes go back to the root cgroup first). Listed apps still
-    /// running reach the network as any other process then.
-    pub fn stop(&self) {
+    /// While the tunnel is paused (the device is inside): the rule and the
+    /// nftables table go, so the listed apps reach the inside directly;
+    /// the cgroup and its apps stay, for [`restore`](Self::restore).
+    pub fn suspend(&self) {
+        self.remove_rules();
+    }
+
+    /// The tunnel is back (a new TUN of the same name): the rules again,
+    /// for the apps still in the cgroup.
+    pub fn restore(&self) -> Result<(), String> {
+        self.install_rules()
+    }
+
+    fn remove_rules(&self) {
         if let Err(e) = Netlink::open().and_then(|mut nl| nl.delete_rule(self.table, self.table, RULE_PRIORITY)) {
             tracing::warn!(error = %e, mark = self.table, "could not remove the apps' ip rule");
         }
         if let Err(e) = nft(&format!("delete table inet {}\n", self.nft_table)) {
             tracing::warn!(error = %e, "could not remove the apps' nftables table");
         }
+    }
+
+    /// Removes the rule, the nftables table, the state file and the cgroup
+    /// (its processes go back to the root cgroup first). Listed apps still
+    /// running reach the network as any other process then.
+    pub fn stop(&self) {
+        self.remove_rules();
         if !self.state.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.state);
         }

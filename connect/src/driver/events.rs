@@ -179,7 +179,12 @@ impl Client {
             return;
         }
         if let DisconnectReason::Paused(_) = reason {
-            if let Some(t) = self.tunnel.take() {
+            if let Some(mut t) = self.tunnel.take() {
+                // The listed apps keep their cgroup for the resume.
+                self.suspended_apps = t.apps.take();
+                if let Some(a) = &self.suspended_apps {
+                    a.suspend();
+                }
                 remove_routes(&t);
             }
             return;
@@ -233,6 +238,14 @@ impl Client {
         let mut tunnel =
             Tunnel { name, file, index, address: config.address, added: Vec::new(), apps: None, dns: None };
         match crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
+            Some(_) if self.suspended_apps.is_some() => {
+                let a = self.suspended_apps.take();
+                if let Some(a) = &a {
+                    a.restore()?;
+                }
+                tunnel.apps = a;
+                tracing::info!(interface = %tunnel.name, "per-app selection again, for the apps started before the pause");
+            }
             None => tracing::info!("every app uses the tunnel"),
             Some(apps) => {
                 tunnel.apps = Some(AppTunnel::start(&tunnel.name, &apps)?);

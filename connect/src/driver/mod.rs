@@ -43,6 +43,8 @@ pub(crate) struct Client {
     trusted: Option<Detector>,
     /// When to look next whether the device is on the trusted network.
     probe: Option<Instant>,
+    /// Per-app machinery kept through a pause (its cgroup and apps).
+    suspended_apps: Option<crate::apps::AppTunnel>,
     /// What `--status` shows, and when to write it next.
     status: Status,
     status_due: Instant,
@@ -140,6 +142,7 @@ impl Client {
             config,
             trusted,
             probe: None,
+            suspended_apps: None,
             options,
             gateway,
             session,
@@ -218,6 +221,9 @@ impl Client {
     /// Restores what the client changed and hands back how it ended.
     fn finish(mut self, ended: Result<Ended, String>) -> Result<Ended, String> {
         self.status.remove();
+        if let Some(a) = self.suspended_apps.take() {
+            a.stop();
+        }
         // Ending on an error of ours with the tunnel up: log out first, so
         // the gateway does not hold the session for its cookie grace.
         let authenticated = matches!(ended, Ok(Ended::Authenticated { .. }));

@@ -39,6 +39,10 @@
 #              "Established DTLS connection" and tun0 has its pool address
 #   ocserv     Debian's ocserv through scripts/ocserv-peer.sh, the same
 #              openconnect invocation and the same DTLS check
+#   corridor-connect, ocserv-connect (only when named): those gateways with
+#              `corridor connect` as the device instead of openconnect
+#              (the same flags, --background; up once it logs "DTLS up");
+#              no load-generator rows
 #   openvpn    Debian's OpenVPN 2.6 through scripts/openvpn-peer.sh: UDP, TUN,
 #              TLS mode, data channel AES-256-GCM (checked in both logs),
 #              userspace (no DCO), pool 192.168.98.0/24
@@ -124,7 +128,8 @@ source "$SCRIPTS/boringtun-peer.sh"
 # corridor-plain (offloads = false), corridor-epoll (io = "readiness"),
 # corridor-1shard (shards = 1) and corridor-nosteer (steering = false) are
 # corridor's own A/B variants: measured only when --only names them.
-ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll corridor-1shard corridor-nosteer ocserv openvpn boringtun)
+ALL_CONTENDERS=(baseline corridor corridor-plain corridor-epoll corridor-1shard corridor-nosteer corridor-connect ocserv
+    ocserv-connect openvpn boringtun)
 DEFAULT_CONTENDERS=(baseline corridor ocserv openvpn boringtun)
 
 PREFIX="cp"
@@ -236,7 +241,9 @@ FAILURES=0
 FAILED_WHAT=()
 
 has_contender() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
-has_openconnect_gateway() { [[ " ${CONTENDERS[*]} " == *" corridor"* || " ${CONTENDERS[*]} " == *" ocserv "* ]]; }
+has_openconnect_gateway() { [[ " ${CONTENDERS[*]} " == *" corridor"* || " ${CONTENDERS[*]} " == *" ocserv"* ]]; }
+# corridor-connect, ocserv-connect: the device is `corridor connect`, not openconnect.
+uses_corridor_client() { [[ "$1" == *-connect ]]; }
 
 # ---------------------------------------------------------------------------
 # helpers
@@ -506,8 +513,38 @@ stop_ocserv() {
     OCSERV_RUNDIR=""
 }
 
+# `corridor connect` as the device: the flags openconnect's run uses, up
+# once its log says DTLS is.
+connect_corridor_client() { # CONTENDER
+    local name="$1" log="$WORK/$1/openconnect.log" rc=0
+    mkdir -p "$WORK/$name"
+    printf '%s\n' "$PERF_PASSWORD" |
+        timeout 60 ip netns exec "$NS_DEVICE" "$CORRIDOR" connect --user "$PERF_USER" --passwd-on-stdin \
+            --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
+            --background --pid-file "$WORK/$name/openconnect.pid" "https://$GATEWAY_IP/" >"$log" 2>&1 || rc=$?
+    if [ "$rc" -ne 0 ]; then
+        warn "corridor connect could not connect (exit $rc); log tail:"
+        tail -n 15 "$log" >&2
+        return 1
+    fi
+    OPENCONNECT_PID="$(cat "$WORK/$name/openconnect.pid")"
+    if ! wait_for 20 grep -q 'DTLS up' "$log"; then
+        warn "corridor connect did not bring DTLS up within 20 s; log tail:"
+        tail -n 15 "$log" >&2
+        return 1
+    fi
+    meta "$name" dtls "$(grep -m1 -o 'suite=[A-Z0-9_]*' "$log" | sed 's/^suite=//')"
+    meta "$name" tunnel_mtu "$(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu")"
+    meta "$name" tunnel_addr "$(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}')"
+    info "corridor connect pid $OPENCONNECT_PID: $(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}') on $DEVICE_TUN"
+}
+
 # The same openconnect invocation for both OpenConnect gateways.
 connect_client() { # CONTENDER
+    if uses_corridor_client "$1"; then
+        connect_corridor_client "$1"
+        return
+    fi
     local name="$1" log="$WORK/$1/openconnect.log" rc=0 line
     printf '%s\n' "$PERF_PASSWORD" |
         timeout 60 ip netns exec "$NS_DEVICE" openconnect --protocol=anyconnect \
@@ -544,7 +581,7 @@ disconnect_client() { # CONTENDER
     local log="$WORK/$1/openconnect.log"
     # How often DTLS came up during the run (more than once = it was lost and
     # re-established, with CSTP carrying the data in between).
-    meta "$1" dtls_established_count "$(grep -c 'Established DTLS connection' "$log" || true)"
+    meta "$1" dtls_established_count "$(grep -c 'Established DTLS connection\|DTLS up' "$log" || true)"
     stop_pid "$OPENCONNECT_PID" 5
     OPENCONNECT_PID=""
     CLIENT_PIDS=""
@@ -844,6 +881,11 @@ measure_openconnect_gateway() { # CONTENDER
         return
     fi
     disconnect_client "$name"
+    if uses_corridor_client "$name"; then
+        # The load generator measures gateways; it was run with openconnect's rows.
+        meta "$name" status ok
+        return
+    fi
     info "$name: corridor bench run handshake-storm / udp-echo, $BENCH_DEVICES devices, $ROUNDS round(s)"
     if run_bench "$name"; then
         meta "$name" bench_status ok
@@ -876,17 +918,21 @@ measure_corridor-plain() { measure_corridor corridor-plain; }
 measure_corridor-epoll() { measure_corridor corridor-epoll; }
 measure_corridor-1shard() { measure_corridor corridor-1shard; }
 measure_corridor-nosteer() { measure_corridor corridor-nosteer; }
+measure_corridor-connect() { measure_corridor corridor-connect; }
 
-measure_ocserv() {
-    step "ocserv: $(ocserv --version 2>&1 | head -n 1) in $NS_GATEWAY, openconnect in $NS_DEVICE"
+measure_ocserv() { # [CONTENDER]
+    local name="${1:-ocserv}"
+    step "$name: $(ocserv --version 2>&1 | head -n 1) in $NS_GATEWAY, $(uses_corridor_client "$name" && echo 'corridor connect' || echo openconnect) in $NS_DEVICE"
     if ! start_ocserv; then
-        contender_failed ocserv "gateway did not start"
+        contender_failed "$name" "gateway did not start"
     else
-        measure_openconnect_gateway ocserv
+        measure_openconnect_gateway "$name"
     fi
-    disconnect_client ocserv
+    disconnect_client "$name"
     stop_ocserv
 }
+
+measure_ocserv-connect() { measure_ocserv ocserv-connect; }
 
 measure_openvpn() {
     step "openvpn: $(openvpn --version 2>/dev/null | head -n 1 | awk '{print $1, $2}') server in $NS_GATEWAY, client in $NS_DEVICE (UDP, AES-256-GCM)"

@@ -60,6 +60,18 @@ impl<P: DataplanePort> Core<P> {
         if let Some(old) = self.sessions.get(id).and_then(|s| s.conn).filter(|o| *o != conn) {
             self.close_quietly(old, "replaced by a reconnect");
         }
+        // A DTLS grant of an earlier connection is done with: its key came
+        // from that connection's TLS exporter, and the device handshakes
+        // anew. Revoked now, ahead of the new authorisation in the same
+        // shard queue: left standing, the first CSTP packet would take it
+        // for a fallback and revoke it after the new grant was installed
+        // in its place, killing that one.
+        if let Some(s) = self.sessions.get_mut(id) {
+            if let DtlsState::Granted { shard, .. } = s.dtls {
+                s.dtls = DtlsState::None;
+                let _ = self.port.send(shard, ToShard::Revoke(id));
+            }
+        }
         let config = self.config.clone();
         // Through a relay the device sends DTLS to the relay's port, with an
         // App-ID that names this gateway's link there.

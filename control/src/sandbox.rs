@@ -65,43 +65,27 @@ pub fn drop_to(user: &str) -> Result<Dropped, SandboxError> {
 
 /// The calls the worker makes after start-up, unconditionally allowed.
 fn allowed() -> Vec<i64> {
-    let mut v = vec![
-        // Memory (the allocator, thread stacks).
-        libc::SYS_brk,
-        libc::SYS_mmap,
-        libc::SYS_munmap,
-        libc::SYS_mremap,
-        libc::SYS_mprotect,
-        libc::SYS_madvise,
-        // Threads, locks, time, signals, exit.
-        libc::SYS_futex,
+    // Memory, locks, randomness, the clock, ids, signal masks, exit and a
+    // handler's return: what every confined process of ours makes.
+    let mut v = service::sandbox::runtime_calls();
+    v.extend([
+        // Threads, time, signals.
         libc::SYS_set_robust_list,
         libc::SYS_rseq,
         libc::SYS_sched_yield,
         libc::SYS_sched_getaffinity,
         libc::SYS_sched_setaffinity,
-        libc::SYS_clock_gettime,
         libc::SYS_clock_nanosleep,
         libc::SYS_nanosleep,
-        libc::SYS_gettid,
-        libc::SYS_getpid,
         libc::SYS_getuid,
         libc::SYS_geteuid,
         libc::SYS_getgid,
         libc::SYS_getegid,
-        libc::SYS_getrandom,
         libc::SYS_rt_sigaction,
-        libc::SYS_rt_sigprocmask,
-        libc::SYS_rt_sigreturn,
-        // A call a signal interrupted resumes through this one.
-        libc::SYS_restart_syscall,
         libc::SYS_getppid,
         libc::SYS_clock_getres,
         libc::SYS_getcpu,
-        libc::SYS_sigaltstack,
         libc::SYS_tgkill,
-        libc::SYS_exit,
-        libc::SYS_exit_group,
         libc::SYS_prctl,
         libc::SYS_uname,
         libc::SYS_getrlimit,
@@ -151,7 +135,7 @@ fn allowed() -> Vec<i64> {
         // The rings that exist (no new ones: io_uring_setup is fatal).
         libc::SYS_io_uring_enter,
         libc::SYS_io_uring_register,
-    ];
+    ]);
     #[cfg(target_arch = "x86_64")]
     v.extend([
         libc::SYS_arch_prctl,

@@ -73,11 +73,13 @@ fn cgroup2_mount() -> Option<PathBuf> {
     })
 }
 
-/// The state file `corridor app` reads: one per network namespace and
-/// interface (a namespace's `ip netns exec` sees its own TUN only).
-fn state_file(interface: &str) -> Result<PathBuf, String> {
+/// A file of the client of `interface` in this network namespace (a
+/// namespace's `ip netns exec` sees its own TUN only), named
+/// `NS-INTERFACE` and `suffix`: the per-app state (no suffix) that
+/// `corridor app` reads, `.status`, `.resolv.conf`.
+pub(crate) fn state_path(interface: &str, suffix: &str) -> Result<PathBuf, String> {
     let ns = fs::metadata("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?.ino();
-    Ok(Path::new(STATE_DIR).join(format!("{ns}-{interface}")))
+    Ok(Path::new(STATE_DIR).join(format!("{ns}-{interface}{suffix}")))
 }
 
 /// The apps a tunnel carries and the cgroup they run in, as the client
@@ -92,7 +94,7 @@ pub struct AppState {
 impl AppState {
     /// What the client of `interface` in this network namespace wrote.
     pub fn read(interface: &str) -> Result<Self, String> {
-        let path = state_file(interface)?;
+        let path = state_path(interface, "")?;
         let text = fs::read_to_string(&path).map_err(|_| {
             format!("no corridor connect with per-app selection on {interface} in this network namespace")
         })?;
@@ -171,7 +173,7 @@ impl AppTunnel {
 
     fn install(&mut self, name: &str, apps: &[String]) -> Result<(), String> {
         self.install_rules()?;
-        self.state = state_file(&self.interface)?;
+        self.state = state_path(&self.interface, "")?;
         let mut text = format!("cgroup {name}\n");
         for a in apps {
             text.push_str(&format!("app {a}\n"));

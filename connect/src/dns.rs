@@ -8,7 +8,6 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,12 +20,6 @@ pub(crate) enum Dns {
     ResolvConf { saved: PathBuf },
 }
 
-/// Where the old resolv.conf waits, per network namespace and interface.
-fn saved_path(interface: &str) -> Result<PathBuf, String> {
-    let ns = fs::metadata("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?.ino();
-    Ok(Path::new(crate::apps::STATE_DIR).join(format!("{ns}-{interface}.resolv.conf")))
-}
-
 /// Whether systemd-resolved manages name resolution here: resolv.conf is
 /// its stub (a link into /run/systemd/resolve), as vpnc-script decides.
 fn resolved_running() -> bool {
@@ -36,7 +29,7 @@ fn resolved_running() -> bool {
 
 /// Puts back what a client of `interface` killed before its clean-up left.
 pub(crate) fn restore_leftover(interface: &str) {
-    if let Ok(saved) = saved_path(interface) {
+    if let Ok(saved) = crate::apps::state_path(interface, ".resolv.conf") {
         if saved.exists() {
             tracing::warn!(interface, "an earlier client left /etc/resolv.conf changed: restoring it");
             restore_resolv_conf(&saved);
@@ -59,7 +52,7 @@ pub(crate) fn apply(interface: &str, servers: &[Ipv4Addr], domain: Option<&str>)
         }
         return Ok(Some(Dns::Resolved { interface: interface.to_owned() }));
     }
-    let saved = saved_path(interface)?;
+    let saved = crate::apps::state_path(interface, ".resolv.conf")?;
     let old = fs::read_to_string(RESOLV_CONF).unwrap_or_default();
     fs::create_dir_all(crate::apps::STATE_DIR).map_err(|e| format!("{}: {e}", crate::apps::STATE_DIR))?;
     fs::write(&saved, &old).map_err(|e| format!("{}: {e}", saved.display()))?;

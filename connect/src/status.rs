@@ -5,8 +5,6 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -38,11 +36,6 @@ pub struct Status {
     pub updated: u64,
 }
 
-fn path(interface: &str) -> Result<PathBuf, String> {
-    let ns = fs::metadata("/proc/self/ns/net").map_err(|e| format!("/proc/self/ns/net: {e}"))?.ino();
-    Ok(PathBuf::from(crate::apps::STATE_DIR).join(format!("{ns}-{interface}.status")))
-}
-
 pub(crate) fn now_unix() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
@@ -51,7 +44,7 @@ impl Status {
     /// Writes it for `--status` (a new file renamed over the old one).
     pub(crate) fn write(&mut self) {
         self.updated = now_unix();
-        let Ok(path) = path(&self.interface) else { return };
+        let Ok(path) = crate::apps::state_path(&self.interface, ".status") else { return };
         let Ok(text) = serde_json::to_string(self) else { return };
         let tmp = path.with_extension("status.new");
         let written = fs::create_dir_all(crate::apps::STATE_DIR)
@@ -63,7 +56,7 @@ impl Status {
     }
 
     pub(crate) fn remove(&self) {
-        if let Ok(path) = path(&self.interface) {
+        if let Ok(path) = crate::apps::state_path(&self.interface, ".status") {
             let _ = fs::remove_file(path);
         }
     }
@@ -71,7 +64,7 @@ impl Status {
     /// The status of the client of `interface` in this network namespace;
     /// an error when there is none, or its writer is gone.
     pub fn read(interface: &str) -> Result<Self, String> {
-        let path = path(interface)?;
+        let path = crate::apps::state_path(interface, ".status")?;
         let text = fs::read_to_string(&path)
             .map_err(|_| format!("no corridor connect on {interface} in this network namespace"))?;
         let s: Status = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -74,6 +74,7 @@ impl Client {
                     "left the trusted network: bringing the tunnel back"
                 );
                 self.session.resume(now);
+                self.resuming = true;
             }
             (true, true) => self.probe = Some(now + PAUSED_PROBE_EVERY),
             _ => {}
@@ -94,6 +95,7 @@ impl Client {
             }
             Event::LoggedIn => tracing::info!("logged in"),
             Event::TunnelUp { address, mtu, dtls_port, .. } => {
+                self.resuming = false;
                 if self.tunnel.is_none() {
                     let config = self.session.tunnel().cloned();
                     match config.ok_or_else(|| "no tunnel configuration".to_owned()).and_then(|c| self.open_tunnel(&c))
@@ -190,7 +192,7 @@ impl Client {
             return;
         }
         // A paused session whose cookie expired meanwhile: log in afresh.
-        if matches!(reason, DisconnectReason::CookieRejected { .. }) && self.trusted.is_some() {
+        if matches!(reason, DisconnectReason::CookieRejected { .. }) && std::mem::take(&mut self.resuming) {
             match DeviceSession::new(self.config.clone()) {
                 Ok(s) => {
                     tracing::info!("the paused session's cookie has expired: logging in again");

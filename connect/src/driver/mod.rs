@@ -45,6 +45,9 @@ pub(crate) struct Client {
     probe: Option<Instant>,
     /// Per-app machinery kept through a pause (its cgroup and apps).
     suspended_apps: Option<crate::apps::AppTunnel>,
+    /// Coming back from a pause: a refused cookie then means it expired
+    /// meanwhile, and the client logs in afresh rather than end.
+    resuming: bool,
     /// What `--status` shows, and when to write it next.
     status: Status,
     status_due: Instant,
@@ -143,6 +146,7 @@ impl Client {
             trusted,
             probe: None,
             suspended_apps: None,
+            resuming: false,
             options,
             gateway,
             session,

@@ -12,6 +12,27 @@ use testbed::*;
 
 const IFNAME: &str = "corridor0";
 
+/// `corridor connect` as alice in the device namespace, once DTLS is up.
+fn connected(t: &Topology) -> Proc {
+    let mut cmd = ns(&t.device(), corridor_bin());
+    cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--cafile"])
+        .arg(t.dir.join("ca.crt"));
+    let mut c = Proc::spawn("corridor connect", cmd);
+    if let Some(mut stdin) = c.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
+    }
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    c
+}
+
+/// SIGINT, as a user's ^C: the client logs out and exits 0.
+fn log_out(c: &mut Proc) {
+    let _ = Command::new("kill").args(["-INT", &c.child.id().to_string()]).status();
+    let status = wait_until("corridor connect to exit", Duration::from_secs(10), || c.child.try_wait().ok().flatten());
+    assert!(status.success(), "{}", c.log.text());
+}
+
 /// The inside link (`dev-in` in the device namespace, down: the device
 /// is outside) and the intranet server the trusted URL names, with the
 /// topology's key: (its certificate, the server).
@@ -42,15 +63,7 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
     let (cert, _server) = inside_link_and_intranet(&t);
     let trusted = ("https://10.98.0.1:8443/".to_owned(), spki_pin(&cert));
     let gw = Gateway::start(&t, &GatewayOptions { trusted: Some(trusted), ..GatewayOptions::default() });
-    let mut cmd = ns(&dev, corridor_bin());
-    cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--cafile"])
-        .arg(t.dir.join("ca.crt"));
-    let mut c = Proc::spawn("corridor connect", cmd);
-    if let Some(mut stdin) = c.child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
-    }
-    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let mut c = connected(&t);
     let before = gw.session_of("alice").expect("session");
     assert_eq!(udp_echo(&dev, 3), 3);
 
@@ -79,9 +92,7 @@ fn the_tunnel_pauses_on_the_trusted_network_and_comes_back_when_the_device_leave
     let after = gw.session_of("alice").expect("the same session");
     assert_eq!((&after["id"], &after["address"]), (&before["id"], &before["address"]), "{after}");
 
-    let _ = Command::new("kill").args(["-INT", &c.child.id().to_string()]).status();
-    let status = wait_until("corridor connect to exit", Duration::from_secs(10), || c.child.try_wait().ok().flatten());
-    assert!(status.success(), "{}", c.log.text());
+    log_out(&mut c);
 }
 
 /// Per-app selection through a pause: a listed app started before it
@@ -101,15 +112,7 @@ fn a_listed_app_outlives_a_pause_and_uses_the_tunnel_again() {
         ..GatewayOptions::default()
     };
     let _gw = Gateway::start(&t, &options);
-    let mut cmd = ns(&dev, corridor_bin());
-    cmd.args(["connect", GATEWAY_IP, "--interface", IFNAME, "--user", "alice", "--passwd-on-stdin", "--cafile"])
-        .arg(t.dir.join("ca.crt"));
-    let mut c = Proc::spawn("corridor connect", cmd);
-    if let Some(mut stdin) = c.child.stdin.take() {
-        use std::io::Write;
-        let _ = stdin.write_all(format!("{PASSWORD}\n").as_bytes());
-    }
-    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let mut c = connected(&t);
     let script = "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.settimeout(0.5)\nwhile True:\n try:\n  s.sendto(b'x',('10.99.0.2',9000)); s.recvfrom(10); print('ok',flush=True)\n except OSError as e: print('fail',type(e).__name__,flush=True)\n time.sleep(0.2)";
     let mut app = ns(&dev, corridor_bin());
     app.args(["app", "--interface", IFNAME, "--", "/usr/bin/python3", "-c", script]);
@@ -125,7 +128,5 @@ fn a_listed_app_outlives_a_pause_and_uses_the_tunnel_again() {
     wait_until("the same app's echoes through the tunnel again", Duration::from_secs(20), || {
         (app.log.text().matches("ok").count() > oks + 2).then_some(())
     });
-    let _ = Command::new("kill").args(["-INT", &c.child.id().to_string()]).status();
-    let status = wait_until("corridor connect to exit", Duration::from_secs(10), || c.child.try_wait().ok().flatten());
-    assert!(status.success(), "{}", c.log.text());
+    log_out(&mut c);
 }

@@ -513,53 +513,32 @@ stop_ocserv() {
     OCSERV_RUNDIR=""
 }
 
-# `corridor connect` as the device: the flags openconnect's run uses, up
-# once its log says DTLS is.
-connect_corridor_client() { # CONTENDER
-    local name="$1" log="$WORK/$1/openconnect.log" rc=0
+# The device: openconnect, or `corridor connect` for the *-connect
+# contenders, with the same flags; up once its log says DTLS is and the TUN
+# has its pool address.
+connect_client() { # CONTENDER
+    local name="$1" log="$WORK/$1/openconnect.log" rc=0 line who up suite
+    local -a client
     mkdir -p "$WORK/$name"
+    if uses_corridor_client "$name"; then
+        who="corridor connect" up='DTLS up'
+        client=("$CORRIDOR" connect)
+    else
+        who=openconnect up='Established DTLS connection'
+        client=(openconnect --protocol=anyconnect --non-inter -v --timestamp)
+    fi
     printf '%s\n' "$PERF_PASSWORD" |
-        timeout 60 ip netns exec "$NS_DEVICE" "$CORRIDOR" connect --user "$PERF_USER" --passwd-on-stdin \
+        timeout 60 ip netns exec "$NS_DEVICE" "${client[@]}" --user "$PERF_USER" --passwd-on-stdin \
             --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
             --background --pid-file "$WORK/$name/openconnect.pid" "https://$GATEWAY_IP/" >"$log" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then
-        warn "corridor connect could not connect (exit $rc); log tail:"
+        warn "$who could not connect (exit $rc); log tail:"
         tail -n 15 "$log" >&2
         return 1
     fi
     OPENCONNECT_PID="$(cat "$WORK/$name/openconnect.pid")"
-    if ! wait_for 20 grep -q 'DTLS up' "$log"; then
-        warn "corridor connect did not bring DTLS up within 20 s; log tail:"
-        tail -n 15 "$log" >&2
-        return 1
-    fi
-    meta "$name" dtls "$(grep -m1 -o 'suite=[A-Z0-9_]*' "$log" | sed 's/^suite=//')"
-    meta "$name" tunnel_mtu "$(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu")"
-    meta "$name" tunnel_addr "$(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}')"
-    info "corridor connect pid $OPENCONNECT_PID: $(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}') on $DEVICE_TUN"
-}
-
-# The same openconnect invocation for both OpenConnect gateways.
-connect_client() { # CONTENDER
-    if uses_corridor_client "$1"; then
-        connect_corridor_client "$1"
-        return
-    fi
-    local name="$1" log="$WORK/$1/openconnect.log" rc=0 line
-    printf '%s\n' "$PERF_PASSWORD" |
-        timeout 60 ip netns exec "$NS_DEVICE" openconnect --protocol=anyconnect \
-            --user "$PERF_USER" --passwd-on-stdin --non-inter \
-            --cafile "$WORK/certs/ca.crt" --interface "$DEVICE_TUN" \
-            --background --pid-file "$WORK/$name/openconnect.pid" -v --timestamp \
-            "https://$GATEWAY_IP/" >"$log" 2>&1 || rc=$?
-    if [ "$rc" -ne 0 ]; then
-        warn "openconnect could not connect (exit $rc); log tail:"
-        tail -n 15 "$log" >&2
-        return 1
-    fi
-    OPENCONNECT_PID="$(cat "$WORK/$name/openconnect.pid")"
-    if ! wait_for 20 grep -q 'Established DTLS connection' "$log"; then
-        warn "openconnect did not establish DTLS within 20 s; log tail:"
+    if ! wait_for 20 grep -q "$up" "$log"; then
+        warn "$who did not establish DTLS within 20 s; log tail:"
         tail -n 15 "$log" >&2
         return 1
     fi
@@ -567,13 +546,18 @@ connect_client() { # CONTENDER
         warn "no tunnel address from $POOL on $DEVICE_TUN within 20 s"
         return 1
     fi
-    line="$(grep -m1 'Established DTLS connection' "$log")"
-    meta "$name" dtls "$(grep -o 'Ciphersuite .*' <<<"$line" | sed 's/^Ciphersuite //; s/\.$//')"
-    meta "$name" tls "$(grep -m1 -o 'with ciphersuite .*' "$log" | sed 's/^with ciphersuite //' || true)"
+    line="$(grep -m1 "$up" "$log")"
+    if uses_corridor_client "$name"; then
+        suite="$(grep -o 'suite=[A-Z0-9_]*' <<<"$line" | sed 's/^suite=//')"
+    else
+        suite="$(grep -o 'Ciphersuite .*' <<<"$line" | sed 's/^Ciphersuite //; s/\.$//')"
+        meta "$name" tls "$(grep -m1 -o 'with ciphersuite .*' "$log" | sed 's/^with ciphersuite //' || true)"
+    fi
+    meta "$name" dtls "$suite"
     meta "$name" tunnel_mtu "$(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu")"
     meta "$name" tunnel_addr "$(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}')"
-    info "openconnect pid $OPENCONNECT_PID: $(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}') on $DEVICE_TUN," \
-        "MTU $(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu"), DTLS $(grep -o 'Ciphersuite .*' <<<"$line" | sed 's/^Ciphersuite //; s/\.$//')"
+    info "$who pid $OPENCONNECT_PID: $(ip -n "$NS_DEVICE" -4 -o addr show dev "$DEVICE_TUN" | awk '{print $4}') on $DEVICE_TUN," \
+        "MTU $(ip netns exec "$NS_DEVICE" cat "/sys/class/net/$DEVICE_TUN/mtu"), DTLS $suite"
 }
 
 disconnect_client() { # CONTENDER

@@ -104,7 +104,7 @@ impl Client {
                             self.tunnel = Some(t);
                             if std::mem::take(&mut self.options.notify_up) {
                                 println!("up");
-                                let _ = std::io::Write::flush(&mut std::io::stdout());
+                                let _ = std::io::stdout().flush();
                             }
                         }
                         Err(e) => {

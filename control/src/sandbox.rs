@@ -113,6 +113,8 @@ fn allowed() -> Vec<i64> {
         libc::SYS_epoll_create1,
         libc::SYS_epoll_ctl,
         libc::SYS_epoll_pwait,
+        // The readiness engine's wait to the nanosecond (5.11+).
+        libc::SYS_epoll_pwait2,
         libc::SYS_ppoll,
         // Sockets: accept, dial relays, datagrams, options.
         libc::SYS_socket,

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use proto::grant::SessionId;
 use proto::ip::Ipv4Net;
@@ -55,7 +56,18 @@ pub struct DataplaneConfig {
     /// queue (`cross_shard`); for kernels that refuse the program anyway,
     /// and to measure what steering buys.
     pub steering: bool,
+    /// Batch forming (io_uring where the kernel has the minimum-wait
+    /// timeout, 6.12+): after a loop turn that handled at least
+    /// [`LOADED_TURN`](crate::LOADED_TURN) packets, the next wait holds out
+    /// up to this long for a batch of completions before it takes what has
+    /// come; after a lighter turn it returns on the first completion, so an
+    /// idle or lightly loaded shard answers at once. Zero: always the first
+    /// completion. At most [`MAX_BATCH_WAIT`].
+    pub batch_wait: Duration,
 }
+
+/// The longest batch-forming wait accepted.
+pub const MAX_BATCH_WAIT: Duration = Duration::from_millis(1);
 
 /// The shards' I/O engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,6 +94,9 @@ impl DataplaneConfig {
         }
         if !RING_ENTRIES_RANGE.contains(&self.ring_entries) {
             return Err(invalid("ring_entries must be within 16..=4096"));
+        }
+        if self.batch_wait > MAX_BATCH_WAIT {
+            return Err(invalid("batch_wait must be at most 1 ms"));
         }
         if self.shards > usize::from(u16::MAX) - 1 {
             return Err(invalid("too many shards"));

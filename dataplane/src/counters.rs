@@ -73,8 +73,19 @@ service::counters! {
         tx_records,
         /// UDP sends that carried more than one record (UDP GSO).
         gso_sends,
+        /// Per-peer batches sent (one send each; `tx_records / tx_batches`
+        /// is the records per send).
+        tx_batches,
         /// UDP receives that carried several datagrams coalesced by UDP GRO.
         gro_receives,
+        /// The datagrams those GRO receives carried.
+        gro_datagrams,
+        /// Loop turns that handled at least one completion (packets per
+        /// turn: `(rx_datagrams + tun_reads) / loop_turns`).
+        loop_turns,
+        /// Waits that asked the kernel for a batch of completions (the turn
+        /// before was loaded; `[dataplane] batch_wait_us`).
+        batched_waits,
         /// TUN reads that were TSO/USO super-packets, segmented here.
         tun_super_packets,
         /// TUN writes that carried device TCP segments, or UDP datagrams,

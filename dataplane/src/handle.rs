@@ -150,6 +150,7 @@ impl Dataplane {
                 udp_gro,
                 steering: steering.as_ref().ok().cloned(),
                 io: config.io,
+                batch_wait: config.batch_wait,
                 epoch: dataplane.epoch,
                 panic_on_authorize: fault_shard == Some(index),
             };

@@ -40,6 +40,9 @@ pub struct ShardInfo {
     pub tun_offloads: Option<TunOffloads>,
     /// The UDP socket coalesces received datagrams (`UDP_GRO`).
     pub udp_gro: bool,
+    /// A loaded shard's waits form batches (`batch_wait` configured and the
+    /// kernel has io_uring's minimum-wait timeout).
+    pub batching: bool,
 }
 
 /// What started, for control to log (the data plane logs nothing itself).

@@ -67,11 +67,11 @@ mod shared;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use config::{DataplaneConfig, IoBackend, MIN_POOL_PREFIX};
+pub use config::{DataplaneConfig, IoBackend, MAX_BATCH_WAIT, MIN_POOL_PREFIX};
 pub use counters::ShardCounters;
 pub use handle::{Dataplane, ShardHealth, FAULT_ENV};
 pub use info::{DataplaneInfo, ShardInfo};
-pub use io::{RingSetup, TunReadStyle};
+pub use io::{RingSetup, TunReadStyle, LOADED_TURN};
 pub use latency::{HandshakeLatency, TurnLatency};
 pub use messages::{FromShard, ShardId, Tally, ToShard, TUN_WRITE_HEADROOM};
 pub use shard::fastpath;

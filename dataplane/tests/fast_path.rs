@@ -406,6 +406,7 @@ fn bad_configuration_is_refused_before_touching_the_system() {
         offloads: true,
         io: io_from_env(),
         steering: true,
+        batch_wait: std::time::Duration::from_micros(50),
     };
     for bad in [
         DataplaneConfig { tun_name: "a-name-far-too-long".into(), ..base.clone() },
@@ -455,7 +456,7 @@ fn gro_coalesced_datagrams_are_each_opened() {
     assert_eq!(got, (0..8).collect::<Vec<u8>>());
     let c = h.expect_counters("8 records", |c| c.rx_records == 8);
     // The handshake's datagrams, then the 8 records in one receive.
-    assert_eq!((c.rx_datagrams, c.gro_receives), (h.handshake_sent + 8, 1), "{c:?}");
+    assert_eq!((c.rx_datagrams, c.gro_receives, c.gro_datagrams), (h.handshake_sent + 8, 1, 8), "{c:?}");
 
     // A burst of coalesced receives: each record may become a TUN write
     // in the same loop turn, so the engine must hold that many transmits
@@ -473,6 +474,14 @@ fn gro_coalesced_datagrams_are_each_opened() {
     }
     let c = h.expect_counters("the burst opened", |c| c.rx_records >= 8 + 48 * 40);
     assert_eq!((c.queue_full, c.drop_replay), (0, 0), "{c:?}");
+    // Every receive of the burst was a loaded turn (40 datagrams), so the
+    // wait after it asked for a batch wherever the shard forms them.
+    assert!(c.loop_turns > 0 && c.loop_turns <= c.rx_datagrams + c.tun_reads + 64, "{c:?}");
+    if h.dp.info().shards[0].batching {
+        assert!(c.batched_waits > 0, "{c:?}");
+    } else {
+        assert_eq!(c.batched_waits, 0, "{c:?}");
+    }
 }
 
 /// ClientHellos sent right behind their sessions' authorisations are all

@@ -34,6 +34,7 @@ fn a_shard_that_panics_is_reported_dead() {
         offloads: true,
         io,
         steering: true,
+        batch_wait: std::time::Duration::from_micros(50),
     })
     .expect("start the data plane (needs root, in a private network namespace)");
     std::env::remove_var(FAULT_ENV);

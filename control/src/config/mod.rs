@@ -172,6 +172,8 @@ pub struct Config {
     pub io: dataplane::IoBackend,
     /// The TUN steering program (`[dataplane] steering`).
     pub steering: bool,
+    /// The shards' batch-forming wait (`[dataplane] batch_wait_us`).
+    pub batch_wait: Duration,
     pub groups: Vec<Group>,
     /// The first group, used when a user names none.
     pub default_group: Group,
@@ -449,6 +451,13 @@ impl Config {
                 ))
             }
         };
+        if Duration::from_micros(u64::from(raw.dataplane.batch_wait_us)) > dataplane::MAX_BATCH_WAIT {
+            return Err(err(
+                "dataplane.batch_wait_us",
+                format!("{} µs is longer than a batch may wait", raw.dataplane.batch_wait_us),
+                "use 0 (no batching) to 1000",
+            ));
+        }
         let gateway_address = Ipv4Addr::from(u32::from(pool.network()) + 1);
         let dns = raw
             .network
@@ -613,6 +622,7 @@ impl Config {
             offloads: raw.dataplane.offloads,
             io,
             steering: raw.dataplane.steering,
+            batch_wait: Duration::from_micros(u64::from(raw.dataplane.batch_wait_us)),
             groups,
             default_group,
             admin_listen,

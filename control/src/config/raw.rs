@@ -227,6 +227,8 @@ pub(super) struct RawDataplane {
     pub(super) io: String,
     #[serde(default = "d_true")]
     pub(super) steering: bool,
+    #[serde(default = "d_batch_wait")]
+    pub(super) batch_wait_us: u32,
 }
 
 pub(super) fn d_true() -> bool {
@@ -235,13 +237,24 @@ pub(super) fn d_true() -> bool {
 pub(super) fn d_ring() -> u32 {
     1024
 }
+pub(super) fn d_batch_wait() -> u32 {
+    50
+}
 pub(super) fn d_io() -> String {
     "auto".to_owned()
 }
 
 impl Default for RawDataplane {
     fn default() -> Self {
-        Self { shards: 0, pin_cores: true, ring_entries: d_ring(), offloads: true, io: d_io(), steering: true }
+        Self {
+            shards: 0,
+            pin_cores: true,
+            ring_entries: d_ring(),
+            offloads: true,
+            io: d_io(),
+            steering: true,
+            batch_wait_us: d_batch_wait(),
+        }
     }
 }
 

@@ -31,6 +31,7 @@ impl Config {
         check("dataplane.offloads", self.offloads == next.offloads);
         check("dataplane.io", self.io == next.io);
         check("dataplane.steering", self.steering == next.steering);
+        check("dataplane.batch_wait_us", self.batch_wait == next.batch_wait);
         check("admin.listen", self.admin_listen == next.admin_listen);
         check("auth.verify_threads", self.verify_threads == next.verify_threads);
         check("auth.verify_queue", self.verify_queue == next.verify_queue);

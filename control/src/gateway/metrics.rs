@@ -171,7 +171,8 @@ pub(super) fn describe_io(info: &dataplane::DataplaneInfo) -> String {
                 (false, true) => ", fixed buffers",
                 (false, false) => "",
             };
-            format!("{r:?}{fixed}, tun reads {:?}", s.tun_reads)
+            let batch = if s.batching { ", batch-forming waits" } else { "" };
+            format!("{r:?}{fixed}, tun reads {:?}{batch}", s.tun_reads)
         }
         None => "one read per TUN packet".to_owned(),
     };

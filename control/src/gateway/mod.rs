@@ -178,6 +178,7 @@ impl Gateway {
             offloads: config.offloads,
             io: config.io,
             steering: config.steering,
+            batch_wait: config.batch_wait,
         })
         .map_err(|e| StartError::Io("starting the data plane (TUN, UDP, io_uring)", e))?;
         let efd = dataplane.event_fd();

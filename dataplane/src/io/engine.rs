@@ -84,11 +84,30 @@ impl Io {
         }
     }
 
+    /// Waits for completions (see the engines' `wait`); true when the wait
+    /// asked the kernel for a batch.
     #[inline]
-    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<bool> {
         match self {
             Io::Uring(e) => e.wait(timeout, out),
-            Io::Readiness(e) => e.wait(timeout, out),
+            Io::Readiness(e) => e.wait(timeout, out).map(|()| false),
+        }
+    }
+
+    /// The packets the turn just ended handled (io_uring forms its next
+    /// batch from it; epoll has no minimum wait to set).
+    #[inline]
+    pub(crate) fn observe_turn(&mut self, packets: u32) {
+        if let Io::Uring(e) = self {
+            e.observe_turn(packets);
+        }
+    }
+
+    /// Whether the shard's waits form batches.
+    pub(crate) fn batching(&self) -> bool {
+        match self {
+            Io::Uring(e) => e.batching(),
+            Io::Readiness(_) => false,
         }
     }
 

@@ -14,12 +14,15 @@ use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::os::fd::RawFd;
+use std::time::Duration;
 
+mod batch;
 mod engine;
 mod readiness;
 #[allow(unsafe_code)]
 mod uring;
 
+pub use batch::LOADED_TURN;
 pub(crate) use engine::Io;
 
 /// What an engine is built over.
@@ -44,6 +47,8 @@ pub(crate) struct EngineConfig {
     pub(crate) tun_tailroom: usize,
     /// Transmits (sends and TUN writes) in flight or queued at once.
     pub(crate) transmits: u32,
+    /// The batch-forming wait ([`DataplaneConfig::batch_wait`](crate::DataplaneConfig::batch_wait)).
+    pub(crate) batch_wait: Duration,
 }
 
 /// Something the shard must look at.

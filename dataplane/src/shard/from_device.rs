@@ -154,29 +154,44 @@ impl Shard {
             // UDP GRO: several datagrams of one peer back to back.
             Some(size) if size > 0 && size < payload.len() => {
                 self.counters.gro_receives += 1;
+                self.counters.gro_datagrams += payload.len().div_ceil(size) as u64;
+                // Every datagram of a GRO receive is from one peer: one
+                // session lookup for all of them. (Without a session each
+                // goes to the handshake, which may grant one midway.) Only
+                // authenticated records count as activity: a forger must not
+                // keep an idle session alive.
+                let mut slot = self.sessions.slot_by_peer(&peer);
+                let opened_before = self.counters.rx_records;
                 let mut at = payload.start;
                 while at < payload.end {
                     let end = (at + size).min(payload.end);
-                    self.on_one_datagram(bid, peer, at..end, now);
+                    self.counters.rx_datagrams += 1;
+                    match slot {
+                        Some(s) => self.open_records(bid, s, peer, at..end, now),
+                        None => {
+                            self.run_handshake(bid, peer, at..end, now);
+                            slot = self.sessions.slot_by_peer(&peer);
+                        }
+                    }
                     at = end;
                 }
+                if let Some(s) = slot.filter(|_| self.counters.rx_records != opened_before) {
+                    self.sessions.touch(s);
+                }
             }
-            _ => self.on_one_datagram(bid, peer, payload, now),
-        }
-    }
-
-    fn on_one_datagram(&mut self, bid: u16, peer: SocketAddr, payload: Range<usize>, now: Instant) {
-        self.counters.rx_datagrams += 1;
-        let Some(slot) = self.sessions.slot_by_peer(&peer) else {
-            self.run_handshake(bid, peer, payload, now);
-            return;
-        };
-        // Only authenticated records count as activity: a forger must not
-        // keep an idle session alive.
-        let opened_before = self.counters.rx_records;
-        self.open_records(bid, slot, peer, payload, now);
-        if self.counters.rx_records != opened_before {
-            self.sessions.touch(slot);
+            _ => {
+                self.counters.rx_datagrams += 1;
+                match self.sessions.slot_by_peer(&peer) {
+                    Some(slot) => {
+                        let opened_before = self.counters.rx_records;
+                        self.open_records(bid, slot, peer, payload, now);
+                        if self.counters.rx_records != opened_before {
+                            self.sessions.touch(slot);
+                        }
+                    }
+                    None => self.run_handshake(bid, peer, payload, now),
+                }
+            }
         }
     }
 

@@ -81,6 +81,7 @@ pub(crate) struct ShardContext {
     /// The TUN's steering map, when the program is attached.
     pub(crate) steering: Option<Arc<TunSteering>>,
     pub(crate) io: crate::config::IoBackend,
+    pub(crate) batch_wait: Duration,
     /// The data plane's start: loop turns are published relative to it.
     pub(crate) epoch: Instant,
     /// Test-only fault hook: panic on the first authorisation received
@@ -174,6 +175,7 @@ impl Shard {
                 tun_packet: ctx.tun_read,
                 tun_tailroom: TAILROOM,
                 transmits: ctx.transmits,
+                batch_wait: ctx.batch_wait,
             },
             ctx.io,
         )?;
@@ -191,6 +193,7 @@ impl Shard {
             tun_buffers: ctx.tun_buffers,
             tun_offloads: ctx.vnet,
             udp_gro: ctx.udp_gro,
+            batching: engine.batching(),
         };
         let shard = Self {
             engine,
@@ -241,19 +244,24 @@ impl Shard {
             } else {
                 Duration::ZERO
             };
-            if self.engine.wait(timeout, &mut completions).is_err() {
-                self.counters.io_errors += 1;
-                failures += 1;
-                if failures >= MAX_WAIT_FAILURES {
-                    break;
+            match self.engine.wait(timeout, &mut completions) {
+                Ok(batched) => {
+                    failures = 0;
+                    self.counters.batched_waits += u64::from(batched);
                 }
-            } else {
-                failures = 0;
+                Err(_) => {
+                    self.counters.io_errors += 1;
+                    failures += 1;
+                    if failures >= MAX_WAIT_FAILURES {
+                        break;
+                    }
+                }
             }
             let now = Instant::now();
             let since_start = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
             self.me.last_turn_ns.store(since_start, Ordering::Relaxed);
             let worked = !completions.is_empty();
+            let packets_before = self.counters.rx_datagrams + self.counters.tun_reads;
             // Control's messages first: an authorisation was queued before
             // control answered the CONNECT, so before the device could send
             // the ClientHello that may be among these completions. (The
@@ -270,7 +278,10 @@ impl Shard {
                 self.next_handshake_tick = now + HANDSHAKE_TICK;
             }
             self.end_turn();
+            let packets = self.counters.rx_datagrams + self.counters.tun_reads - packets_before;
+            self.engine.observe_turn(u32::try_from(packets).unwrap_or(u32::MAX));
             if worked {
+                self.counters.loop_turns += 1;
                 // The latency sample path: one clock read per turn.
                 let ns = u64::try_from(now.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.latency.record(ns);

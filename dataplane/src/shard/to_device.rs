@@ -328,6 +328,7 @@ impl Shard {
                     if segment.is_some() {
                         self.counters.gso_sends += 1;
                     }
+                    self.counters.tx_batches += 1;
                     self.counters.tx_records += datagrams;
                 }
                 Err(e) => {

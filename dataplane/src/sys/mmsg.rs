@@ -63,6 +63,8 @@ pub(crate) struct Epoll {
     fd: OwnedFd,
     events: Box<[libc::epoll_event]>,
     ready: usize,
+    /// `epoll_pwait2` works here (cleared on the first ENOSYS).
+    precise: bool,
 }
 
 impl core::fmt::Debug for Epoll {
@@ -71,14 +73,23 @@ impl core::fmt::Debug for Epoll {
     }
 }
 
-/// `epoll_wait` counts milliseconds: a non-zero timeout is rounded *up*, so
-/// a 100 µs wait sleeps 1 ms instead of spinning through zero-timeout polls.
+/// `epoll_wait` counts milliseconds: a non-zero timeout is rounded *up*
+/// (a 100 µs wait sleeps 1 ms instead of spinning through zero-timeout
+/// polls). Used only where the kernel lacks `epoll_pwait2` (before 5.11).
 fn timeout_ms(timeout: Duration) -> libc::c_int {
     if timeout.is_zero() {
         return 0;
     }
     let ms = timeout.as_nanos().div_ceil(1_000_000);
     libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+}
+
+/// The timeout as `epoll_pwait2` takes it, to the nanosecond.
+fn timespec(timeout: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos()),
+    }
 }
 
 impl Epoll {
@@ -89,7 +100,7 @@ impl Epoll {
         // SAFETY: `fd` was just returned by epoll_create1 and is owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let events = vec![libc::epoll_event { events: 0, u64: 0 }; capacity.max(1)].into_boxed_slice();
-        Ok(Self { fd, events, ready: 0 })
+        Ok(Self { fd, events, ready: 0, precise: true })
     }
 
     fn control(&self, op: libc::c_int, fd: RawFd, token: u64, interest: Interest) -> io::Result<()> {
@@ -111,12 +122,29 @@ impl Epoll {
 
     /// Waits up to `timeout` for at least one watched fd to be ready;
     /// returns how many are (0: timed out or interrupted by a signal).
+    /// With `epoll_pwait2` (5.11+) the timeout is kept to the nanosecond;
+    /// before, it is rounded up to a millisecond.
     pub(crate) fn wait(&mut self, timeout: Duration) -> io::Result<usize> {
         self.ready = 0;
         let max = libc::c_int::try_from(self.events.len()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: the kernel writes at most `max` events into `self.events`,
-        // which holds at least that many and is exclusively borrowed here.
-        let n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), max, timeout_ms(timeout)) };
+        let mut n = -1;
+        if self.precise {
+            let ts = timespec(timeout);
+            // SAFETY: the kernel writes at most `max` events into
+            // `self.events`, which holds at least that many and is
+            // exclusively borrowed here; it reads one timespec, live across
+            // the call; a null sigmask leaves the mask alone.
+            n = unsafe {
+                libc::epoll_pwait2(self.fd.as_raw_fd(), self.events.as_mut_ptr(), max, &raw const ts, core::ptr::null())
+            };
+            if n < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
+                self.precise = false;
+            }
+        }
+        if !self.precise {
+            // SAFETY: as above, without the timespec.
+            n = unsafe { libc::epoll_wait(self.fd.as_raw_fd(), self.events.as_mut_ptr(), max, timeout_ms(timeout)) };
+        }
         match check(n) {
             Ok(n) => {
                 self.ready = usize::try_from(n).unwrap_or(0).min(self.events.len());

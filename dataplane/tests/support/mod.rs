@@ -187,6 +187,7 @@ impl Harness {
             offloads,
             io,
             steering,
+            batch_wait: std::time::Duration::from_micros(50),
         })
         .expect("start the data plane (needs root, in a private network namespace)");
         assert_eq!(dp.shard_count(), shards);

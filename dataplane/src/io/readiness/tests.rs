@@ -49,6 +49,7 @@ impl Rig {
             tun_packet: 1500,
             tun_tailroom: 16,
             transmits: 32,
+            batch_wait: std::time::Duration::ZERO,
         };
         tweak(&mut cfg);
         let engine = ReadinessEngine::new(&cfg).expect("engine");

@@ -15,6 +15,7 @@ use io_uring::{cqueue, opcode, squeue, IoUring, Probe};
 
 use super::buffers::{ProvidedBuffers, SlotLayout};
 use super::ops::{recv_template, Op, OpKind, OpTable};
+use crate::io::batch::{BatchWait, WaitPlan};
 use crate::io::{Completion, EngineConfig, RingSetup, SubmitError, TunReadStyle, TxBuf};
 use crate::sys::{parse_sockaddr, RawSockAddr, SegmentCmsg};
 
@@ -89,6 +90,7 @@ pub(crate) struct Engine {
     /// Bumped before every `io_uring_enter`; see `ProvidedBuffers::slot`.
     epoch: u64,
     cqes: Vec<(u64, i32, u32)>,
+    batch: BatchWait,
 }
 
 impl core::fmt::Debug for Engine {
@@ -179,6 +181,7 @@ impl Engine {
             recv_msg: recv_template(crate::sys::SOCKADDR_MAX, crate::sys::GRO_SPACE),
             wake_buf: [0; 8],
         });
+        let batch = BatchWait::new(cfg.batch_wait, ring.params().is_feature_min_timeout());
         Ok(Self {
             ring,
             mem: ManuallyDrop::new(mem),
@@ -196,6 +199,7 @@ impl Engine {
             backlog: VecDeque::with_capacity(op_capacity as usize),
             epoch: 0,
             cqes: Vec::with_capacity(cfg.entries as usize * 4),
+            batch,
         })
     }
 
@@ -286,11 +290,19 @@ impl Engine {
     }
 
     fn enter(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
+        self.enter_planned(WaitPlan { want: u32::try_from(want).unwrap_or(u32::MAX), min_wait_us: 0 }, timeout)
+    }
+
+    /// `io_uring_enter`: submits, then waits for `plan.want` completions
+    /// (with a minimum wait: until it runs out, then for at least one) or
+    /// until `timeout`.
+    fn enter_planned(&mut self, plan: WaitPlan, timeout: Option<Duration>) -> io::Result<()> {
         self.epoch += 1;
+        let want = plan.want as usize;
         let res = match timeout {
             Some(t) => {
                 let ts = Timespec::from(t);
-                let args = SubmitArgs::new().timespec(&ts);
+                let args = SubmitArgs::new().timespec(&ts).min_wait_usec(plan.min_wait_us);
                 self.ring.submitter().submit_with_args(want, &args)
             }
             None => self.ring.submitter().submit_and_wait(want),
@@ -322,17 +334,30 @@ impl Engine {
 
     /// Ends the current batch (slots handed out become the kernel's again
     /// once their transmits finish), submits, waits up to `timeout` for at
-    /// least one completion, and appends what completed to `out`.
-    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<()> {
+    /// least one completion (for a batch of them after a loaded turn: see
+    /// `io::batch`), and appends what completed to `out`. True when the
+    /// wait asked for a batch.
+    pub(crate) fn wait(&mut self, timeout: Duration, out: &mut Vec<Completion>) -> io::Result<bool> {
         self.mem.udp.end_batch();
         self.mem.tun.end_batch();
         self.arm();
         self.mem.udp.publish();
         self.mem.tun.publish();
         self.flush_backlog()?;
-        self.enter(1, Some(timeout))?;
+        let plan = self.batch.plan(timeout);
+        self.enter_planned(plan, Some(timeout))?;
         self.reap(out);
-        Ok(())
+        Ok(plan.want > 1)
+    }
+
+    /// The packets the turn just ended handled: sets the next wait's batch.
+    pub(crate) fn observe_turn(&mut self, packets: u32) {
+        self.batch.observe(packets);
+    }
+
+    /// Whether waits form batches (configured, and the kernel can).
+    pub(crate) fn batching(&self) -> bool {
+        self.batch.enabled()
     }
 
     fn reap(&mut self, out: &mut Vec<Completion>) {

@@ -74,6 +74,7 @@ step "FIPS mode (corridor --version)"
 version="$("$BIN" --version)"
 printf '%s\n' "$version"
 grep -qx 'fips: true' <<<"$version" || die "$BIN does not say 'fips: true': refusing to package a non-FIPS binary"
+! grep -q '^null-aead: true' <<<"$version" || die "$BIN is a null-aead build (records NOT encrypted): refusing to package it"
 
 step "man pages and completions (corridor generate)"
 rm -rf "$ASSETS"

@@ -147,7 +147,7 @@ impl CtlCommand {
 // Parsed once per process; boxing the big variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum BenchCommand {
-    /// Run a scenario: handshake-storm, udp-echo, bulk or many-sessions.
+    /// Run a scenario: handshake-storm, udp-echo, bulk, bulk-down or many-sessions.
     Run {
         /// The scenario's stable name.
         scenario: String,
@@ -251,10 +251,17 @@ enum BenchCommand {
 /// build): the probe scripts/package.sh runs before it packages a binary.
 /// `-V` prints the version alone.
 fn command() -> clap::Command {
-    let long_version = if service::fips::enabled() {
-        concat!(env!("CARGO_PKG_VERSION"), "\nfips: true")
-    } else {
-        concat!(env!("CARGO_PKG_VERSION"), "\nfips: false")
+    // A null-aead build (scripts/gateway-cost.sh's null forwarder) says so
+    // on a line of its own, which scripts/package.sh refuses.
+    let long_version = match (service::fips::enabled(), dtls::crypto::NULL_AEAD) {
+        (true, false) => concat!(env!("CARGO_PKG_VERSION"), "\nfips: true"),
+        (false, false) => concat!(env!("CARGO_PKG_VERSION"), "\nfips: false"),
+        (true, true) => {
+            concat!(env!("CARGO_PKG_VERSION"), "\nfips: true\nnull-aead: true (DTLS records NOT encrypted)")
+        }
+        (false, true) => {
+            concat!(env!("CARGO_PKG_VERSION"), "\nfips: false\nnull-aead: true (DTLS records NOT encrypted)")
+        }
     };
     <Cli as clap::CommandFactory>::command().long_version(long_version)
 }

@@ -44,6 +44,20 @@ pub trait CryptoProvider {
     fn opener(aead: AeadKind, key: &[u8]) -> Result<Self::Opener, CryptoError>;
 }
 
+/// The provider records use unless told otherwise: [`AwsLc`], or
+/// [`NullCrypto`] in a build with the `null-aead` feature, which exists only
+/// for scripts/gateway-cost.sh's null forwarder (the same path with no
+/// crypto, to subtract). Such a build says so in `corridor --version` and at
+/// start-up, and scripts/package.sh refuses to package it.
+#[cfg(not(feature = "null-aead"))]
+pub type DefaultCrypto = AwsLc;
+/// See the other build's `DefaultCrypto`: this build does NOT encrypt.
+#[cfg(feature = "null-aead")]
+pub type DefaultCrypto = NullCrypto;
+
+/// True in a `null-aead` build: records are sent in the clear.
+pub const NULL_AEAD: bool = cfg!(feature = "null-aead");
+
 /// aws-lc-rs, the production provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AwsLc;

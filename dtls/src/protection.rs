@@ -16,7 +16,7 @@
 //! and decrypts its fragment in place; [`Opened`] names the plaintext range.
 //! Neither direction allocates.
 
-use crate::crypto::{AwsLc, CryptoError, CryptoProvider, NonceBytes, Open, Seal};
+use crate::crypto::{CryptoError, CryptoProvider, DefaultCrypto, NonceBytes, Open, Seal};
 use crate::keys::DirectionKeys;
 use crate::record::{Record, RecordHeaderRepr, HEADER_LEN, MAX_PLAINTEXT, MAX_SEQ};
 use crate::replay::ReplayWindow;
@@ -109,7 +109,7 @@ impl Opened<'_> {
 
 /// Seals and opens records of one epoch in place.
 #[derive(Debug)]
-pub struct RecordProtection<P: CryptoProvider = AwsLc> {
+pub struct RecordProtection<P: CryptoProvider = DefaultCrypto> {
     params: SuiteParams,
     epoch: u16,
     next_seq: u64,

@@ -43,6 +43,8 @@ pub(crate) enum Happening {
     },
     /// An IP packet arrived on a device's tunnel.
     Packet {
+        /// Which device's tunnel it came out of.
+        device: usize,
         packet: Vec<u8>,
         at: Instant,
     },
@@ -419,7 +421,7 @@ impl Fleet {
                         out.push(Happening::Up { elapsed: now.duration_since(d.started) });
                     }
                 }
-                Event::Packet(packet) => out.push(Happening::Packet { packet, at: now }),
+                Event::Packet(packet) => out.push(Happening::Packet { device: index, packet, at: now }),
                 Event::AuthFailed(m) => return Err(format!("auth failed: {m}")),
                 Event::Disconnected(r) => return Err(format!("disconnected: {r:?}")),
                 Event::LoggedIn | Event::DtlsDown | Event::DpdResponse(_) => {}

@@ -18,6 +18,10 @@
 //!   and 1400 bytes), at `rate` packets/s or (0) as fast as the sockets take
 //!   them. The reflector counts what arrived; delivered Gbit/s, packets/s,
 //!   loss.
+//! * `bulk-down`: the other way: each device asks the reflector for bulk
+//!   datagrams of `size` at its share of `rate` (0: as fast as the
+//!   reflector's socket takes them) for `seconds`; the devices count what
+//!   arrived, the reflector says what it sent.
 //! * `many-sessions`: bring up `devices` sessions and hold them idle for
 //!   `seconds` with DPD and keepalives running; sessions lost, and with
 //!   `gateway_pid` the gateway's memory (PSS of its process tree) per session.
@@ -53,13 +57,14 @@ pub use sockets::raise_open_file_limit;
 use worker::{Outcome, Share, Shared};
 
 /// The scenarios, by their stable names.
-pub const SCENARIOS: [&str; 4] = ["handshake-storm", "udp-echo", "bulk", "many-sessions"];
+pub const SCENARIOS: [&str; 5] = ["handshake-storm", "udp-echo", "bulk", "bulk-down", "many-sessions"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scenario {
     HandshakeStorm,
     UdpEcho,
     Bulk,
+    BulkDown,
     ManySessions,
 }
 
@@ -69,6 +74,7 @@ impl Scenario {
             "handshake-storm" => Some(Self::HandshakeStorm),
             "udp-echo" => Some(Self::UdpEcho),
             "bulk" => Some(Self::Bulk),
+            "bulk-down" => Some(Self::BulkDown),
             "many-sessions" => Some(Self::ManySessions),
             _ => None,
         }
@@ -238,7 +244,7 @@ pub fn run(scenario_name: &str, target: &Target, params: &Params) -> Result<Repo
         return Err(LoadError::FileLimit { devices: own_devices, needed, limit });
     }
     let threads = params.threads.clamp(1, own_devices.max(1));
-    let buffer = if scenario == Scenario::Bulk { BULK_SOCKET_BUFFER } else { 0 };
+    let buffer = if matches!(scenario, Scenario::Bulk | Scenario::BulkDown) { BULK_SOCKET_BUFFER } else { 0 };
     let mut fleets = Vec::with_capacity(threads);
     let shares: Vec<Share> = (0..threads)
         .map(|t| Share {
@@ -366,6 +372,7 @@ pub fn run(scenario_name: &str, target: &Target, params: &Params) -> Result<Repo
             histograms.insert("rtt_us".into(), report::histogram_json(&merged(|o| &o.rtt, "rtt_us")?));
         }
         Scenario::Bulk => bulk_figures(&outcomes, &mut figures)?,
+        Scenario::BulkDown => bulk_down_figures(&outcomes, &mut figures)?,
         Scenario::ManySessions => {
             figures.insert("held_s".into(), params.seconds.into());
             let lost = shared.lost.load(Ordering::Relaxed) + child_sum("sessions_lost");
@@ -441,6 +448,30 @@ fn bulk_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Resul
     if let Some(cpu) = reflector.get("reflector_cpu_s") {
         figures.insert("reflector_cpu_s".into(), cpu.clone());
     }
+    Ok(())
+}
+
+fn bulk_down_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Result<(), LoadError> {
+    let reflector = outcomes
+        .iter()
+        .find_map(|o| o.reflector.clone())
+        .ok_or_else(|| LoadError::Run("bulk-down: no answer from the reflector".into()))?;
+    let sent = reflector.get("sent_down").and_then(Value::as_u64).unwrap_or(0);
+    let delivered: u64 = outcomes.iter().map(|o| o.received).sum();
+    let bytes: u64 = outcomes.iter().map(|o| o.received_ip_bytes).sum();
+    let first = outcomes.iter().filter_map(|o| o.receiving.map(|s| s.0)).min();
+    let last = outcomes.iter().filter_map(|o| o.receiving.map(|s| s.1)).max();
+    let span = match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    }
+    .max(1e-9);
+    figures.insert("packets_sent".into(), sent.into());
+    figures.insert("packets_delivered".into(), delivered.into());
+    figures.insert("delivered_pps".into(), (delivered as f64 / span).into());
+    figures.insert("delivered_gbps".into(), (bytes as f64 * 8.0 / span / 1e9).into());
+    figures.insert("loss".into(), sent.saturating_sub(delivered).into());
+    figures.insert("loss_ratio".into(), (sent.saturating_sub(delivered) as f64 / (sent.max(1)) as f64).into());
     Ok(())
 }
 

@@ -7,7 +7,10 @@
 //! * a **bulk** datagram (`bulk`): `CRBK`, run id, sequence number, padding to
 //!   the packet size; counted by the reflector, never echoed;
 //! * a **query** (`bulk`, after sending): `CRBQ` and the run id; answered with
-//!   `CRBR` and a JSON object of what the reflector counted for that run.
+//!   `CRBR` and a JSON object of what the reflector counted for that run;
+//! * a **send request** (`bulk-down`): `CRBS`, run id, rate, size and
+//!   duration; the reflector answers with bulk datagrams of that run to the
+//!   device that asked, and counts them as `sent_down` in its query answer.
 //!
 //! A probe's first four bytes are the high half of its sequence number, zero
 //! for any run shorter than 2³² probes, so it never looks like the other two.
@@ -18,6 +21,11 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 pub(crate) const PROBE_LEN: usize = 16;
 
 pub(crate) const BULK_MAGIC: &[u8; 4] = b"CRBK";
+/// `bulk-down`: a device asks the reflector to send it bulk datagrams.
+pub(crate) const SEND_MAGIC: &[u8; 4] = b"CRBS";
+/// A send request: magic, run id (u32), packets/s (u64, 0: as fast as the
+/// socket takes them), IP packet size (u32), milliseconds (u32).
+pub(crate) const SEND_LEN: usize = 24;
 pub(crate) const QUERY_MAGIC: &[u8; 4] = b"CRBQ";
 pub(crate) const REPLY_MAGIC: &[u8; 4] = b"CRBR";
 /// Bulk payload header: magic, run id (u32), sequence number (u64).
@@ -62,6 +70,58 @@ pub(crate) fn query(run: u32) -> [u8; 8] {
     a.copy_from_slice(QUERY_MAGIC);
     b.copy_from_slice(&run.to_be_bytes());
     q
+}
+
+/// What a device asks of the reflector for `bulk-down`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SendRequest {
+    pub(crate) run: u32,
+    /// Packets per second; 0: as fast as the reflector's socket takes them.
+    pub(crate) rate: u64,
+    /// IP packet size (headers included).
+    pub(crate) ip_len: u32,
+    pub(crate) millis: u32,
+}
+
+impl SendRequest {
+    pub(crate) fn encode(&self) -> [u8; SEND_LEN] {
+        let mut out = [0u8; SEND_LEN];
+        let fields: [&[u8]; 5] = [
+            SEND_MAGIC,
+            &self.run.to_be_bytes(),
+            &self.rate.to_be_bytes(),
+            &self.ip_len.to_be_bytes(),
+            &self.millis.to_be_bytes(),
+        ];
+        let mut at = 0;
+        for f in fields {
+            if let Some(dst) = out.get_mut(at..at + f.len()) {
+                dst.copy_from_slice(f);
+            }
+            at += f.len();
+        }
+        out
+    }
+
+    /// A request from a UDP payload; `None` for anything else, or a size
+    /// outside what a bulk datagram can be.
+    pub(crate) fn parse(payload: &[u8]) -> Option<Self> {
+        let rest = payload.strip_prefix(SEND_MAGIC.as_slice())?;
+        let run = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+        let rate = u64::from_be_bytes(rest.get(4..12)?.try_into().ok()?);
+        let ip_len = u32::from_be_bytes(rest.get(12..16)?.try_into().ok()?);
+        let millis = u32::from_be_bytes(rest.get(16..20)?.try_into().ok()?);
+        let sizes = (IP_UDP_HEADERS + BULK_HEADER) as u32..=1500;
+        sizes.contains(&ip_len).then_some(Self { run, rate, ip_len, millis })
+    }
+}
+
+/// `(run, IP bytes)` of a bulk datagram that came from `from` to port `to_port`.
+pub(crate) fn parse_bulk(p: &[u8], from: Ipv4Addr, to_port: u16) -> Option<(u32, usize)> {
+    let payload = udp_payload_from(p, from, to_port)?;
+    let rest = payload.strip_prefix(BULK_MAGIC.as_slice())?;
+    let run = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?);
+    Some((run, payload.len() + IP_UDP_HEADERS))
 }
 
 /// The JSON object of a query's answer that came back from `from` to
@@ -116,6 +176,19 @@ mod tests {
         // Never smaller than its own header.
         bulk(7, 99, 10, &mut payload);
         assert_eq!(payload.len(), BULK_HEADER);
+    }
+
+    #[test]
+    fn a_send_request_round_trips_and_refuses_impossible_sizes() {
+        let r = SendRequest { run: 3, rate: 50_000, ip_len: 1400, millis: 2000 };
+        assert_eq!(SendRequest::parse(&r.encode()), Some(r));
+        assert_eq!(SendRequest::parse(&SendRequest { ip_len: 20, ..r }.encode()), None);
+        assert_eq!(SendRequest::parse(&SendRequest { ip_len: 9000, ..r }.encode()), None);
+        assert_eq!(SendRequest::parse(r.encode().get(..20).unwrap_or_default()), None, "truncated");
+        let mut payload = Vec::new();
+        bulk(3, 1, 512, &mut payload);
+        assert_eq!(parse_bulk(&echo_of(&payload), ORG, 40_000), Some((3, 512)));
+        assert_eq!(parse_bulk(&echo_of(&payload), DEV, 40_000), None);
     }
 
     #[test]

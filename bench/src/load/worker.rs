@@ -16,6 +16,8 @@ use super::fleet::{Fleet, FleetStats, Happening, Stage};
 use super::packet;
 use super::{PacketSize, Params, Scenario};
 
+mod down;
+
 /// What every thread shares: progress counters and the phase barrier.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -67,6 +69,10 @@ pub(crate) struct Outcome {
     /// `bulk`: IP bytes the sessions took, and the first and last send.
     pub(crate) sent_ip_bytes: u64,
     pub(crate) sending: Option<(Instant, Instant)>,
+    /// `bulk-down`: IP bytes of the bulk datagrams that arrived, and when
+    /// the first and the last did.
+    pub(crate) received_ip_bytes: u64,
+    pub(crate) receiving: Option<(Instant, Instant)>,
     /// `bulk`, thread 0: the reflector's count for this run.
     pub(crate) reflector: Option<serde_json::Value>,
     /// `many-sessions`: devices still up at the end of the hold.
@@ -126,6 +132,8 @@ pub(crate) fn run(
             send_failures: 0,
             sent_ip_bytes: 0,
             sending: None,
+            received_ip_bytes: 0,
+            receiving: None,
             reflector: None,
             still_up: 0,
             fleet: FleetStats::default(),
@@ -142,12 +150,13 @@ pub(crate) fn run(
         Scenario::UdpEcho if share.rate > 0 => w.echo_paced(params, share.rate),
         Scenario::UdpEcho => w.echo_window(params),
         Scenario::Bulk => w.bulk(params, share.rate, run_id),
+        Scenario::BulkDown => w.bulk_down(params, share.rate, run_id),
         Scenario::ManySessions => w.hold(params),
     };
     if let Err(e) = traffic {
         w.o.error.get_or_insert(e);
     }
-    if scenario == Scenario::Bulk {
+    if matches!(scenario, Scenario::Bulk | Scenario::BulkDown) {
         // Every thread has stopped sending; thread 0 asks the reflector.
         shared.barrier.wait();
         if share.thread == 0 && w.o.error.is_none() {

@@ -24,6 +24,11 @@ pub(super) fn log_start(config: &Config, dataplane: &Dataplane, fips: bool) {
         relays = ?config.relays.iter().map(|r| format!("{}@{}", r.name, r.address)).collect::<Vec<_>>(),
         "gateway started"
     );
+    if dtls::crypto::NULL_AEAD {
+        tracing::warn!(
+            "this is a null-aead build: DTLS records are NOT encrypted (a measurement build, never for traffic)"
+        );
+    }
 }
 
 impl Gateway {

@@ -18,6 +18,15 @@
 #                    the summary quotes medians
 #   --seconds S      traffic per run (default 8)
 #   --quick          1400 bytes, loads 50,100, one round, 3 s (a smoke run)
+#   --no-cost        skip the cost sweep (with --echo-gateways)
+#   --echo-gateways LIST
+#                    after the sweep, paced udp-echo (20 devices, 2,000 probes/s,
+#                    --seconds long, --rounds times) through each of LIST for
+#                    the round-trip p50/p99 that batching must not worsen:
+#                    corridor, corridor-nobatch, corridor-epoll (the readiness
+#                    engine), and with --baseline also baseline, baseline-epoll
+#   --baseline BIN   an earlier corridor binary (e.g. a release build of the
+#                    commit before a change) for the echo comparison
 #
 # The layout: the gateway (every thread and process of it) is pinned to the
 # last CPU, the load generator and the reflector to CPU 0, so the last CPU's
@@ -72,6 +81,9 @@ DIRECTIONS=up,down
 LOADS=25,50,75,100
 ROUNDS=3
 SECONDS_PER_RUN=8
+NO_COST=0
+ECHO_GATEWAYS=""
+BASELINE=""
 OUT=""
 PREFIX=gc
 KEEP=0
@@ -90,6 +102,9 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS="$2"; shift 2 ;;
     --seconds) SECONDS_PER_RUN="$2"; shift 2 ;;
     --quick) SIZES=1400; LOADS=50,100; ROUNDS=1; SECONDS_PER_RUN=3; shift ;;
+    --no-cost) NO_COST=1; shift ;;
+    --echo-gateways) ECHO_GATEWAYS="$2"; shift 2 ;;
+    --baseline) BASELINE="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --prefix) PREFIX="$2"; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -102,7 +117,16 @@ IFS=, read -ra SIZE_LIST <<<"$SIZES"
 IFS=, read -ra DIR_LIST <<<"$DIRECTIONS"
 IFS=, read -ra LOAD_LIST <<<"$LOADS"
 for g in "${GWS[@]}"; do
-    case "$g" in corridor | corridor-nobatch | corridor-null | ocserv) ;; *) die "--gateways: unknown gateway $g" ;; esac
+    case "$g" in corridor | corridor-nobatch | corridor-null | corridor-epoll | ocserv) ;; *) die "--gateways: unknown gateway $g" ;; esac
+done
+ECHO_GWS=()
+[ -z "$ECHO_GATEWAYS" ] || IFS=, read -ra ECHO_GWS <<<"$ECHO_GATEWAYS"
+for g in "${ECHO_GWS[@]}"; do
+    case "$g" in
+    corridor | corridor-nobatch | corridor-epoll | ocserv) ;;
+    baseline | baseline-epoll) [ -x "$BASELINE" ] || die "--echo-gateways $g needs --baseline BIN (an executable)" ;;
+    *) die "--echo-gateways: unknown gateway $g" ;;
+    esac
 done
 for d in "${DIR_LIST[@]}"; do
     case "$d" in up | down) ;; *) die "--directions: up or down, not $d" ;; esac
@@ -189,11 +213,14 @@ start_gateway() { # NAME
         ocserv_peer_start "$PREFIX" "$WORK/certs" "$WORK/ocserv" "$PASSWORD" || return 1
         GATEWAY_PID="$(cat "$WORK/ocserv/ocserv.main.pid")"
         ;;
-    corridor*)
+    corridor* | baseline*)
         CORRIDOR="$CORRIDOR_REAL"
         case "$name" in
         corridor-null) CORRIDOR="$CORRIDOR_NULL" ;;
         corridor-nobatch) variant=(dataplane.batch_wait_us=0) ;;
+        corridor-epoll) variant=(dataplane.io=readiness) ;;
+        baseline) CORRIDOR="$BASELINE" ;;
+        baseline-epoll) CORRIDOR="$BASELINE" variant=(dataplane.io=readiness) ;;
         esac
         gateway_config "$WORK/$name/gateway.toml" written_by=scripts/gateway-cost.sh \
             server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
@@ -221,7 +248,7 @@ stop_gateway() { # NAME
 
 metrics() { # FILE
     case "$CURRENT" in
-    corridor*) ip netns exec "$NS_DEVICE" curl -s --max-time 5 "http://$GATEWAY_IP:9100/metrics" >"$1" || : >"$1" ;;
+    corridor* | baseline*) ip netns exec "$NS_DEVICE" curl -s --max-time 5 "http://$GATEWAY_IP:9100/metrics" >"$1" || : >"$1" ;;
     *) : >"$1" ;;
     esac
 }
@@ -256,6 +283,22 @@ measure() { # ROUND SIZE DIRECTION LOAD RATE
     LAST_PPS="$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["figures"].get("delivered_pps", 0)))' "$json")"
 }
 
+# Paced udp-echo through the current gateway; appends its round trip's
+# percentiles to OUT/echo.jsonl.
+echo_run() { # ROUND
+    local tag="$CURRENT-echo-r$1" json
+    json="$WORK/$tag.json"
+    if ! printf '%s\n' "$PASSWORD" | taskset -c 0 ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run udp-echo \
+        --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
+        --reflector "$REFLECTOR" --devices 20 --rate 2000 --seconds "$SECONDS_PER_RUN" \
+        --json "$json" >"$WORK/$tag.log" 2>&1; then
+        FAILED+=("$tag")
+        tail -n 5 "$WORK/$tag.log" >&2
+        return 0
+    fi
+    python3 "$SCRIPTS/lib/gateway_cost.py" echo "$json" gateway="$CURRENT" round="$1" >>"$OUT/echo.jsonl"
+}
+
 main() {
     [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, TUN)"
     local cpus
@@ -288,7 +331,8 @@ main() {
 
     local round gw size dir load sat ref rate key
     declare -A SAT=()
-    for ((round = 1; round <= ROUNDS; round++)); do
+    [ "$NO_COST" = 0 ] || ROUNDS_COST=0
+    for ((round = 1; round <= ${ROUNDS_COST:-$ROUNDS}; round++)); do
         # Saturation first (it sets the reference), then the fixed loads;
         # the gateways alternate within each round.
         for gw in "${GWS[@]}"; do
@@ -324,6 +368,18 @@ main() {
                     done
                 done
             done
+            alive "$GATEWAY_PID" || die "$gw died"
+            stop_gateway "$gw"
+        done
+    done
+
+    : >"$OUT/echo.jsonl"
+    for ((round = 1; round <= ROUNDS && ${#ECHO_GWS[@]} > 0; round++)); do
+        for gw in "${ECHO_GWS[@]}"; do
+            CURRENT="$gw"
+            step "round $round: $gw, paced udp-echo"
+            start_gateway "$gw" || die "$gw did not start"
+            echo_run "$round"
             alive "$GATEWAY_PID" || die "$gw died"
             stop_gateway "$gw"
         done

@@ -95,6 +95,13 @@ pub(crate) struct Args {
     /// /etc/resolv.conf (before the old servers) and put back on exit.
     #[arg(long)]
     dns: bool,
+    /// A vpnc-script (run by /bin/sh -c, as openconnect runs it) sets the
+    /// tunnel's address, MTU, routes and DNS instead of corridor connect:
+    /// reason=pre-init, connect, reconnect, disconnect, with vpnc's
+    /// variables (TUNDEV, INTERNAL_IP4_*, CISCO_SPLIT_*…). Not with per-app
+    /// selection.
+    #[arg(long, short, value_name = "SCRIPT", conflicts_with_all = ["dns", "app"])]
+    script: Option<String>,
 }
 
 /// `corridor app [--interface IFNAME] -- CMD [ARGS...]`.
@@ -330,6 +337,7 @@ fn options(args: Args) -> Result<connect::Options, String> {
         no_trusted_network: args.no_trusted_network,
         notify_up: std::env::var_os(background::NOTIFY_ENV).is_some(),
         dns: args.dns,
+        script: args.script,
     })
 }
 

@@ -2,8 +2,9 @@
 //! login, DTLS, UDP echoes and a TCP transfer through its TUN, the session
 //! as the gateway sees it, SIGINT logs out and takes the interface and its
 //! routes away), CSTP only with `--no-dtls`, a pinned key instead of a CA,
-//! and refusals (wrong password, wrong pin) with their exit status; and
-//! against Debian's ocserv 1.1.6 with DTLS.
+//! and refusals (wrong password, wrong pin) with their exit status;
+//! against Debian's ocserv 1.1.6 with DTLS; and `--script` with Debian's
+//! vpnc-script configuring the interface instead.
 
 use std::process::Command;
 use std::time::Duration;
@@ -552,4 +553,67 @@ fn against_ocserv_password_login_and_dtls() {
     interrupt(&c);
     assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
     assert!(!link_exists(&t));
+}
+
+/// Debian's vpnc-script, the one openconnect runs (`vpnc-scripts`, installed
+/// with openconnect).
+const VPNC_SCRIPT: &str = "/usr/share/vpnc-scripts/vpnc-script";
+
+/// `--script`: the vpnc-script configures the interface instead of
+/// corridor connect (the address as vpnc-script sets it, a /32 that is
+/// its own peer; the pushed route; the host route to the gateway through the old
+/// path); traffic flows; on ^C its disconnect takes the host route away,
+/// and it was run for pre-init, connect and disconnect in that order.
+#[test]
+fn a_vpnc_script_configures_the_tunnel_instead() {
+    assert!(std::path::Path::new(VPNC_SCRIPT).exists(), "{VPNC_SCRIPT} (Debian's vpnc-scripts)");
+    let t = Topology::up();
+    let org = Org::start(&t);
+    let digest = org.file("up.bin", 2);
+    let _gw = Gateway::start(&t, &GatewayOptions::default());
+    let reasons = t.dir.join("reasons");
+    let mut args = with_ca(&t);
+    args.push("--script".into());
+    args.push(format!("echo \"$reason\" >> {}; exec {VPNC_SCRIPT}", reasons.display()));
+    let mut c = connect(&t, GATEWAY_IP, &strs(&args), Some(PASSWORD));
+    c.log.wait_for("configured by the vpnc-script", Duration::from_secs(20));
+    c.log.wait_for("DTLS up", Duration::from_secs(20));
+    let ip = |args: &[&str]| {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &t.device()]).args(args);
+        String::from_utf8_lossy(&run(&mut cmd).stdout).into_owned()
+    };
+    let addr = ip(&["-o", "addr", "show", "dev", IFNAME]);
+    // vpnc-script's way: the address alone (/32, its own peer), the
+    // pool's route beside it; corridor connect's own is the pool prefix.
+    assert!(addr.contains("inet 192.168.99.") && addr.contains("/32 "), "the script's address: {addr}");
+    assert!(route_to_org(&t).contains(&format!("dev {IFNAME}")), "the pushed route: {}", route_to_org(&t));
+    assert!(!ip(&["route", "show", GATEWAY_IP]).trim().is_empty(), "the script's host route to the gateway");
+
+    assert_eq!(udp_echo(&t.device(), 10), 10, "UDP both ways through the TUN");
+    assert_eq!(tcp_upload_sha256(&t, &t.device(), &org.dir.join("up.bin")), digest, "TCP byte-identical");
+
+    interrupt(&c);
+    assert_eq!(exit_code(&mut c, Duration::from_secs(10)), 0, "{}", c.log.text());
+    let ran = std::fs::read_to_string(&reasons).expect("the script wrote its reasons");
+    assert_eq!(ran.split_whitespace().collect::<Vec<_>>(), ["pre-init", "connect", "disconnect"], "{ran}");
+    assert!(ip(&["route", "show", GATEWAY_IP]).trim().is_empty(), "the script's disconnect removed its host route");
+    assert!(!link_exists(&t), "the TUN went with the client");
+}
+
+/// Per-app selection needs corridor connect's own routes: with a gateway
+/// that allows only listed apps, `--script` is refused before any route
+/// changes, rather than quietly letting every app into the tunnel.
+#[test]
+fn a_vpnc_script_is_refused_where_only_listed_apps_may_use_the_tunnel() {
+    let t = Topology::up();
+    let _org = Org::start(&t);
+    let apps = GatewayOptions { apps: vec!["/usr/bin/python3".into()], ..GatewayOptions::default() };
+    let _gw = Gateway::start(&t, &apps);
+    let mut args = with_ca(&t);
+    args.extend(["--script".into(), VPNC_SCRIPT.into()]);
+    let mut c = connect(&t, GATEWAY_IP, &strs(&args), Some(PASSWORD));
+    assert_eq!(exit_code(&mut c, Duration::from_secs(20)), 1, "{}", c.log.text());
+    assert!(c.log.text().contains("run it without --script"), "{}", c.log.text());
+    assert!(route_to_org(&t).is_empty(), "no route was added: {}", route_to_org(&t));
 }

@@ -24,10 +24,15 @@
 //! logs in and hands back the cookie (no CONNECT, no TUN, no root needed);
 //! `cookie` starts from such a cookie with CONNECT, no login.
 //!
-//! Not yet: DNS configuration (the servers are logged), per-app selection,
-//! trusted-network teardown, `--background`, vpnc-script, following a move
-//! to another interface in a full tunnel (the gateway's host route stays on
-//! the interface it was added for), and the batched I/O of the shards.
+//! Beside that: `--dns` (the pushed servers in use while the tunnel is
+//! up), per-app selection ([`apps`]), trusted-network teardown (the tunnel
+//! pauses while the organisation's network is reachable directly),
+//! `--background`, and `--script` (a vpnc-script configures the interface
+//! instead, as openconnect's `--script`).
+//!
+//! Not yet: following a move to another interface in a full tunnel (the
+//! gateway's host route stays on the interface it was added for), and the
+//! batched I/O of the shards.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +40,7 @@ pub mod apps;
 mod dns;
 mod driver;
 pub mod netlink;
+mod script;
 pub mod status;
 pub mod trust;
 mod trusted;
@@ -79,6 +85,9 @@ pub struct Options {
     /// Print `up` on standard output when the tunnel first comes up (for
     /// a parent that returns then: `--background`).
     pub notify_up: bool,
+    /// `--script`: a vpnc-script (run by `/bin/sh -c`) sets the address,
+    /// MTU, routes and DNS instead of this client.
+    pub script: Option<String>,
 }
 
 /// How a session ended without an error of this client's.

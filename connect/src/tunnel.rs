@@ -22,6 +22,8 @@ pub(crate) struct Tunnel {
     pub(crate) apps: Option<AppTunnel>,
     /// `--dns`: what was changed, to undo.
     pub(crate) dns: Option<crate::dns::Dns>,
+    /// `--script`: the vpnc-script that configured it, with its environment.
+    pub(crate) script: Option<crate::script::Script>,
 }
 
 /// Creates the TUN `name`, refusing one that is in use.
@@ -110,6 +112,10 @@ pub(crate) fn add_routes(t: &mut Tunnel, config: &TunnelConfig, gateway: SocketA
 /// Removes what [`add_routes`] and the per-app setup added outside the TUN
 /// (what lives on the TUN goes with it).
 pub(crate) fn remove_routes(t: &Tunnel) {
+    if let Some(script) = &t.script {
+        script.run_logged("disconnect");
+        return;
+    }
     if let Some(apps) = &t.apps {
         apps.stop();
     }

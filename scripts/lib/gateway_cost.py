@@ -6,6 +6,8 @@
         generator's figures, the gateway CPU's cost (busy_jiffies, hz,
         tree_ns given by the script) per delivered packet and per GB, and
         for corridor the batch counters between the two /metrics pages
+    python3 scripts/lib/gateway_cost.py echo RESULT.json KEY=VALUE...
+        one JSON line: a paced udp-echo run's round-trip percentiles
     python3 scripts/lib/gateway_cost.py summary OUT
         OUT/runs.jsonl -> OUT/summary.json, cost.svg, and a Markdown
         summary on stdout (medians over rounds)
@@ -80,6 +82,20 @@ def run(result, before, after, pairs):
     print(json.dumps(row, sort_keys=True))
 
 
+def echo(result, pairs):
+    row = dict(p.split("=", 1) for p in pairs)
+    with open(result) as f:
+        report = json.load(f)
+    hist = report.get("histograms", {}).get("rtt_us", {})
+    names = {50.0: "p50", 90.0: "p90", 99.0: "p99", 99.9: "p999"}
+    for p in hist.get("percentiles", []):
+        if p.get("percentile") in names:
+            row[names[p["percentile"]]] = p.get("value")
+    row["max"] = hist.get("max")
+    row["loss"] = report.get("figures", {}).get("loss")
+    print(json.dumps(row, sort_keys=True))
+
+
 def median(rows, key):
     vals = [r[key] for r in rows if r.get(key) is not None]
     return statistics.median(vals) if vals else None
@@ -146,13 +162,33 @@ def summary(out):
               f"{fmt(v['batched_wait_share'], '.2f')} | {fmt(v['records_per_send'], '.1f')} | "
               f"{fmt(v['datagrams_per_gro_receive'], '.1f')} | {fmt(v['segments_per_super_write'], '.1f')} | "
               f"{fmt(v['segments_per_super_read'], '.1f')} | {fmt(v['cpu_s_per_gb'], '.2f')} |")
+    echo_summary(out)
     plots.grouped_bars(bars, gws, "Gateway CPU per packet at saturation (lower is better)", "ns per packet",
                        os.path.join(out, "cost.svg"))
+
+
+def echo_summary(out):
+    path = os.path.join(out, "echo.jsonl")
+    if not os.path.exists(path):
+        return
+    rows = [json.loads(line) for line in open(path) if line.strip()]
+    if not rows:
+        return
+    print()
+    print("Paced udp-echo (20 devices, 2,000 probes/s), round trip in µs, median of rounds:")
+    print()
+    print("| gateway | p50 | p90 | p99 | p99.9 | rounds |")
+    print("|---|---|---|---|---|---|")
+    for gw in dict.fromkeys(r["gateway"] for r in rows):
+        rs = [r for r in rows if r["gateway"] == gw]
+        print(f"| {gw} | " + " | ".join(fmt(median(rs, k)) for k in ("p50", "p90", "p99", "p999")) + f" | {len(rs)} |")
 
 
 def main():
     if len(sys.argv) >= 5 and sys.argv[1] == "run":
         run(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    elif len(sys.argv) >= 3 and sys.argv[1] == "echo":
+        echo(sys.argv[2], sys.argv[3:])
     elif len(sys.argv) == 3 and sys.argv[1] == "summary":
         summary(sys.argv[2])
     else:

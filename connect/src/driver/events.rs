@@ -96,6 +96,10 @@ impl Client {
             Event::LoggedIn => tracing::info!("logged in"),
             Event::TunnelUp { address, mtu, dtls_port, .. } => {
                 self.resuming = false;
+                if let Some(script) = self.tunnel.as_ref().and_then(|t| t.script.as_ref()) {
+                    // A reconnection that kept the tunnel.
+                    script.run_logged("reconnect");
+                }
                 if self.tunnel.is_none() {
                     let config = self.session.tunnel().cloned();
                     match config.ok_or_else(|| "no tunnel configuration".to_owned()).and_then(|c| self.open_tunnel(&c))
@@ -229,6 +233,9 @@ impl Client {
             None => open_tun(&name)?,
         };
         let prefix = config.netmask.map_or(32, |m| u32::from(m).leading_ones() as u8);
+        if let Some(command) = self.options.script.clone() {
+            return self.scripted_tunnel(&command, name, file, config);
+        }
         dataplane::tun::configure_interface(&name, config.address, prefix, config.mtu)
             .map_err(|e| format!("configuring {name}: {e}"))?;
         let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
@@ -237,8 +244,16 @@ impl Client {
             .ok_or_else(|| format!("{name} has no interface index"))?;
         let raw = file.as_raw_fd();
         self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
-        let mut tunnel =
-            Tunnel { name, file, index, address: config.address, added: Vec::new(), apps: None, dns: None };
+        let mut tunnel = Tunnel {
+            name,
+            file,
+            index,
+            address: config.address,
+            added: Vec::new(),
+            apps: None,
+            dns: None,
+            script: None,
+        };
         match crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
             Some(_) if self.suspended_apps.is_some() => {
                 let a = self.suspended_apps.take();
@@ -279,6 +294,43 @@ impl Client {
         }
         tracing::info!(interface = %tunnel.name, address = %tunnel.address, prefix, mtu = config.mtu, "tunnel interface up");
         Ok(tunnel)
+    }
+
+    /// `--script`: the vpnc-script sets the address, MTU, routes and DNS
+    /// (`reason=connect`); this client only reads and writes the TUN.
+    fn scripted_tunnel(
+        &mut self,
+        command: &str,
+        name: String,
+        file: std::fs::File,
+        config: &TunnelConfig,
+    ) -> Result<Tunnel, String> {
+        if let Some(apps) = crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
+            return Err(format!(
+                "only listed apps may use this tunnel ({}), which needs corridor connect's own routes: \
+                 run it without --script",
+                apps.join(", ")
+            ));
+        }
+        let script = crate::script::Script::new(command).for_tunnel(&name, self.gateway, config);
+        script.run("connect")?;
+        let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| format!("{name} has no interface index"))?;
+        let raw = file.as_raw_fd();
+        self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
+        tracing::info!(interface = %name, address = %config.address, mtu = config.mtu, "tunnel interface configured by the vpnc-script");
+        Ok(Tunnel {
+            name,
+            file,
+            index,
+            address: config.address,
+            added: Vec::new(),
+            apps: None,
+            dns: None,
+            script: Some(script),
+        })
     }
 }
 

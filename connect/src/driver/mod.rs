@@ -77,6 +77,11 @@ impl Client {
     pub(crate) fn start(options: Options) -> Result<Self, String> {
         if !options.authenticate_only {
             crate::dns::restore_leftover(&options.interface);
+            if let Some(command) = &options.script {
+                // Before the TUN exists, as openconnect does (the script
+                // may load the tun module or make /dev/net/tun).
+                crate::script::Script::new(command).run("pre-init")?;
+            }
         }
         let gateway = (options.host.as_str(), options.port)
             .to_socket_addrs()

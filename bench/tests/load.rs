@@ -138,6 +138,16 @@ fn bulk_saturated_echo_and_many_sessions_through_corridor() {
     assert_eq!(bulk["figures"]["loss"], 0, "{bulk}");
     assert!(bulk["figures"]["delivered_gbps"].as_f64().is_some_and(|g| g > 0.0), "{bulk}");
 
+    // The other way (bulk-down): the reflector sends each device its share
+    // of the rate, the devices count; paced, nothing is lost.
+    let down =
+        bench_run(&t, gateway, "bulk-down", &["--devices", "2", "--size", "512", "--rate", "2000", "--seconds", "1"]);
+    assert_eq!(down["scenario"], "bulk-down");
+    let sent = down["figures"]["packets_sent"].as_u64().expect("packets_sent");
+    assert!(sent >= 1000, "about 2000 packets in one second: {down}");
+    assert_eq!(down["figures"]["packets_delivered"], sent, "{down}");
+    assert!(down["figures"]["delivered_gbps"].as_f64().is_some_and(|g| g > 0.0), "{down}");
+
     // IMIX at full speed: some packets of each size arrive; loss is a figure here.
     let imix = bench_run(&t, gateway, "bulk", &["--devices", "1", "--size", "imix", "--seconds", "1"]);
     let (sent, delivered) = (imix["figures"]["packets_sent"].as_u64(), imix["figures"]["packets_delivered"].as_u64());

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # What the gateway itself costs per packet: corridor, corridor with batch
-# forming off, corridor's null forwarder (the same path with no crypto) and
+# forming on (batch_wait_us = 50), corridor's null forwarder (the same path with no crypto) and
 # ocserv, each alone on one CPU, at fixed offered loads, both directions.
 #
 #   sudo bash scripts/gateway-cost.sh [--quick] [--gateways LIST] [--sizes LIST]
 #        [--directions up,down] [--loads LIST] [--rounds N] [--seconds S]
 #        [--out DIR] [--prefix P] [--keep]
 #
-#   --gateways LIST  any of corridor, corridor-nobatch, corridor-null, ocserv
-#                    (default: all four)
+#   --gateways LIST  any of corridor, corridor-batch, corridor-null, ocserv,
+#                    corridor-epoll (default: the first four)
 #   --sizes LIST     IP packet sizes (default 64,512,1400)
 #   --directions     up (device → org: UDP → TUN), down (org → device:
 #                    TUN → UDP); default both
@@ -23,7 +23,7 @@
 #                    after the sweep, paced udp-echo (20 devices, 2,000 probes/s,
 #                    --seconds long, --rounds times) through each of LIST for
 #                    the round-trip p50/p99 that batching must not worsen:
-#                    corridor, corridor-nobatch, corridor-epoll (the readiness
+#                    corridor, corridor-batch, corridor-epoll (the readiness
 #                    engine), and with --baseline also baseline, baseline-epoll
 #   --baseline BIN   an earlier corridor binary (e.g. a release build of the
 #                    commit before a change) for the echo comparison
@@ -45,13 +45,16 @@
 #
 # Offered loads: a saturation run (rate 0, the generator as fast as it goes)
 # per gateway, size and direction first; the reference saturation of a size
-# and direction is the smallest of the gateways' (the slowest gateway can
-# carry every fractional load); then each fractional load in packets/s is the
+# and direction is the smallest of the gateways' forwarded packets/s (the
+# slowest gateway can carry every fractional load); then each fractional load in packets/s is the
 # same for every gateway. The null forwarder's generator is the null build too
 # (records in the clear on both ends).
 #
-# Per run: delivered packets (the reflector's or the devices' count), the
-# gateway CPU's busy nanoseconds, ns per delivered packet, CPU-seconds per GB,
+# Per run: the packets the gateway forwarded (UDP datagrams that reached the
+# far namespace's UDP layer, /proc/net/snmp: at saturation the far end may
+# drop some of what the gateway did its work for; the generator's own
+# delivered count is beside it), the gateway CPU's busy nanoseconds, ns per
+# forwarded packet, CPU-seconds per GB,
 # the gateway process tree's own CPU time (schedstat), and for corridor its
 # batch counters from /metrics (packets per loop turn, segments per TUN
 # write, records per send, datagrams per GRO receive, batched waits). One
@@ -75,7 +78,7 @@ LOG_NAME=gateway-cost
 # shellcheck source=scripts/ocserv-peer.sh
 . "$SCRIPTS/ocserv-peer.sh"
 
-GATEWAYS=corridor,corridor-nobatch,corridor-null,ocserv
+GATEWAYS=corridor,corridor-batch,corridor-null,ocserv
 SIZES=64,512,1400
 DIRECTIONS=up,down
 LOADS=25,50,75,100
@@ -117,13 +120,13 @@ IFS=, read -ra SIZE_LIST <<<"$SIZES"
 IFS=, read -ra DIR_LIST <<<"$DIRECTIONS"
 IFS=, read -ra LOAD_LIST <<<"$LOADS"
 for g in "${GWS[@]}"; do
-    case "$g" in corridor | corridor-nobatch | corridor-null | corridor-epoll | ocserv) ;; *) die "--gateways: unknown gateway $g" ;; esac
+    case "$g" in corridor | corridor-batch | corridor-null | corridor-epoll | ocserv) ;; *) die "--gateways: unknown gateway $g" ;; esac
 done
 ECHO_GWS=()
 [ -z "$ECHO_GATEWAYS" ] || IFS=, read -ra ECHO_GWS <<<"$ECHO_GATEWAYS"
 for g in "${ECHO_GWS[@]}"; do
     case "$g" in
-    corridor | corridor-nobatch | corridor-epoll | ocserv) ;;
+    corridor | corridor-batch | corridor-epoll | ocserv) ;;
     baseline | baseline-epoll) [ -x "$BASELINE" ] || die "--echo-gateways $g needs --baseline BIN (an executable)" ;;
     *) die "--echo-gateways: unknown gateway $g" ;;
     esac
@@ -199,6 +202,15 @@ tree_ns() { # PID
     echo "$total"
 }
 
+# UDP datagrams that reached namespace NS's UDP layer: delivered to a
+# socket or dropped there for a full buffer (InDatagrams + InErrors of
+# /proc/net/snmp). What the gateway forwarded into the far namespace,
+# whoever drops it afterwards, and the same count for every gateway.
+udp_arrived() { # NS
+    # shellcheck disable=SC2016 # an awk program, not shell
+    ip netns exec "$1" awk '$1 == "Udp:" && $2 ~ /^[0-9]+$/ { print $2 + $4 }' /proc/net/snmp
+}
+
 # The gateway CPU's busy jiffies (all but idle and iowait) and USER_HZ.
 cpu_busy() {
     awk -v cpu="cpu$GW_CPU" '$1 == cpu { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
@@ -217,7 +229,7 @@ start_gateway() { # NAME
         CORRIDOR="$CORRIDOR_REAL"
         case "$name" in
         corridor-null) CORRIDOR="$CORRIDOR_NULL" ;;
-        corridor-nobatch) variant=(dataplane.batch_wait_us=0) ;;
+        corridor-batch) variant=(dataplane.batch_wait_us=50) ;;
         corridor-epoll) variant=(dataplane.io=readiness) ;;
         baseline) CORRIDOR="$BASELINE" ;;
         baseline-epoll) CORRIDOR="$BASELINE" variant=(dataplane.io=readiness) ;;
@@ -256,12 +268,15 @@ metrics() { # FILE
 # One measured run; appends its JSON object to OUT/runs.jsonl and leaves
 # its delivered packets/s in LAST_PPS (0 when it failed).
 measure() { # ROUND SIZE DIRECTION LOAD RATE
-    local round="$1" size="$2" dir="$3" load="$4" rate="$5" tag scenario json busy0 busy1 tree0 tree1
+    local round="$1" size="$2" dir="$3" load="$4" rate="$5" tag scenario json busy0 busy1 tree0 tree1 far arrived0 arrived1
     tag="$CURRENT-$dir-$size-$load-r$round"
     scenario=bulk
     [ "$dir" = down ] && scenario=bulk-down
     json="$WORK/$tag.json"
+    far="$NS_ORG"
+    [ "$dir" = down ] && far="$NS_DEVICE"
     metrics "$WORK/$tag.before.prom"
+    arrived0="$(udp_arrived "$far")"
     busy0="$(cpu_busy)"
     tree0="$(tree_ns "$GATEWAY_PID")"
     if ! printf '%s\n' "$PASSWORD" | taskset -c 0 ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run "$scenario" \
@@ -275,12 +290,14 @@ measure() { # ROUND SIZE DIRECTION LOAD RATE
     fi
     busy1="$(cpu_busy)"
     tree1="$(tree_ns "$GATEWAY_PID")"
+    arrived1="$(udp_arrived "$far")"
     metrics "$WORK/$tag.after.prom"
     python3 "$SCRIPTS/lib/gateway_cost.py" run "$json" "$WORK/$tag.before.prom" "$WORK/$tag.after.prom" \
         gateway="$CURRENT" direction="$dir" size="$size" load="$load" rate="$rate" round="$round" \
         busy_jiffies="$((busy1 - busy0))" hz="$(getconf CLK_TCK)" tree_ns="$((tree1 - tree0))" \
+        forwarded="$((arrived1 - arrived0))" seconds="$SECONDS_PER_RUN" \
         >>"$OUT/runs.jsonl"
-    LAST_PPS="$(python3 -c 'import json,sys; print(int(json.load(open(sys.argv[1]))["figures"].get("delivered_pps", 0)))' "$json")"
+    LAST_PPS=$(((arrived1 - arrived0) / SECONDS_PER_RUN))
 }
 
 # Paced udp-echo through the current gateway; appends its round trip's

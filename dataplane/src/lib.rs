@@ -39,11 +39,11 @@
 //! at run time (`offload_refused`); steady-state packets allocate nothing
 //! (`tests/allocations.rs` counts).
 //!
-//! A loop turn waits for one completion; after a loaded turn (8 packets or
-//! more) io_uring's next wait forms a batch instead: up to 16 completions
-//! or `batch_wait` (the kernel's minimum-wait timeout, 6.12+), whichever
-//! comes first, so a loaded shard pays a turn's fixed costs once per batch
-//! and an idle one still answers at once (`io::batch`).
+//! A loop turn waits for one completion. With `batch_wait` set (off by
+//! default: PERF.md has why), after a loaded turn (8 packets or more)
+//! io_uring's next wait forms a batch instead: up to 16 completions or
+//! `batch_wait` (the kernel's minimum-wait timeout, 6.12+), whichever comes
+//! first, while an idle shard still answers at once (`io::batch`).
 //!
 //! Each shard samples its loop-turn latency (one clock read per turn) into
 //! a fixed histogram published with its counters ([`latency`]).

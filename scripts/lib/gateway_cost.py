@@ -26,8 +26,8 @@ COUNTERS = ["rx_datagrams", "rx_records", "tun_reads", "tun_writes", "tx_datagra
             "batched_waits", "tx_records", "tx_batches", "gso_sends", "gro_receives", "gro_datagrams",
             "tun_super_packets", "tun_super_writes", "tun_super_segments"]
 SAMPLE = re.compile(r'^corridor_shard_([a-z_]+)_total(?:\{[^}]*\})?\s+([0-9.eE+-]+)$')
-GATEWAYS = ["corridor", "corridor-nobatch", "corridor-null", "ocserv"]
-plots.COLOURS.update({"corridor-nobatch": "#a6dba0", "corridor-null": "#878787"})
+GATEWAYS = ["corridor", "corridor-batch", "corridor-null", "corridor-epoll", "ocserv"]
+plots.COLOURS.update({"corridor-batch": "#a6dba0", "corridor-null": "#878787", "corridor-epoll": "#5aae61"})
 
 
 def counters(path):
@@ -52,22 +52,21 @@ def run(result, before, after, pairs):
     with open(result) as f:
         figures = json.load(f).get("figures", {})
     delivered = figures.get("packets_delivered", 0)
-    gbps = figures.get("delivered_gbps", 0.0)
-    pps = figures.get("delivered_pps", 0.0)
+    forwarded = int(params["forwarded"])
     busy_ns = int(params["busy_jiffies"]) * 1e9 / int(params["hz"])
-    # IP bytes delivered: Gbit/s over packets/s gives the mean packet.
-    bytes_delivered = delivered * (gbps * 1e9 / 8 / pps) if pps else 0
+    # IP bytes forwarded: every packet of a run has the run's size.
+    bytes_forwarded = forwarded * int(params["size"])
     row = {k: (int(v) if v.lstrip("-").isdigit() else v) for k, v in params.items()}
     row.update({
         "packets_delivered": delivered,
-        "delivered_pps": pps,
-        "delivered_gbps": gbps,
+        "forwarded_pps": forwarded / int(params["seconds"]),
+        "forwarded_gbps": bytes_forwarded * 8 / int(params["seconds"]) / 1e9,
         "loss_ratio": figures.get("loss_ratio"),
         "generator_cpu_s": figures.get("generator_cpu_s"),
         "busy_ns": busy_ns,
-        "ns_per_packet": ratio(busy_ns, delivered),
-        "cpu_s_per_gb": ratio(busy_ns / 1e9, bytes_delivered / 1e9),
-        "tree_ns_per_packet": ratio(int(params["tree_ns"]), delivered),
+        "ns_per_packet": ratio(busy_ns, forwarded),
+        "cpu_s_per_gb": ratio(busy_ns / 1e9, bytes_forwarded / 1e9),
+        "tree_ns_per_packet": ratio(int(params["tree_ns"]), forwarded),
     })
     b, a = counters(before), counters(after)
     if a:
@@ -118,7 +117,7 @@ def summary(out):
     cells = {}
     for key, rs in groups.items():
         cells[key] = {k: median(rs, k) for k in
-                      ["ns_per_packet", "cpu_s_per_gb", "delivered_pps", "delivered_gbps", "tree_ns_per_packet",
+                      ["ns_per_packet", "cpu_s_per_gb", "forwarded_pps", "forwarded_gbps", "tree_ns_per_packet",
                        "packets_per_turn", "batched_wait_share", "records_per_send", "datagrams_per_gro_receive",
                        "segments_per_super_write", "segments_per_super_read", "loss_ratio", "generator_cpu_s"]}
         cells[key]["rounds"] = len(rs)
@@ -129,7 +128,7 @@ def summary(out):
     print(open(os.path.join(out, "machine.txt")).read().strip() if os.path.exists(
         os.path.join(out, "machine.txt")) else "")
     print()
-    print("Gateway CPU per delivered packet (ns, median of rounds; the gateway's CPU, softirq included).")
+    print("Gateway CPU per forwarded packet (ns, median of rounds; the gateway's CPU, softirq included).")
     print("Load: % of the reference saturation (the slowest gateway's); 100 = each at its own saturation.")
     print()
     head = "| direction | size | load | " + " | ".join(f"{g} ns/pkt" for g in gws)
@@ -143,7 +142,7 @@ def summary(out):
         line = f"| {direction} | {size} | {load} | " + " | ".join(fmt(ns[g]) for g in gws)
         line += f" | {fmt(ratio(ns.get('corridor') or 0, ns.get('corridor-null') or 0), '.2f')}"
         line += f" | {fmt(ratio(ns.get('ocserv') or 0, ns.get('corridor') or 0), '.2f')}"
-        kp = lambda g: None if c.get(g, {}).get("delivered_pps") is None else c[g]["delivered_pps"] / 1e3
+        kp = lambda g: None if c.get(g, {}).get("forwarded_pps") is None else c[g]["forwarded_pps"] / 1e3
         line += f" | {fmt(kp('corridor'), '.1f')} | {fmt(kp('ocserv'), '.1f')} |"
         print(line)
         if int(load) == 100:

@@ -238,7 +238,9 @@ pub(super) fn d_ring() -> u32 {
     1024
 }
 pub(super) fn d_batch_wait() -> u32 {
-    50
+    // Off: scripts/gateway-cost.sh found no gain from batch forming where
+    // GRO and USO already batch, and a loss at saturation (PERF.md).
+    0
 }
 pub(super) fn d_io() -> String {
     "auto".to_owned()

@@ -17,8 +17,9 @@
 
 use std::time::Duration;
 
-/// Packets (datagrams received plus TUN reads) in a loop turn from which
-/// the shard counts as loaded and its next wait forms a batch.
+/// Packets (datagrams received plus TUN packets or the records sealed from
+/// them) in a loop turn from which the shard counts as loaded and its next
+/// wait forms a batch.
 pub const LOADED_TURN: u32 = 8;
 
 /// Completions a batch-forming wait asks the kernel for before its minimum

@@ -166,12 +166,15 @@ impl Shard {
                 while at < payload.end {
                     let end = (at + size).min(payload.end);
                     self.counters.rx_datagrams += 1;
-                    match slot {
+                    let handshake = match slot {
                         Some(s) => self.open_records(bid, s, peer, at..end, now),
                         None => {
                             self.run_handshake(bid, peer, at..end, now);
-                            slot = self.sessions.slot_by_peer(&peer);
+                            true
                         }
+                    };
+                    if handshake {
+                        slot = self.sessions.slot_by_peer(&peer);
                     }
                     at = end;
                 }
@@ -184,7 +187,7 @@ impl Shard {
                 match self.sessions.slot_by_peer(&peer) {
                     Some(slot) => {
                         let opened_before = self.counters.rx_records;
-                        self.open_records(bid, slot, peer, payload, now);
+                        let _ = self.open_records(bid, slot, peer, payload, now);
                         if self.counters.rx_records != opened_before {
                             self.sessions.touch(slot);
                         }
@@ -197,25 +200,27 @@ impl Shard {
 
     /// Walks the records of a granted peer's datagram (RFC 6347 §4.1.1: a
     /// datagram may carry several), acting on each in the receive slot.
-    fn open_records(&mut self, bid: u16, slot: u32, peer: SocketAddr, payload: Range<usize>, now: Instant) {
+    /// True when the rest of the datagram went to the handshake (which
+    /// may have granted the peer a new session: look it up again).
+    fn open_records(&mut self, bid: u16, slot: u32, peer: SocketAddr, payload: Range<usize>, now: Instant) -> bool {
         let mut at = payload.start;
         while at < payload.end {
-            let Some(buf) = self.engine.udp_slot(bid) else { return };
-            let Some(rec) = buf.get_mut(at..payload.end) else { return };
+            let Some(buf) = self.engine.udp_slot(bid) else { return false };
+            let Some(rec) = buf.get_mut(at..payload.end) else { return false };
             let (epoch, record_len) = match Record::new_checked(&*rec) {
                 Ok(r) => (r.epoch(), r.total_len()),
                 Err(_) => {
                     self.counters.drop_malformed += 1;
-                    return;
+                    return false;
                 }
             };
             if epoch == 0 {
-                // The client is retransmitting its final flight: the
-                // lingering handshake answers it.
+                // The client is retransmitting its final flight, or starts
+                // anew from the same address: the handshake answers it.
                 self.run_handshake(bid, peer, at..payload.end, now);
-                return;
+                return true;
             }
-            let Some(session) = self.sessions.get_mut(slot) else { return };
+            let Some(session) = self.sessions.get_mut(slot) else { return false };
             let action = open_record(rec, session, &mut self.counters, now);
             let peer_raw = session.peer_raw;
             match action {
@@ -229,6 +234,7 @@ impl Shard {
             }
             at += record_len;
         }
+        false
     }
 
     /// Writes the opened inner packet at `range` of UDP slot `bid` to the

@@ -261,7 +261,7 @@ impl Shard {
             let since_start = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
             self.me.last_turn_ns.store(since_start, Ordering::Relaxed);
             let worked = !completions.is_empty();
-            let packets_before = self.counters.rx_datagrams + self.counters.tun_reads;
+            let before = (self.counters.rx_datagrams, self.counters.tun_reads, self.counters.tx_records);
             // Control's messages first: an authorisation was queued before
             // control answered the CONNECT, so before the device could send
             // the ClientHello that may be among these completions. (The
@@ -278,7 +278,11 @@ impl Shard {
                 self.next_handshake_tick = now + HANDSHAKE_TICK;
             }
             self.end_turn();
-            let packets = self.counters.rx_datagrams + self.counters.tun_reads - packets_before;
+            // Packets either way: datagrams received, and TUN packets or,
+            // with offloads, the records sealed from them (a super-packet
+            // read is one TUN read of many segments).
+            let c = &self.counters;
+            let packets = (c.rx_datagrams - before.0) + (c.tun_reads - before.1).max(c.tx_records - before.2);
             self.engine.observe_turn(u32::try_from(packets).unwrap_or(u32::MAX));
             if worked {
                 self.counters.loop_turns += 1;

@@ -61,6 +61,10 @@ impl Worker<'_> {
                 next_ask = now + ASK_AGAIN;
             }
             self.turn(end.min(now + Duration::from_millis(10)))?;
+            // A turn's packets all carry the time it began, and under a
+            // flood one turn may read for long: the last arrival is when
+            // the turn that read it ended.
+            let turn_end = Instant::now();
             for h in std::mem::take(&mut self.happenings) {
                 let Happening::Packet { packet, at, device } = h else { continue };
                 let Some((run, bytes)) = packet::parse_bulk(&packet, reflector, SOURCE_PORT) else { continue };
@@ -75,7 +79,7 @@ impl Worker<'_> {
                 self.o.received += 1;
                 self.o.received_ip_bytes += bytes as u64;
                 let first = self.o.receiving.map_or(at, |(f, _)| f);
-                self.o.receiving = Some((first, at));
+                self.o.receiving = Some((first, turn_end));
             }
         }
         if heard.iter().any(|h| !h) {

@@ -17,6 +17,12 @@
 #
 # Cases (full / --quick):
 #   handshake-storm      1000 / 50 devices, 64 / 16 handshaking at once
+#   handshake-storm-cert the same storm, every device logging in with a client
+#                        certificate and no password (user carol, the CN of
+#                        scripts/certs.sh's client.crt): no password hash in
+#                        the measurement. The gateway is restarted for it:
+#                        corridor with auth.client_ca and no password file,
+#                        ocserv with auth = "certificate" (OCSERV_PEER_AUTH)
 #   udp-echo             20 / 5 devices, 2000 / 500 probes/s for 10 / 2 s
 #   udp-echo-saturation  20 / 5 devices, 8 probes in flight each, 10 / 2 s
 #   bulk-64 bulk-512 bulk-1400 bulk-imix
@@ -30,7 +36,7 @@
 # devices fit), routes and user; corridor's password hash uses 5000 PBKDF2
 # iterations, about the cost of the SHA-256-crypt with 5000 rounds that
 # ocserv's ocpasswd writes, so handshake-storm measures the handshakes and not
-# a password-hash setting.
+# a password-hash setting; handshake-storm-cert leaves the hash out for both.
 #
 # Output: one JSON result per gateway and case (`corridor bench run --json`),
 # corridor's /metrics after each case, summary.md (the key figures side by
@@ -51,10 +57,13 @@ LOG_NAME=bench
 # gateway_config, corridor_start, corridor_stop
 # shellcheck source=scripts/lib/gateway.sh
 . "$SCRIPTS/lib/gateway.sh"
+# scenario_of, traffic_args, reflector_start
+# shellcheck source=scripts/lib/loadgen.sh
+. "$SCRIPTS/lib/loadgen.sh"
 # shellcheck source=scripts/ocserv-peer.sh
 . "$SCRIPTS/ocserv-peer.sh"
 
-ALL_CASES=(handshake-storm udp-echo udp-echo-saturation bulk-64 bulk-512 bulk-1400 bulk-imix many-sessions)
+ALL_CASES=(handshake-storm handshake-storm-cert udp-echo udp-echo-saturation bulk-64 bulk-512 bulk-1400 bulk-imix many-sessions)
 GATEWAYS=corridor,ocserv
 QUICK=0
 OUT=""
@@ -103,6 +112,8 @@ WORK="$(mktemp -d /tmp/corridor-bench.XXXXXX)"
 chmod 711 "$WORK"
 PASSWORD="$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 GATEWAY_PID=""
+# How the running gateway logs users in (login_of); empty: none runs.
+GATEWAY_LOGIN=""
 REFLECTOR_PID=""
 FAILED=()
 
@@ -128,10 +139,10 @@ case_args() { # GATEWAY CASE
     local q="$QUICK" secs=10 many
     [ "$q" = 1 ] && secs=2
     case "$2" in
-    handshake-storm) [ "$q" = 1 ] && echo "--devices 50 --concurrency 16" || echo "--devices 1000 --concurrency 64" ;;
+    handshake-storm | handshake-storm-cert) [ "$q" = 1 ] && echo "--devices 50 --concurrency 16" || echo "--devices 1000 --concurrency 64" ;;
     udp-echo) [ "$q" = 1 ] && echo "--devices 5 --rate 500 --seconds 2" || echo "--devices 20 --rate 2000 --seconds 10" ;;
-    udp-echo-saturation) echo "--devices $([ "$q" = 1 ] && echo 5 || echo 20) --rate 0 --window 8 --seconds $secs" ;;
-    bulk-*) echo "--devices $([ "$q" = 1 ] && echo 1 || echo 4) --size ${2#bulk-} --seconds $secs" ;;
+    udp-echo-saturation) traffic_args "$2" "$([ "$q" = 1 ] && echo 5 || echo 20)" "$secs" ;;
+    bulk-*) traffic_args "$2" "$([ "$q" = 1 ] && echo 1 || echo 4)" "$secs" ;;
     many-sessions)
         if [ "$1" = corridor ]; then many=$([ "$q" = 1 ] && echo 200 || echo 10000); else many=$([ "$q" = 1 ] && echo 100 || echo 1000); fi
         echo "--devices $many --concurrency 64 --processes 2 --seconds $([ "$q" = 1 ] && echo 3 || echo 30) --gateway-pid $GATEWAY_PID"
@@ -139,35 +150,56 @@ case_args() { # GATEWAY CASE
     esac
 }
 
-scenario_of() { # CASE
+# How the devices of a case log in: password (alice) or certificate (carol).
+login_of() { # CASE
     case "$1" in
-    udp-echo-saturation) echo udp-echo ;;
-    bulk-*) echo bulk ;;
-    *) echo "$1" ;;
+    handshake-storm-cert) echo certificate ;;
+    *) echo password ;;
     esac
 }
 
-start_corridor() {
-    mkdir -p "$WORK/corridor"
-    gateway_config "$WORK/corridor/gateway.toml" written_by=scripts/bench.sh \
-        server.listen="$GATEWAY_IP:443" server.dtls_port=443 \
-        server.cert="$WORK/certs/server.crt" server.key="$WORK/certs/server.key" server.max_connections=12000 \
-        auth.password_file=passwd network.pool="$POOL" dataplane.shards=0 admin.listen="$GATEWAY_IP:9100" admin.ctl_socket=ctl.sock \
-        group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
-        "${LOAD_GENERATOR_LIMITS[@]}" || return 1
-    printf '%s\n' "$PASSWORD" | "$CORRIDOR" passwd --file "$WORK/corridor/passwd" alice --group bench --iterations 5000
-    corridor_start gateway GATEWAY_PID "$NS_GATEWAY" "$WORK/corridor/gateway.toml" "$WORK/corridor/gateway.log" ||
-        { tail -n 30 "$WORK/corridor/gateway.log" >&2; return 1; }
-    info "corridor pid $GATEWAY_PID"
+# The `bench run` arguments that log a device in; the password goes on stdin.
+login_args() { # LOGIN
+    if [ "$1" = certificate ]; then
+        echo "--cert $WORK/certs/client.crt --key $WORK/certs/client.key"
+    else
+        echo "--user alice --password-stdin"
+    fi
 }
 
-start_ocserv() {
+# A certificate login is the client certificate alone: client_ca on, and no
+# password file, as ocserv's auth = "certificate". The certificate's user
+# (carol) has no group of its own and gets the first [[group]], bench.
+start_corridor() { # LOGIN
+    local fields=()
+    [ "$1" = certificate ] && fields=(auth.password_file= auth.client_ca="$WORK/certs/ca.crt")
+    load_test_corridor scripts/bench.sh "$WORK" "$NS_GATEWAY" "$GATEWAY_IP" "$POOL" "$PASSWORD" GATEWAY_PID \
+        "${fields[@]}" || return 1
+    info "corridor pid $GATEWAY_PID ($1 login)"
+}
+
+# The same limits for both logins: the sessions of many-sessions, a hundred more.
+start_ocserv() { # LOGIN
     local many=1000
     [ "$QUICK" = 1 ] && many=100
-    OCSERV_PEER_MAX_CLIENTS=$((many + 100)) ocserv_peer_start "$PREFIX" "$WORK/certs" "$WORK/ocserv" "$PASSWORD" ||
-        return 1
+    OCSERV_PEER_AUTH="$1" OCSERV_PEER_MAX_CLIENTS=$((many + 100)) \
+        ocserv_peer_start "$PREFIX" "$WORK/certs" "$WORK/ocserv" "$PASSWORD" || return 1
     GATEWAY_PID="$(cat "$WORK/ocserv/ocserv.main.pid")"
-    info "ocserv pid $GATEWAY_PID"
+    info "ocserv pid $GATEWAY_PID ($1 login)"
+}
+
+# Starts GATEWAY for LOGIN unless it already runs so; a running one with the
+# other login is stopped first.
+ensure_gateway() { # GATEWAY LOGIN
+    [ "$GATEWAY_LOGIN" = "$2" ] && return 0
+    [ -n "$GATEWAY_LOGIN" ] && stop_gateway "$1"
+    step "starting $1 ($2 login)"
+    case "$1" in
+    corridor) start_corridor "$2" || die "corridor did not start (log above)" ;;
+    ocserv) start_ocserv "$2" || die "ocserv did not start (log above)" ;;
+    *) die "unknown gateway $1 (corridor, ocserv)" ;;
+    esac
+    GATEWAY_LOGIN="$2"
 }
 
 stop_gateway() { # GATEWAY
@@ -177,15 +209,17 @@ stop_gateway() { # GATEWAY
         corridor_stop GATEWAY_PID 10 || true
     fi
     GATEWAY_PID=""
+    GATEWAY_LOGIN=""
 }
 
 run_case() { # GATEWAY CASE
-    local gw="$1" c="$2" json="$OUT/$1-$2.json" args
+    local gw="$1" c="$2" json="$OUT/$1-$2.json" args login
     args="$(case_args "$gw" "$c")"
-    step "$gw: $c ($args)"
-    # shellcheck disable=SC2086 # args is a list of words
+    login="$(login_args "$(login_of "$c")")"
+    step "$gw: $c ($args; $(login_of "$c") login)"
+    # shellcheck disable=SC2086 # args and login are lists of words
     if printf '%s\n' "$PASSWORD" | ip netns exec "$NS_DEVICE" "$CORRIDOR" bench run "$(scenario_of "$c")" \
-        --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" --user alice --password-stdin \
+        --gateway "https://$GATEWAY_IP/" --cafile "$WORK/certs/ca.crt" $login \
         --reflector "$REFLECTOR" --json "$json" $args; then
         return 0
     fi
@@ -211,20 +245,17 @@ main() {
     "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
     "$SCRIPTS/topology.sh" down "$PREFIX"
     "$SCRIPTS/topology.sh" up "$PREFIX"
-    ip netns exec "$NS_ORG" "$CORRIDOR" bench reflect --listen "$REFLECTOR" >"$WORK/reflector.log" 2>&1 &
-    REFLECTOR_PID=$!
-    wait_for 10 grep -q "reflecting on" "$WORK/reflector.log" || die "the reflector did not start"
+    reflector_start "$NS_ORG" "$REFLECTOR" "$WORK/reflector.log" REFLECTOR_PID || die "the reflector did not start"
 
     local gw c
     IFS=, read -ra gws <<<"$GATEWAYS"
     for gw in "${gws[@]}"; do
-        step "starting $gw"
         case "$gw" in
-        corridor) start_corridor || die "corridor did not start (log above)" ;;
-        ocserv) start_ocserv || die "ocserv did not start (log above)" ;;
+        corridor | ocserv) ;;
         *) die "unknown gateway $gw (corridor, ocserv)" ;;
         esac
         for c in "${CASES[@]}"; do
+            ensure_gateway "$gw" "$(login_of "$c")"
             run_case "$gw" "$c"
             save_metrics "$gw" "$c"
             alive "$GATEWAY_PID" || die "$gw died during $c"

@@ -6,7 +6,9 @@ corridor beside ocserv, with the corridor/ocserv ratio.
 
 Reads OUTDIR/GATEWAY-CASE.json (`corridor bench run --json` results) and
 prints Markdown. A missing result shows as "failed", or "not run" for a
-gateway left out of $BENCH_GATEWAYS.
+gateway left out of $BENCH_GATEWAYS. When both handshake storms ran, a
+second table sets the certificate storm beside the password storm, per
+gateway.
 """
 import json
 import os
@@ -19,14 +21,19 @@ def pct(name, p):
     return ("histograms", name, "percentiles", p)
 
 
+STORM = [
+    ("handshakes/s", ("figures", "handshakes_per_s"), 1),
+    ("time to tunnel p50 (ms)", pct("time_to_tunnel_us", 50.0), 1e-3),
+    ("time to tunnel p90 (ms)", pct("time_to_tunnel_us", 90.0), 1e-3),
+    ("time to tunnel p99 (ms)", pct("time_to_tunnel_us", 99.0), 1e-3),
+    ("failures", ("figures", "failures"), 1),
+]
+
 # (label, path, scale)
 KEYS = {
-    "handshake-storm": [
-        ("handshakes/s", ("figures", "handshakes_per_s"), 1),
-        ("time to tunnel p50 (ms)", pct("time_to_tunnel_us", 50.0), 1e-3),
-        ("time to tunnel p99 (ms)", pct("time_to_tunnel_us", 99.0), 1e-3),
-        ("failures", ("figures", "failures"), 1),
-    ],
+    # Password login (alice), and client certificate alone (carol).
+    "handshake-storm": STORM,
+    "handshake-storm-cert": STORM,
     "udp-echo": [
         ("RTT p50 (µs)", pct("rtt_us", 50.0), 1),
         ("RTT p99 (µs)", pct("rtt_us", 99.0), 1),
@@ -100,7 +107,26 @@ def main():
             if label == "generator cores":
                 ratio = ""
             print(f"| {c} | {label} | {fmt(a, 'corridor' in ran)} | {fmt(b, 'ocserv' in ran)} | {ratio} |")
+    if "handshake-storm" in cases and "handshake-storm-cert" in cases:
+        logins(docs)
     return 0
+
+
+def logins(docs):
+    """The certificate storm against the password storm of the same run:
+    what the password check costs each gateway."""
+    print("\n| gateway | figure | password | certificate | certificate/password |")
+    print("|---|---|---:|---:|---:|")
+    for g in GATEWAYS:
+        pw, cert = docs.get((g, "handshake-storm")), docs.get((g, "handshake-storm-cert"))
+        if not pw or not cert:
+            continue
+        for label, path, scale in STORM[:4]:
+            a, b = lookup(pw, path), lookup(cert, path)
+            ratio = f"{b / a:.2f}" if a and b is not None else "-"
+            a = None if a is None else a * scale
+            b = None if b is None else b * scale
+            print(f"| {g} | {label} | {fmt(a)} | {fmt(b)} | {ratio} |")
 
 
 if __name__ == "__main__":

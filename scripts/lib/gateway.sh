@@ -22,14 +22,21 @@
 #       to exit, SIGKILL after; clears PID_VAR and sets CORRIDOR_EXIT to its
 #       exit status. Status 0: it exited by itself (or was not running); 1:
 #       it had to be killed.
-#   load_test_gateway WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR
-#       the gateway the load scripts (flood-bench.sh, soak.sh) measure:
-#       certificates in WORK/certs, topology PREFIX brought up afresh, a
-#       configuration under LOAD_GENERATOR_LIMITS with its admin on
-#       GATEWAY_IP:9100, user alice (PASSWORD, group bench, 5000 PBKDF2
-#       iterations), started in PREFIXgateway with its pid in PID_VAR; its
-#       log is WORK/corridor/gateway.log. Status 0 once up, else non-zero
-#       with the log's tail on stderr. Needs $CORRIDOR and $SCRIPTS.
+#   load_test_corridor WRITTEN_BY WORK NS GATEWAY_IP POOL PASSWORD PID_VAR [FIELD=VALUE...]
+#       the gateway the load scripts (bench.sh, flood-bench.sh, soak.sh,
+#       shard-sweep.sh) measure, on certificates already in WORK/certs: a
+#       configuration WORK/corridor/gateway.toml under LOAD_GENERATOR_LIMITS
+#       (listening on GATEWAY_IP:443 TCP and UDP, admin on GATEWAY_IP:9100,
+#       its ctl socket in WORK/corridor, pool POOL, one group "bench"
+#       reaching 10.99.0.0/24, a shard per core), user alice (PASSWORD,
+#       group bench, 5000 PBKDF2 iterations), started in netns NS with its
+#       pid in PID_VAR; its log is WORK/corridor/gateway.log. FIELD=VALUE
+#       pairs change or add fields (auth.client_ca=..., dataplane.shards=4;
+#       auth.password_file= leaves the password file out). Status 0 once
+#       up, else non-zero with the log's tail on stderr. Needs $CORRIDOR.
+#   load_test_gateway WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR [FIELD=VALUE...]
+#       the same, after making the certificates in WORK/certs and bringing
+#       topology PREFIX up afresh; in PREFIXgateway. Needs $SCRIPTS too.
 #   LOAD_GENERATOR_LIMITS
 #       the [limits] fields a gateway under `corridor bench` needs: one user
 #       logging in thousands of times from one address is a load generator
@@ -104,20 +111,28 @@ corridor_stop() { # PID_VAR [SECONDS]
     return "$rc"
 }
 
-load_test_gateway() { # WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR
-    local by="$1" work="$2" prefix="$3" ip="$4" pool="$5" password="$6" var="$7"
-    "$SCRIPTS/certs.sh" "$work/certs" >/dev/null || return
-    "$SCRIPTS/topology.sh" down "$prefix"
-    "$SCRIPTS/topology.sh" up "$prefix" || return
+load_test_corridor() { # WRITTEN_BY WORK NS GATEWAY_IP POOL PASSWORD PID_VAR [FIELD=VALUE...]
+    local by="$1" work="$2" ns="$3" ip="$4" pool="$5" password="$6" var="$7"
+    shift 7
     mkdir -p "$work/corridor"
     gateway_config "$work/corridor/gateway.toml" written_by="$by" \
         server.listen="$ip:443" server.dtls_port=443 \
         server.cert="$work/certs/server.crt" server.key="$work/certs/server.key" server.max_connections=12000 \
-        auth.password_file=passwd network.pool="$pool" dataplane.shards=0 admin.listen="$ip:9100" \
+        auth.password_file=passwd network.pool="$pool" dataplane.shards=0 \
+        admin.listen="$ip:9100" admin.ctl_socket=ctl.sock \
         group.name=bench group.allowed=10.99.0.0/24 group.split_include=10.99.0.0/24 \
-        "${LOAD_GENERATOR_LIMITS[@]}" || return
+        "${LOAD_GENERATOR_LIMITS[@]}" "$@" || return
     printf '%s\n' "$password" | "$CORRIDOR" passwd --file "$work/corridor/passwd" alice --group bench --iterations 5000 ||
         return
-    corridor_start gateway "$var" "${prefix}gateway" "$work/corridor/gateway.toml" "$work/corridor/gateway.log" ||
+    corridor_start gateway "$var" "$ns" "$work/corridor/gateway.toml" "$work/corridor/gateway.log" ||
         { tail -n 30 "$work/corridor/gateway.log" >&2; return 1; }
+}
+
+load_test_gateway() { # WRITTEN_BY WORK PREFIX GATEWAY_IP POOL PASSWORD PID_VAR [FIELD=VALUE...]
+    local by="$1" work="$2" prefix="$3" ip="$4" pool="$5" password="$6" var="$7"
+    shift 7
+    "$SCRIPTS/certs.sh" "$work/certs" >/dev/null || return
+    "$SCRIPTS/topology.sh" down "$prefix"
+    "$SCRIPTS/topology.sh" up "$prefix" || return
+    load_test_corridor "$by" "$work" "${prefix}gateway" "$ip" "$pool" "$password" "$var" "$@"
 }

@@ -5,6 +5,7 @@
         latency.svg     udp-echo round-trip time, corridor vs ocserv, as
                         percentile curves from the HDR buckets
         tunnel.svg      handshake-storm time to tunnel, the same way
+        tunnel-cert.svg the same for handshake-storm-cert (certificate login)
         bulk.svg        bulk delivered Gbit/s and kpps per packet size
     python3 scripts/lib/plots.py peers COMPARE_JSON SVG_DIR
         peers.svg       tcp1 / tcp4 / udp1300 Gbit/s per tunnel
@@ -159,6 +160,8 @@ def bench(out, svgdir):
     for case, hist, title, name, unit, scale in [
         ("udp-echo", "rtt_us", "udp-echo round trip through the tunnel", "latency.svg", "µs", 1.0),
         ("handshake-storm", "time_to_tunnel_us", "handshake-storm: TCP connect to DTLS up", "tunnel.svg", "ms", 1e-3),
+        ("handshake-storm-cert", "time_to_tunnel_us", "handshake-storm-cert: TCP connect to DTLS up (certificate login)",
+         "tunnel-cert.svg", "ms", 1e-3),
     ]:
         series = {gw: b for gw in ("corridor", "ocserv") if (b := buckets(gw, case, hist))}
         if percentile_curves(series, title, unit, os.path.join(svgdir, name), scale):

@@ -12,6 +12,7 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 mod connect;
 mod generate;
 mod passwd;
+mod version;
 
 #[derive(Parser, Debug)]
 #[command(name = "corridor", version, about = "A secure-tunnel gateway that speaks OpenConnect")]
@@ -246,24 +247,9 @@ enum BenchCommand {
     },
 }
 
-/// The command line, with `--version` saying on its second line whether
-/// aws-lc runs in FIPS mode (`fips: true` only from a `--features fips`
-/// build): the probe scripts/package.sh runs before it packages a binary.
-/// `-V` prints the version alone.
+/// The command line, with `--version` as [`version::long`] writes it.
 fn command() -> clap::Command {
-    // A null-aead build (scripts/gateway-cost.sh's null forwarder) says so
-    // on a line of its own, which scripts/package.sh refuses.
-    let long_version = match (service::fips::enabled(), dtls::crypto::NULL_AEAD) {
-        (true, false) => concat!(env!("CARGO_PKG_VERSION"), "\nfips: true"),
-        (false, false) => concat!(env!("CARGO_PKG_VERSION"), "\nfips: false"),
-        (true, true) => {
-            concat!(env!("CARGO_PKG_VERSION"), "\nfips: true\nnull-aead: true (DTLS records NOT encrypted)")
-        }
-        (false, true) => {
-            concat!(env!("CARGO_PKG_VERSION"), "\nfips: false\nnull-aead: true (DTLS records NOT encrypted)")
-        }
-    };
-    <Cli as clap::CommandFactory>::command().long_version(long_version)
+    <Cli as clap::CommandFactory>::command().long_version(version::long())
 }
 
 fn parse() -> Result<Cli, clap::Error> {

@@ -419,19 +419,30 @@ pub fn run(scenario_name: &str, target: &Target, params: &Params) -> Result<Repo
     Ok(Report::new(scenario_name, parameters, figures, histograms))
 }
 
+/// Seconds from the earliest start to the latest end of every thread's
+/// `window` (0 when no thread has one).
+fn span_s(outcomes: &[Outcome], window: impl Fn(&Outcome) -> Option<(Instant, Instant)>) -> f64 {
+    let first = outcomes.iter().filter_map(|o| window(o).map(|w| w.0)).min();
+    let last = outcomes.iter().filter_map(|o| window(o).map(|w| w.1)).max();
+    match (first, last) {
+        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    }
+}
+
+/// The reflector's answer to the count query (thread 0 asks it).
+fn reflector_answer(outcomes: &[Outcome], scenario: &str) -> Result<Value, LoadError> {
+    outcomes
+        .iter()
+        .find_map(|o| o.reflector.clone())
+        .ok_or_else(|| LoadError::Run(format!("{scenario}: no answer from the reflector")))
+}
+
 fn bulk_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Result<(), LoadError> {
     let sent: u64 = outcomes.iter().map(|o| o.sent).sum();
     let sent_bytes: u64 = outcomes.iter().map(|o| o.sent_ip_bytes).sum();
-    let first = outcomes.iter().filter_map(|o| o.sending.map(|s| s.0)).min();
-    let last = outcomes.iter().filter_map(|o| o.sending.map(|s| s.1)).max();
-    let span = match (first, last) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
-        _ => 0.0,
-    };
-    let reflector = outcomes
-        .iter()
-        .find_map(|o| o.reflector.clone())
-        .ok_or_else(|| LoadError::Run("bulk: no count from the reflector".into()))?;
+    let span = span_s(outcomes, |o| o.sending);
+    let reflector = reflector_answer(outcomes, "bulk")?;
     let got = |k: &str| reflector.get(k).and_then(Value::as_u64).unwrap_or(0);
     let (delivered, delivered_bytes) = (got("packets"), got("ip_bytes"));
     let delivered_span = reflector.get("span_s").and_then(Value::as_f64).unwrap_or(0.0).max(1e-9);
@@ -452,20 +463,11 @@ fn bulk_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Resul
 }
 
 fn bulk_down_figures(outcomes: &[Outcome], figures: &mut Map<String, Value>) -> Result<(), LoadError> {
-    let reflector = outcomes
-        .iter()
-        .find_map(|o| o.reflector.clone())
-        .ok_or_else(|| LoadError::Run("bulk-down: no answer from the reflector".into()))?;
+    let reflector = reflector_answer(outcomes, "bulk-down")?;
     let sent = reflector.get("sent_down").and_then(Value::as_u64).unwrap_or(0);
     let delivered: u64 = outcomes.iter().map(|o| o.received).sum();
     let bytes: u64 = outcomes.iter().map(|o| o.received_ip_bytes).sum();
-    let first = outcomes.iter().filter_map(|o| o.receiving.map(|s| s.0)).min();
-    let last = outcomes.iter().filter_map(|o| o.receiving.map(|s| s.1)).max();
-    let span = match (first, last) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
-        _ => 0.0,
-    }
-    .max(1e-9);
+    let span = span_s(outcomes, |o| o.receiving).max(1e-9);
     figures.insert("packets_sent".into(), sent.into());
     figures.insert("packets_delivered".into(), delivered.into());
     figures.insert("delivered_pps".into(), (delivered as f64 / span).into());

@@ -238,22 +238,7 @@ impl Client {
         }
         dataplane::tun::configure_interface(&name, config.address, prefix, config.mtu)
             .map_err(|e| format!("configuring {name}: {e}"))?;
-        let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .ok_or_else(|| format!("{name} has no interface index"))?;
-        let raw = file.as_raw_fd();
-        self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
-        let mut tunnel = Tunnel {
-            name,
-            file,
-            index,
-            address: config.address,
-            added: Vec::new(),
-            apps: None,
-            dns: None,
-            script: None,
-        };
+        let mut tunnel = self.attach_tun(name, file, config)?;
         match crate::apps::effective(config.apps.as_deref(), &self.options.apps)? {
             Some(_) if self.suspended_apps.is_some() => {
                 let a = self.suspended_apps.take();
@@ -314,13 +299,21 @@ impl Client {
         }
         let script = crate::script::Script::new(command).for_tunnel(&name, self.gateway, config);
         script.run("connect")?;
+        let mut tunnel = self.attach_tun(name, file, config)?;
+        tracing::info!(interface = %tunnel.name, address = %config.address, mtu = config.mtu, "tunnel interface configured by the vpnc-script");
+        tunnel.script = Some(script);
+        Ok(tunnel)
+    }
+
+    /// The configured TUN `name` as a [`Tunnel`] of `config`'s address,
+    /// its reads watched by the poll loop; nothing added to it yet.
+    fn attach_tun(&mut self, name: String, file: std::fs::File, config: &TunnelConfig) -> Result<Tunnel, String> {
         let index = std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
             .ok()
             .and_then(|s| s.trim().parse().ok())
             .ok_or_else(|| format!("{name} has no interface index"))?;
         let raw = file.as_raw_fd();
         self.poll.registry().register(&mut SourceFd(&raw), TUN, Interest::READABLE).map_err(|e| e.to_string())?;
-        tracing::info!(interface = %name, address = %config.address, mtu = config.mtu, "tunnel interface configured by the vpnc-script");
         Ok(Tunnel {
             name,
             file,
@@ -329,7 +322,7 @@ impl Client {
             added: Vec::new(),
             apps: None,
             dns: None,
-            script: Some(script),
+            script: None,
         })
     }
 }

@@ -117,20 +117,7 @@ GATEWAY_LOGIN=""
 REFLECTOR_PID=""
 FAILED=()
 
-cleanup() { # RC
-    local rc="$1"
-    stop_pid "$REFLECTOR_PID" 5
-    # The corridor gateway, or ocserv's main process.
-    stop_pid "$GATEWAY_PID" 10
-    ocserv_peer_stop "$WORK/ocserv" 2>/dev/null
-    "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
-    if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-on_exit cleanup
+on_exit loadgen_cleanup
 # This script has always exited 130 on TERM too.
 trap 'exit 130' TERM
 
@@ -203,12 +190,7 @@ ensure_gateway() { # GATEWAY LOGIN
 }
 
 stop_gateway() { # GATEWAY
-    if [ "$1" = ocserv ]; then
-        ocserv_peer_stop "$WORK/ocserv"
-    else
-        corridor_stop GATEWAY_PID 10 || true
-    fi
-    GATEWAY_PID=""
+    loadgen_stop_gateway "$1"
     GATEWAY_LOGIN=""
 }
 

@@ -75,6 +75,8 @@ SCRIPTS="$REPO/scripts"
 LOG_NAME=gateway-cost
 # shellcheck source=scripts/lib/gateway.sh
 . "$SCRIPTS/lib/gateway.sh"
+# shellcheck source=scripts/lib/loadgen.sh
+. "$SCRIPTS/lib/loadgen.sh"
 # shellcheck source=scripts/ocserv-peer.sh
 . "$SCRIPTS/ocserv-peer.sh"
 
@@ -165,39 +167,25 @@ CURRENT=""
 LAST_PPS=0
 FAILED=()
 
-cleanup() { # RC
-    local rc="$1"
-    stop_pid "$REFLECTOR_PID" 5
-    stop_pid "$GATEWAY_PID" 10
-    ocserv_peer_stop "$WORK/ocserv" 2>/dev/null
-    "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
-    if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf "$WORK"
-    fi
-}
-on_exit cleanup
+on_exit loadgen_cleanup
 trap 'exit 130' TERM
 
 # Every task (thread) of PID and of its descendants onto CPU.
 pin_tree() { # PID CPU
-    local pid="$1" cpu="$2" child
-    taskset -a -p -c "$cpu" "$pid" >/dev/null 2>&1 || true
-    for child in $(pgrep -P "$pid" 2>/dev/null); do
-        pin_tree "$child" "$cpu"
+    local p
+    for p in $(tree_pids "$1"); do
+        taskset -a -p -c "$2" "$p" >/dev/null 2>&1 || true
     done
 }
 
 # Nanoseconds the gateway process tree has run (schedstat of every task).
 tree_ns() { # PID
-    local pid="$1" total=0 t n child
-    for t in /proc/"$pid"/task/*/schedstat; do
-        read -r n _ <"$t" 2>/dev/null || continue
-        total=$((total + n))
-    done
-    for child in $(pgrep -P "$pid" 2>/dev/null); do
-        total=$((total + $(tree_ns "$child")))
+    local total=0 p t n
+    for p in $(tree_pids "$1"); do
+        for t in /proc/"$p"/task/*/schedstat; do
+            read -r n _ <"$t" 2>/dev/null || continue
+            total=$((total + n))
+        done
     done
     echo "$total"
 }
@@ -247,15 +235,6 @@ start_gateway() { # NAME
         ;;
     esac
     pin_tree "$GATEWAY_PID" "$GW_CPU"
-}
-
-stop_gateway() { # NAME
-    if [ "$1" = ocserv ]; then
-        ocserv_peer_stop "$WORK/ocserv"
-    else
-        corridor_stop GATEWAY_PID 10 || true
-    fi
-    GATEWAY_PID=""
 }
 
 metrics() { # FILE
@@ -316,6 +295,55 @@ echo_run() { # ROUND
     python3 "$SCRIPTS/lib/gateway_cost.py" echo "$json" gateway="$CURRENT" round="$1" >>"$OUT/echo.jsonl"
 }
 
+# The reference saturation (packets/s) of each size and direction: the
+# smallest any gateway forwarded.
+declare -A SAT=()
+
+# Each size and direction at saturation through the running gateway.
+saturation_runs() { # ROUND
+    local size dir key sat
+    for size in "${SIZE_LIST[@]}"; do
+        for dir in "${DIR_LIST[@]}"; do
+            measure "$1" "$size" "$dir" 100 0
+            sat="$LAST_PPS"
+            info "$CURRENT $dir $size B: $sat packets/s at saturation"
+            key="$size-$dir"
+            if [ -z "${SAT[$key]:-}" ] || [ "$sat" -lt "${SAT[$key]}" ]; then
+                SAT[$key]="$sat"
+            fi
+        done
+    done
+}
+
+# Each size, direction and fractional load through the running gateway.
+load_runs() { # ROUND
+    local size dir load rate
+    for size in "${SIZE_LIST[@]}"; do
+        for dir in "${DIR_LIST[@]}"; do
+            for load in "${LOAD_LIST[@]}"; do
+                [ "$load" -lt 100 ] || continue
+                rate=$((${SAT[$size-$dir]:-0} * load / 100))
+                [ "$rate" -gt 0 ] || continue
+                measure "$1" "$size" "$dir" "$load" "$rate"
+            done
+        done
+    done
+}
+
+# RUNS ROUND through each GATEWAY in turn: started, measured, checked alive, stopped.
+each_gateway() { # WHAT RUNS ROUND GATEWAY...
+    local what="$1" runs="$2" round="$3" gw
+    shift 3
+    for gw in "$@"; do
+        CURRENT="$gw"
+        step "round $round: $gw, $what"
+        start_gateway "$gw" || die "$gw did not start"
+        "$runs" "$round"
+        alive "$GATEWAY_PID" || die "$gw died"
+        loadgen_stop_gateway "$gw"
+    done
+}
+
 main() {
     [ "$(id -u)" -eq 0 ] || die "run as root (namespaces, TUN)"
     local cpus
@@ -335,9 +363,8 @@ main() {
     "$SCRIPTS/certs.sh" "$WORK/certs" >/dev/null
     "$SCRIPTS/topology.sh" down "$PREFIX"
     "$SCRIPTS/topology.sh" up "$PREFIX"
-    taskset -c 0 ip netns exec "$NS_ORG" "$CORRIDOR_REAL" bench reflect --listen "$REFLECTOR" >"$WORK/reflector.log" 2>&1 &
-    REFLECTOR_PID=$!
-    wait_for 10 grep -q "reflecting on" "$WORK/reflector.log" || die "the reflector did not start"
+    reflector_start "$NS_ORG" "$REFLECTOR" "$WORK/reflector.log" REFLECTOR_PID || die "the reflector did not start"
+    pin_tree "$REFLECTOR_PID" 0
     : >"$OUT/runs.jsonl"
     {
         echo "machine: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -346,60 +373,17 @@ main() {
         echo "command: bash scripts/gateway-cost.sh --gateways $GATEWAYS --sizes $SIZES --directions $DIRECTIONS --loads $LOADS --rounds $ROUNDS --seconds $SECONDS_PER_RUN"
     } >"$OUT/machine.txt"
 
-    local round gw size dir load sat ref rate key
-    declare -A SAT=()
-    [ "$NO_COST" = 0 ] || ROUNDS_COST=0
-    for ((round = 1; round <= ${ROUNDS_COST:-$ROUNDS}; round++)); do
+    local round cost_rounds="$ROUNDS"
+    [ "$NO_COST" = 0 ] || cost_rounds=0
+    for ((round = 1; round <= cost_rounds; round++)); do
         # Saturation first (it sets the reference), then the fixed loads;
         # the gateways alternate within each round.
-        for gw in "${GWS[@]}"; do
-            CURRENT="$gw"
-            step "round $round: $gw at saturation"
-            start_gateway "$gw" || die "$gw did not start"
-            for size in "${SIZE_LIST[@]}"; do
-                for dir in "${DIR_LIST[@]}"; do
-                    measure "$round" "$size" "$dir" 100 0
-                    sat="$LAST_PPS"
-                    info "$gw $dir $size B: $sat packets/s at saturation"
-                    key="$size-$dir"
-                    if [ -z "${SAT[$key]:-}" ] || [ "$sat" -lt "${SAT[$key]}" ]; then
-                        SAT[$key]="$sat"
-                    fi
-                done
-            done
-            alive "$GATEWAY_PID" || die "$gw died"
-            stop_gateway "$gw"
-        done
-        for gw in "${GWS[@]}"; do
-            CURRENT="$gw"
-            step "round $round: $gw at fixed loads"
-            start_gateway "$gw" || die "$gw did not start"
-            for size in "${SIZE_LIST[@]}"; do
-                for dir in "${DIR_LIST[@]}"; do
-                    ref="${SAT[$size-$dir]:-0}"
-                    for load in "${LOAD_LIST[@]}"; do
-                        [ "$load" -lt 100 ] || continue
-                        rate=$((ref * load / 100))
-                        [ "$rate" -gt 0 ] || continue
-                        measure "$round" "$size" "$dir" "$load" "$rate"
-                    done
-                done
-            done
-            alive "$GATEWAY_PID" || die "$gw died"
-            stop_gateway "$gw"
-        done
+        each_gateway "at saturation" saturation_runs "$round" "${GWS[@]}"
+        each_gateway "at fixed loads" load_runs "$round" "${GWS[@]}"
     done
-
     : >"$OUT/echo.jsonl"
     for ((round = 1; round <= ROUNDS && ${#ECHO_GWS[@]} > 0; round++)); do
-        for gw in "${ECHO_GWS[@]}"; do
-            CURRENT="$gw"
-            step "round $round: $gw, paced udp-echo"
-            start_gateway "$gw" || die "$gw did not start"
-            echo_run "$round"
-            alive "$GATEWAY_PID" || die "$gw died"
-            stop_gateway "$gw"
-        done
+        each_gateway "paced udp-echo" echo_run "$round" "${ECHO_GWS[@]}"
     done
 
     step "summary ($OUT/summary.md)"

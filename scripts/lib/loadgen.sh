@@ -15,6 +15,14 @@
 #       `corridor bench reflect --listen ADDR` in netns NS, output in LOG, its
 #       pid in PID_VAR; status 0 once it reflects, 1 (with LOG on stderr) if
 #       not within 10 s.
+#   loadgen_stop_gateway NAME
+#       stops the gateway under test: ocserv (NAME ocserv, its run directory
+#       WORK/ocserv) or corridor (pid in GATEWAY_PID); clears GATEWAY_PID.
+#   loadgen_cleanup RC
+#       the on_exit clean-up of scripts/bench.sh and scripts/gateway-cost.sh:
+#       the reflector (REFLECTOR_PID), the gateway (GATEWAY_PID, or ocserv
+#       under WORK/ocserv), topology PREFIX down, and WORK removed unless KEEP
+#       is 1 or RC is non-zero (then its path goes to stderr).
 
 # wait_for
 # shellcheck source=scripts/lib/proc.sh
@@ -48,4 +56,27 @@ reflector_start() { # NS ADDR LOG PID_VAR
     echo "corridor bench reflect did not start on $addr:" >&2
     cat "$log" >&2
     return 1
+}
+
+loadgen_stop_gateway() { # NAME
+    if [ "$1" = ocserv ]; then
+        ocserv_peer_stop "$WORK/ocserv"
+    else
+        corridor_stop GATEWAY_PID 10 || true
+    fi
+    GATEWAY_PID=""
+}
+
+loadgen_cleanup() { # RC
+    local rc="$1"
+    stop_pid "$REFLECTOR_PID" 5
+    # The corridor gateway, or ocserv's main process.
+    stop_pid "$GATEWAY_PID" 10
+    ocserv_peer_stop "$WORK/ocserv" 2>/dev/null
+    "$SCRIPTS/topology.sh" down "$PREFIX" >/dev/null 2>&1
+    if [ "$KEEP" = 1 ] || [ "$rc" -ne 0 ]; then
+        echo "work directory kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
 }

@@ -28,19 +28,14 @@ import os
 import re
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plots import load  # noqa: E402  (a JSON file, or None)
+
 # The generator is saturated when its threads are this busy on average
 # (over the whole run, bring-up included, so a little under 1); the machine
 # when this share of its CPUs' time was busy during the traffic.
 GENERATOR_BUSY = 0.85
 MACHINE_BUSY = 0.9
-
-
-def load(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 def samples(path):
